@@ -1,0 +1,226 @@
+"""One frozen, validated configuration, loaded from TOML before any hardware opens.
+
+Every error names the file, the key, what was expected and what was found;
+``kioskd`` exits 78 (EX_CONFIG) on it.  Defaults live on the types below, once.
+Each device table is validated against its driver's own ``Settings`` type, so
+a typo in a driver option is an error, not a silently ignored key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from devices.registry import UnknownDriverError, resolve
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+BoardId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+DeviceId = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    """An invalid configuration; the message names file, key, expectation and value."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class BoardConfig(_Section):
+    """``[board]``: who this terminal is."""
+
+    id: BoardId
+    tenant: str = "default"
+    site: str = ""
+
+
+class MqttConfig(_Section):
+    """``[mqtt]``: the local broker the daemon serves on.
+
+    ``keepalive`` and timeouts are seconds; ``reconnect_max`` caps the jittered backoff.
+    """
+
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    keepalive: Annotated[int, Meta(ge=5, le=600)] = 30
+    connect_timeout: Seconds = 5.0
+    reconnect_max: Seconds = 10.0
+
+
+class BrokerConfig(_Section):
+    """``[broker]``: an embedded mosquitto child process (``kioskd run --sim``)."""
+
+    embedded: bool = False
+    mosquitto: str = "mosquitto"
+    ws_port: Port | None = 9001
+
+
+class ApiConfig(_Section):
+    """``[api]``: limits of the MQTT API.
+
+    ``idempotency_window`` is seconds (10 min by the contract); ``max_queue`` is
+    requests waiting per device beyond which new ones are refused ``deviceNotReady``.
+    """
+
+    max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    idempotency_window: Seconds = 600.0
+    idempotency_max_records: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
+    max_queue: Annotated[int, Meta(ge=1, le=1000)] = 32
+
+
+class DaemonConfig(_Section):
+    """``[daemon]``: where state lives and how loud the log is."""
+
+    state_dir: str = "/var/lib/kioskd"
+    runtime_dir: str = "/run/kioskd"
+    log_level: Annotated[str, Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
+
+
+class DeviceConfig(msgspec.Struct, frozen=True):
+    """One ``[devices.<id>]`` table after validation against its driver."""
+
+    id: str
+    device_class: str
+    driver: str
+    settings: msgspec.Struct
+
+
+class _Raw(_Section):
+    board: BoardConfig
+    mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole validated configuration."""
+
+    source: str
+    board: BoardConfig
+    mqtt: MqttConfig
+    broker: BrokerConfig
+    api: ApiConfig
+    daemon: DaemonConfig
+    devices: tuple[DeviceConfig, ...]
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level sections replaced."""
+        return msgspec.structs.replace(self, **changes)
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _key_path(path: str) -> str:
+    return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def _lookup(data: Any, key: str) -> Any:
+    node = data
+    for part in key.split(".") if key else []:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _error(source: str, exc: msgspec.ValidationError, data: Any, prefix: str = "") -> ConfigError:
+    match = _AT.match(str(exc))
+    msg = match.group("msg") if match else str(exc)
+    key = _key_path(match.group("path") or "") if match else ""
+    found = _lookup(data, key)
+    full = ".".join(p for p in (prefix, key) if p) or "(top level)"
+    text = f"{source}: key `{full}`: {msg[0].lower()}{msg[1:]}"
+    if found is not None and not isinstance(found, dict | list):
+        text += f" (found {found!r})"
+    return ConfigError(text)
+
+
+def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
+    where = f"devices.{dev_id}"
+    if not DeviceId.match(dev_id):
+        raise ConfigError(
+            f"{source}: key `{where}`: a device id is letters, digits, '-' and '_', "
+            f"starting with a letter (found {dev_id!r})",
+        )
+    options = dict(table)
+    device_class = options.pop("class", None)
+    driver = options.pop("driver", None)
+    for name, value in (("class", device_class), ("driver", driver)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: key `{where}.{name}`: expected a string (found {value!r})")
+    assert isinstance(device_class, str)
+    assert isinstance(driver, str)
+    try:
+        spec = resolve(device_class, driver)
+    except UnknownDriverError as exc:
+        raise ConfigError(f"{source}: key `{where}`: {exc}") from None
+    try:
+        settings = msgspec.convert(options, spec.settings_type)
+    except msgspec.ValidationError as exc:
+        raise _error(source, exc, options, where) from None
+    return DeviceConfig(dev_id, device_class, driver, settings)
+
+
+def parse(data: dict[str, Any], source: str) -> Config:
+    """Validate a decoded TOML document.
+
+    Raises:
+        ConfigError: naming ``source`` and the offending key.
+
+    """
+    try:
+        raw = msgspec.convert(data, _Raw)
+    except msgspec.ValidationError as exc:
+        raise _error(source, exc, data) from None
+    devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
+    return Config(
+        source=source,
+        board=raw.board,
+        mqtt=raw.mqtt,
+        broker=raw.broker,
+        api=raw.api,
+        daemon=raw.daemon,
+        devices=devices,
+    )
+
+
+def load(path: Path) -> Config:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error or invalid value.
+
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path))
+
+
+def sim_config() -> Config:
+    """The built-in simulation config: board ``sim-0001``, every device class simulated."""
+    text = resources.files("daemon").joinpath("sim.toml").read_text(encoding="utf-8")
+    return parse(tomllib.loads(text), "<built-in sim.toml>")

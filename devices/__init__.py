@@ -1,0 +1,1 @@
+"""Device classes: one protocol per class, real drivers and simulator twins."""

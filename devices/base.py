@@ -1,0 +1,270 @@
+"""What every device class shares: state, commands, events and the host seam.
+
+A device class (``devices/scanner/protocol.py``, ...) is a small ABC deriving
+from :class:`Device`: it declares its commands (parameter and result types,
+deadlines, whether they are long or have side effects) and its events, and
+leaves the hardware-facing methods abstract.  A real driver and its simulator
+twin both subclass it, so the daemon and the contract tests only ever see the
+class.
+
+The device never talks MQTT.  It reports to a :class:`DeviceHost` (the daemon,
+or a test) with plain calls made on the event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+log = logging.getLogger(__name__)
+
+
+class DeviceState(StrEnum):
+    """Device ``state`` values of wire API v1."""
+
+    STARTING = "starting"
+    ONLINE = "online"
+    BUSY = "busy"
+    OFFLINE = "offline"
+    NO_DEVICE = "noDevice"
+    USER_ERROR = "userError"
+    HARDWARE_ERROR = "hardwareError"
+    FRAUD_ATTEMPT = "fraudAttempt"
+    POWER_OFF = "powerOff"
+
+
+#: States in which a queued command is refused with ``deviceNotReady`` without reaching the driver.
+UNREACHABLE = frozenset(
+    {DeviceState.STARTING, DeviceState.OFFLINE, DeviceState.NO_DEVICE, DeviceState.POWER_OFF},
+)
+#: States that keep the daemon ``ready`` rather than ``degraded``.
+HEALTHY = frozenset({DeviceState.ONLINE, DeviceState.BUSY})
+
+
+class Message(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
+    """Base of every typed payload on the wire (results, events, state detail)."""
+
+
+class Params(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of command parameters.
+
+    The envelope keys (``requestId``, ``timeoutMs``, ``replyTo``) are read by the
+    request lifecycle; unknown keys are ignored so newer UIs keep working.
+    """
+
+
+class NoParams(Params):
+    """A command or action that takes no parameters."""
+
+
+class NoResult(Message):
+    """A command that completes with an empty result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command of a device class.
+
+    Attributes:
+        method: name of the coroutine method on the device that runs it,
+            called as ``await device.method(params, ctx)``.
+        params: the parameter type the request payload is decoded into.
+        result: the result type (for documentation and the AsyncAPI document).
+        default_timeout_ms: deadline when the request gives none, in ms.
+        max_timeout_ms: upper bound for ``timeoutMs``, in ms.
+        long: waits for the world (a scan, a card); ended by cancel or deadline.
+        queued: drives hardware, so it goes through the device's FIFO queue.
+        side_effect: a repeated requestId is answered from the idempotency store.
+        interruptible: may be stopped at its deadline once started (a print may not).
+        events: intermediate event names sent to the requester while it runs.
+
+    """
+
+    method: str
+    params: type[Params]
+    result: type[Message]
+    default_timeout_ms: int
+    max_timeout_ms: int
+    long: bool = False
+    queued: bool = True
+    side_effect: bool = False
+    interruptible: bool = True
+    events: Mapping[str, type[Message]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SimAction:
+    """A simulator control action (``kiosk/v1/{b}/sim/{d}/{action}``)."""
+
+    method: str
+    params: type[Params]
+    doc: str
+
+
+class DeviceHost(Protocol):
+    """Where a device reports; implemented by the daemon and by test harnesses.
+
+    All methods are called on the event loop and must not block.
+    """
+
+    def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
+        """Record and publish a state change."""
+
+    def device_event(self, device_id: str, event: str, data: Message) -> None:
+        """Publish an unsolicited event (broadcast: never identity data)."""
+
+    def sim_output(self, device_id: str, what: str, data: Message) -> None:
+        """Publish what the physical world would see (simulators only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEnv:
+    """Daemon-wide facts a driver may need.
+
+    Attributes:
+        board_id: the board id, e.g. ``hcm-q6-0001``.
+        state_dir: writable directory for durable state (ledger, audit tables).
+        runtime_dir: directory for sockets and pty links of this daemon run.
+
+    """
+
+    board_id: str
+    state_dir: Path
+    runtime_dir: Path
+
+
+EventSink = Callable[[str, Message], None]
+
+
+@dataclass(slots=True)
+class CommandContext:
+    """What a running command knows about its request.
+
+    Attributes:
+        request_id: the requester's ``requestId``.
+        client_id: the requester's MQTT client id (from its reply topic).
+        deadline: ``loop.time()`` at which the command must end, in seconds.
+        emit: sends an intermediate ``event`` reply to the requester alone.
+
+    """
+
+    request_id: str
+    client_id: str
+    deadline: float
+    emit: EventSink
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+
+class Device(abc.ABC):
+    """Base of every device class.
+
+    Subclasses set the class variables and implement :meth:`run` and
+    :meth:`safe_state`.  State is split in two: ``condition`` is what the
+    hardware is (online, userError, ...) and ``busy`` is set by the command
+    queue; the published state is ``busy`` only while the condition is online.
+    """
+
+    device_class: ClassVar[str]
+    commands: ClassVar[Mapping[str, Command]]
+    events: ClassVar[Mapping[str, type[Message]]]
+    detail_type: ClassVar[type[Message]]
+    sim_actions: ClassVar[Mapping[str, SimAction]] = {}
+    Settings: ClassVar[type[msgspec.Struct]]
+
+    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+        self.id = device_id
+        self.host = host
+        self.env = env
+        self._condition = DeviceState.STARTING
+        self._busy = False
+        self._detail: Message = self.detail_type()
+        self._published: tuple[DeviceState, bytes] | None = None
+
+    @property
+    def simulated(self) -> bool:
+        """True when this device is backed by a simulator (serves ``sim/`` actions)."""
+        return bool(self.sim_actions)
+
+    @property
+    def state(self) -> DeviceState:
+        """The state as published."""
+        if self._busy and self._condition is DeviceState.ONLINE:
+            return DeviceState.BUSY
+        return self._condition
+
+    @property
+    def condition(self) -> DeviceState:
+        """The hardware condition, ignoring the queue's ``busy`` flag."""
+        return self._condition
+
+    @property
+    def detail(self) -> Message:
+        """The current state detail."""
+        return self._detail
+
+    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
+        """Change the condition and/or detail fields; publishes only on a real change."""
+        self._condition = condition
+        if changes:
+            self._detail = msgspec.structs.replace(self._detail, **changes)
+        self._publish_state()
+
+    def update_detail(self, **changes: Any) -> None:
+        """Change detail fields, keeping the condition."""
+        self.set_condition(self._condition, **changes)
+
+    def set_busy(self, busy: bool) -> None:
+        """Called by the command queue around each queued command."""
+        self._busy = busy
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        key = (self.state, msgspec.msgpack.encode(self._detail))
+        if key != self._published:
+            self._published = key
+            self.host.device_state(self.id, self.state, self._detail)
+
+    def emit(self, event: str, data: Message) -> None:
+        """Broadcast an event of this device class."""
+        self.host.device_event(self.id, event, data)
+
+    def status_reasons(self) -> list[str]:
+        """Why this device makes the daemon ``degraded`` beyond its state (door open, tamper)."""
+        return []
+
+    def capabilities(self) -> Mapping[str, Any]:
+        """Static facts a UI may adapt to (published in ``description``)."""
+        return {}
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """Open the hardware, set the condition, and serve until it is lost.
+
+        Called by the supervisor, again after every failure.  Never returns
+        normally except by cancellation.
+
+        Raises:
+            Offline: the hardware vanished or never answered.
+            DeviceError: any other failure; the supervisor retries with backoff.
+
+        """
+
+    @abc.abstractmethod
+    async def safe_state(self) -> None:
+        """Put the hardware where an unattended kiosk must be left.
+
+        Coins inhibited, motors off, shutters and locks closed, lights off.
+        Must work without :meth:`run` having been called (``kioskd safe-state``)
+        and finish within a few seconds; errors are raised, not swallowed.
+        """

@@ -1,0 +1,80 @@
+"""The one place that knows concrete drivers, by ``(class, driver)`` name.
+
+Drivers are imported lazily, so a driver whose library is missing (picamera2
+off a Raspberry Pi, pyscard without pcsclite) only fails when configured.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from .base import Device, DeviceEnv, DeviceHost
+
+#: ``(device class, driver name) -> "module:Class"``.
+DRIVERS: dict[tuple[str, str], str] = {
+    ("scanner", "sim"): "devices.sim.scanner:SimScanner",
+    ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
+    ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
+    ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
+    ("lockers", "sim"): "devices.sim.lockers:SimLockers",
+    ("camera", "sim"): "devices.sim.camera:SimCamera",
+    ("lights", "sim"): "devices.sim.lights:SimLights",
+    ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+}
+
+DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
+
+
+class UnknownDriverError(LookupError):
+    """No driver of that name for that device class."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSpec:
+    """A resolved driver: its class and its settings type."""
+
+    device_class: str
+    name: str
+    cls: type[Device]
+
+    @property
+    def settings_type(self) -> type[msgspec.Struct]:
+        """The msgspec type a device's config table is validated into."""
+        return self.cls.Settings
+
+    def create(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: msgspec.Struct,
+    ) -> Device:
+        """Instantiate the driver (opens nothing; :meth:`Device.run` does)."""
+        factory: Any = self.cls
+        device: Device = factory(device_id, host, env, settings)
+        return device
+
+
+def drivers_for(device_class: str) -> list[str]:
+    """Driver names available for a device class."""
+    return [name for cls, name in DRIVERS if cls == device_class]
+
+
+def resolve(device_class: str, driver: str) -> DriverSpec:
+    """Import and return the driver named in config.
+
+    Raises:
+        UnknownDriverError: the class or driver name is not registered.
+        ImportError: the driver's library is not installed on this machine.
+
+    """
+    target = DRIVERS.get((device_class, driver))
+    if target is None:
+        known = ", ".join(drivers_for(device_class)) or "none"
+        raise UnknownDriverError(
+            f"no driver {driver!r} for class {device_class!r} (known: {known})",
+        )
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return DriverSpec(device_class, driver, cls)

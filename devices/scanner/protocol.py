@@ -1,0 +1,97 @@
+"""The ``scanner`` device class: a read waits for the first code.
+
+Drivers only deliver decoded codes through :meth:`Scanner.code_scanned`; the
+class holds the command semantics shared by every driver: one pending ``read``
+gets the next code; in continuous mode codes are also broadcast; otherwise a
+code nobody waits for is dropped (scanned codes are identity data and are never
+buffered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from devices.base import Command, CommandContext, Device, Message, NoParams, Params
+from devices.errors import SequenceError
+
+
+class ScanResult(Message):
+    """Result of ``read`` and data of the ``scanned`` event.
+
+    ``symbology`` is a lower-case name (``qr``, ``code128``, ``ean13``,
+    ``datamatrix``, ``pdf417``) or ``unknown`` when the scanner does not say.
+    """
+
+    text: str
+    symbology: str = "unknown"
+
+
+class SetModeParams(Params):
+    """``setMode``: ``continuous`` broadcasts every code as ``evt/scanned``."""
+
+    continuous: bool
+
+
+class ScannerDetail(Message):
+    """State detail: whether continuous mode is on."""
+
+    continuous: bool = False
+
+
+class ModeResult(Message):
+    """Result of ``setMode``."""
+
+    continuous: bool
+
+
+class Scanner(Device):
+    """Base of scanner drivers."""
+
+    device_class: ClassVar[str] = "scanner"
+    commands: ClassVar[dict[str, Command]] = {
+        "read": Command("read", NoParams, ScanResult, 30_000, 600_000, long=True),
+        "setMode": Command("set_mode", SetModeParams, ModeResult, 2_000, 10_000, queued=False),
+    }
+    events: ClassVar[dict[str, type[Message]]] = {"scanned": ScanResult}
+    detail_type: ClassVar[type[Message]] = ScannerDetail
+
+    _waiter: asyncio.Future[ScanResult] | None = None
+
+    @property
+    def continuous(self) -> bool:
+        """True when codes are broadcast."""
+        detail = self.detail
+        assert isinstance(detail, ScannerDetail)
+        return detail.continuous
+
+    async def read(self, _params: NoParams, _ctx: CommandContext) -> ScanResult:
+        """Wait for the next code; the lifecycle ends it at the deadline or on cancel.
+
+        Raises:
+            SequenceError: another read is already waiting.
+
+        """
+        if self._waiter is not None and not self._waiter.done():
+            raise SequenceError("a read is already waiting on this scanner")
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+
+    async def set_mode(self, params: SetModeParams, _ctx: CommandContext) -> ModeResult:
+        """Switch continuous mode on or off."""
+        self.update_detail(continuous=params.continuous)
+        return ModeResult(continuous=params.continuous)
+
+    def code_scanned(self, text: str, symbology: str = "unknown") -> None:
+        """Deliver a decoded code (drivers call this on the event loop)."""
+        result = ScanResult(text=text, symbology=symbology)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(result)
+        if self.continuous:
+            self.emit("scanned", result)
+
+    async def safe_state(self) -> None:
+        """Scanners hold nothing that must be made safe."""

@@ -1,0 +1,1 @@
+"""Simulator twins of every device class, with fault injection."""

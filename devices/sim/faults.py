@@ -1,0 +1,124 @@
+"""Fault injection shared by every behavioural simulator.
+
+The ``fault`` sim action sets one fault at a time; ``clear`` removes it.
+
+- ``disconnect``: the device goes ``offline`` (its :meth:`Device.run` raises
+  :class:`Offline`) and comes back by itself after ``clear``.
+- ``hardwareError``: state ``hardwareError``; commands fail with it.
+- ``jam``: class-specific (printer, document slot); by default like hardwareError
+  with the jam recorded in the error.
+- ``slow``: every command waits ``delayMs`` before it starts.
+- ``garbage``: the next command reads garbage from the device -> ``hardwareError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from typing import ClassVar
+
+from devices.base import Device, DeviceEnv, DeviceHost, DeviceState, NoResult, Params, SimAction
+from devices.errors import HardwareError, Offline, ProtocolError
+
+
+class FaultKind(StrEnum):
+    """Fault kinds of the ``fault`` sim action."""
+
+    DISCONNECT = "disconnect"
+    HARDWARE_ERROR = "hardwareError"
+    JAM = "jam"
+    SLOW = "slow"
+    GARBAGE = "garbage"
+    CLEAR = "clear"
+
+
+class FaultParams(Params):
+    """``sim/{d}/fault`` parameters; ``delayMs`` applies to ``slow``."""
+
+    kind: FaultKind
+    delay_ms: int = 2000
+
+
+FAULT_ACTION = SimAction("sim_fault", FaultParams, "inject a fault, or clear it")
+
+
+class Simulated(Device):
+    """Mixin for behavioural simulators: a connection that faults can cut.
+
+    Subclasses call :meth:`check_faults` at the start of every hardware action
+    and may override :meth:`on_fault` for class-specific faults (jam).
+    """
+
+    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+
+    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+        super().__init__(device_id, host, env)
+        self._fault: FaultKind | None = None
+        self._delay_s = 0.0
+        self._changed = asyncio.Event()
+
+    @property
+    def fault(self) -> FaultKind | None:
+        """The active fault, if any."""
+        return self._fault
+
+    async def run(self) -> None:
+        """Connect when no disconnect fault is set; raise Offline when one is."""
+        while self._fault is FaultKind.DISCONNECT:
+            await self._wait_change()
+        self.connected()
+        while self._fault is not FaultKind.DISCONNECT:
+            await self._wait_change()
+        raise Offline("simulated disconnect")
+
+    async def _wait_change(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    def connected(self) -> None:
+        """Called when the simulated link is up; sets the condition (override to refine)."""
+        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM):
+            self.set_condition(DeviceState.HARDWARE_ERROR)
+        else:
+            self.set_condition(DeviceState.ONLINE)
+
+    async def sim_fault(self, params: FaultParams) -> NoResult:
+        """Apply the ``fault`` action."""
+        kind = None if params.kind is FaultKind.CLEAR else params.kind
+        self._fault = kind
+        self._delay_s = params.delay_ms / 1000 if kind is FaultKind.SLOW else 0.0
+        self.on_fault(kind)
+        self._changed.set()
+        return NoResult()
+
+    def on_fault(self, kind: FaultKind | None) -> None:
+        """Reflect a fault change in the condition; called while the link is up."""
+        if kind is FaultKind.DISCONNECT:
+            return
+        if self.condition in (DeviceState.OFFLINE, DeviceState.STARTING):
+            return
+        self.connected()
+
+    async def check_faults(self) -> None:
+        """Apply the active fault to a hardware action.
+
+        Raises:
+            Offline: while disconnected.
+            HardwareError: for ``hardwareError`` and ``jam``.
+            ProtocolError: once, for ``garbage``.
+
+        """
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)
+        match self._fault:
+            case FaultKind.DISCONNECT:
+                raise Offline("simulated device is disconnected")
+            case FaultKind.HARDWARE_ERROR:
+                raise HardwareError("simulated hardware error")
+            case FaultKind.JAM:
+                raise HardwareError("simulated jam")
+            case FaultKind.GARBAGE:
+                self._fault = None
+                raise ProtocolError("garbage bytes from the device")
+            case _:
+                pass

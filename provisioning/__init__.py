@@ -1,0 +1,1 @@
+"""Field technician tools: detection, self-test and installation of a kiosk board."""
