@@ -1,0 +1,5 @@
+"""``python -m daemon``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,357 @@
+"""The daemon: devices, their supervisors and queues, the MQTT API, ordered start and stop.
+
+Start-up: validate config (done by the caller), open the idempotency store,
+create devices (nothing opens yet), then in one TaskGroup run the broker link,
+a supervisor per device, the queue workers and the watchdog.  Once connected
+and every device has left ``starting`` (or ``ready_timeout`` passed) the
+retained status says ``ready``/``degraded`` and systemd hears READY=1.
+Shutdown: ``stopping``, queues drained, every device put in its safe state,
+retained ``offline``, then disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from pathlib import Path
+
+import msgspec
+
+from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message
+from devices.registry import resolve
+from devices.supervisor import supervise
+
+from . import __version__
+from .config import Config
+from .mqtt.codec import MSGPACK_CODEC
+from .mqtt.idempotency import IdempotencyStore
+from .mqtt.link import Link, Will
+from .mqtt.requests import Lifecycle
+from .mqtt.router import DAEMON_COMMANDS, Router
+from .mqtt.schema import (
+    CommandInfo,
+    DaemonState,
+    Description,
+    DeviceInfo,
+    DeviceStateMessage,
+    EventMessage,
+    Snapshot,
+    Status,
+)
+from .mqtt.topics import Topics
+from .notify import Notifier
+
+log = logging.getLogger(__name__)
+
+#: systemd-timesyncd creates this file once the clock is synchronised.
+CLOCK_SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
+STALE_SCAN_S = 2.0
+
+
+def now_ms() -> int:
+    """Wall clock in Unix epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def create_devices(config: Config, host: App | None, env: DeviceEnv) -> dict[str, Device]:
+    """Instantiate every configured device (opens no hardware)."""
+    devices: dict[str, Device] = {}
+    for entry in config.devices:
+        spec = resolve(entry.device_class, entry.driver)
+        devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, entry.settings)
+    return devices
+
+
+class _NullHost:
+    """Host for ``kioskd safe-state``: reports go nowhere."""
+
+    def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
+        """Drop."""
+
+    def device_event(self, device_id: str, event: str, data: Message) -> None:
+        """Drop."""
+
+    def sim_output(self, device_id: str, what: str, data: Message) -> None:
+        """Drop."""
+
+
+async def safe_state_all(devices: dict[str, Device], timeout: float = 5.0) -> dict[str, str | None]:
+    """Run every device's ``safe_state()`` concurrently, each bounded by ``timeout`` seconds.
+
+    Returns device id -> None on success or the error text.
+    """
+
+    async def one(device: Device) -> str | None:
+        try:
+            await asyncio.wait_for(device.safe_state(), timeout)
+        except Exception as exc:  # noqa: BLE001 - every device must be tried; errors are reported
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    ids = list(devices)
+    results = await asyncio.gather(*(one(devices[i]) for i in ids))
+    return dict(zip(ids, results, strict=True))
+
+
+class App:
+    """One daemon run.
+
+    Args:
+        config: the validated configuration (with broker host/port final).
+        notifier: systemd notifications.
+        ready_timeout: seconds to wait for devices to leave ``starting`` before
+            publishing ``ready``/``degraded`` anyway.
+
+    """
+
+    def __init__(self, config: Config, notifier: Notifier | None = None, ready_timeout: float = 3.0) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.ready_timeout = ready_timeout
+        self.topics = Topics(config.board.id)
+        self.session = secrets.token_hex(8)
+        self.seq = 0
+        self._status_state = DaemonState.STARTING
+        self._since = now_ms()
+        self._last_status: Status | None = None
+        state_dir = Path(config.daemon.state_dir)
+        env = DeviceEnv(config.board.id, state_dir, Path(config.daemon.runtime_dir))
+        self.devices = create_devices(config, self, env)
+        self.states: dict[str, DeviceStateMessage] = {}
+        self.store = IdempotencyStore(
+            state_dir / "requests.sqlite3",
+            window_s=config.api.idempotency_window,
+            max_records=config.api.idempotency_max_records,
+        )
+        self.link = Link(
+            host=config.mqtt.host,
+            port=config.mqtt.port,
+            client_id=config.mqtt.client_id or f"kioskd-{config.board.id}",
+            will=Will(
+                self.topics.status,
+                MSGPACK_CODEC.encode(self._status(DaemonState.OFFLINE)),
+                MSGPACK_CODEC.content_type,
+            ),
+            subscriptions=self.topics.subscriptions(
+                with_sim=any(d.simulated for d in self.devices.values()),
+            ),
+            on_connect=self._on_connect,
+            on_message=self._on_message,
+            username=config.mqtt.username,
+            password=config.mqtt.password,
+            keepalive=config.mqtt.keepalive,
+            connect_timeout=config.mqtt.connect_timeout,
+            reconnect_max=config.mqtt.reconnect_max,
+        )
+        self.lifecycle = Lifecycle(self._send_reply, self.store, config.api.max_queue)
+        for device in self.devices.values():
+            self.lifecycle.add_device(device)
+        self.router = Router(
+            topics=self.topics,
+            devices=self.devices,
+            lifecycle=self.lifecycle,
+            daemon_answers={
+                "getStatus": self.status,
+                "getCapabilities": self.description,
+                "resync": self.snapshot,
+            },
+            clear_retained=self._clear_retained,
+            max_payload=config.api.max_payload_bytes,
+        )
+        self._stale_scan: asyncio.Task[None] | None = None
+
+    # -- DeviceHost --------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
+        """Publish a device's retained state and re-evaluate the daemon status."""
+        message = DeviceStateMessage(
+            state=state, detail=detail, session=self.session, seq=self._next_seq(), ts=now_ms(),
+        )
+        self.states[device_id] = message
+        self._publish(self.topics.device_state(device_id), message, retain=True)
+        self._refresh_status()
+
+    def device_event(self, device_id: str, event: str, data: Message) -> None:
+        """Publish an unsolicited device event."""
+        message = EventMessage(session=self.session, seq=self._next_seq(), ts=now_ms(), data=data)
+        self._publish(self.topics.device_event(device_id, event), message)
+        # Conditions such as an open door are also reasons of the daemon status.
+        self._refresh_status()
+
+    def sim_output(self, device_id: str, what: str, data: Message) -> None:
+        """Publish what a simulated device shows the world."""
+        self._publish(self.topics.sim_output(device_id, what), data)
+
+    # -- status ----------------------------------------------------------------
+
+    def _status(self, state: DaemonState, reasons: list[str] | None = None) -> Status:
+        return Status(
+            state=state,
+            reasons=reasons or [],
+            version=__version__,
+            session=self.session,
+            since=self._since,
+            clock_synced=CLOCK_SYNCED_FLAG.exists(),
+        )
+
+    def reasons(self) -> list[str]:
+        """Why the daemon is degraded (empty when it is not)."""
+        found: list[str] = []
+        for device in self.devices.values():
+            if device.state not in HEALTHY:
+                found.append(f"{device.id}:{device.state.value}")
+            found.extend(device.status_reasons())
+        return found
+
+    def status(self) -> Status:
+        """The current status message."""
+        if self._last_status is None:
+            return self._status(self._status_state, self.reasons())
+        return self._last_status
+
+    def _refresh_status(self) -> None:
+        state = self._status_state
+        reasons = self.reasons()
+        if state in (DaemonState.READY, DaemonState.DEGRADED):
+            state = DaemonState.DEGRADED if reasons else DaemonState.READY
+        last = self._last_status
+        if last is not None and last.state is state and last.reasons == reasons:
+            return
+        if last is None or last.state is not state:
+            self._since = now_ms()
+        self._status_state = state
+        self._last_status = self._status(state, reasons)
+        self._publish(self.topics.status, self._last_status, retain=True)
+
+    def _set_phase(self, state: DaemonState) -> None:
+        self._status_state = state
+        self._refresh_status()
+
+    def description(self) -> Description:
+        """Every device with its commands, events and capabilities."""
+        infos = []
+        for entry in self.config.devices:
+            device = self.devices[entry.id]
+            infos.append(
+                DeviceInfo(
+                    id=device.id,
+                    device_class=device.device_class,
+                    driver=entry.driver,
+                    simulated=device.simulated,
+                    commands={
+                        name: CommandInfo(
+                            default_timeout_ms=c.default_timeout_ms,
+                            max_timeout_ms=c.max_timeout_ms,
+                            long=c.long,
+                            queued=c.queued,
+                            side_effect=c.side_effect,
+                        )
+                        for name, c in device.commands.items()
+                    },
+                    events=list(device.events),
+                    capabilities=dict(device.capabilities()),
+                    sim_actions=list(device.sim_actions),
+                ),
+            )
+        return Description(
+            board=self.config.board.id,
+            version=__version__,
+            session=self.session,
+            devices=infos,
+            daemon_commands=list(DAEMON_COMMANDS),
+        )
+
+    def snapshot(self) -> Snapshot:
+        """The answer to ``resync``."""
+        return Snapshot(session=self.session, seq=self.seq, status=self.status(), states=dict(self.states))
+
+    # -- MQTT ------------------------------------------------------------------
+
+    def _publish(self, topic: str, message: msgspec.Struct, *, retain: bool = False) -> None:
+        self.link.publish(
+            topic, MSGPACK_CODEC.encode(message), content_type=MSGPACK_CODEC.content_type, retain=retain,
+        )
+
+    def _send_reply(self, topic: str, payload: bytes, content_type: str, correlation: bytes | None) -> None:
+        self.link.publish(topic, payload, content_type=content_type, correlation=correlation)
+
+    def _clear_retained(self, topic: str) -> None:
+        self.link.publish(topic, b"", content_type=MSGPACK_CODEC.content_type, retain=True)
+
+    def _on_message(self, message: object) -> None:
+        self.router.handle(message)  # type: ignore[arg-type]
+
+    async def _on_connect(self) -> None:
+        """(Re)publish every retained message; look for stale device states briefly."""
+        self._last_status = None
+        self._refresh_status()
+        self._publish(self.topics.description, self.description(), retain=True)
+        for device_id, message in self.states.items():
+            self._publish(self.topics.device_state(device_id), message, retain=True)
+        if self._stale_scan is None or self._stale_scan.done():
+            self._stale_scan = asyncio.get_running_loop().create_task(
+                self._scan_stale(), name="stale-retained-scan",
+            )
+
+    async def _scan_stale(self) -> None:
+        topic_filter = self.topics.stale_state_filter()
+        await self.link.subscribe(topic_filter)
+        await asyncio.sleep(STALE_SCAN_S)
+        await self.link.unsubscribe(topic_filter)
+
+    # -- run -------------------------------------------------------------------
+
+    async def _become_ready(self) -> None:
+        await self.link.connected.wait()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.ready_timeout
+        while any(d.state is DeviceState.STARTING for d in self.devices.values()):
+            if loop.time() >= until:
+                break
+            await asyncio.sleep(0.01)
+        self._set_phase(DaemonState.READY)
+        await self.link.flush()
+        self.notifier.notify("READY=1")
+        log.info("kioskd %s ready: board %s, session %s", __version__, self.config.board.id, self.session)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down in order."""
+        await self.store.open()
+        try:
+            async with asyncio.TaskGroup() as group:
+                link = group.create_task(self.link.run(), name="mqtt-link")
+                watchdog = group.create_task(self.notifier.watchdog(), name="watchdog")
+                supervisors = [
+                    group.create_task(supervise(d), name=f"supervise-{d.id}") for d in self.devices.values()
+                ]
+                queues = group.create_task(self.lifecycle.serve(), name="queues")
+                ready = group.create_task(self._become_ready(), name="ready")
+                await stop.wait()
+                self.notifier.notify("STOPPING=1")
+                ready.cancel()
+                self._set_phase(DaemonState.STOPPING)
+                queues.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await queues
+                for task in supervisors:
+                    task.cancel()
+                failures = await safe_state_all(self.devices)
+                for device_id, error in failures.items():
+                    if error is not None:
+                        log.error("safe state of %s failed: %s", device_id, error)
+                self._publish(self.topics.status, self._status(DaemonState.OFFLINE), retain=True)
+                await self.link.flush()
+                link.cancel()
+                watchdog.cancel()
+                if self._stale_scan is not None:
+                    self._stale_scan.cancel()
+        finally:
+            await self.store.close()
+        log.info("kioskd stopped")

@@ -1,0 +1,182 @@
+"""``kioskd`` command line: run the daemon, put hardware in its safe state, check a config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from . import __version__
+from .app import App, create_devices, safe_state_all
+from .broker import BrokerError, BrokerInfo, embedded_broker
+from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+
+EX_UNAVAILABLE = 69
+
+app = typer.Typer(
+    name="kioskd",
+    help="Device daemon of a self-service administrative kiosk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file.", dir_okay=False),
+]
+SimOption = Annotated[
+    bool, typer.Option("--sim", help="Built-in config: every device simulated, embedded broker."),
+]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"kioskd: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _config(config: Path | None, sim: bool) -> Config:
+    if config is None and not sim:
+        raise _fail("give --config PATH or --sim", 64)
+    try:
+        return load(config) if config is not None else sim_config()
+    except ConfigError as exc:
+        raise _fail(f"invalid config: {exc}", EX_CONFIG) from None
+
+
+def _setup_logging(level: str) -> None:
+    # journald adds timestamps and the unit; keep lines short and greppable.
+    logging.basicConfig(
+        level=level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+
+
+def _default_sim_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "kioskd-sim"
+
+
+def _announce(config: Config, broker: BrokerInfo) -> None:
+    board = config.board.id
+    port = broker.port
+    lines = [
+        f"kioskd {__version__}: board {board}, embedded broker mqtt://127.0.0.1:{port}",
+    ]
+    if broker.ws_port is not None:
+        lines.append(f"  websockets: ws://127.0.0.1:{broker.ws_port}")
+    lines += [
+        f"  state dir:  {config.daemon.state_dir}",
+        "  try:",
+        f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/cmd/getStatus "
+        f"-e kiosk/v1/{board}/reply/ui1/1 -D PUBLISH content-type application/json "
+        "-m '{\"requestId\":\"r1\"}'",
+        f"    mosquitto_sub -V 5 -p {port} -t 'kiosk/v1/{board}/#' -v",
+        f"    mosquitto_pub -V 5 -p {port} -t kiosk/v1/{board}/sim/scanner/scan "
+        "-D PUBLISH content-type application/json -m '{\"text\":\"HS-000123\"}'",
+        "  Ctrl-C stops it.",
+    ]
+    typer.echo("\n".join(lines))
+
+
+async def _serve(config: Config, mqtt_port: int, ws_port: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime_dir = Path(config.daemon.runtime_dir)
+    async with contextlib.AsyncExitStack() as stack:
+        if config.broker.embedded:
+            broker = await stack.enter_async_context(
+                embedded_broker(
+                    runtime_dir / "broker",
+                    port=mqtt_port,
+                    ws_port=ws_port,
+                    mosquitto=config.broker.mosquitto,
+                ),
+            )
+            mqtt = msgspec.structs.replace(config.mqtt, host=broker.host, port=broker.port)
+            config = config.replace(mqtt=mqtt)
+            _announce(config, broker)
+        await App(config).run(stop)
+
+
+@app.command()
+def run(  # noqa: PLR0913 - one option each, as a technician types them
+    config: ConfigOption = None,
+    sim: SimOption = False,
+    mqtt_port: Annotated[int, typer.Option(help="Embedded broker TCP port.")] = 1883,
+    ws_port: Annotated[int, typer.Option(help="Embedded broker websockets port (0: none).")] = 9001,
+    state_dir: Annotated[Path | None, typer.Option(help="Override [daemon] state_dir.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the daemon (``--sim``: every device simulated, with an embedded broker)."""
+    cfg = _config(config, sim)
+    daemon = cfg.daemon
+    temp_runtime: str | None = None
+    if sim and config is None:
+        temp_runtime = tempfile.mkdtemp(prefix="kioskd-sim-")
+        daemon = msgspec.structs.replace(
+            daemon, state_dir=str(_default_sim_state_dir()), runtime_dir=temp_runtime,
+        )
+    if state_dir is not None:
+        daemon = msgspec.structs.replace(daemon, state_dir=str(state_dir))
+    if log_level is not None:
+        daemon = msgspec.structs.replace(daemon, log_level=log_level)
+    cfg = cfg.replace(daemon=daemon)
+    _setup_logging(cfg.daemon.log_level)
+    try:
+        asyncio.run(_serve(cfg, mqtt_port, ws_port or None))
+    except BrokerError as exc:
+        raise _fail(str(exc), EX_UNAVAILABLE) from None
+    finally:
+        if temp_runtime is not None:
+            shutil.rmtree(temp_runtime, ignore_errors=True)
+
+
+@app.command("safe-state")
+def safe_state(config: ConfigOption = None, sim: SimOption = False) -> None:
+    """Put every configured device in its safe state, without the daemon (ExecStopPost)."""
+    cfg = _config(config, sim)
+    _setup_logging(cfg.daemon.log_level)
+    env_dir = Path(tempfile.mkdtemp(prefix="kioskd-safe-"))
+    try:
+        from devices.base import DeviceEnv  # noqa: PLC0415 - only this command needs it
+
+        env = DeviceEnv(cfg.board.id, Path(cfg.daemon.state_dir), env_dir)
+        results = asyncio.run(safe_state_all(create_devices(cfg, None, env)))
+    finally:
+        shutil.rmtree(env_dir, ignore_errors=True)
+    failed = {k: v for k, v in results.items() if v is not None}
+    for device_id in results:
+        typer.echo(f"{device_id}: {'FAILED ' + failed[device_id] if device_id in failed else 'safe'}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(dir_okay=False)]) -> None:
+    """Validate a config file and list its devices."""
+    cfg = _config(path, sim=False)
+    typer.echo(f"{path}: board {cfg.board.id}, {len(cfg.devices)} devices")
+    for entry in cfg.devices:
+        typer.echo(f"  {entry.id}: {entry.device_class} ({entry.driver})")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console script entry point."""
+    app()

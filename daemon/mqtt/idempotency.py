@@ -1,0 +1,162 @@
+"""Idempotency records of side-effect commands, kept in SQLite across restarts.
+
+A record is written when a request enters its device queue and completed when
+it ends.  A retry of the same ``(clientId, requestId)`` within the window is
+answered from here, never run again.  A record without a completion means the
+daemon stopped while the request ran: its outcome is unknown and it is not run
+again either.  Requests that never ran (not ready, expired in the queue) are
+forgotten.  SQLite work happens on one named worker thread (``idempotency-db``)
+because a synchronous=FULL commit is an fsync that may take tens of ms on an SD card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    client_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    command TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    completion BLOB,
+    PRIMARY KEY (client_id, request_id)
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A remembered request; ``completion`` is None when its outcome is unknown."""
+
+    device: str
+    command: str
+    completion: dict[str, Any] | None
+
+
+class IdempotencyStore:
+    """Records bounded by age (``window_s``) and count (``max_records``).
+
+    Lookups are answered from memory (loaded at :meth:`open`), so the request
+    path stays synchronous and FIFO; writes go to SQLite in call order on the
+    worker thread and return futures the caller may await.
+    """
+
+    def __init__(self, path: Path, *, window_s: float, max_records: int) -> None:
+        self._path = path
+        self._window_ms = int(window_s * 1000)
+        self._max = max_records
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-db")
+        self._db: sqlite3.Connection | None = None
+        self._records: dict[tuple[str, str], tuple[int, Record]] = {}
+
+    async def open(self) -> None:
+        """Open (creating) the database, drop expired records and load the rest.
+
+        Raises:
+            sqlite3.Error: the database cannot be opened or is corrupt.
+
+        """
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._open)
+
+    async def close(self) -> None:
+        """Finish pending writes, close the database and its worker thread."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
+        self._pool.shutdown(wait=True)
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(_SCHEMA)
+        self._db = db
+        now = _now_ms()
+        db.execute("DELETE FROM requests WHERE created_ms < ?", (now - self._window_ms,))
+        rows = db.execute(
+            "SELECT client_id, request_id, device, command, created_ms, completion "
+            "FROM requests ORDER BY created_ms",
+        ).fetchall()
+        for client_id, request_id, device, command, created, blob in rows:
+            completion = None if blob is None else msgspec.msgpack.decode(blob)
+            self._records[(client_id, request_id)] = (created, Record(device, command, completion))
+        self._trim_memory(now)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write(self, sql: str, *args: Any) -> asyncio.Future[None]:
+        def work() -> None:
+            if self._db is None:
+                raise RuntimeError("idempotency store is not open")
+            self._db.execute(sql, args)
+
+        return asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    def _trim_memory(self, now_ms: int) -> None:
+        oldest_kept = now_ms - self._window_ms
+        while self._records:
+            key, (created, _) = next(iter(self._records.items()))
+            if created >= oldest_kept and len(self._records) <= self._max:
+                break
+            del self._records[key]
+
+    def lookup(self, client_id: str, request_id: str) -> Record | None:
+        """The record of a request within the window, if any."""
+        entry = self._records.get((client_id, request_id))
+        if entry is None or entry[0] < _now_ms() - self._window_ms:
+            return None
+        return entry[1]
+
+    def begin(
+        self, client_id: str, request_id: str, device: str, command: str,
+    ) -> asyncio.Future[None]:
+        """Remember a request entering its queue; await the result before running it."""
+        now = _now_ms()
+        key = (client_id, request_id)
+        self._records.pop(key, None)
+        self._records[key] = (now, Record(device, command, None))
+        self._trim_memory(now)
+        self._write(
+            "DELETE FROM requests WHERE created_ms < ? OR rowid IN (SELECT rowid FROM requests "
+            "ORDER BY created_ms DESC LIMIT -1 OFFSET ?)",
+            now - self._window_ms,
+            self._max,
+        )
+        return self._write(
+            "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
+            client_id, request_id, device, command, now,
+        )
+
+    def finish(self, client_id: str, request_id: str, completion: dict[str, Any]) -> asyncio.Future[None]:
+        """Store the completion replayed to retries."""
+        key = (client_id, request_id)
+        entry = self._records.get(key)
+        if entry is not None:
+            self._records[key] = (entry[0], Record(entry[1].device, entry[1].command, completion))
+        return self._write(
+            "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
+            msgspec.msgpack.encode(completion), client_id, request_id,
+        )
+
+    def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
+        """Drop the record of a request that did not run."""
+        self._records.pop((client_id, request_id), None)
+        return self._write(
+            "DELETE FROM requests WHERE client_id = ? AND request_id = ?", client_id, request_id,
+        )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,324 @@
+"""The request lifecycle: queues, deadlines, cancel, idempotency, exactly one completion.
+
+One FIFO queue and one worker task per device.  A queued request is acked when
+it enters the queue; a request decided before any queue gets only a completion.
+Deadlines are ``loop.time()`` values (monotonic).  A request still queued at
+its deadline completes ``timeOut`` without running; a running interruptible
+command is stopped at its deadline; a non-interruptible one (a print) finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from devices.base import UNREACHABLE, Command, CommandContext, Device, Message, Params
+from devices.errors import CompletionCode, completion_code
+
+from .codec import Codec
+from .idempotency import IdempotencyStore
+from .schema import Ack, Completion, EventReply
+
+log = logging.getLogger(__name__)
+
+#: ``send(topic, payload, content_type, correlation)``: publish one reply.
+Send = Callable[[str, bytes, str, bytes | None], None]
+
+
+@dataclass(eq=False, slots=True)
+class Reply:
+    """Where and how to answer one request."""
+
+    client_id: str
+    request_id: str | None
+    topic: str
+    correlation: bytes | None
+    codec: Codec
+
+
+@dataclass(eq=False, slots=True)
+class Request:
+    """A device command on its way through the lifecycle."""
+
+    reply: Reply
+    device: Device
+    name: str
+    spec: Command
+    params: Params
+    deadline: float
+    recorded: asyncio.Future[None] | None = None
+    task: asyncio.Task[Message] | None = None
+    canceled: bool = False
+    finished: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(clientId, requestId)``."""
+        return (self.reply.client_id, self.reply.request_id or "")
+
+
+@dataclass(eq=False, slots=True)
+class _Queue:
+    device: Device
+    items: deque[Request] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    running: Request | None = None
+
+
+class Lifecycle:
+    """Runs device commands for the MQTT API.
+
+    Args:
+        send: publishes a reply (non-blocking).
+        store: idempotency records of side-effect commands.
+        max_queue: requests waiting per device before new ones are refused.
+
+    """
+
+    def __init__(self, send: Send, store: IdempotencyStore, max_queue: int) -> None:
+        self._send = send
+        self._store = store
+        self._max_queue = max_queue
+        self._queues: dict[str, _Queue] = {}
+        self._inflight: dict[tuple[str, str], Request] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+
+    # -- replies ---------------------------------------------------------------
+
+    def _publish(self, reply: Reply, message: Message) -> None:
+        self._send(reply.topic, reply.codec.encode(message), reply.codec.content_type, reply.correlation)
+
+    def complete(
+        self,
+        reply: Reply,
+        code: CompletionCode,
+        description: str | None = None,
+        result: Message | None = None,
+    ) -> None:
+        """Send a completion for a request decided without a queue."""
+        self._publish(
+            reply,
+            Completion(
+                request_id=reply.request_id,
+                completion_code=code,
+                error_description=description,
+                result=result,
+            ),
+        )
+
+    def _finish(
+        self,
+        req: Request,
+        code: CompletionCode,
+        description: str | None = None,
+        result: Message | None = None,
+        *,
+        ran: bool = True,
+    ) -> None:
+        """Complete a queued request exactly once and settle its idempotency record."""
+        if req.finished:
+            return
+        req.finished = True
+        if self._inflight.get(req.key) is req:
+            del self._inflight[req.key]
+        self.complete(req.reply, code, description, result)
+        if req.spec.side_effect and req.reply.request_id is not None:
+            if ran:
+                stored = {
+                    "completionCode": code.value,
+                    "errorDescription": description,
+                    "result": msgspec.to_builtins(result) if result is not None else None,
+                }
+                self._track(self._store.finish(req.reply.client_id, req.reply.request_id, stored))
+            else:
+                self._track(self._store.forget(req.reply.client_id, req.reply.request_id))
+
+    def _track(self, fut: asyncio.Future[Any]) -> None:
+        self._background.add(fut)
+        fut.add_done_callback(self._done_background)
+
+    def _done_background(self, fut: asyncio.Future[Any]) -> None:
+        self._background.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("idempotency store write failed: %s", fut.exception())
+
+    # -- submission ------------------------------------------------------------
+
+    def add_device(self, device: Device) -> None:
+        """Give a device its queue (its worker runs in :meth:`serve`)."""
+        self._queues[device.id] = _Queue(device)
+
+    def submit(self, req: Request) -> None:
+        """Take a validated device command: replay, run directly, or queue and ack."""
+        if req.spec.side_effect and req.reply.request_id is not None and self._replayed(req):
+            return
+        if not req.spec.queued:
+            self._inflight[req.key] = req
+            req.task = asyncio.get_running_loop().create_task(
+                self._call(req), name=f"{req.device.id}:{req.name}",
+            )
+            req.task.add_done_callback(lambda _t: self._settle(req))
+            return
+        queue = self._queues[req.device.id]
+        if len(queue.items) >= self._max_queue:
+            self.complete(
+                req.reply,
+                CompletionCode.DEVICE_NOT_READY,
+                f"{req.device.id}: {len(queue.items)} requests already queued",
+            )
+            return
+        if req.spec.side_effect and req.reply.request_id is not None:
+            req.recorded = self._store.begin(
+                req.reply.client_id, req.reply.request_id, req.device.id, req.name,
+            )
+        self._inflight[req.key] = req
+        queue.items.append(req)
+        queue.wake.set()
+        self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
+
+    def _replayed(self, req: Request) -> bool:
+        """Answer a repeated side-effect request without running it again."""
+        live = self._inflight.get(req.key)
+        if live is not None and live.spec.side_effect:
+            self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
+            return True
+        record = self._store.lookup(*req.key)
+        if record is None:
+            return False
+        if record.completion is None:
+            self.complete(
+                req.reply,
+                CompletionCode.INTERNAL_ERROR,
+                "outcome unknown: the daemon stopped while this request ran; it is not run again",
+            )
+        else:
+            done = record.completion
+            self._publish(
+                req.reply,
+                Completion(
+                    request_id=req.reply.request_id,
+                    completion_code=CompletionCode(done["completionCode"]),
+                    error_description=done.get("errorDescription"),
+                    result=done.get("result"),
+                ),
+            )
+        return True
+
+    # -- execution -------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run every device's queue worker until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for queue in self._queues.values():
+                group.create_task(self._worker(queue), name=f"queue-{queue.device.id}")
+
+    async def _worker(self, queue: _Queue) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while not queue.items:
+                    queue.wake.clear()
+                    await queue.wake.wait()
+                req = queue.items.popleft()
+                if req.finished:
+                    continue
+                if loop.time() >= req.deadline:
+                    self._finish(req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False)
+                    continue
+                if queue.device.state in UNREACHABLE:
+                    self._finish(
+                        req,
+                        CompletionCode.DEVICE_NOT_READY,
+                        f"{queue.device.id} is {queue.device.state.value}",
+                        ran=False,
+                    )
+                    continue
+                if req.recorded is not None:
+                    await req.recorded
+                queue.running = req
+                queue.device.set_busy(True)
+                try:
+                    req.task = loop.create_task(self._call(req), name=f"{req.device.id}:{req.name}")
+                    await asyncio.wait({req.task})
+                    self._settle(req)
+                finally:
+                    queue.running = None
+                    queue.device.set_busy(False)
+        finally:
+            self._drain(queue)
+
+    async def _call(self, req: Request) -> Message:
+        ctx = CommandContext(
+            request_id=req.reply.request_id or "",
+            client_id=req.reply.client_id,
+            deadline=req.deadline,
+            emit=lambda event, data: self._publish(
+                req.reply, EventReply(request_id=req.reply.request_id or "", event=event, data=data),
+            ),
+        )
+        method = getattr(req.device, req.spec.method)
+        if req.spec.interruptible:
+            async with asyncio.timeout_at(req.deadline):
+                result: Message = await method(req.params, ctx)
+                return result
+        result = await method(req.params, ctx)
+        return result
+
+    def _settle(self, req: Request) -> None:
+        """Turn a finished command task into its completion."""
+        task = req.task
+        assert task is not None
+        if task.cancelled():
+            if req.canceled:
+                self._finish(req, CompletionCode.CANCELED, "canceled by the requester")
+            else:
+                self._finish(req, CompletionCode.INTERNAL_ERROR, "the daemon is stopping")
+            return
+        exc = task.exception()
+        if exc is None:
+            self._finish(req, CompletionCode.SUCCESS, result=task.result())
+        elif isinstance(exc, TimeoutError) and not str(exc):
+            self._finish(req, CompletionCode.TIME_OUT, f"{req.name} did not finish before its deadline")
+        elif isinstance(exc, TimeoutError):
+            self._finish(req, CompletionCode.TIME_OUT, str(exc))
+        else:
+            code = completion_code(exc)
+            if code is CompletionCode.INTERNAL_ERROR:
+                log.error("%s %s failed", req.device.id, req.name, exc_info=exc)
+                self._finish(req, code, f"internal error: {type(exc).__name__}")
+            else:
+                self._finish(req, code, str(exc))
+
+    def _drain(self, queue: _Queue) -> None:
+        """Complete what is still queued when the worker stops (daemon shutdown)."""
+        if queue.running is not None and queue.running.task is not None:
+            queue.running.task.cancel()
+        while queue.items:
+            req = queue.items.popleft()
+            self._finish(req, CompletionCode.DEVICE_NOT_READY, "the daemon is stopping", ran=False)
+
+    # -- cancel ----------------------------------------------------------------
+
+    def cancel(self, client_id: str, request_ids: list[str] | None) -> list[str]:
+        """End a requester's queued or running long commands; return their ids."""
+        wanted = None if request_ids is None else set(request_ids)
+        canceled: list[str] = []
+        for (owner, request_id), req in list(self._inflight.items()):
+            if owner != client_id or (wanted is not None and request_id not in wanted):
+                continue
+            running = req.task is not None and not req.task.done()
+            if running and req.spec.long:
+                req.canceled = True
+                assert req.task is not None
+                req.task.cancel()
+                canceled.append(request_id)
+            elif not running and req.spec.queued:
+                self._finish(req, CompletionCode.CANCELED, "canceled by the requester", ran=False)
+                canceled.append(request_id)
+        return canceled

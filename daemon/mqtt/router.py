@@ -1,0 +1,230 @@
+"""Turns incoming MQTT messages into requests: validate, route, answer the undecidable.
+
+Nothing here raises into the link: a malformed message gets an ``invalidData``
+completion when it names a valid reply topic, and is dropped (counted, logged
+without its payload) when it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiomqtt
+import msgspec
+
+from devices.base import Device, Message, NoResult, Params
+from devices.errors import CompletionCode, DeviceError, completion_code
+
+from .codec import DecodeError, for_content_type
+from .requests import Lifecycle, Reply, Request
+from .schema import CancelParams, CancelResult, Envelope
+from .topics import Addressed, Kind, Topics
+
+log = logging.getLogger(__name__)
+
+DAEMON_COMMANDS = ("getStatus", "getCapabilities", "resync", "cancel")
+
+
+class Router:
+    """Routes one board's incoming messages.
+
+    Args:
+        topics: the board's topics.
+        devices: configured devices by id.
+        lifecycle: runs device commands.
+        daemon_answers: ``getStatus``/``getCapabilities``/``resync`` result builders.
+        clear_retained: clears a stale retained topic (publishes an empty retained message).
+        max_payload: largest accepted request payload, in bytes.
+
+    """
+
+    def __init__(  # noqa: PLR0913 - the router's collaborators, each needed
+        self,
+        *,
+        topics: Topics,
+        devices: Mapping[str, Device],
+        lifecycle: Lifecycle,
+        daemon_answers: Mapping[str, Callable[[], Message]],
+        clear_retained: Callable[[str], None],
+        max_payload: int,
+    ) -> None:
+        self._topics = topics
+        self._devices = devices
+        self._lifecycle = lifecycle
+        self._answers = daemon_answers
+        self._clear_retained = clear_retained
+        self._max_payload = max_payload
+        self._sim_tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0
+
+    def handle(self, message: aiomqtt.Message) -> None:
+        """Handle one message; never raises."""
+        topic = str(message.topic)
+        try:
+            addressed = self._topics.parse(topic)
+            if addressed is None:
+                return
+            if addressed.kind is Kind.DEVICE_STATE:
+                self._stale_state(topic, addressed, message)
+                return
+            self._request(addressed, message)
+        except Exception:
+            log.exception("unhandled error on %s", topic)
+
+    def _stale_state(self, topic: str, addressed: Addressed, message: aiomqtt.Message) -> None:
+        if message.retain and message.payload and addressed.device not in self._devices:
+            log.info("clearing retained state of unconfigured device %s", addressed.device)
+            self._clear_retained(topic)
+
+    def _request(self, addressed: Addressed, message: aiomqtt.Message) -> None:
+        props = message.properties
+        codec = for_content_type(getattr(props, "ContentType", None))
+        correlation = getattr(props, "CorrelationData", None)
+        reply_topic: str | None = getattr(props, "ResponseTopic", None)
+        expiry: int | None = getattr(props, "MessageExpiryInterval", None)
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+
+        doc: Any = None
+        problem: str | None = None
+        if len(payload) > self._max_payload:
+            problem = f"payload of {len(payload)} bytes exceeds the limit of {self._max_payload}"
+        else:
+            try:
+                doc = codec.decode(payload)
+            except DecodeError as exc:
+                problem = str(exc)
+            else:
+                if not isinstance(doc, dict):
+                    problem = f"payload must be a map, not {type(doc).__name__}"
+        if reply_topic is None and isinstance(doc, dict) and isinstance(doc.get("replyTo"), str):
+            reply_topic = doc["replyTo"]
+        raw_id = doc.get("requestId") if isinstance(doc, dict) else None
+        request_id = raw_id if isinstance(raw_id, str) else None
+
+        client = self._topics.reply_client(reply_topic) if reply_topic is not None else None
+        if client is None or reply_topic is None:
+            if addressed.kind is Kind.SIM_ACTION and reply_topic is None and problem is None:
+                self._sim_action(addressed, doc, None)
+                return
+            self.dropped += 1
+            log.warning(
+                "dropped request on %s: %s",
+                message.topic,
+                "no reply topic" if reply_topic is None else "reply topic outside the reply subtree",
+            )
+            return
+        reply = Reply(client, request_id, reply_topic, correlation, codec)
+        if problem is not None:
+            self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, problem)
+            return
+        try:
+            envelope = msgspec.convert(doc, Envelope)
+        except msgspec.ValidationError as exc:
+            self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
+            return
+        match addressed.kind:
+            case Kind.DAEMON_COMMAND:
+                self._daemon_command(addressed.name, doc, reply)
+            case Kind.DEVICE_COMMAND:
+                self._device_command(addressed, doc, envelope, expiry, reply)
+            case Kind.SIM_ACTION:
+                self._sim_action(addressed, doc, reply)
+            case _:
+                pass
+
+    def _daemon_command(self, name: str, doc: dict[str, Any], reply: Reply) -> None:
+        if name == "cancel":
+            try:
+                params = msgspec.convert(doc, CancelParams)
+            except msgspec.ValidationError as exc:
+                self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
+                return
+            canceled = self._lifecycle.cancel(reply.client_id, params.request_ids)
+            self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=CancelResult(canceled=canceled))
+            return
+        answer = self._answers.get(name)
+        if answer is None:
+            self._lifecycle.complete(
+                reply,
+                CompletionCode.UNSUPPORTED_COMMAND,
+                f"unknown daemon command {name!r} (known: {', '.join(DAEMON_COMMANDS)})",
+            )
+            return
+        self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=answer())
+
+    def _device_command(
+        self,
+        addressed: Addressed,
+        doc: dict[str, Any],
+        envelope: Envelope,
+        expiry: int | None,
+        reply: Reply,
+    ) -> None:
+        device = self._devices.get(addressed.device or "")
+        if device is None:
+            self._lifecycle.complete(
+                reply, CompletionCode.INVALID_DATA, f"no device {addressed.device!r} on this board",
+            )
+            return
+        spec = device.commands.get(addressed.name)
+        if spec is None:
+            self._lifecycle.complete(
+                reply,
+                CompletionCode.UNSUPPORTED_COMMAND,
+                f"{device.device_class} {device.id!r} has no command {addressed.name!r}",
+            )
+            return
+        try:
+            params = msgspec.convert(doc, spec.params)
+        except msgspec.ValidationError as exc:
+            self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
+            return
+        now = asyncio.get_running_loop().time()
+        timeout_ms = min(envelope.timeout_ms or spec.default_timeout_ms, spec.max_timeout_ms)
+        deadline = now + timeout_ms / 1000
+        if expiry is not None:
+            deadline = min(deadline, now + expiry)
+        self._lifecycle.submit(Request(reply, device, addressed.name, spec, params, deadline))
+
+    def _sim_action(self, addressed: Addressed, doc: Any, reply: Reply | None) -> None:
+        device = self._devices.get(addressed.device or "")
+        action = device.sim_actions.get(addressed.name) if device is not None else None
+        if device is None or action is None:
+            if reply is not None:
+                what = "is not simulated" if device is not None else "does not exist"
+                self._lifecycle.complete(
+                    reply,
+                    CompletionCode.UNSUPPORTED_COMMAND,
+                    f"device {addressed.device!r} {what} or has no sim action {addressed.name!r}",
+                )
+            return
+        try:
+            params: Params = msgspec.convert(doc, action.params)
+        except msgspec.ValidationError as exc:
+            if reply is not None:
+                self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run_sim(device, action.method, params, reply), name=f"sim-{device.id}-{addressed.name}",
+        )
+        self._sim_tasks.add(task)
+        task.add_done_callback(self._sim_tasks.discard)
+
+    async def _run_sim(self, device: Device, method: str, params: Params, reply: Reply | None) -> None:
+        try:
+            result: Message = await asyncio.wait_for(getattr(device, method)(params), timeout=30)
+        except (DeviceError, TimeoutError) as exc:
+            if reply is not None:
+                code = CompletionCode.TIME_OUT if isinstance(exc, TimeoutError) else completion_code(exc)
+                self._lifecycle.complete(reply, code, str(exc) or "sim action timed out")
+            return
+        except Exception:
+            log.exception("sim action %s on %s failed", method, device.id)
+            if reply is not None:
+                self._lifecycle.complete(reply, CompletionCode.INTERNAL_ERROR, "sim action failed")
+            return
+        if reply is not None:
+            self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=result or NoResult())

@@ -1,0 +1,104 @@
+"""Every topic string of the local API, built and parsed here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, auto
+
+API_ROOT = "kiosk/v1"
+
+
+class Kind(Enum):
+    """What an incoming topic addresses."""
+
+    DAEMON_COMMAND = auto()
+    DEVICE_COMMAND = auto()
+    SIM_ACTION = auto()
+    DEVICE_STATE = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """A parsed incoming topic: its kind, the device id (if any) and the command/action."""
+
+    kind: Kind
+    device: str | None
+    name: str
+
+
+class Topics:
+    """Topics of one board (``kiosk/v1/{board}/...``)."""
+
+    def __init__(self, board_id: str) -> None:
+        self.board_id = board_id
+        self.root = f"{API_ROOT}/{board_id}"
+        self.status = f"{self.root}/status"
+        self.description = f"{self.root}/description"
+        self.reply_root = f"{self.root}/reply/"
+
+    def device_state(self, device: str) -> str:
+        """Retained state of a device."""
+        return f"{self.root}/dev/{device}/state"
+
+    def device_command(self, device: str, command: str) -> str:
+        """A device command request."""
+        return f"{self.root}/dev/{device}/cmd/{command}"
+
+    def daemon_command(self, command: str) -> str:
+        """A daemon-level request (getStatus, getCapabilities, resync, cancel)."""
+        return f"{self.root}/cmd/{command}"
+
+    def device_event(self, device: str, event: str) -> str:
+        """An unsolicited device event."""
+        return f"{self.root}/dev/{device}/evt/{event}"
+
+    def sim_action(self, device: str, action: str) -> str:
+        """A simulator control action."""
+        return f"{self.root}/sim/{device}/{action}"
+
+    def sim_output(self, device: str, what: str) -> str:
+        """What a simulated device shows the physical world."""
+        return f"{self.root}/sim/{device}/out/{what}"
+
+    def reply(self, client_id: str, suffix: str) -> str:
+        """A topic in a client's reply subtree."""
+        return f"{self.reply_root}{client_id}/{suffix}"
+
+    def subscriptions(self, *, with_sim: bool) -> list[str]:
+        """Filters the daemon serves; ``sim/`` only when a device is simulated."""
+        filters = [f"{self.root}/cmd/+", f"{self.root}/dev/+/cmd/+"]
+        if with_sim:
+            filters.append(f"{self.root}/sim/+/+")
+        return filters
+
+    def stale_state_filter(self) -> str:
+        """Filter that finds retained device states, to clear unconfigured devices."""
+        return f"{self.root}/dev/+/state"
+
+    def parse(self, topic: str) -> Addressed | None:
+        """Classify an incoming topic; None for anything the daemon does not serve."""
+        if not topic.startswith(self.root + "/"):
+            return None
+        parts = topic[len(self.root) + 1 :].split("/")
+        match parts:
+            case ["cmd", name] if name:
+                return Addressed(Kind.DAEMON_COMMAND, None, name)
+            case ["dev", device, "cmd", name] if device and name:
+                return Addressed(Kind.DEVICE_COMMAND, device, name)
+            case ["dev", device, "state"] if device:
+                return Addressed(Kind.DEVICE_STATE, device, "state")
+            case ["sim", device, action] if device and action and action != "out":
+                return Addressed(Kind.SIM_ACTION, device, action)
+            case _:
+                return None
+
+    def reply_client(self, topic: str) -> str | None:
+        """The client id owning a reply topic, or None if the topic is not a valid reply topic.
+
+        Valid: ``kiosk/v1/{b}/reply/{c}`` optionally followed by ``/...``, with a
+        non-empty ``{c}`` and no wildcard characters anywhere.
+        """
+        if not topic.startswith(self.reply_root) or "+" in topic or "#" in topic:
+            return None
+        client, _, _ = topic[len(self.reply_root) :].partition("/")
+        return client or None
