@@ -53,6 +53,7 @@ class Request:
     params: Params
     deadline: float
     recorded: asyncio.Future[None] | None = None
+    expiry: asyncio.TimerHandle | None = None
     task: asyncio.Task[Message] | None = None
     canceled: bool = False
     finished: bool = False
@@ -180,7 +181,13 @@ class Lifecycle:
         self._inflight[req.key] = req
         queue.items.append(req)
         queue.wake.set()
+        req.expiry = asyncio.get_running_loop().call_at(req.deadline, self._expire, req)
         self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
+
+    def _expire(self, req: Request) -> None:
+        """A request still queued at its deadline completes ``timeOut`` without running."""
+        if req.task is None:
+            self._finish(req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False)
 
     def _replayed(self, req: Request) -> bool:
         """Answer a repeated side-effect request without running it again."""
@@ -241,6 +248,10 @@ class Lifecycle:
                     continue
                 if req.recorded is not None:
                     await req.recorded
+                if req.expiry is not None:
+                    req.expiry.cancel()
+                if req.finished:
+                    continue
                 queue.running = req
                 queue.device.set_busy(True)
                 try:
