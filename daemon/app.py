@@ -107,7 +107,9 @@ class App:
 
     """
 
-    def __init__(self, config: Config, notifier: Notifier | None = None, ready_timeout: float = 3.0) -> None:
+    def __init__(
+        self, config: Config, notifier: Notifier | None = None, ready_timeout: float = 3.0
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.ready_timeout = ready_timeout
@@ -172,7 +174,11 @@ class App:
     def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
         """Publish a device's retained state and re-evaluate the daemon status."""
         message = DeviceStateMessage(
-            state=state, detail=detail, session=self.session, seq=self._next_seq(), ts=now_ms(),
+            state=state,
+            detail=detail,
+            session=self.session,
+            seq=self._next_seq(),
+            ts=now_ms(),
         )
         self.states[device_id] = message
         self._publish(self.topics.device_state(device_id), message, retain=True)
@@ -270,16 +276,23 @@ class App:
 
     def snapshot(self) -> Snapshot:
         """The answer to ``resync``."""
-        return Snapshot(session=self.session, seq=self.seq, status=self.status(), states=dict(self.states))
+        return Snapshot(
+            session=self.session, seq=self.seq, status=self.status(), states=dict(self.states)
+        )
 
     # -- MQTT ------------------------------------------------------------------
 
     def _publish(self, topic: str, message: msgspec.Struct, *, retain: bool = False) -> None:
         self.link.publish(
-            topic, MSGPACK_CODEC.encode(message), content_type=MSGPACK_CODEC.content_type, retain=retain,
+            topic,
+            MSGPACK_CODEC.encode(message),
+            content_type=MSGPACK_CODEC.content_type,
+            retain=retain,
         )
 
-    def _send_reply(self, topic: str, payload: bytes, content_type: str, correlation: bytes | None) -> None:
+    def _send_reply(
+        self, topic: str, payload: bytes, content_type: str, correlation: bytes | None
+    ) -> None:
         self.link.publish(topic, payload, content_type=content_type, correlation=correlation)
 
     def _clear_retained(self, topic: str) -> None:
@@ -297,7 +310,8 @@ class App:
             self._publish(self.topics.device_state(device_id), message, retain=True)
         if self._stale_scan is None or self._stale_scan.done():
             self._stale_scan = asyncio.get_running_loop().create_task(
-                self._scan_stale(), name="stale-retained-scan",
+                self._scan_stale(),
+                name="stale-retained-scan",
             )
 
     async def _scan_stale(self) -> None:
@@ -319,7 +333,9 @@ class App:
         self._set_phase(DaemonState.READY)
         await self.link.flush()
         self.notifier.notify("READY=1")
-        log.info("kioskd %s ready: board %s, session %s", __version__, self.config.board.id, self.session)
+        log.info(
+            "kioskd %s ready: board %s, session %s", __version__, self.config.board.id, self.session
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down in order."""
@@ -329,7 +345,8 @@ class App:
                 link = group.create_task(self.link.run(), name="mqtt-link")
                 watchdog = group.create_task(self.notifier.watchdog(), name="watchdog")
                 supervisors = [
-                    group.create_task(supervise(d), name=f"supervise-{d.id}") for d in self.devices.values()
+                    group.create_task(supervise(d), name=f"supervise-{d.id}")
+                    for d in self.devices.values()
                 ]
                 queues = group.create_task(self.lifecycle.serve(), name="queues")
                 ready = group.create_task(self._become_ready(), name="ready")
@@ -346,6 +363,8 @@ class App:
                 for device_id, error in failures.items():
                     if error is not None:
                         log.error("safe state of %s failed: %s", device_id, error)
+                for device in self.devices.values():
+                    await device.aclose()
                 self._publish(self.topics.status, self._status(DaemonState.OFFLINE), retain=True)
                 await self.link.flush()
                 link.cancel()

@@ -2,7 +2,7 @@
 
 It listens on loopback TCP and on a websockets listener bound to ``lo``, with
 ``set_tcp_nodelay true`` and ``persistence false``.  The child gets
-PR_SET_PDEATHSIG, so it dies with the daemon even after ``kill -9``.
+PR_SET_PDEATHSIG (SIGKILL), so it dies with the daemon even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -61,6 +63,8 @@ def broker_config(port: int, ws_port: int | None) -> str:
     """mosquitto.conf text of the embedded (development) broker: anonymous, loopback only."""
     lines = [
         "# kioskd embedded broker (development and simulation only)",
+        # Run as whoever started it: a privilege drop would clear PR_SET_PDEATHSIG.
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
         "per_listener_settings false",
         "allow_anonymous true",
         "persistence false",
@@ -76,9 +80,17 @@ def broker_config(port: int, ws_port: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_config(runtime_dir: Path, text: str) -> Path:
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    conf = runtime_dir / "mosquitto.conf"
+    conf.write_text(text, encoding="utf-8")
+    return conf
+
+
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # SIGKILL: mosquitto blocks SIGTERM in some phases, and it holds nothing to save.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
@@ -91,7 +103,9 @@ async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: 
             _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 0.5)
         except (OSError, TimeoutError):
             if loop.time() > until:
-                raise BrokerError(f"mosquitto did not listen on port {port} within {timeout} s") from None
+                raise BrokerError(
+                    f"mosquitto did not listen on port {port} within {timeout} s"
+                ) from None
             await asyncio.sleep(0.02)
         else:
             writer.close()
@@ -127,9 +141,7 @@ async def embedded_broker(
         port = free_port()
     if ws_port is not None and not port_free(ws_port):
         ws_port = free_port()
-    runtime_dir.mkdir(parents=True, exist_ok=True)
-    conf = runtime_dir / "mosquitto.conf"
-    conf.write_text(broker_config(port, ws_port), encoding="utf-8")
+    conf = await asyncio.to_thread(_write_config, runtime_dir, broker_config(port, ws_port))
     proc = await asyncio.create_subprocess_exec(
         exe,
         "-c",
@@ -138,7 +150,7 @@ async def embedded_broker(
         stdout=asyncio.subprocess.DEVNULL,
         # Its own session: a Ctrl-C meant for the daemon must not stop the broker first.
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only; no locks taken
+        preexec_fn=_die_with_parent,
     )
     try:
         await _wait_listening(port, proc, start_timeout)

@@ -32,10 +32,12 @@ app = typer.Typer(
 )
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file.", dir_okay=False),
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file.", dir_okay=False),
 ]
 SimOption = Annotated[
-    bool, typer.Option("--sim", help="Built-in config: every device simulated, embedded broker."),
+    bool,
+    typer.Option("--sim", help="Built-in config: every device simulated, embedded broker."),
 ]
 
 
@@ -56,7 +58,9 @@ def _config(config: Path | None, sim: bool) -> Config:
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
     logging.basicConfig(
-        level=level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+        level=level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
 
 
@@ -76,12 +80,16 @@ def _announce(config: Config, broker: BrokerInfo) -> None:
     lines += [
         f"  state dir:  {config.daemon.state_dir}",
         "  try:",
-        f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/cmd/getStatus "
-        f"-e kiosk/v1/{board}/reply/ui1/1 -D PUBLISH content-type application/json "
-        "-m '{\"requestId\":\"r1\"}'",
+        (
+            f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/cmd/getStatus "
+            f"-e kiosk/v1/{board}/reply/ui1/1 -D PUBLISH content-type application/json "
+            '-m \'{"requestId":"r1"}\''
+        ),
         f"    mosquitto_sub -V 5 -p {port} -t 'kiosk/v1/{board}/#' -v",
-        f"    mosquitto_pub -V 5 -p {port} -t kiosk/v1/{board}/sim/scanner/scan "
-        "-D PUBLISH content-type application/json -m '{\"text\":\"HS-000123\"}'",
+        (
+            f"    mosquitto_pub -V 5 -p {port} -t kiosk/v1/{board}/sim/scanner/scan "
+            '-D PUBLISH content-type application/json -m \'{"text":"HS-000123"}\''
+        ),
         "  Ctrl-C stops it.",
     ]
     typer.echo("\n".join(lines))
@@ -110,7 +118,8 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None) -> None:
 
 
 @app.command()
-def run(  # noqa: PLR0913 - one option each, as a technician types them
+def run(
+    *,
     config: ConfigOption = None,
     sim: SimOption = False,
     mqtt_port: Annotated[int, typer.Option(help="Embedded broker TCP port.")] = 1883,
@@ -125,7 +134,9 @@ def run(  # noqa: PLR0913 - one option each, as a technician types them
     if sim and config is None:
         temp_runtime = tempfile.mkdtemp(prefix="kioskd-sim-")
         daemon = msgspec.structs.replace(
-            daemon, state_dir=str(_default_sim_state_dir()), runtime_dir=temp_runtime,
+            daemon,
+            state_dir=str(_default_sim_state_dir()),
+            runtime_dir=temp_runtime,
         )
     if state_dir is not None:
         daemon = msgspec.structs.replace(daemon, state_dir=str(state_dir))
@@ -157,7 +168,9 @@ def safe_state(config: ConfigOption = None, sim: SimOption = False) -> None:
         shutil.rmtree(env_dir, ignore_errors=True)
     failed = {k: v for k, v in results.items() if v is not None}
     for device_id in results:
-        typer.echo(f"{device_id}: {'FAILED ' + failed[device_id] if device_id in failed else 'safe'}")
+        typer.echo(
+            f"{device_id}: {'FAILED ' + failed[device_id] if device_id in failed else 'safe'}"
+        )
     if failed:
         raise typer.Exit(1)
 

@@ -35,7 +35,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class BoardConfig(_Section):
+class BoardConfig(_Section, frozen=True):
     """``[board]``: who this terminal is."""
 
     id: BoardId
@@ -43,7 +43,7 @@ class BoardConfig(_Section):
     site: str = ""
 
 
-class MqttConfig(_Section):
+class MqttConfig(_Section, frozen=True):
     """``[mqtt]``: the local broker the daemon serves on.
 
     ``keepalive`` and timeouts are seconds; ``reconnect_max`` caps the jittered backoff.
@@ -59,7 +59,7 @@ class MqttConfig(_Section):
     reconnect_max: Seconds = 10.0
 
 
-class BrokerConfig(_Section):
+class BrokerConfig(_Section, frozen=True):
     """``[broker]``: an embedded mosquitto child process (``kioskd run --sim``)."""
 
     embedded: bool = False
@@ -67,7 +67,7 @@ class BrokerConfig(_Section):
     ws_port: Port | None = 9001
 
 
-class ApiConfig(_Section):
+class ApiConfig(_Section, frozen=True):
     """``[api]``: limits of the MQTT API.
 
     ``idempotency_window`` is seconds (10 min by the contract); ``max_queue`` is
@@ -80,7 +80,7 @@ class ApiConfig(_Section):
     max_queue: Annotated[int, Meta(ge=1, le=1000)] = 32
 
 
-class DaemonConfig(_Section):
+class DaemonConfig(_Section, frozen=True):
     """``[daemon]``: where state lives and how loud the log is."""
 
     state_dir: str = "/var/lib/kioskd"
@@ -97,7 +97,7 @@ class DeviceConfig(msgspec.Struct, frozen=True):
     settings: msgspec.Struct
 
 
-class _Raw(_Section):
+class _Raw(_Section, frozen=True):
     board: BoardConfig
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
@@ -165,7 +165,9 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
     driver = options.pop("driver", None)
     for name, value in (("class", device_class), ("driver", driver)):
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: key `{where}.{name}`: expected a string (found {value!r})")
+            raise ConfigError(
+                f"{source}: key `{where}.{name}`: expected a string (found {value!r})"
+            )
     assert isinstance(device_class, str)
     assert isinstance(driver, str)
     try:

@@ -39,7 +39,7 @@ class Notifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.setblocking(False)
+                sock.setblocking(False)  # noqa: FBT003 - the socket API
                 sock.sendto(message.encode(), self._address)
         except OSError as exc:
             log.warning("sd_notify %s failed: %s", message.split("=", 1)[0], exc)

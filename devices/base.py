@@ -260,6 +260,12 @@ class Device(abc.ABC):
 
         """
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release what the driver holds beyond :meth:`run` (a database, a thread).
+
+        Called once at daemon shutdown, after :meth:`safe_state`.
+        """
+
     @abc.abstractmethod
     async def safe_state(self) -> None:
         """Put the hardware where an unattended kiosk must be left.

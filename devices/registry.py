@@ -48,7 +48,11 @@ class DriverSpec:
         return self.cls.Settings
 
     def create(
-        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: msgspec.Struct,
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: msgspec.Struct,
     ) -> Device:
         """Instantiate the driver (opens nothing; :meth:`Device.run` does)."""
         factory: Any = self.cls

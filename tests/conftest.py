@@ -28,7 +28,7 @@ class Broker:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdin=subprocess.DEVNULL)  # noqa: S603, S607
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdin=subprocess.DEVNULL)
         _wait_port(self.port)
 
     def stop(self) -> None:
@@ -75,9 +75,13 @@ def make_config(broker_port: int, tmp_path: Path, **device_overrides: dict[str, 
     cfg = sim_config()
     mqtt = msgspec.structs.replace(cfg.mqtt, port=broker_port, reconnect_max=0.5)
     daemon = msgspec.structs.replace(
-        cfg.daemon, state_dir=str(tmp_path / "state"), runtime_dir=str(tmp_path / "run"),
+        cfg.daemon,
+        state_dir=str(tmp_path / "state"),
+        runtime_dir=str(tmp_path / "run"),
     )
-    return cfg.replace(mqtt=mqtt, daemon=daemon, broker=msgspec.structs.replace(cfg.broker, embedded=False))
+    return cfg.replace(
+        mqtt=mqtt, daemon=daemon, broker=msgspec.structs.replace(cfg.broker, embedded=False)
+    )
 
 
 @dataclass

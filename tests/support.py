@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from devices.base import CommandContext, Device, DeviceEnv, DeviceState, Message
 from devices.registry import resolve
 from devices.supervisor import supervise
-
-import msgspec
 
 
 @dataclass
@@ -51,17 +51,25 @@ class RecordingHost:
 def make_env(tmp_path: Path) -> DeviceEnv:
     (tmp_path / "state").mkdir(exist_ok=True)
     (tmp_path / "run").mkdir(exist_ok=True)
-    return DeviceEnv(board_id="test-0001", state_dir=tmp_path / "state", runtime_dir=tmp_path / "run")
+    return DeviceEnv(
+        board_id="test-0001", state_dir=tmp_path / "state", runtime_dir=tmp_path / "run"
+    )
 
 
-def build(device_class: str, driver: str, tmp_path: Path, host: RecordingHost, **settings: Any) -> Device:
+def build(
+    device_class: str, driver: str, tmp_path: Path, host: RecordingHost, **settings: Any
+) -> Device:
     """Create a registered driver with settings given as keyword arguments."""
     spec = resolve(device_class, driver)
-    return spec.create(device_class, host, make_env(tmp_path), msgspec.convert(settings, spec.settings_type))
+    return spec.create(
+        device_class, host, make_env(tmp_path), msgspec.convert(settings, spec.settings_type)
+    )
 
 
 @contextlib.asynccontextmanager
-async def running(device: Device, host: RecordingHost, timeout: float = 5.0) -> AsyncIterator[Device]:
+async def running(
+    device: Device, host: RecordingHost, timeout: float = 5.0
+) -> AsyncIterator[Device]:
     """Supervise ``device`` until it is online; stop it on exit."""
     task = asyncio.create_task(supervise(device), name=f"supervise-{device.id}")
     try:
@@ -71,9 +79,12 @@ async def running(device: Device, host: RecordingHost, timeout: float = 5.0) -> 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await device.aclose()
 
 
-def ctx(request_id: str = "r1", timeout: float = 5.0, sink: list[tuple[str, Message]] | None = None) -> CommandContext:
+def ctx(
+    request_id: str = "r1", timeout: float = 5.0, sink: list[tuple[str, Message]] | None = None
+) -> CommandContext:
     """A CommandContext whose intermediate events land in ``sink``."""
     events = sink if sink is not None else []
     return CommandContext(

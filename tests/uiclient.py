@@ -79,7 +79,11 @@ class UiClient:
         if expiry is not None:
             props.MessageExpiryInterval = expiry
         if raw is None:
-            raw = msgspec.json.encode(payload) if content_type == JSON else msgspec.msgpack.encode(payload)
+            raw = (
+                msgspec.json.encode(payload)
+                if content_type == JSON
+                else msgspec.msgpack.encode(payload)
+            )
         await self.client.publish(topic, raw, qos=1, properties=props)
 
     def _reply_queue(self, correlation: bytes) -> asyncio.Queue[Received]:
@@ -101,25 +105,40 @@ class UiClient:
         queue = self._reply_queue(correlation)
         payload = {"requestId": rid, **(params or {})}
         await self.send(
-            topic, payload, content_type=content_type, response_topic=self.reply_topic(),
-            correlation=correlation, expiry=expiry,
+            topic,
+            payload,
+            content_type=content_type,
+            response_topic=self.reply_topic(),
+            correlation=correlation,
+            expiry=expiry,
         )
         return Request(rid, queue)
 
     async def call(
-        self, topic: str, params: dict[str, Any] | None = None, *, timeout: float = 10.0, **kwargs: Any,
+        self,
+        topic: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float = 10.0,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """Send a request and return its completion (acks and events are skipped)."""
         req = await self.start(topic, params, **kwargs)
         return await req.completion(timeout)
 
-    async def device(self, device: str, command: str, params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    async def device(
+        self, device: str, command: str, params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         return await self.call(f"{self.root}/dev/{device}/cmd/{command}", params, **kwargs)
 
-    async def daemon(self, command: str, params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    async def daemon(
+        self, command: str, params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         return await self.call(f"{self.root}/cmd/{command}", params, **kwargs)
 
-    async def sim(self, device: str, action: str, params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    async def sim(
+        self, device: str, action: str, params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         result = await self.call(f"{self.root}/sim/{device}/{action}", params, **kwargs)
         assert result["completionCode"] == "success", result
         return result
@@ -143,8 +162,17 @@ class UiClient:
         content_type = getattr(props, "ContentType", None)
         correlation = getattr(props, "CorrelationData", None)
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        received = Received(str(message.topic), decode(payload, content_type), message.retain, content_type, correlation)
-        if str(message.topic).startswith(f"{self.root}/reply/{self.client_id}/") and correlation is not None:
+        received = Received(
+            str(message.topic),
+            decode(payload, content_type),
+            message.retain,
+            content_type,
+            correlation,
+        )
+        if (
+            str(message.topic).startswith(f"{self.root}/reply/{self.client_id}/")
+            and correlation is not None
+        ):
             self._reply_queue(correlation).put_nowait(received)
         for topic_filter, queue in self._subs:
             if message.topic.matches(topic_filter):
@@ -179,10 +207,16 @@ class Request:
 
 
 @contextlib.asynccontextmanager
-async def connect(port: int, board: str, client_id: str = "ui1", host: str = "127.0.0.1") -> AsyncIterator[UiClient]:
+async def connect(
+    port: int, board: str, client_id: str = "ui1", host: str = "127.0.0.1"
+) -> AsyncIterator[UiClient]:
     async with aiomqtt.Client(
-        host, port, identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True, socket_options=[NODELAY],
+        host,
+        port,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+        socket_options=[NODELAY],
     ) as client:
         ui = UiClient(client, client_id, board)
         await client.subscribe(f"kiosk/v1/{board}/reply/{client_id}/#", qos=1)

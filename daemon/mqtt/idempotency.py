@@ -120,7 +120,11 @@ class IdempotencyStore:
         return entry[1]
 
     def begin(
-        self, client_id: str, request_id: str, device: str, command: str,
+        self,
+        client_id: str,
+        request_id: str,
+        device: str,
+        command: str,
     ) -> asyncio.Future[None]:
         """Remember a request entering its queue; await the result before running it."""
         now = _now_ms()
@@ -136,10 +140,16 @@ class IdempotencyStore:
         )
         return self._write(
             "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
-            client_id, request_id, device, command, now,
+            client_id,
+            request_id,
+            device,
+            command,
+            now,
         )
 
-    def finish(self, client_id: str, request_id: str, completion: dict[str, Any]) -> asyncio.Future[None]:
+    def finish(
+        self, client_id: str, request_id: str, completion: dict[str, Any]
+    ) -> asyncio.Future[None]:
         """Store the completion replayed to retries."""
         key = (client_id, request_id)
         entry = self._records.get(key)
@@ -147,14 +157,18 @@ class IdempotencyStore:
             self._records[key] = (entry[0], Record(entry[1].device, entry[1].command, completion))
         return self._write(
             "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
-            msgspec.msgpack.encode(completion), client_id, request_id,
+            msgspec.msgpack.encode(completion),
+            client_id,
+            request_id,
         )
 
     def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
         """Drop the record of a request that did not run."""
         self._records.pop((client_id, request_id), None)
         return self._write(
-            "DELETE FROM requests WHERE client_id = ? AND request_id = ?", client_id, request_id,
+            "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
+            client_id,
+            request_id,
         )
 
 

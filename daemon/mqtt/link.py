@@ -58,7 +58,7 @@ class Link:
 
     """
 
-    def __init__(  # noqa: PLR0913 - one constructor for one connection's settings
+    def __init__(
         self,
         *,
         host: str,
@@ -99,7 +99,7 @@ class Link:
             retain=True,
             properties=publish_properties(self._will.content_type),
         )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self._host,
             self._port,
             identifier=self._client_id,
@@ -112,6 +112,9 @@ class Link:
             timeout=self._connect_timeout,
             socket_options=[NODELAY],
         )
+        # Start-up publishes every retained state at once; that many in flight is normal.
+        client.pending_calls_threshold = 1000
+        return client
 
     async def run(self) -> None:
         """Connect, serve and reconnect forever (until cancelled)."""
@@ -156,14 +159,21 @@ class Link:
             self.dropped += 1
             return
         task = asyncio.get_running_loop().create_task(
-            self._publish(client, topic, payload, publish_properties(content_type, correlation), retain),
+            self._publish(
+                client, topic, payload, publish_properties(content_type, correlation), retain
+            ),
             name="mqtt-publish",
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _publish(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, props: Properties, retain: bool,
+        self,
+        client: aiomqtt.Client,
+        topic: str,
+        payload: bytes,
+        props: Properties,
+        retain: bool,
     ) -> None:
         try:
             await client.publish(topic, payload, qos=1, retain=retain, properties=props, timeout=10)

@@ -93,7 +93,9 @@ class Lifecycle:
     # -- replies ---------------------------------------------------------------
 
     def _publish(self, reply: Reply, message: Message) -> None:
-        self._send(reply.topic, reply.codec.encode(message), reply.codec.content_type, reply.correlation)
+        self._send(
+            reply.topic, reply.codec.encode(message), reply.codec.content_type, reply.correlation
+        )
 
     def complete(
         self,
@@ -162,7 +164,8 @@ class Lifecycle:
         if not req.spec.queued:
             self._inflight[req.key] = req
             req.task = asyncio.get_running_loop().create_task(
-                self._call(req), name=f"{req.device.id}:{req.name}",
+                self._call(req),
+                name=f"{req.device.id}:{req.name}",
             )
             req.task.add_done_callback(lambda _t: self._settle(req))
             return
@@ -176,7 +179,10 @@ class Lifecycle:
             return
         if req.spec.side_effect and req.reply.request_id is not None:
             req.recorded = self._store.begin(
-                req.reply.client_id, req.reply.request_id, req.device.id, req.name,
+                req.reply.client_id,
+                req.reply.request_id,
+                req.device.id,
+                req.name,
             )
         self._inflight[req.key] = req
         queue.items.append(req)
@@ -236,7 +242,9 @@ class Lifecycle:
                 if req.finished:
                     continue
                 if loop.time() >= req.deadline:
-                    self._finish(req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False)
+                    self._finish(
+                        req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False
+                    )
                     continue
                 if queue.device.state in UNREACHABLE:
                     self._finish(
@@ -270,15 +278,15 @@ class Lifecycle:
             client_id=req.reply.client_id,
             deadline=req.deadline,
             emit=lambda event, data: self._publish(
-                req.reply, EventReply(request_id=req.reply.request_id or "", event=event, data=data),
+                req.reply,
+                EventReply(request_id=req.reply.request_id or "", event=event, data=data),
             ),
         )
-        method = getattr(req.device, req.spec.method)
-        if req.spec.interruptible:
-            async with asyncio.timeout_at(req.deadline):
-                result: Message = await method(req.params, ctx)
-                return result
-        result = await method(req.params, ctx)
+        run = getattr(req.device, req.spec.method)(req.params, ctx)
+        # A print that has started is never interrupted: no deadline around it.
+        deadline = req.deadline if req.spec.interruptible else None
+        async with asyncio.timeout_at(deadline):
+            result: Message = await run
         return result
 
     def _settle(self, req: Request) -> None:
@@ -295,7 +303,9 @@ class Lifecycle:
         if exc is None:
             self._finish(req, CompletionCode.SUCCESS, result=task.result())
         elif isinstance(exc, TimeoutError) and not str(exc):
-            self._finish(req, CompletionCode.TIME_OUT, f"{req.name} did not finish before its deadline")
+            self._finish(
+                req, CompletionCode.TIME_OUT, f"{req.name} did not finish before its deadline"
+            )
         elif isinstance(exc, TimeoutError):
             self._finish(req, CompletionCode.TIME_OUT, str(exc))
         else:

@@ -18,7 +18,7 @@ import msgspec
 from devices.base import Device, Message, NoResult, Params
 from devices.errors import CompletionCode, DeviceError, completion_code
 
-from .codec import DecodeError, for_content_type
+from .codec import Codec, DecodeError, for_content_type
 from .requests import Lifecycle, Reply, Request
 from .schema import CancelParams, CancelResult, Envelope
 from .topics import Addressed, Kind, Topics
@@ -41,7 +41,7 @@ class Router:
 
     """
 
-    def __init__(  # noqa: PLR0913 - the router's collaborators, each needed
+    def __init__(
         self,
         *,
         topics: Topics,
@@ -86,19 +86,7 @@ class Router:
         reply_topic: str | None = getattr(props, "ResponseTopic", None)
         expiry: int | None = getattr(props, "MessageExpiryInterval", None)
         payload = message.payload if isinstance(message.payload, bytes) else b""
-
-        doc: Any = None
-        problem: str | None = None
-        if len(payload) > self._max_payload:
-            problem = f"payload of {len(payload)} bytes exceeds the limit of {self._max_payload}"
-        else:
-            try:
-                doc = codec.decode(payload)
-            except DecodeError as exc:
-                problem = str(exc)
-            else:
-                if not isinstance(doc, dict):
-                    problem = f"payload must be a map, not {type(doc).__name__}"
+        doc, problem = self._decode(payload, codec)
         if reply_topic is None and isinstance(doc, dict) and isinstance(doc.get("replyTo"), str):
             reply_topic = doc["replyTo"]
         raw_id = doc.get("requestId") if isinstance(doc, dict) else None
@@ -113,7 +101,9 @@ class Router:
             log.warning(
                 "dropped request on %s: %s",
                 message.topic,
-                "no reply topic" if reply_topic is None else "reply topic outside the reply subtree",
+                "no reply topic"
+                if reply_topic is None
+                else "reply topic outside the reply subtree",
             )
             return
         reply = Reply(client, request_id, reply_topic, correlation, codec)
@@ -135,6 +125,18 @@ class Router:
             case _:
                 pass
 
+    def _decode(self, payload: bytes, codec: Codec) -> tuple[Any, str | None]:
+        """The decoded map, or the reason it is not one."""
+        if len(payload) > self._max_payload:
+            return None, f"payload of {len(payload)} bytes exceeds the limit of {self._max_payload}"
+        try:
+            doc = codec.decode(payload)
+        except DecodeError as exc:
+            return None, str(exc)
+        if not isinstance(doc, dict):
+            return doc, f"payload must be a map, not {type(doc).__name__}"
+        return doc, None
+
     def _daemon_command(self, name: str, doc: dict[str, Any], reply: Reply) -> None:
         if name == "cancel":
             try:
@@ -143,7 +145,9 @@ class Router:
                 self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
                 return
             canceled = self._lifecycle.cancel(reply.client_id, params.request_ids)
-            self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=CancelResult(canceled=canceled))
+            self._lifecycle.complete(
+                reply, CompletionCode.SUCCESS, result=CancelResult(canceled=canceled)
+            )
             return
         answer = self._answers.get(name)
         if answer is None:
@@ -166,7 +170,9 @@ class Router:
         device = self._devices.get(addressed.device or "")
         if device is None:
             self._lifecycle.complete(
-                reply, CompletionCode.INVALID_DATA, f"no device {addressed.device!r} on this board",
+                reply,
+                CompletionCode.INVALID_DATA,
+                f"no device {addressed.device!r} on this board",
             )
             return
         spec = device.commands.get(addressed.name)
@@ -208,17 +214,24 @@ class Router:
                 self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
             return
         task = asyncio.get_running_loop().create_task(
-            self._run_sim(device, action.method, params, reply), name=f"sim-{device.id}-{addressed.name}",
+            self._run_sim(device, action.method, params, reply),
+            name=f"sim-{device.id}-{addressed.name}",
         )
         self._sim_tasks.add(task)
         task.add_done_callback(self._sim_tasks.discard)
 
-    async def _run_sim(self, device: Device, method: str, params: Params, reply: Reply | None) -> None:
+    async def _run_sim(
+        self, device: Device, method: str, params: Params, reply: Reply | None
+    ) -> None:
         try:
             result: Message = await asyncio.wait_for(getattr(device, method)(params), timeout=30)
         except (DeviceError, TimeoutError) as exc:
             if reply is not None:
-                code = CompletionCode.TIME_OUT if isinstance(exc, TimeoutError) else completion_code(exc)
+                code = (
+                    CompletionCode.TIME_OUT
+                    if isinstance(exc, TimeoutError)
+                    else completion_code(exc)
+                )
                 self._lifecycle.complete(reply, code, str(exc) or "sim action timed out")
             return
         except Exception:

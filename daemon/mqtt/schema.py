@@ -108,7 +108,7 @@ class CommandInfo(Message):
     side_effect: bool
 
 
-class DeviceInfo(Message, rename={"device_class": "class"}):
+class DeviceInfo(Message, rename={"device_class": "class", "sim_actions": "simActions"}):
     """One device in ``description``; ``simActions`` is empty unless simulated."""
 
     id: str

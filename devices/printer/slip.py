@@ -45,6 +45,7 @@ takes about 15 ms of CPU: callers on the event loop run it in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import re
@@ -55,7 +56,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, assert_never
 
 import msgspec
 import qrcode
@@ -100,24 +101,18 @@ def _plain(_field: str, value: FieldValue) -> str:
 
 def _format_date(field: str, value: FieldValue) -> str:
     text = str(value)
-    try:
-        if not _ISO_DATE.fullmatch(text):
-            raise ValueError(text)
-        return date.fromisoformat(text).strftime("%d/%m/%Y")
-    except ValueError:
-        raise InvalidData(f"field {field!r} must be a date YYYY-MM-DD") from None
+    if _ISO_DATE.fullmatch(text):
+        with contextlib.suppress(ValueError):  # a well-formed but impossible date
+            return date.fromisoformat(text).strftime("%d/%m/%Y")
+    raise InvalidData(f"field {field!r} must be a date YYYY-MM-DD")
 
 
 def _format_datetime(field: str, value: FieldValue) -> str:
     text = str(value)
-    try:
-        if not _ISO_DATETIME.fullmatch(text):
-            raise ValueError(text)
-        return datetime.fromisoformat(text).strftime("%H:%M %d/%m/%Y")
-    except ValueError:
-        raise InvalidData(
-            f"field {field!r} must be a local date-time YYYY-MM-DDTHH:MM[:SS]",
-        ) from None
+    if _ISO_DATETIME.fullmatch(text):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(text).strftime("%H:%M %d/%m/%Y")
+    raise InvalidData(f"field {field!r} must be a local date-time YYYY-MM-DDTHH:MM[:SS]")
 
 
 def _format_vnd(field: str, value: FieldValue) -> str:
@@ -195,7 +190,11 @@ def _fill(text: str, fields: Mapping[str, FieldValue]) -> str:
 
 
 class _Block(
-    msgspec.Struct, tag_field="kind", frozen=True, forbid_unknown_fields=True, kw_only=True,
+    msgspec.Struct,
+    tag_field="kind",
+    frozen=True,
+    forbid_unknown_fields=True,
+    kw_only=True,
 ):
     optional: bool = False
 
@@ -204,7 +203,7 @@ class _Block(
         return frozenset()
 
 
-class Title(_Block, tag="title"):
+class Title(_Block, tag="title", frozen=True):
     """Large bold centred text."""
 
     text: str
@@ -217,7 +216,7 @@ class Title(_Block, tag="title"):
         return _field_names(self.text)
 
 
-class Text(_Block, tag="text"):
+class Text(_Block, tag="text", frozen=True):
     """A paragraph, wrapped to the paper width."""
 
     text: str
@@ -232,7 +231,7 @@ class Text(_Block, tag="text"):
         return _field_names(self.text)
 
 
-class Row(_Block, tag="row"):
+class Row(_Block, tag="row", frozen=True):
     """``label`` in a left column, ``value`` in bold beside it; both wrap."""
 
     label: str
@@ -247,7 +246,7 @@ class Row(_Block, tag="row"):
         return _field_names(self.label) | _field_names(self.value)
 
 
-class Qr(_Block, tag="qr"):
+class Qr(_Block, tag="qr", frozen=True):
     """A QR code (error correction M) of one field, ``size`` of the paper width wide."""
 
     field: str
@@ -268,13 +267,13 @@ class Qr(_Block, tag="qr"):
         return frozenset({self.field}) | caption
 
 
-class Separator(_Block, tag="separator"):
+class Separator(_Block, tag="separator", frozen=True):
     """A horizontal rule across the paper."""
 
     style: Literal["solid", "dashed"] = "solid"
 
 
-class Footer(_Block, tag="footer"):
+class Footer(_Block, tag="footer", frozen=True):
     """Small centred text, usually last."""
 
     text: str
@@ -287,7 +286,7 @@ class Footer(_Block, tag="footer"):
         return _field_names(self.text)
 
 
-class Space(_Block, tag="space"):
+class Space(_Block, tag="space", frozen=True):
     """Blank paper, ``lines`` times the body line height."""
 
     lines: float = 1.0
@@ -339,7 +338,7 @@ def load_template(name: str) -> Template:
     """
     if not _TEMPLATE_NAME.fullmatch(name):
         raise InvalidData(f"unknown slip template {name!r}")
-    entry = resources.files(_TEMPLATE_PACKAGE).joinpath(_TEMPLATE_DIR, f"{name}.toml")
+    entry = resources.files(_TEMPLATE_PACKAGE).joinpath(_TEMPLATE_DIR).joinpath(f"{name}.toml")
     if not entry.is_file():
         raise InvalidData(f"unknown slip template {name!r}")
     try:
@@ -377,9 +376,22 @@ _STYLES = {
 }
 
 
-def _line_height(font: ImageFont.FreeTypeFont) -> int:
+#: Vietnamese capitals with stacked marks and descenders: they reach past the font's
+#: ascent and descent, and would be clipped at the edge of a line.
+_TALL = "ẤẦẨẪẬỮỬỄỂỀẾỆỴgjpqy"
+
+
+@functools.cache
+def _line_metrics(font: ImageFont.FreeTypeFont) -> tuple[int, int]:
+    """``(baseline offset, line step)`` in dots that fit every Vietnamese glyph."""
     ascent, descent = font.getmetrics()
-    return ascent + descent + max(2, int(font.size) // 6)
+    _, top, _, bottom = font.getbbox(_TALL, anchor="ls")
+    above, below = max(ascent, -int(top)), max(descent, int(bottom))
+    return above, above + below + max(2, int(font.size) // 8)
+
+
+def _line_height(font: ImageFont.FreeTypeFont) -> int:
+    return _line_metrics(font)[1]
 
 
 def _split_word(word: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
@@ -414,16 +426,20 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
 
 
 def _text_strip(
-    text: str, font: ImageFont.FreeTypeFont, style: _Style, align: Align,
+    text: str,
+    font: ImageFont.FreeTypeFont,
+    style: _Style,
+    align: Align,
 ) -> Image.Image:
     lines = _wrap(text, font, style.content)
-    step = _line_height(font)
+    baseline, step = _line_metrics(font)
     strip = Image.new("1", (style.width, step * len(lines)), 1)
     draw = ImageDraw.Draw(strip)
     for index, line in enumerate(lines):
         free = style.content - font.getlength(line)
         offset = {"left": 0.0, "center": free / 2, "right": free}[align]
-        draw.text((style.margin + int(offset), index * step), line, font=font, fill=0)
+        position = (style.margin + int(offset), index * step + baseline)
+        draw.text(position, line, font=font, fill=0, anchor="ls")
     return strip
 
 
@@ -434,13 +450,17 @@ def _row_strip(label: str, value: str, style: _Style) -> Image.Image:
     value_width = style.content - label_width - gap
     label_lines = _wrap(label, regular, label_width)
     value_lines = _wrap(value, bold, value_width)
-    step = _line_height(regular)
+    # One baseline grid for both columns, roomy enough for the bold face.
+    baseline = max(_line_metrics(regular)[0], _line_metrics(bold)[0])
+    step = max(_line_metrics(regular)[1], _line_metrics(bold)[1])
     strip = Image.new("1", (style.width, step * max(len(label_lines), len(value_lines))), 1)
     draw = ImageDraw.Draw(strip)
     for index, line in enumerate(label_lines):
-        draw.text((style.margin, index * step), line, font=regular, fill=0)
+        y = index * step + baseline
+        draw.text((style.margin, y), line, font=regular, fill=0, anchor="ls")
     for index, line in enumerate(value_lines):
-        draw.text((style.margin + label_width + gap, index * step), line, font=bold, fill=0)
+        y = index * step + baseline
+        draw.text((style.margin + label_width + gap, y), line, font=bold, fill=0, anchor="ls")
     return strip
 
 
@@ -481,34 +501,37 @@ def _separator_strip(kind: Literal["solid", "dashed"], style: _Style) -> Image.I
     return strip
 
 
-def _block_strip(  # noqa: PLR0911 - one return per block kind reads best
-    block: Block, fields: Mapping[str, FieldValue], style: _Style,
-) -> Image.Image:
+def _text_font(kind: Literal["normal", "bold", "small"], style: _Style) -> ImageFont.FreeTypeFont:
+    if kind == "bold":
+        return _font(_BOLD, style.body)
+    if kind == "small":
+        return _font(_REGULAR, style.small)
+    return _font(_REGULAR, style.body)
+
+
+def _block_strip(block: Block, fields: Mapping[str, FieldValue], style: _Style) -> Image.Image:
     match block:
         case Title(text=text):
-            return _text_strip(_fill(text, fields), _font(_BOLD, style.title), style, "center")
-        case Text(text=text, style="bold", align=align):
-            return _text_strip(_fill(text, fields), _font(_BOLD, style.body), style, align)
-        case Text(text=text, style="small", align=align):
-            return _text_strip(_fill(text, fields), _font(_REGULAR, style.small), style, align)
-        case Text(text=text, align=align):
-            return _text_strip(_fill(text, fields), _font(_REGULAR, style.body), style, align)
+            strip = _text_strip(_fill(text, fields), _font(_BOLD, style.title), style, "center")
+        case Text(text=text, style=kind, align=align):
+            strip = _text_strip(_fill(text, fields), _text_font(kind, style), style, align)
         case Row(label=label, value=value):
-            return _row_strip(_fill(label, fields), _fill(value, fields), style)
+            strip = _row_strip(_fill(label, fields), _fill(value, fields), style)
         case Qr(field=field, size=size, caption=caption):
             strip = _qr_strip(str(fields[field]), field, size, style)
-            if caption is None:
-                return strip
-            small = _font(_REGULAR, style.small)
-            return _stack([strip, _text_strip(_fill(caption, fields), small, style, "center")])
+            if caption is not None:
+                small = _font(_REGULAR, style.small)
+                strip = _stack([strip, _text_strip(_fill(caption, fields), small, style, "center")])
         case Separator(style=kind):
-            return _separator_strip(kind, style)
+            strip = _separator_strip(kind, style)
         case Footer(text=text):
-            return _text_strip(_fill(text, fields), _font(_REGULAR, style.small), style, "center")
+            strip = _text_strip(_fill(text, fields), _font(_REGULAR, style.small), style, "center")
         case Space(lines=lines):
             height = int(lines * _line_height(_font(_REGULAR, style.body)))
-            return Image.new("1", (style.width, max(1, height)), 1)
-    raise AssertionError(block)  # pragma: no cover - the match is exhaustive
+            strip = Image.new("1", (style.width, max(1, height)), 1)
+        case _:
+            assert_never(block)
+    return strip
 
 
 def _stack(strips: list[Image.Image]) -> Image.Image:
@@ -549,9 +572,7 @@ def render_slip(template: str, fields: Mapping[str, FieldValue], width_dots: int
         raise InvalidData(f"slip template {template!r} needs field(s): {', '.join(missing)}")
     strips = [Image.new("1", (style.width, style.margin), 1)]
     strips.extend(
-        _block_strip(block, values, style)
-        for block in spec.blocks
-        if block.fields() <= present
+        _block_strip(block, values, style) for block in spec.blocks if block.fields() <= present
     )
     # Blank paper after the last line, so the cutter does not clip it.
     strips.append(Image.new("1", (style.width, 2 * _line_height(_font(_REGULAR, style.body))), 1))

@@ -64,12 +64,15 @@ class Simulated(Device):
 
     async def run(self) -> None:
         """Connect when no disconnect fault is set; raise Offline when one is."""
-        while self._fault is FaultKind.DISCONNECT:
+        while self._disconnected():
             await self._wait_change()
         self.connected()
-        while self._fault is not FaultKind.DISCONNECT:
+        while not self._disconnected():
             await self._wait_change()
         raise Offline("simulated disconnect")
+
+    def _disconnected(self) -> bool:
+        return self._fault is FaultKind.DISCONNECT
 
     async def _wait_change(self) -> None:
         self._changed.clear()

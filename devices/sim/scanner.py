@@ -33,7 +33,11 @@ class SimScanner(Simulated, Scanner):
     }
 
     def __init__(
-        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SimScannerSettings,
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: SimScannerSettings,
     ) -> None:
         super().__init__(device_id, host, env)
         self.settings = settings

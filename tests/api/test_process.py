@@ -29,8 +29,8 @@ id = "proc-0001"
 [mqtt]
 port = {port}
 [daemon]
-state_dir = "{tmp_path / 'state'}"
-runtime_dir = "{tmp_path / 'run'}"
+state_dir = "{tmp_path / "state"}"
+runtime_dir = "{tmp_path / "run"}"
 [devices.scanner]
 class = "scanner"
 driver = "sim"
@@ -52,8 +52,10 @@ async def _status(port: int, board: str, want: str, timeout: float = 10.0) -> di
                     return message.payload
 
 
-async def test_kill_9_leaves_retained_offline_through_the_will(broker: Broker, tmp_path: Path) -> None:
-    proc = subprocess.Popen([*KIOSKD, "run", "--config", str(_write_config(tmp_path, broker.port))])  # noqa: S603
+async def test_kill_9_leaves_retained_offline_through_the_will(
+    broker: Broker, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen([*KIOSKD, "run", "--config", str(_write_config(tmp_path, broker.port))])
     try:
         ready = await _status(broker.port, "proc-0001", "ready")
         proc.send_signal(signal.SIGKILL)
@@ -71,7 +73,9 @@ async def test_systemd_notify_ready_watchdog_stopping(broker: Broker, tmp_path: 
     sock.bind(str(sock_path))
     sock.setblocking(False)
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
-    proc = subprocess.Popen([*KIOSKD, "run", "--config", str(_write_config(tmp_path, broker.port))], env=env)  # noqa: S603
+    proc = subprocess.Popen(
+        [*KIOSKD, "run", "--config", str(_write_config(tmp_path, broker.port))], env=env
+    )
     loop = asyncio.get_running_loop()
     seen: list[str] = []
     try:
@@ -97,7 +101,13 @@ async def test_systemd_notify_ready_watchdog_stopping(broker: Broker, tmp_path: 
 def test_invalid_config_names_file_and_key_and_exits_78(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[board]\nid = "ok-1"\n[mqtt]\nport = "eighty"\n', encoding="utf-8")
-    out = subprocess.run([*KIOSKD, "run", "--config", str(path)], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    out = subprocess.run(
+        [*KIOSKD, "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert out.returncode == 78
     assert str(path) in out.stderr
     assert "mqtt.port" in out.stderr
@@ -106,15 +116,26 @@ def test_invalid_config_names_file_and_key_and_exits_78(tmp_path: Path) -> None:
 
 def test_unknown_driver_option_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('[board]\nid = "ok-1"\n[devices.s]\nclass = "scanner"\ndriver = "sim"\nbaud = 9600\n', encoding="utf-8")
-    out = subprocess.run([*KIOSKD, "check-config", str(path)], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    path.write_text(
+        '[board]\nid = "ok-1"\n[devices.s]\nclass = "scanner"\ndriver = "sim"\nbaud = 9600\n',
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [*KIOSKD, "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert out.returncode == 78
     assert "devices.s" in out.stderr
     assert "baud" in out.stderr
 
 
 def test_safe_state_command_without_daemon() -> None:
-    out = subprocess.run([*KIOSKD, "safe-state", "--sim"], capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    out = subprocess.run(
+        [*KIOSKD, "safe-state", "--sim"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     for device in ("coinAcceptor", "documentSlot", "lockers", "lights"):
         assert f"{device}: safe" in out.stdout
@@ -128,9 +149,11 @@ async def test_sim_mode_embedded_broker_survives_nothing_after_kill_9(tmp_path: 
     taken.listen()
     busy_port = taken.getsockname()[1]
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [*KIOSKD, "run", "--sim", "--mqtt-port", str(busy_port), "--ws-port", str(free_port())],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -140,7 +163,9 @@ async def test_sim_mode_embedded_broker_survives_nothing_after_kill_9(tmp_path: 
         port = int(match.group(1))
         assert port != busy_port
         await _status(port, "sim-0001", "ready")
-        children = subprocess.run(["pgrep", "-P", str(proc.pid), "mosquitto"], capture_output=True, text=True, check=False)  # noqa: S603, S607
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "mosquitto"], capture_output=True, text=True, check=False
+        )
         broker_pid = int(children.stdout.split()[0])
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)

@@ -17,11 +17,29 @@ async def test_get_status_with_mosquitto_rr_in_json(broker: Broker, daemon: Runn
     out = await asyncio.to_thread(
         subprocess.run,
         [
-            "mosquitto_rr", "-V", "5", "-p", str(broker.port), "-i", "ui1",
-            "-t", f"kiosk/v1/{board}/cmd/getStatus", "-e", f"kiosk/v1/{board}/reply/ui1/1",
-            "-D", "PUBLISH", "content-type", "application/json", "-m", '{"requestId":"r1"}', "-W", "5",
+            "mosquitto_rr",
+            "-V",
+            "5",
+            "-p",
+            str(broker.port),
+            "-i",
+            "ui1",
+            "-t",
+            f"kiosk/v1/{board}/cmd/getStatus",
+            "-e",
+            f"kiosk/v1/{board}/reply/ui1/1",
+            "-D",
+            "PUBLISH",
+            "content-type",
+            "application/json",
+            "-m",
+            '{"requestId":"r1"}',
+            "-W",
+            "5",
         ],
-        capture_output=True, check=True, timeout=10,
+        capture_output=True,
+        check=True,
+        timeout=10,
     )
     reply = msgspec.json.decode(out.stdout)
     assert reply["type"] == "completion"
@@ -65,7 +83,14 @@ async def test_malformed_requests_get_invalid_data_and_daemon_keeps_serving(ui: 
     ]
     for n, (raw, content_type) in enumerate(cases):
         correlation = f"bad{n}".encode()
-        await ui.send(topic, None, raw=raw, content_type=content_type, response_topic=ui.reply_topic(), correlation=correlation)
+        await ui.send(
+            topic,
+            None,
+            raw=raw,
+            content_type=content_type,
+            response_topic=ui.reply_topic(),
+            correlation=correlation,
+        )
         reply = (await asyncio.wait_for(ui._reply_queue(correlation).get(), 5)).payload
         assert reply["type"] == "completion", (n, reply)
         assert reply["completionCode"] == "invalidData", (n, reply)
@@ -73,19 +98,27 @@ async def test_malformed_requests_get_invalid_data_and_daemon_keeps_serving(ui: 
     assert (await ui.device("nosuch", "read"))["completionCode"] == "invalidData"
     assert (await ui.device("scanner", "explode"))["completionCode"] == "unsupportedCommand"
     assert (await ui.daemon("reboot"))["completionCode"] == "unsupportedCommand"
-    assert (await ui.device("scanner", "setMode", {"continuous": "yes"}))["completionCode"] == "invalidData"
+    assert (await ui.device("scanner", "setMode", {"continuous": "yes"}))[
+        "completionCode"
+    ] == "invalidData"
     assert (await ui.daemon("getStatus"))["completionCode"] == "success"
 
 
-async def test_reply_topic_outside_own_subtree_is_refused(ui: UiClient, daemon: RunningDaemon) -> None:
+async def test_reply_topic_outside_own_subtree_is_refused(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
     async with ui.subscription(f"{ui.root}/#") as seen:
         await ui.send(
-            f"{ui.root}/cmd/getStatus", {"requestId": "x"},
-            response_topic="elsewhere/topic", correlation=b"x",
+            f"{ui.root}/cmd/getStatus",
+            {"requestId": "x"},
+            response_topic="elsewhere/topic",
+            correlation=b"x",
         )
         await ui.send(
-            f"{ui.root}/cmd/getStatus", {"requestId": "y"},
-            response_topic=f"{ui.root}/reply/+/x", correlation=b"y",
+            f"{ui.root}/cmd/getStatus",
+            {"requestId": "y"},
+            response_topic=f"{ui.root}/reply/+/x",
+            correlation=b"y",
         )
         await ui.send(f"{ui.root}/cmd/getStatus", {"requestId": "z"})
         await asyncio.sleep(0.3)
@@ -97,7 +130,9 @@ async def test_reply_topic_outside_own_subtree_is_refused(ui: UiClient, daemon: 
 async def test_reply_to_in_payload_for_mqtt311_clients(ui: UiClient) -> None:
     topic = f"{ui.root}/reply/{ui.client_id}/legacy"
     async with ui.subscription(topic) as seen:
-        await ui.send(f"{ui.root}/cmd/getStatus", {"requestId": "old", "replyTo": topic}, content_type=JSON)
+        await ui.send(
+            f"{ui.root}/cmd/getStatus", {"requestId": "old", "replyTo": topic}, content_type=JSON
+        )
         reply = await asyncio.wait_for(seen.get(), 5)
     assert reply.payload["completionCode"] == "success"
     assert reply.content_type == JSON

@@ -23,7 +23,9 @@ async def _retained(ui: UiClient, topic_filter: str, settle: float = 0.3) -> dic
     return found
 
 
-async def test_retained_status_description_and_every_device_state(ui: UiClient, daemon: RunningDaemon) -> None:
+async def test_retained_status_description_and_every_device_state(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
     retained = await _retained(ui, f"{ui.root}/#")
     status = retained[f"{ui.root}/status"]
     assert isinstance(status, dict)
@@ -44,7 +46,9 @@ async def test_retained_status_description_and_every_device_state(ui: UiClient, 
         assert state["session"] == daemon.app.session
 
 
-async def test_seq_strictly_increases_across_state_and_events(ui: UiClient, daemon: RunningDaemon) -> None:
+async def test_seq_strictly_increases_across_state_and_events(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
     async with ui.subscription(f"{ui.root}/dev/+/#") as live:
         await asyncio.sleep(0.2)
         while not live.empty():
@@ -65,7 +69,9 @@ async def test_seq_strictly_increases_across_state_and_events(ui: UiClient, daem
     assert [m.payload["data"]["text"] for m in scanned] == [f"code {n}" for n in range(5)]
 
 
-async def test_resync_snapshot_goes_to_the_requester_only(ui: UiClient, ui_factory, daemon: RunningDaemon) -> None:
+async def test_resync_snapshot_goes_to_the_requester_only(
+    ui: UiClient, ui_factory, daemon: RunningDaemon
+) -> None:
     async with ui_factory("ui2") as other, other.subscription(f"{ui.root}/reply/#") as spy:
         reply = await ui.daemon("resync")
         await asyncio.sleep(0.2)
@@ -88,7 +94,9 @@ async def test_device_fault_degrades_status_and_recovers(ui: UiClient) -> None:
     await _wait_status(ui, "ready", timeout=5)
 
 
-async def test_broker_restart_reconnects_and_republishes_retained(broker: Broker, daemon: RunningDaemon) -> None:
+async def test_broker_restart_reconnects_and_republishes_retained(
+    broker: Broker, daemon: RunningDaemon
+) -> None:
     broker.stop()
     await asyncio.sleep(0.3)
     broker.start()
@@ -101,18 +109,28 @@ async def test_broker_restart_reconnects_and_republishes_retained(broker: Broker
         assert (await ui.daemon("getStatus"))["completionCode"] == "success"
 
 
-async def test_stale_retained_state_of_unconfigured_device_is_cleared(broker: Broker, tmp_path: Path) -> None:
+async def test_stale_retained_state_of_unconfigured_device_is_cleared(
+    broker: Broker, tmp_path: Path
+) -> None:
     async with connect(broker.port, "sim-0001", "planter") as planter:
         await planter.client.publish(
-            "kiosk/v1/sim-0001/dev/oldPrinter/state", msgspec.msgpack.encode({"state": "online"}), qos=1, retain=True,
+            "kiosk/v1/sim-0001/dev/oldPrinter/state",
+            msgspec.msgpack.encode({"state": "online"}),
+            qos=1,
+            retain=True,
         )
-    async with run_daemon(make_config(broker.port, tmp_path)), connect(broker.port, "sim-0001", "ui9") as ui:
+    async with (
+        run_daemon(make_config(broker.port, tmp_path)),
+        connect(broker.port, "sim-0001", "ui9") as ui,
+    ):
         await asyncio.sleep(0.5)
         retained = await _retained(ui, "kiosk/v1/sim-0001/dev/oldPrinter/state")
         assert retained == {}
 
 
-async def test_side_effect_request_is_not_run_twice_even_after_restart(broker: Broker, tmp_path: Path) -> None:
+async def test_side_effect_request_is_not_run_twice_even_after_restart(
+    broker: Broker, tmp_path: Path
+) -> None:
     config = make_config(broker.port, tmp_path)
     params = {"template": "appointment", "fields": _slip_fields(), "copies": 1}
     async with run_daemon(config), connect(broker.port, "sim-0001", "kiosk-ui") as ui:

@@ -1,0 +1,285 @@
+"""Generate the AsyncAPI 3 document and the reference tables of docs/api.md from the code.
+
+The wire schema is code: every request, result, event and state detail is a
+msgspec type, and this module turns them into ``docs/asyncapi.json`` and the
+generated section of ``docs/api.md``.  A test fails when either is stale;
+``python -m daemon.mqtt.asyncapi --write`` refreshes both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from daemon import __version__
+from devices.base import Device
+from devices.registry import DEVICE_CLASSES, resolve
+
+from .codec import MSGPACK
+from .schema import (
+    Ack,
+    CancelParams,
+    CancelResult,
+    Completion,
+    Description,
+    DeviceStateMessage,
+    Envelope,
+    EventMessage,
+    EventReply,
+    Snapshot,
+    Status,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+BEGIN = "<!-- BEGIN GENERATED: python -m daemon.mqtt.asyncapi --write -->"
+END = "<!-- END GENERATED -->"
+_REF = "#/components/schemas/{name}"
+
+
+def device_classes() -> dict[str, type[Device]]:
+    """Each device class's base type (the simulator's class ABC), by wire class name."""
+    found: dict[str, type[Device]] = {}
+    for name in DEVICE_CLASSES:
+        driver = resolve(name, "sim").cls
+        base = next(c for c in driver.__mro__ if c.__dict__.get("device_class") == name)
+        found[name] = base
+    return found
+
+
+def _schema_types() -> list[Any]:
+    types: list[Any] = [
+        Envelope,
+        Ack,
+        EventReply,
+        Completion,
+        Status,
+        Description,
+        DeviceStateMessage,
+        EventMessage,
+        Snapshot,
+        CancelParams,
+        CancelResult,
+    ]
+    for cls in device_classes().values():
+        types.append(cls.detail_type)
+        for command in cls.commands.values():
+            types += [command.params, command.result, *command.events.values()]
+        types += list(cls.events.values())
+    for name in DEVICE_CLASSES:
+        for action in resolve(name, "sim").cls.sim_actions.values():
+            types.append(action.params)
+    return list(dict.fromkeys(types))
+
+
+def _ref(tp: type) -> dict[str, str]:
+    return {"$ref": _REF.format(name=tp.__name__)}
+
+
+def build() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of wire API v1."""
+    _, schemas = msgspec.json.schema_components(_schema_types(), ref_template=_REF)
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    params = {
+        "board": {"description": "Board id, e.g. hcm-q6-0001"},
+        "device": {"description": "Device id from the board's config"},
+        "client": {"description": "The requester's MQTT client id"},
+    }
+
+    def add(key: str, address: str, payload: Any, action: str, summary: str) -> None:
+        used = {p: params[p] for p in params if "{" + p + "}" in address}
+        messages[key] = {"name": key, "summary": summary, "payload": payload}
+        channels[key] = {
+            "address": address,
+            "parameters": used,
+            "messages": {key: {"$ref": f"#/components/messages/{key}"}},
+        }
+        operations[key] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": summary,
+        }
+
+    root = "kiosk/v1/{board}"
+    add("status", f"{root}/status", _ref(Status), "send", "Retained daemon status (and LWT).")
+    add(
+        "description",
+        f"{root}/description",
+        _ref(Description),
+        "send",
+        "Retained device description.",
+    )
+    add(
+        "reply",
+        f"{root}/reply/{{client}}/{{suffix}}",
+        {"oneOf": [_ref(Ack), _ref(EventReply), _ref(Completion)]},
+        "send",
+        "Replies to a request, only to the requester's reply subtree.",
+    )
+    daemon_results = {"getStatus": Status, "getCapabilities": Description, "resync": Snapshot}
+    for name, result in daemon_results.items():
+        add(
+            f"daemon.{name}",
+            f"{root}/cmd/{name}",
+            _ref(Envelope),
+            "receive",
+            f"Daemon command {name}; completion result: {result.__name__}.",
+        )
+    add(
+        "daemon.cancel",
+        f"{root}/cmd/cancel",
+        _ref(CancelParams),
+        "receive",
+        "Cancel the requester's queued or running long commands; result: CancelResult.",
+    )
+    for cls_name, cls in device_classes().items():
+        add(
+            f"{cls_name}.state",
+            f"{root}/dev/{{device}}/state",
+            {
+                "allOf": [
+                    _ref(DeviceStateMessage),
+                    {"properties": {"detail": _ref(cls.detail_type)}},
+                ]
+            },
+            "send",
+            f"Retained state of a {cls_name}.",
+        )
+        for name, command in cls.commands.items():
+            add(
+                f"{cls_name}.cmd.{name}",
+                f"{root}/dev/{{device}}/cmd/{name}",
+                _ref(command.params),
+                "receive",
+                f"{cls_name} {name}; completion result: {command.result.__name__}.",
+            )
+        for name, data in cls.events.items():
+            add(
+                f"{cls_name}.evt.{name}",
+                f"{root}/dev/{{device}}/evt/{name}",
+                {"allOf": [_ref(EventMessage), {"properties": {"data": _ref(data)}}]},
+                "send",
+                f"{cls_name} event {name}.",
+            )
+        for name, action in resolve(cls_name, "sim").cls.sim_actions.items():
+            add(
+                f"{cls_name}.sim.{name}",
+                f"{root}/sim/{{device}}/{name}",
+                _ref(action.params),
+                "receive",
+                f"Simulator action: {action.doc}.",
+            )
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "kioskd local MQTT API",
+            "version": "1",
+            "description": f"Generated from kioskd {__version__} message types. See docs/api.md.",
+        },
+        "defaultContentType": MSGPACK,
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": schemas, "messages": messages},
+    }
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fields(tp: type) -> str:
+    if not issubclass(tp, msgspec.Struct):
+        return ""
+    info = msgspec.inspect.type_info(tp)
+    assert isinstance(info, msgspec.inspect.StructType)
+    parts = []
+    for field in info.fields:
+        optional = "?" if not field.required else ""
+        parts.append(f"`{field.encode_name}{optional}`")
+    return ", ".join(parts) or "—"
+
+
+def reference_markdown() -> str:
+    """The generated per-class reference tables of docs/api.md."""
+    lines = [BEGIN, "", "### Device classes (generated from the code)", ""]
+    for cls_name, cls in device_classes().items():
+        lines += [
+            f"#### `{cls_name}`",
+            "",
+            f"State detail ({_type_name(cls.detail_type)}): {_fields(cls.detail_type)}",
+            "",
+        ]
+        lines += [
+            "| command | params | result | default / max ms | kind |",
+            "|---|---|---|---|---|",
+        ]
+        for name, c in cls.commands.items():
+            kind = (
+                ", ".join(
+                    k
+                    for k, on in (
+                        ("long", c.long),
+                        ("queued", c.queued),
+                        ("side effect", c.side_effect),
+                        ("not interruptible", not c.interruptible),
+                    )
+                    if on
+                )
+                or "immediate"
+            )
+            lines.append(
+                f"| `{name}` | {_fields(c.params)} | {_fields(c.result)} | "
+                f"{c.default_timeout_ms} / {c.max_timeout_ms} | {kind} |",
+            )
+            for ev_name, ev in c.events.items():
+                lines.append(f"| ↳ event `{ev_name}` | | {_fields(ev)} | | to requester |")
+        lines += ["", "| event | data |", "|---|---|"]
+        lines += [f"| `{name}` | {_fields(data)} |" for name, data in cls.events.items()]
+        sim = resolve(cls_name, "sim").cls.sim_actions
+        lines += ["", "| sim action | params | what it does |", "|---|---|---|"]
+        lines += [f"| `{name}` | {_fields(a.params)} | {a.doc} |" for name, a in sim.items()]
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def render_api_md(current: str) -> str:
+    """docs/api.md with its generated section replaced."""
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + reference_markdown() + tail
+
+
+def asyncapi_text() -> str:
+    """The AsyncAPI document as committed (sorted, indented JSON)."""
+    return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--write`` refreshes docs/; ``--check`` exits 1 when they are stale."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    api_md = DOCS / "api.md"
+    wanted = {
+        DOCS / "asyncapi.json": asyncapi_text(),
+        api_md: render_api_md(api_md.read_text("utf-8")),
+    }
+    stale = [path for path, text in wanted.items() if path.read_text("utf-8") != text]
+    if args.write:
+        for path in stale:
+            path.write_text(wanted[path], encoding="utf-8")
+        return 0
+    for path in stale:
+        sys.stderr.write(f"{path} is stale: run python -m daemon.mqtt.asyncapi --write\n")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

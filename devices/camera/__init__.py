@@ -1,0 +1,1 @@
+"""Cameras: ID card, face and document pictures as JPEG."""

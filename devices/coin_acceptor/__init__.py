@@ -1,0 +1,1 @@
+"""Coin acceptors: the deposit class and its durable SQLite ledger."""

@@ -1,0 +1,881 @@
+"""The coin ledger: every coin an acceptor took, on disk before anyone hears of it.
+
+One SQLite file per board (``{state_dir}/ledger.sqlite3``), shared by every coin
+acceptor of the board (rows carry the device id) and read by ``kioskd ledger``.
+Money is whole units of the currency (VND) in INTEGER columns; timestamps are
+Unix epoch ms.
+
+Durability: WAL journal with ``synchronous=FULL``, so every commit fsyncs the
+WAL before it returns; a credit that returned survives a crash or a power cut.
+Credits and collections are append-only and state changes of a transaction are
+limited to ``active -> ended|unknown`` and ``unknown -> settled``; triggers in
+the schema enforce both, so no later bug can rewrite history.
+
+Threading: :class:`Ledger` is synchronous and confined to the thread that
+opened it (sqlite3's ``check_same_thread``); the CLI uses it directly.  The
+daemon drives it through :class:`LedgerRunner`, which owns one worker thread:
+a commit with ``synchronous=FULL`` is an fsync, 1-5 ms on eMMC but hundreds of
+ms on a busy SD card, and must not stall MQTT or other devices' serial I/O.
+One thread keeps the connection confined and runs calls in submission order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from devices.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+#: File name of the ledger inside the daemon's state directory.
+LEDGER_FILE = "ledger.sqlite3"
+SCHEMA_VERSION = 1
+#: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
+BUSY_TIMEOUT_S = 5.0
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class LedgerError(HardwareError):
+    """The ledger could not be read or written (disk full, corrupt file, bad state).
+
+    A :class:`HardwareError`: a technician must look at the board before the
+    kiosk takes money again.
+    """
+
+
+class TransactionState(StrEnum):
+    """Life of a deposit transaction.
+
+    ``active`` takes coins; ``ended`` finished normally; ``unknown`` was left
+    active by a crash (or holds coins taken with no deposit active) and waits
+    for ``depositEnd``, which makes it ``settled``.
+    """
+
+    ACTIVE = "active"
+    ENDED = "ended"
+    UNKNOWN = "unknown"
+    SETTLED = "settled"
+
+
+class EndReason(StrEnum):
+    """Why a transaction ended: ``amountDue`` reached, its deadline, or ``depositEnd``."""
+
+    AMOUNT_REACHED = "amountReached"
+    TIMEOUT = "timeout"
+    ENDED = "ended"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transactions (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'unknown', 'settled')),
+    currency TEXT NOT NULL,
+    amount_due INTEGER CHECK (amount_due IS NULL OR amount_due > 0),
+    total INTEGER NOT NULL DEFAULT 0 CHECK (total >= 0),
+    coins INTEGER NOT NULL DEFAULT 0 CHECK (coins >= 0),
+    reason TEXT CHECK (reason IS NULL OR reason IN ('amountReached', 'timeout', 'ended')),
+    orphan INTEGER NOT NULL DEFAULT 0 CHECK (orphan IN (0, 1)),
+    started_ms INTEGER NOT NULL,
+    timeout_ms INTEGER,
+    deadline_ms INTEGER,
+    ended_ms INTEGER,
+    recovered_ms INTEGER,
+    settled_ms INTEGER
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_per_device
+    ON transactions (device_id) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS transactions_by_device
+    ON transactions (device_id, state, started_ms);
+CREATE TABLE IF NOT EXISTS credits (
+    transaction_id TEXT NOT NULL REFERENCES transactions (id),
+    idx INTEGER NOT NULL CHECK (idx >= 1),
+    value INTEGER NOT NULL CHECK (value > 0),
+    event_counter INTEGER,
+    ts_ms INTEGER NOT NULL,
+    overpayment INTEGER NOT NULL CHECK (overpayment IN (0, 1)),
+    PRIMARY KEY (transaction_id, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS cash_box (
+    device_id TEXT PRIMARY KEY,
+    coins INTEGER NOT NULL CHECK (coins >= 0),
+    total INTEGER NOT NULL CHECK (total >= 0),
+    since_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    coins INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    since_ms INTEGER NOT NULL,
+    note TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS credits_append_only_u BEFORE UPDATE ON credits
+    BEGIN SELECT RAISE(ABORT, 'credits are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS credits_append_only_d BEFORE DELETE ON credits
+    BEGIN SELECT RAISE(ABORT, 'credits are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS collections_append_only_u BEFORE UPDATE ON collections
+    BEGIN SELECT RAISE(ABORT, 'collections are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS collections_append_only_d BEFORE DELETE ON collections
+    BEGIN SELECT RAISE(ABORT, 'collections are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_kept BEFORE DELETE ON transactions
+    BEGIN SELECT RAISE(ABORT, 'transactions are kept'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_state_flow BEFORE UPDATE OF state ON transactions
+    WHEN NOT (old.state = new.state
+              OR (old.state = 'active' AND new.state IN ('ended', 'unknown'))
+              OR (old.state = 'unknown' AND new.state = 'settled'))
+    BEGIN SELECT RAISE(ABORT, 'illegal transaction state change'); END;
+"""
+
+
+def now_ms() -> int:
+    """Wall-clock time as Unix epoch ms (for records; deadlines use the monotonic clock)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRecord:
+    """One coin credited to a transaction.
+
+    Attributes:
+        transaction_id: the transaction it belongs to.
+        index: position in the transaction, 1 for the first coin.
+        value: whole currency units (VND).
+        event_counter: the acceptor's event counter for it, when the hardware has one.
+        ts_ms: when it was recorded, Unix epoch ms.
+        overpayment: the total after it exceeds the amount due.
+
+    """
+
+    transaction_id: str
+    index: int
+    value: int
+    event_counter: int | None
+    ts_ms: int
+    overpayment: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """A deposit transaction with its credits (amounts whole VND, times epoch ms)."""
+
+    id: str
+    device_id: str
+    state: TransactionState
+    currency: str
+    amount_due: int | None
+    total: int
+    reason: EndReason | None
+    orphan: bool
+    started_ms: int
+    timeout_ms: int | None
+    deadline_ms: int | None
+    ended_ms: int | None
+    recovered_ms: int | None
+    settled_ms: int | None
+    credits: tuple[CreditRecord, ...]
+
+    @property
+    def overpayment(self) -> int:
+        """Whole currency units paid above ``amount_due`` (0 without an amount due)."""
+        if self.amount_due is None:
+            return 0
+        return max(0, self.total - self.amount_due)
+
+
+@dataclass(frozen=True, slots=True)
+class CashBox:
+    """What the cash box of one acceptor holds since its last collection."""
+
+    device_id: str
+    coins: int
+    total: int
+    since_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """An audit row: a technician emptied a cash box (``kioskd ledger collect``)."""
+
+    id: int
+    device_id: str
+    ts_ms: int
+    coins: int
+    total: int
+    since_ms: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Result of recording a coin.
+
+    Attributes:
+        record: the credit row as written.
+        total: the transaction's total after it, whole currency units.
+        new_transaction: the credit opened a new orphan transaction.
+        box: the cash box counters after it.
+
+    """
+
+    record: CreditRecord
+    total: int
+    new_transaction: bool
+    box: CashBox
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One credit with its transaction, flat, for ``kioskd ledger export`` (CSV)."""
+
+    device_id: str
+    transaction_id: str
+    state: str
+    currency: str
+    amount_due: int | None
+    reason: str | None
+    started_ms: int
+    ended_ms: int | None
+    index: int
+    value: int
+    ts_ms: int
+    overpayment: bool
+    event_counter: int | None
+
+
+_TX_COLUMNS = (
+    "id, device_id, state, currency, amount_due, total, reason, orphan, started_ms,"
+    " timeout_ms, deadline_ms, ended_ms, recovered_ms, settled_ms"
+)
+
+
+class Ledger:
+    """Synchronous access to the ledger file; use it from one thread only.
+
+    Every method raises :class:`LedgerError` when SQLite fails or when the
+    requested change does not fit the transaction's state.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Ledger:
+        """Open (creating if needed) the ledger at ``path`` and check its durability settings.
+
+        Raises:
+            LedgerError: the file cannot be opened, WAL or ``synchronous=FULL``
+                did not take, or the schema is newer than this program.
+
+        """
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the coin ledger {path}: {exc}") from exc
+        try:
+            cls._prepare(conn, path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerError(f"cannot prepare the coin ledger {path}: {exc}") from exc
+        except LedgerError:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        (sync,) = conn.execute("PRAGMA synchronous").fetchone()
+        if str(mode).lower() != "wal" or sync != 2:  # noqa: PLR2004 - 2 is FULL
+            raise LedgerError(
+                f"coin ledger {path} is not durable (journal_mode={mode}, synchronous={sync})",
+            )
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"coin ledger {path} has schema {version}; this kioskd knows {SCHEMA_VERSION}",
+            )
+        if version < SCHEMA_VERSION:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            )
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed (fsynced) on success, rolled back on error."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"coin ledger write failed: {exc}") from exc
+        try:
+            yield conn
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerError(f"coin ledger write failed: {exc}") from exc
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise LedgerError(f"coin ledger commit failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Read in one snapshot across several statements."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"coin ledger read failed: {exc}") from exc
+
+    # -- deposits ---------------------------------------------------------------------------
+
+    def begin(
+        self,
+        device_id: str,
+        *,
+        currency: str,
+        amount_due: int | None,
+        timeout_ms: int,
+        at_ms: int,
+    ) -> TransactionRecord:
+        """Open an ``active`` transaction (at most one per device).
+
+        ``amount_due`` is whole currency units or None; ``timeout_ms`` is how long
+        it may take coins, recorded with its wall-clock deadline.
+
+        Raises:
+            LedgerError: the device already has an active transaction, or SQLite failed.
+
+        """
+        tx_id = str(uuid.uuid4())
+        with self._write() as conn:
+            busy = conn.execute(
+                "SELECT id FROM transactions WHERE device_id = ? AND state = 'active'",
+                (device_id,),
+            ).fetchone()
+            if busy is not None:
+                raise LedgerError(f"{device_id} already has active transaction {busy[0]}")
+            conn.execute(
+                "INSERT INTO transactions (id, device_id, state, currency, amount_due,"
+                " started_ms, timeout_ms, deadline_ms) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+                (tx_id, device_id, currency, amount_due, at_ms, timeout_ms, at_ms + timeout_ms),
+            )
+            return self._record(conn, tx_id)
+
+    def credit(
+        self,
+        transaction_id: str,
+        value: int,
+        *,
+        event_counter: int | None,
+        at_ms: int,
+    ) -> Credit:
+        """Record a coin of ``value`` (whole units) in an ``active`` transaction; commit.
+
+        The cash box counters move in the same commit.
+
+        Raises:
+            LedgerError: no such active transaction, or SQLite failed.
+
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE transactions SET total = total + ?, coins = coins + 1"
+                " WHERE id = ? AND state = 'active' RETURNING device_id, total, coins, amount_due",
+                (value, transaction_id),
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"transaction {transaction_id} is not active")
+            return self._insert_credit(
+                conn,
+                row,
+                transaction_id=transaction_id,
+                value=value,
+                event_counter=event_counter,
+                at_ms=at_ms,
+                created=False,
+            )
+
+    def credit_orphan(
+        self,
+        device_id: str,
+        value: int,
+        *,
+        currency: str,
+        orphan_id: str | None,
+        event_counter: int | None,
+        at_ms: int,
+    ) -> Credit:
+        """Record a coin taken while no deposit was active; never drops it.
+
+        It joins ``orphan_id`` while that orphan transaction is still unsettled,
+        otherwise a new ``unknown`` orphan transaction is opened, in one commit.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._write() as conn:
+            row = None
+            if orphan_id is not None:
+                row = conn.execute(
+                    "UPDATE transactions SET total = total + ?, coins = coins + 1"
+                    " WHERE id = ? AND device_id = ? AND state = 'unknown' AND orphan = 1"
+                    " RETURNING device_id, total, coins, amount_due",
+                    (value, orphan_id, device_id),
+                ).fetchone()
+            created = row is None
+            if row is None:
+                orphan_id = str(uuid.uuid4())
+                row = conn.execute(
+                    "INSERT INTO transactions (id, device_id, state, currency, total, coins,"
+                    " orphan, started_ms) VALUES (?, ?, 'unknown', ?, ?, 1, 1, ?)"
+                    " RETURNING device_id, total, coins, amount_due",
+                    (orphan_id, device_id, currency, value, at_ms),
+                ).fetchone()
+            assert orphan_id is not None
+            return self._insert_credit(
+                conn,
+                row,
+                transaction_id=orphan_id,
+                value=value,
+                event_counter=event_counter,
+                at_ms=at_ms,
+                created=created,
+            )
+
+    @staticmethod
+    def _insert_credit(
+        conn: sqlite3.Connection,
+        row: tuple[str, int, int, int | None],
+        *,
+        transaction_id: str,
+        value: int,
+        event_counter: int | None,
+        at_ms: int,
+        created: bool,
+    ) -> Credit:
+        device_id, total, index, amount_due = row
+        over = amount_due is not None and total > amount_due
+        conn.execute(
+            "INSERT INTO credits (transaction_id, idx, value, event_counter, ts_ms, overpayment)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (transaction_id, index, value, event_counter, at_ms, int(over)),
+        )
+        box = conn.execute(
+            "INSERT INTO cash_box (device_id, coins, total, since_ms) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET coins = coins + 1, total = total + ?"
+            " RETURNING coins, total, since_ms",
+            (device_id, value, at_ms, value),
+        ).fetchone()
+        record = CreditRecord(transaction_id, index, value, event_counter, at_ms, over)
+        return Credit(record, total, created, CashBox(device_id, *box))
+
+    def end(self, transaction_id: str, reason: EndReason, at_ms: int) -> TransactionRecord:
+        """End an ``active`` transaction for ``reason``; commit.
+
+        Raises:
+            LedgerError: no such active transaction, or SQLite failed.
+
+        """
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE transactions SET state = 'ended', reason = ?, ended_ms = ?"
+                " WHERE id = ? AND state = 'active'",
+                (reason.value, at_ms, transaction_id),
+            ).rowcount
+            if changed != 1:
+                raise LedgerError(f"transaction {transaction_id} is not active")
+            return self._record(conn, transaction_id)
+
+    def settle(self, transaction_id: str, at_ms: int) -> TransactionRecord:
+        """Mark an ``unknown`` transaction ``settled`` (a UI acknowledged its coins); commit.
+
+        Raises:
+            LedgerError: no such unknown transaction, or SQLite failed.
+
+        """
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE transactions SET state = 'settled', settled_ms = ?"
+                " WHERE id = ? AND state = 'unknown'",
+                (at_ms, transaction_id),
+            ).rowcount
+            if changed != 1:
+                raise LedgerError(f"transaction {transaction_id} is not unknown")
+            return self._record(conn, transaction_id)
+
+    def recover(self, device_id: str, at_ms: int) -> list[str]:
+        """Turn every transaction a previous run left ``active`` into ``unknown``; commit.
+
+        Call once when a device starts, before it opens a transaction.  Coins are
+        kept.  Returns the ids recovered, oldest first.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "UPDATE transactions SET state = 'unknown', recovered_ms = ?"
+                " WHERE device_id = ? AND state = 'active' RETURNING id, started_ms",
+                (at_ms, device_id),
+            ).fetchall()
+        return [tx_id for tx_id, _ in sorted(rows, key=lambda row: row[1])]
+
+    def get(self, transaction_id: str, device_id: str | None = None) -> TransactionRecord | None:
+        """Return the transaction with its credits, or None (also if another device's).
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
+                (transaction_id,),
+            ).fetchone()
+            if row is None or (device_id is not None and row[1] != device_id):
+                return None
+            return self._build(conn, row)
+
+    def open_transactions(self, device_id: str) -> list[TransactionRecord]:
+        """Return the device's ``active`` transaction (first) and ``unknown`` ones, oldest first.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
+                " WHERE device_id = ? AND state IN ('active', 'unknown')"
+                " ORDER BY state = 'active' DESC, started_ms, id",
+                (device_id,),
+            ).fetchall()
+            return [self._build(conn, row) for row in rows]
+
+    def count(self, device_id: str, state: TransactionState) -> int:
+        """How many transactions of the device are in ``state``.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM transactions WHERE device_id = ? AND state = ?",
+                (device_id, state.value),
+            ).fetchone()
+            return int(n)
+
+    def transactions(
+        self,
+        device_id: str | None = None,
+        state: TransactionState | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[TransactionRecord]:
+        """Transactions newest first, for ``kioskd ledger show``; filters are optional.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
+                " WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2)"
+                " AND (?3 IS NULL OR started_ms >= ?3)"
+                " ORDER BY started_ms DESC, id LIMIT ?4",
+                (device_id, state.value if state else None, since_ms, limit),
+            ).fetchall()
+            return [self._build(conn, row) for row in rows]
+
+    def export(
+        self,
+        device_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> list[ExportRow]:
+        """Every credit with its transaction, oldest first, for ``kioskd ledger export``.
+
+        ``since_ms``/``until_ms`` bound the credit time (inclusive/exclusive).
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT t.device_id, t.id, t.state, t.currency, t.amount_due, t.reason,"
+                " t.started_ms, t.ended_ms, c.idx, c.value, c.ts_ms, c.overpayment,"
+                " c.event_counter FROM credits c JOIN transactions t ON t.id = c.transaction_id"
+                " WHERE (?1 IS NULL OR t.device_id = ?1) AND (?2 IS NULL OR c.ts_ms >= ?2)"
+                " AND (?3 IS NULL OR c.ts_ms < ?3) ORDER BY c.ts_ms, t.id, c.idx",
+                (device_id, since_ms, until_ms),
+            ).fetchall()
+        return [
+            ExportRow(
+                device_id=device,
+                transaction_id=tx_id,
+                state=state,
+                currency=currency,
+                amount_due=due,
+                reason=reason,
+                started_ms=started,
+                ended_ms=ended,
+                index=idx,
+                value=value,
+                ts_ms=ts,
+                overpayment=bool(over),
+                event_counter=counter,
+            )
+            for (
+                device,
+                tx_id,
+                state,
+                currency,
+                due,
+                reason,
+                started,
+                ended,
+                idx,
+                value,
+                ts,
+                over,
+                counter,
+            ) in rows
+        ]
+
+    def last_event_counter(self, device_id: str) -> int | None:
+        """Return the acceptor event counter of the device's latest credit that had one.
+
+        A driver whose hardware buffers credits with a counter (ccTalk) reads it
+        after a restart so that a buffered coin is never credited twice.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            # rowid is insertion order (credits are append-only); the wall clock may step back.
+            row = conn.execute(
+                "SELECT c.event_counter FROM credits c JOIN transactions t"
+                " ON t.id = c.transaction_id WHERE t.device_id = ? AND c.event_counter IS NOT NULL"
+                " ORDER BY c.rowid DESC LIMIT 1",
+                (device_id,),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+    # -- cash box ---------------------------------------------------------------------------
+
+    def cash_box(self, device_id: str) -> CashBox:
+        """Return the device's cash box counters (zero before its first coin).
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT coins, total, since_ms FROM cash_box WHERE device_id = ?",
+                (device_id,),
+            ).fetchone()
+        if row is None:
+            return CashBox(device_id, 0, 0, 0)
+        return CashBox(device_id, *row)
+
+    def collect(self, device_id: str, at_ms: int, note: str = "") -> Collection:
+        """Record that the cash box was emptied: an audit row, then counters to zero; commit.
+
+        ``note`` is free text (technician, seal number); never citizen data.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT coins, total, since_ms FROM cash_box WHERE device_id = ?",
+                (device_id,),
+            ).fetchone()
+            coins, total, since = row if row is not None else (0, 0, at_ms)
+            (audit_id,) = conn.execute(
+                "INSERT INTO collections (device_id, ts_ms, coins, total, since_ms, note)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (device_id, at_ms, coins, total, since, note),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO cash_box (device_id, coins, total, since_ms) VALUES (?, 0, 0, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET coins = 0, total = 0,"
+                " since_ms = excluded.since_ms",
+                (device_id, at_ms),
+            )
+        return Collection(audit_id, device_id, at_ms, coins, total, since, note)
+
+    def collections(self, device_id: str | None = None) -> list[Collection]:
+        """Return the collection audit rows, newest first.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, device_id, ts_ms, coins, total, since_ms, note FROM collections"
+                " WHERE ?1 IS NULL OR device_id = ?1 ORDER BY ts_ms DESC, id DESC",
+                (device_id,),
+            ).fetchall()
+        return [Collection(*row) for row in rows]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _record(self, conn: sqlite3.Connection, transaction_id: str) -> TransactionRecord:
+        row = conn.execute(
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
+            (transaction_id,),
+        ).fetchone()
+        return self._build(conn, row)
+
+    @staticmethod
+    def _build(conn: sqlite3.Connection, row: tuple[Any, ...]) -> TransactionRecord:
+        (
+            tx_id,
+            device_id,
+            state,
+            currency,
+            amount_due,
+            total,
+            reason,
+            orphan,
+            started,
+            timeout,
+            deadline,
+            ended,
+            recovered,
+            settled,
+        ) = row
+        coins = tuple(
+            CreditRecord(str(tx_id), idx, value, counter, ts, bool(over))
+            for idx, value, counter, ts, over in conn.execute(
+                "SELECT idx, value, event_counter, ts_ms, overpayment FROM credits"
+                " WHERE transaction_id = ? ORDER BY idx",
+                (tx_id,),
+            )
+        )
+        return TransactionRecord(
+            id=str(tx_id),
+            device_id=str(device_id),
+            state=TransactionState(state),
+            currency=str(currency),
+            amount_due=amount_due,
+            total=total,
+            reason=None if reason is None else EndReason(reason),
+            orphan=bool(orphan),
+            started_ms=started,
+            timeout_ms=timeout,
+            deadline_ms=deadline,
+            ended_ms=ended,
+            recovered_ms=recovered,
+            settled_ms=settled,
+            credits=coins,
+        )
+
+
+class LedgerRunner:
+    """Runs one :class:`Ledger` on its own worker thread, for the event loop.
+
+    Calls run one at a time in submission order.  A call, once submitted, runs
+    to completion even when the awaiting coroutine is cancelled: a coin's
+    credit is never abandoned half-way by a cancelled driver task.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor, ledger: Ledger) -> None:
+        self._executor = executor
+        self._ledger = ledger
+
+    @classmethod
+    async def open(cls, path: Path) -> LedgerRunner:
+        """Open the ledger at ``path`` on a new worker thread.
+
+        Raises:
+            LedgerError: see :meth:`Ledger.open`.
+
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kioskd-ledger")
+        try:
+            ledger = await asyncio.get_running_loop().run_in_executor(executor, Ledger.open, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, ledger)
+
+    @property
+    def path(self) -> Path:
+        """The ledger file."""
+        return self._ledger.path
+
+    async def call(
+        self,
+        fn: Callable[Concatenate[Ledger, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """Run ``fn(ledger, *args, **kwargs)`` on the ledger thread and return its result.
+
+        Raises:
+            LedgerError: whatever ``fn`` raises.
+
+        """
+        job = functools.partial(fn, self._ledger, *args, **kwargs)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_log_unawaited)
+            raise
+
+    async def aclose(self) -> None:
+        """Close the connection and let the worker thread end."""
+        try:
+            await self.call(Ledger.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+def _log_unawaited(future: asyncio.Future[Any]) -> None:
+    """Report the failure of a ledger call whose caller was cancelled (it still ran)."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("coin ledger call failed after its caller was cancelled: %s", exc)

@@ -1,0 +1,1 @@
+"""Receipt printers: slip templates, rendering and the printer device class."""

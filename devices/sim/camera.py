@@ -1,0 +1,70 @@
+"""Behavioural camera simulator: real JPEG pictures drawn in memory.
+
+``idFront``/``idBack`` show the test citizen ID card, ``face`` a portrait and
+``document`` a filled-in form (:mod:`devices.sim.images`).  Pictures exist
+only in memory and in the command result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, ClassVar
+
+import msgspec
+
+from devices.base import DeviceEnv, DeviceHost, SimAction
+from devices.camera.protocol import Camera, CameraSettings, Frame, Purpose, Resolution
+
+from .faults import FAULT_ACTION, Simulated
+from .images import synthetic_jpeg
+
+
+class SimCameraSettings(CameraSettings, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of the simulated camera.
+
+    Attributes:
+        capture_ms: simulated exposure and readout time per picture, in ms
+            (drawing the picture takes its own real time on top).
+
+    """
+
+    capture_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 150
+
+
+class SimCamera(Simulated, Camera):
+    """A camera that photographs a synthetic card, face or document."""
+
+    Settings = SimCameraSettings
+    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+
+    settings: SimCameraSettings
+
+    def __init__(
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: SimCameraSettings,
+    ) -> None:
+        super().__init__(device_id, host, env)
+        self.settings = settings
+
+    async def capture(self, purpose: Purpose, size: Resolution, quality: int) -> Frame:
+        """Take ``capture_ms``, then draw and encode the picture.
+
+        Raises:
+            HardwareError: an injected ``hardwareError``/``jam``/``garbage`` fault.
+            Offline: an injected ``disconnect``.
+
+        """
+        await self.check_faults()
+        await asyncio.sleep(self.settings.capture_ms / 1000)
+        # Drawing and JPEG encoding take 30 ms to ~1 s of CPU depending on size: off the loop.
+        data = await asyncio.to_thread(
+            synthetic_jpeg,
+            purpose,
+            size.width,
+            size.height,
+            quality,
+        )
+        return Frame(data=data, width=size.width, height=size.height)

@@ -1,0 +1,183 @@
+"""Behavioural coin acceptor simulator: ``sim/{d}/insertCoin`` drops a coin in the slot.
+
+The simulated hardware keeps one bit, whether it is inhibited (it powers up
+inhibited, like real acceptors).  A coin comes back out (``out/returned``) when
+the acceptor is inhibited, does not know the coin, or is faulted; otherwise it
+falls into the cash box and is credited through the class (ledger first).
+Coins are never lost in the simulator: each one is either credited or returned.
+
+Faults: ``disconnect`` -> offline (coins fall through, returned); ``hardwareError``
+and ``jam`` -> hardwareError (coins returned; enabling fails, inhibiting works);
+``garbage`` -> the next coin's validation report is garbled: ``coinRejected``
+(``validationFailed``) and the coin is returned; ``slow`` delays every action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
+from devices.coin_acceptor.protocol import CoinAcceptor, RejectReason
+from devices.errors import DeviceError, Offline, ProtocolError
+
+from .faults import FAULT_ACTION, FaultKind, Simulated
+
+_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM)
+
+
+class InsertCoinParams(Params):
+    """``sim/{d}/insertCoin``: a coin of ``value`` whole VND; one outside the table is foreign."""
+
+    value: Annotated[int, Meta(gt=0)]
+
+
+class ReturnedCoin(Message):
+    """``sim/{d}/out/returned``: a coin the acceptor gave back, ``value`` whole VND."""
+
+    value: int
+
+
+class SimCoinAcceptorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[devices.<id>]`` options of the simulated coin acceptor.
+
+    ``coins``: the coin table, whole units of ``currency`` (Vietnam has no coins in
+    circulation; kiosks built for tokens or coins are configured with such a table).
+    ``cash_box_capacity``: coins the cash box holds before it is full.
+    """
+
+    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
+    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
+
+    def __post_init__(self) -> None:
+        """Reject an empty or repetitive coin table (msgspec reports it as the key's error)."""
+        if not self.coins or len(set(self.coins)) != len(self.coins):
+            raise ValueError("coins must list distinct values")
+
+
+class SimCoinAcceptor(Simulated, CoinAcceptor):
+    """A coin acceptor whose coins come from ``sim/{d}/insertCoin``."""
+
+    Settings = SimCoinAcceptorSettings
+    sim_actions: ClassVar[dict[str, SimAction]] = {
+        "fault": FAULT_ACTION,
+        "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),
+    }
+
+    def __init__(
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: SimCoinAcceptorSettings,
+    ) -> None:
+        super().__init__(device_id, host, env)
+        self.settings = settings
+        self._hw_inhibited = True
+
+    @property
+    def currency(self) -> str:
+        """The configured currency."""
+        return self.settings.currency
+
+    @property
+    def coin_values(self) -> Sequence[int]:
+        """The configured coin table, whole currency units."""
+        return self.settings.coins
+
+    @property
+    def cash_box_capacity(self) -> int:
+        """The configured capacity, coins."""
+        return self.settings.cash_box_capacity
+
+    @property
+    def hardware_inhibited(self) -> bool:
+        """What the simulated hardware does: True when it returns every coin."""
+        return self._hw_inhibited
+
+    async def run(self) -> None:
+        """Open the ledger, connect when no disconnect fault is set, raise Offline on one.
+
+        Raises:
+            LedgerError: the ledger cannot be opened.
+            Offline: a ``disconnect`` fault is set while connected.
+            DeviceError: the acceptor could not be set as the deposit needs.
+
+        """
+        await self.open_ledger()
+        while self._disconnected():
+            await self._wait_change()
+        await self.hardware_ready()
+        while not self._disconnected():
+            await self._wait_change()
+        raise Offline("simulated disconnect")
+
+    def _disconnected(self) -> bool:
+        # A call, not an inline comparison, so mypy does not narrow ``fault`` across awaits.
+        return self.fault is FaultKind.DISCONNECT
+
+    def acceptor_condition(self) -> DeviceState:
+        """Return hardwareError while a hardwareError/jam fault is set, else the class's."""
+        if self.fault in _FAULTY:
+            return DeviceState.HARDWARE_ERROR
+        return super().acceptor_condition()
+
+    def connected(self) -> None:
+        """Re-evaluate the condition when a fault changes while connected."""
+        self.set_condition(self.acceptor_condition())
+
+    async def set_inhibit(self, inhibited: bool) -> None:
+        """Set the simulated inhibit bit.
+
+        Inhibiting is the safe direction and works on a faulty acceptor;
+        enabling needs a working one.
+
+        Raises:
+            Offline: disconnected.
+            HardwareError: enabling while a hardwareError/jam/garbage fault is set.
+
+        """
+        if inhibited:
+            if self._delay_s:
+                await asyncio.sleep(self._delay_s)
+            if self._disconnected():
+                raise Offline("simulated device is disconnected")
+        else:
+            await self.check_faults()
+        self._hw_inhibited = inhibited
+
+    async def sim_insert_coin(self, params: InsertCoinParams) -> NoResult:
+        """Drop a coin into the slot: it is credited or comes back out, never lost.
+
+        Raises:
+            Offline: the acceptor is disconnected (the coin fell through to the cup).
+            HardwareError: a hardwareError or jam fault is set (the coin was returned).
+
+        """
+        if self._hw_inhibited:
+            self._give_back(params.value)
+            return NoResult()
+        try:
+            await self.check_faults()
+        except ProtocolError:
+            self._give_back(params.value)
+            self.coin_rejected(RejectReason.VALIDATION_FAILED)
+            return NoResult()
+        except DeviceError:
+            self._give_back(params.value)
+            raise
+        if params.value not in self.settings.coins:
+            self._give_back(params.value)
+            # A validator cannot name a coin it does not know, so no value in the event.
+            self.coin_rejected(RejectReason.UNKNOWN_COIN)
+            return NoResult()
+        await self.coin_inserted(params.value)
+        return NoResult()
+
+    def _give_back(self, value: int) -> None:
+        self.host.sim_output(self.id, "returned", ReturnedCoin(value=value))
