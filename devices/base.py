@@ -180,6 +180,8 @@ class Device(abc.ABC):
     events: ClassVar[Mapping[str, type[Message]]]
     detail_type: ClassVar[type[Message]]
     sim_actions: ClassVar[Mapping[str, SimAction]] = {}
+    #: What a simulator publishes on ``sim/{d}/out/{what}``, by ``what``.
+    sim_outputs: ClassVar[Mapping[str, type[Message]]] = {}
     Settings: ClassVar[type[msgspec.Struct]]
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:

@@ -71,8 +71,9 @@ def _schema_types() -> list[Any]:
             types += [command.params, command.result, *command.events.values()]
         types += list(cls.events.values())
     for name in DEVICE_CLASSES:
-        for action in resolve(name, "sim").cls.sim_actions.values():
-            types.append(action.params)
+        sim = resolve(name, "sim").cls
+        types += [action.params for action in sim.sim_actions.values()]
+        types += list(sim.sim_outputs.values())
     return list(dict.fromkeys(types))
 
 
@@ -167,7 +168,16 @@ def build() -> dict[str, Any]:
                 "send",
                 f"{cls_name} event {name}.",
             )
-        for name, action in resolve(cls_name, "sim").cls.sim_actions.items():
+        sim = resolve(cls_name, "sim").cls
+        for name, output in sim.sim_outputs.items():
+            add(
+                f"{cls_name}.sim.out.{name}",
+                f"{root}/sim/{{device}}/out/{name}",
+                _ref(output),
+                "send",
+                f"What a simulated {cls_name} shows the world: {name}.",
+            )
+        for name, action in sim.sim_actions.items():
             add(
                 f"{cls_name}.sim.{name}",
                 f"{root}/sim/{{device}}/{name}",
@@ -244,6 +254,10 @@ def reference_markdown() -> str:
         sim = resolve(cls_name, "sim").cls.sim_actions
         lines += ["", "| sim action | params | what it does |", "|---|---|---|"]
         lines += [f"| `{name}` | {_fields(a.params)} | {a.doc} |" for name, a in sim.items()]
+        outputs = resolve(cls_name, "sim").cls.sim_outputs
+        if outputs:
+            lines += ["", "| sim output | content |", "|---|---|"]
+            lines += [f"| `out/{name}` | {_fields(o)} |" for name, o in outputs.items()]
         lines.append("")
     lines.append(END)
     return "\n".join(lines)

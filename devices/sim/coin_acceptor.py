@@ -64,6 +64,7 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
     """A coin acceptor whose coins come from ``sim/{d}/insertCoin``."""
 
     Settings = SimCoinAcceptorSettings
+    sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedCoin}
     sim_actions: ClassVar[dict[str, SimAction]] = {
         "fault": FAULT_ACTION,
         "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),

@@ -75,6 +75,7 @@ class SimPrinter(Simulated, Printer):
     """A printer whose paper, cover and faults are driven by ``sim/`` actions."""
 
     Settings = SimPrinterSettings
+    sim_outputs: ClassVar[dict[str, type[Message]]] = {"slip": SlipOutput}
     sim_actions: ClassVar[dict[str, SimAction]] = {
         "fault": FAULT_ACTION,
         "paper": SimAction("sim_paper", PaperParams, "load a new roll (full) or force low/out"),

@@ -1,0 +1,140 @@
+"""Targets and the printed report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RTT_FLOOR_FACTOR = 1.5
+RTT_P99_MS = 3.0
+RSS_MIB = 40.0
+STARTUP_MS = 1500.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target of the issue, checked against a measured value."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "limit": self.limit, "unit": self.unit,
+                "pass": self.passed}
+
+
+def round_trips(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Daemon round trips the latency targets apply to: ``(label, stats)``."""
+    rows = [("getStatus", results["getStatus"])]
+    rows += [(f"{q['device']}/{q['command']}", q["stats"]) for q in results.get("queued", []) if "stats" in q]
+    return rows
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    floor_p99 = results["floor"]["p99"]
+    found: list[Target] = []
+    for label, stats in round_trips(results):
+        found.append(Target(f"{label} p99 / floor p99", round(stats["p99"] / floor_p99, 2), RTT_FLOOR_FACTOR, "x"))
+        found.append(Target(f"{label} p99", stats["p99"], RTT_P99_MS, "ms"))
+    if "rss" in results:
+        found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
+    if "startup" in results:
+        found.append(Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms"))
+    return found
+
+
+def _cpu(stats: dict[str, Any]) -> tuple[float, float]:
+    """CPU ms per operation of the answering process (echo peer or daemon) and of mosquitto."""
+    cpu = dict(stats.get("cpuMsPerOp", {}))
+    broker = cpu.pop("mosquitto", float("nan"))
+    return next(iter(cpu.values()), float("nan")), broker
+
+
+def _mark(target: Target) -> str:
+    return f"{'PASS' if target.passed else 'MISS'} (<= {target.limit:g} {target.unit})"
+
+
+def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target]) -> str:
+    by_name = {t.name: t for t in checked}
+    floor = results["floor"]
+    lines = [
+        (f"kioskd bench{' --quick' if meta['quick'] else ''}: {meta['count']} round trips each after "
+         f"{meta['warmup']} warm-up, QoS 1, loopback"),
+        (f"  {meta['nproc']} x {meta['cpu']}, Linux {meta['kernel']}, Python {meta['python']}, "
+         f"mosquitto {meta['mosquitto']}; load average {' '.join(meta['loadavg'])} before, "
+         f"{' '.join(meta.get('loadavgAfter', ['?']))} after"),
+    ]
+    sims = results["simulators"]
+    line = f"  simulators: {len(sims['present'])}/{len(sims['present']) + len(sims['missing'])}"
+    if sims["missing"]:
+        line += f" (not yet in this tree, left out: {', '.join(sims['missing'])})"
+    lines.append(line)
+    status = results.get("status")
+    if status:
+        reasons = f" {', '.join(status['reasons'])}" if status["reasons"] else ""
+        lines.append(f"  daemon status: {status['state']}{reasons}")
+    lines += [
+        "",
+        f"  {'latency (ms)':<46}{'p50':>7}{'p99':>8}{'max':>8}  {'CPU ms/op':>10}  {'p99/floor':>9}  target",
+        f"  {'':<46}{'':>23}  {'peer+mqtt':>10}",
+    ]
+
+    def row(label: str, stats: dict[str, Any], ratio: bool = False, note: str = "") -> None:
+        peer, broker = _cpu(stats)
+        text = (f"  {label:<46}{stats['p50']:>7.2f}{stats['p99']:>8.2f}{stats['max']:>8.2f}"
+                f"  {peer:>5.2f}+{broker:<4.2f}")
+        text += f"  {stats['p99'] / floor['p99']:>8.2f}x" if ratio else " " * 11
+        if note:
+            text += f"  {note}"
+        lines.append(text.rstrip())
+
+    row("(a) floor: aiomqtt echo peer via mosquitto", floor)
+    for label, stats in round_trips(results):
+        ratio_t = by_name[f"{label} p99 / floor p99"]
+        abs_t = by_name[f"{label} p99"]
+        row(f"(b) daemon {label}", stats, ratio=True, note=f"{_mark(ratio_t)}; {_mark(abs_t)}")
+    for q in results.get("queued", []):
+        if "error" in q:
+            lines.append(f"  (b) daemon {q['device']}/{q['command']}: FAILED {q['error']}")
+    if "pahoNaive" in results:
+        row("(c) paho thread, default socket (no NODELAY)", results["pahoNaive"], ratio=True)
+        row("(c) paho thread, TCP_NODELAY on open", results["pahoNodelay"], ratio=True)
+    if "scanEvent" in results:
+        row("(e) sim scan -> evt/scanned (incl. sim hop)", results["scanEvent"])
+        lines.append("      (e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner")
+    if "startup" in results:
+        s = results["startup"]
+        lines += [
+            "",
+            (f"  (d) start -> ready seen: median {s['medianMs']:.0f} ms, max {s['maxMs']:.0f} ms "
+             f"({len(s['runsMs'])} runs: {', '.join(f'{v:.0f}' for v in s['runsMs'])}; "
+             f"states {', '.join(sorted(set(s['states'])))})  "
+             f"{_mark(by_name['start -> ready (max of runs)'])}"),
+            f"      SIGTERM -> exit: {', '.join(f'{v:.0f}' for v in s['stopMs'])} ms",
+        ]
+        if s["seenRetained"]:
+            lines.append(f"      {s['seenRetained']} run(s): ready was already retained when the watcher subscribed")
+    if "rss" in results:
+        rss = results["rss"]
+        lines.append(
+            f"      RSS after ready + settle: daemon {rss['daemonMiB']:.1f} MiB  {_mark(by_name['daemon RSS'])}; "
+            f"embedded mosquitto {rss.get('mosquittoMiB', float('nan')):.1f} MiB",
+        )
+    if "idleCpu" in results:
+        cpu = results["idleCpu"]
+        lines.append(
+            f"      idle CPU over {cpu['seconds']:.0f} s: daemon {cpu['daemonPct']:.2f} %, "
+            f"mosquitto {cpu.get('mosquittoPct', float('nan')):.2f} % of one core",
+        )
+    missed = [t for t in checked if not t.passed]
+    lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
+              + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]
+    if missed:
+        lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
+    return "\n".join(lines)

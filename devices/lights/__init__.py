@@ -1,0 +1,1 @@
+"""Guide lights beside each device of the kiosk."""

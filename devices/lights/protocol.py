@@ -1,0 +1,150 @@
+"""The ``lights`` device class: guide lights at named positions (beside each device).
+
+``set`` changes one position; the state detail holds every position.  Flash
+rates are the driver's (typically slow about 1 Hz, medium 2 Hz, quick 4 Hz).
+Positions come from the driver's settings; an unknown one is invalidData.
+"""
+
+from __future__ import annotations
+
+import abc
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from devices.base import Command, CommandContext, Device, Message, Params
+from devices.errors import InvalidData
+
+#: Positions of a standard kiosk, in the order they are listed.
+DEFAULT_POSITIONS: tuple[str, ...] = (
+    "scanner",
+    "cardReader",
+    "printer",
+    "coinAcceptor",
+    "documentSlot",
+    "lockers",
+    "camera",
+)
+
+
+class LightMode(StrEnum):
+    """What a light does."""
+
+    OFF = "off"
+    ON = "on"
+    SLOW_FLASH = "slowFlash"
+    MEDIUM_FLASH = "mediumFlash"
+    QUICK_FLASH = "quickFlash"
+
+
+class LightColor(StrEnum):
+    """Colours a guide light may show (the CEN/XFS guide light set)."""
+
+    WHITE = "white"
+    RED = "red"
+    GREEN = "green"
+    YELLOW = "yellow"
+    BLUE = "blue"
+    CYAN = "cyan"
+    MAGENTA = "magenta"
+
+
+class LightState(Message):
+    """One position in the state detail."""
+
+    mode: LightMode = LightMode.OFF
+    color: Annotated[
+        LightColor | None,
+        Meta(description="null: the fixture's own colour"),
+    ] = None
+
+
+class LightsDetail(Message):
+    """State detail of the lights: every configured position."""
+
+    positions: dict[str, LightState] = msgspec.field(default_factory=dict)
+
+
+class SetParams(Params):
+    """``set`` parameters."""
+
+    position: Annotated[str, Meta(description="a configured position (`capabilities.positions`)")]
+    mode: LightMode
+    color: Annotated[
+        LightColor | None,
+        Meta(description="omitted: the fixture's own colour"),
+    ] = None
+
+
+class Light(Message):
+    """Result of ``set`` (and what a simulator shows on ``out/light``)."""
+
+    position: str
+    mode: LightMode
+    color: LightColor | None = None
+
+
+class Lights(Device):
+    """Base of light drivers."""
+
+    device_class: ClassVar[str] = "lights"
+    commands: ClassVar[dict[str, Command]] = {
+        "set": Command("set_light", SetParams, Light, 2_000, 10_000),
+    }
+    events: ClassVar[dict[str, type[Message]]] = {}
+    detail_type: ClassVar[type[Message]] = LightsDetail
+
+    @property
+    @abc.abstractmethod
+    def positions(self) -> tuple[str, ...]:
+        """The configured positions."""
+
+    @abc.abstractmethod
+    async def _check_lights(self) -> None:
+        """Raise if the light controller cannot work now (start of every command).
+
+        Raises:
+            Offline: the controller is unreachable.
+            HardwareError: the controller is faulty.
+
+        """
+
+    @abc.abstractmethod
+    async def _show(self, light: Light) -> None:
+        """Drive one position's light."""
+
+    def all_off_reported(self) -> None:
+        """Record every position off (drivers call it after switching them all off)."""
+        self.update_detail(positions={p: LightState() for p in self.positions})
+
+    async def set_light(self, params: SetParams, _ctx: CommandContext) -> Light:
+        """Set one position's mode and colour.
+
+        Raises:
+            InvalidData: the position is not configured.
+            Offline, HardwareError: the controller is unreachable or failed.
+
+        """
+        if params.position not in self.positions:
+            known = ", ".join(self.positions)
+            raise InvalidData(f"no light position {params.position!r} (known: {known})")
+        await self._check_lights()
+        light = Light(position=params.position, mode=params.mode, color=params.color)
+        await self._show(light)
+        detail = self.detail
+        assert isinstance(detail, LightsDetail)
+        state = LightState(mode=light.mode, color=light.color)
+        self.update_detail(positions={**detail.positions, light.position: state})
+        return light
+
+    def capabilities(self) -> dict[str, Any]:
+        """``positions`` and ``colors`` a UI may use."""
+        return {"positions": list(self.positions), "colors": [c.value for c in LightColor]}
+
+    async def safe_state(self) -> None:
+        """Every light off."""
+        for position in self.positions:
+            await self._show(Light(position=position, mode=LightMode.OFF))
+        self.all_off_reported()

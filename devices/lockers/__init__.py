@@ -1,0 +1,1 @@
+"""Result-return lockers: compartments with released-by-command locks and door sensors."""

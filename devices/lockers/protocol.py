@@ -1,0 +1,281 @@
+"""The ``lockers`` device class: compartments numbered from 1, each with a lock and a door sensor.
+
+``open`` releases one compartment's lock and completes when its door is seen
+open; the citizen pulls the door.  A door that stays open longer than
+``left_open_ms`` raises ``compartmentLeftOpen`` and puts the device in
+``userError`` (a person shuts it) until every left-open door is closed.
+
+Drivers release and re-lock locks and report door sensors through
+:meth:`Lockers.door_sensed`; the class holds the rest.  The state detail is
+``compartments``: a map from the compartment number as a decimal string
+(``"1"`` .. ``"8"``; JSON map keys are strings) to :class:`CompartmentState`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from devices.base import (
+    Command,
+    CommandContext,
+    Device,
+    DeviceEnv,
+    DeviceHost,
+    DeviceState,
+    Message,
+    NoResult,
+    Params,
+)
+from devices.errors import HardwareError, InvalidData, Offline, SequenceError, Timeout
+
+#: A compartment number (from 1; the upper bound is ``capabilities.compartments``).
+Compartment = Annotated[int, Meta(ge=1, description="compartment number, from 1")]
+
+
+class Door(StrEnum):
+    """A door's position as its sensor sees it."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class CompartmentState(Message):
+    """One compartment in the state detail."""
+
+    door: Door = Door.CLOSED
+    occupied: Annotated[
+        bool | None,
+        Meta(description="something inside; null: no occupancy sensor fitted"),
+    ] = None
+    left_open: Annotated[
+        bool,
+        Meta(description="open longer than the left-open limit (device userError)"),
+    ] = False
+
+
+class LockersDetail(Message):
+    """State detail of a locker bank."""
+
+    compartments: Annotated[
+        dict[str, CompartmentState],
+        Meta(description="by compartment number as a decimal string: `1`, `2`, ..."),
+    ] = msgspec.field(default_factory=dict)
+
+
+class OpenParams(Params):
+    """``open`` parameters."""
+
+    compartment: Compartment
+
+
+class CompartmentEvent(Message):
+    """Data of ``compartmentOpened``, ``compartmentClosed`` and ``compartmentLeftOpen``."""
+
+    compartment: Compartment
+
+
+@dataclass(frozen=True, slots=True)
+class LockerLayout:
+    """The bank's size and time limits.
+
+    Attributes:
+        compartments: number of compartments, numbered 1..compartments.
+        open_timeout_s: ``open`` fails when the door is not opened within this, seconds.
+        left_open_s: a door open longer than this is left open, seconds.
+
+    """
+
+    compartments: int
+    open_timeout_s: float
+    left_open_s: float
+
+
+class Lockers(Device):
+    """Base of locker drivers."""
+
+    device_class: ClassVar[str] = "lockers"
+    commands: ClassVar[dict[str, Command]] = {
+        # Not long: it ends by itself within open_timeout_ms (at most 120 s); a shorter
+        # deadline ends it earlier (the lock is re-engaged either way).
+        "open": Command(
+            "open_compartment",
+            OpenParams,
+            NoResult,
+            60_000,
+            180_000,
+            side_effect=True,
+        ),
+    }
+    events: ClassVar[dict[str, type[Message]]] = {
+        "compartmentOpened": CompartmentEvent,
+        "compartmentClosed": CompartmentEvent,
+        "compartmentLeftOpen": CompartmentEvent,
+    }
+    detail_type: ClassVar[type[Message]] = LockersDetail
+
+    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+        super().__init__(device_id, host, env)
+        self._doors: dict[int, Door] = {}
+        self._left_open: set[int] = set()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._wake = asyncio.Event()
+
+    # --- what drivers implement ------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def layout(self) -> LockerLayout:
+        """The bank's size and time limits, from the driver's settings."""
+
+    @abc.abstractmethod
+    async def _check_lockers(self) -> None:
+        """Raise if the lock controller cannot work now (start of every command).
+
+        Raises:
+            Offline: the controller is unreachable.
+            HardwareError: the controller is faulty.
+
+        """
+
+    @abc.abstractmethod
+    async def _release(self, compartment: int) -> None:
+        """Release the compartment's lock so its door can be pulled open."""
+
+    @abc.abstractmethod
+    async def _relock(self, compartment: int) -> None:
+        """Undo :meth:`_release`: the latch holds the door again once it is shut."""
+
+    @abc.abstractmethod
+    async def _relock_all(self) -> None:
+        """De-energise every lock (the safe state)."""
+
+    # --- what drivers call -----------------------------------------------------------
+
+    def door(self, compartment: int) -> Door:
+        """Return a compartment's door as last sensed (closed until reported)."""
+        return self._doors.get(compartment, Door.CLOSED)
+
+    def door_sensed(self, compartment: int, door: Door) -> None:
+        """Report a door sensor.
+
+        The first report of a compartment only records it; later changes raise
+        ``compartmentOpened``/``compartmentClosed`` and run the left-open timer.
+        """
+        known = compartment in self._doors
+        if known and self._doors[compartment] is door:
+            return
+        self._doors[compartment] = door
+        if door is Door.OPEN:
+            loop = asyncio.get_running_loop()
+            self._timers[compartment] = loop.call_later(
+                self.layout.left_open_s,
+                self._door_left_open,
+                compartment,
+            )
+        else:
+            timer = self._timers.pop(compartment, None)
+            if timer is not None:
+                timer.cancel()
+            self._left_open.discard(compartment)
+        self._publish_doors()
+        if known:
+            name = "compartmentOpened" if door is Door.OPEN else "compartmentClosed"
+            self.emit(name, CompartmentEvent(compartment=compartment))
+        self.refresh_condition()
+        self._wake.set()
+
+    def refresh_condition(self) -> None:
+        """Switch between online and userError by whether any door is left open.
+
+        Leaves other conditions (offline, hardwareError, ...) alone.
+        """
+        if self.condition in (DeviceState.ONLINE, DeviceState.USER_ERROR):
+            self.set_condition(DeviceState.USER_ERROR if self._left_open else DeviceState.ONLINE)
+
+    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
+        """Change the condition; also wakes a running ``open``."""
+        super().set_condition(condition, **changes)
+        self._wake.set()
+
+    def _door_left_open(self, compartment: int) -> None:
+        self._timers.pop(compartment, None)
+        self._left_open.add(compartment)
+        self._publish_doors()
+        self.emit("compartmentLeftOpen", CompartmentEvent(compartment=compartment))
+        self.refresh_condition()
+
+    def _publish_doors(self) -> None:
+        self.update_detail(
+            compartments={
+                str(n): CompartmentState(door=self.door(n), left_open=n in self._left_open)
+                for n in range(1, self.layout.compartments + 1)
+            },
+        )
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Wait until ``predicate()`` holds; False if ``timeout_s`` (seconds) passes first.
+
+        Raises:
+            Offline: the controller went offline while waiting.
+            HardwareError: the controller failed while waiting.
+
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not predicate():
+                    if self.condition is DeviceState.OFFLINE:
+                        raise Offline("the locker controller went offline")
+                    if self.condition is DeviceState.HARDWARE_ERROR:
+                        raise HardwareError("the locker controller failed")
+                    self._wake.clear()
+                    await self._wake.wait()
+        except TimeoutError:
+            return predicate()
+        return True
+
+    # --- commands ----------------------------------------------------------------------
+
+    async def open_compartment(self, params: OpenParams, _ctx: CommandContext) -> NoResult:
+        """Release a compartment's lock; complete when its door is seen open.
+
+        The lock is re-engaged however the command ends, so a door not opened
+        in time stays shut.
+
+        Raises:
+            InvalidData: no such compartment.
+            SequenceError: the door is already open.
+            Timeout: the door was not opened within ``open_timeout_ms``.
+            Offline, HardwareError: the controller is unreachable or failed.
+
+        """
+        n = params.compartment
+        count = self.layout.compartments
+        if not 1 <= n <= count:
+            raise InvalidData(f"compartment must be 1 to {count} (found {n})")
+        await self._check_lockers()
+        if self.door(n) is Door.OPEN:
+            raise SequenceError(f"compartment {n} is already open")
+        timeout_s = self.layout.open_timeout_s
+        try:
+            await self._release(n)
+            if not await self.wait_until(lambda: self.door(n) is Door.OPEN, timeout_s):
+                raise Timeout(f"compartment {n} was not opened within {timeout_s:g} s")
+            return NoResult()
+        finally:
+            await self._relock(n)
+
+    def capabilities(self) -> dict[str, Any]:
+        """``compartments``: how many, numbered from 1."""
+        return {"compartments": self.layout.compartments}
+
+    async def safe_state(self) -> None:
+        """Every lock de-energised (closed doors stay latched)."""
+        await self._relock_all()

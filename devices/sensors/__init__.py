@@ -1,0 +1,1 @@
+"""Cabinet door and tamper sensors."""

@@ -1,0 +1,118 @@
+"""The ``sensors`` device class: the cabinet door switch and the tamper switch.
+
+Drivers report through :meth:`Sensors.door_sensed` and
+:meth:`Sensors.tamper_detected`.  Tamper is latched: it stays set until a
+technician sends ``resetTamper``.  The device stays ``online`` while the door
+is open or tamper is latched, but both make the daemon ``degraded``
+(:meth:`Sensors.status_reasons`: ``door:open``, ``tamper``).
+"""
+
+from __future__ import annotations
+
+import abc
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from msgspec import Meta
+
+from devices.base import Command, CommandContext, Device, Message, NoParams, NoResult
+
+
+class CabinetDoor(StrEnum):
+    """The cabinet door as its switch sees it."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SensorsDetail(Message):
+    """State detail of the cabinet sensors."""
+
+    door: CabinetDoor = CabinetDoor.CLOSED
+    tamper: Annotated[
+        bool,
+        Meta(description="latched since a tamper switch tripped; cleared by `resetTamper`"),
+    ] = False
+
+
+class DoorOpened(Message):
+    """``evt/doorOpened``: the cabinet door was opened."""
+
+
+class DoorClosed(Message):
+    """``evt/doorClosed``: the cabinet door was closed."""
+
+
+class Tamper(Message):
+    """``evt/tamper``: a tamper switch tripped (sent on every trip, latched or not)."""
+
+
+class Sensors(Device):
+    """Base of cabinet sensor drivers."""
+
+    device_class: ClassVar[str] = "sensors"
+    commands: ClassVar[dict[str, Command]] = {
+        "resetTamper": Command("reset_tamper", NoParams, NoResult, 2_000, 10_000, side_effect=True),
+    }
+    events: ClassVar[dict[str, type[Message]]] = {
+        "doorOpened": DoorOpened,
+        "doorClosed": DoorClosed,
+        "tamper": Tamper,
+    }
+    detail_type: ClassVar[type[Message]] = SensorsDetail
+
+    @abc.abstractmethod
+    async def _check_sensors(self) -> None:
+        """Raise if the sensor inputs cannot be read now (start of every command).
+
+        Raises:
+            Offline: the sensor board is unreachable.
+            HardwareError: the sensor board is faulty.
+
+        """
+
+    @property
+    def _state(self) -> SensorsDetail:
+        detail = self.detail
+        assert isinstance(detail, SensorsDetail)
+        return detail
+
+    def door_sensed(self, door: CabinetDoor) -> None:
+        """Report the door switch; a change raises ``doorOpened`` or ``doorClosed``."""
+        if door is self._state.door:
+            return
+        self.update_detail(door=door)
+        self.emit(
+            "doorOpened" if door is CabinetDoor.OPEN else "doorClosed",
+            DoorOpened() if door is CabinetDoor.OPEN else DoorClosed(),
+        )
+
+    def tamper_detected(self) -> None:
+        """Report a tamper trip: latch it and raise ``tamper``."""
+        self.update_detail(tamper=True)
+        self.emit("tamper", Tamper())
+
+    def status_reasons(self) -> list[str]:
+        """``door:open`` while the door is open, ``tamper`` while tamper is latched."""
+        reasons = []
+        if self._state.door is CabinetDoor.OPEN:
+            reasons.append("door:open")
+        if self._state.tamper:
+            reasons.append("tamper")
+        return reasons
+
+    async def reset_tamper(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
+        """Clear the tamper latch (a technician, after inspecting the cabinet).
+
+        A switch still tripped trips the latch again at its next report.
+
+        Raises:
+            Offline, HardwareError: the sensor board is unreachable or failed.
+
+        """
+        await self._check_sensors()
+        self.update_detail(tamper=False)
+        return NoResult()
+
+    async def safe_state(self) -> None:
+        """Sensors drive nothing."""

@@ -1,0 +1,71 @@
+"""Behavioural lights simulator: every change is shown on ``sim/{d}/out/light``."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, SimAction
+from devices.lights.protocol import DEFAULT_POSITIONS, Light, LightMode, Lights
+
+from .faults import FAULT_ACTION, Simulated
+
+
+class SimLightsSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Settings of the simulated lights.
+
+    Attributes:
+        positions: light position names, unique.
+
+    """
+
+    positions: Annotated[list[str], Meta(min_length=1, max_length=64)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_POSITIONS),
+    )
+
+    def __post_init__(self) -> None:
+        """Reject duplicate or empty position names."""
+        if len(set(self.positions)) != len(self.positions) or not all(self.positions):
+            raise ValueError("positions must be unique, non-empty names")
+
+
+class SimLights(Simulated, Lights):
+    """Lights whose state is published as ``out/light``."""
+
+    Settings = SimLightsSettings
+    sim_outputs: ClassVar[dict[str, type[Message]]] = {"light": Light}
+    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+
+    def __init__(
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: SimLightsSettings,
+    ) -> None:
+        super().__init__(device_id, host, env)
+        self.settings = settings
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        """From the ``positions`` setting."""
+        return tuple(self.settings.positions)
+
+    def connected(self) -> None:
+        """Start with every light off when the controller (re)connects."""
+        if self.condition in (DeviceState.STARTING, DeviceState.OFFLINE):
+            for position in self.positions:
+                self._output(Light(position=position, mode=LightMode.OFF))
+            self.all_off_reported()
+        super().connected()
+
+    def _output(self, light: Light) -> None:
+        self.host.sim_output(self.id, "light", light)
+
+    async def _check_lights(self) -> None:
+        await self.check_faults()
+
+    async def _show(self, light: Light) -> None:
+        self._output(light)
