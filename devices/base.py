@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Protocol
 
 import msgspec
 
+from .errors import HardwareError, Offline
+
 log = logging.getLogger(__name__)
 
 
@@ -192,6 +194,7 @@ class Device(abc.ABC):
         self._busy = False
         self._detail: Message = self.detail_type()
         self._published: tuple[DeviceState, bytes] | None = None
+        self._wake = asyncio.Event()
 
     @property
     def simulated(self) -> bool:
@@ -221,6 +224,7 @@ class Device(abc.ABC):
         if changes:
             self._detail = msgspec.structs.replace(self._detail, **changes)
         self._publish_state()
+        self._wake.set()
 
     def update_detail(self, **changes: Any) -> None:
         """Change detail fields, keeping the condition."""
@@ -236,6 +240,43 @@ class Device(abc.ABC):
         if key != self._published:
             self._published = key
             self.host.device_state(self.id, self.state, self._detail)
+
+    def wake(self) -> None:
+        """Re-check the predicates of :meth:`wait_until` (drivers call it when a sensor changes)."""
+        self._wake.set()
+
+    def check_waiting(self) -> None:
+        """Raise if a command waiting in :meth:`wait_until` must give up; extend per class.
+
+        Raises:
+            Offline: the device went offline.
+            HardwareError: the device failed.
+
+        """
+        if self._condition is DeviceState.OFFLINE:
+            raise Offline(f"{self.device_class} {self.id!r} went offline")
+        if self._condition is DeviceState.HARDWARE_ERROR:
+            raise HardwareError(f"{self.device_class} {self.id!r} failed")
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Wait until ``predicate()`` holds; False if ``timeout_s`` (seconds) passes first.
+
+        ``None`` waits until the command is cancelled.  Re-checked on every
+        :meth:`wake` and condition change.
+
+        Raises:
+            Offline, HardwareError: from :meth:`check_waiting`.
+
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not predicate():
+                    self.check_waiting()
+                    self._wake.clear()
+                    await self._wake.wait()
+        except TimeoutError:
+            return predicate()
+        return True
 
     def emit(self, event: str, data: Message) -> None:
         """Broadcast an event of this device class."""

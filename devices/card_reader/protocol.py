@@ -15,7 +15,6 @@ nowhere else; drivers must not log it, keep it or put it in events or state.
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -28,12 +27,11 @@ from devices.base import (
     Device,
     DeviceEnv,
     DeviceHost,
-    DeviceState,
     Message,
     NoParams,
     Params,
 )
-from devices.errors import HardwareError, InvalidData, MediaError, Offline, Unsupported
+from devices.errors import InvalidData, MediaError, Unsupported
 
 from .identity import BacKey, IdentityResult, PaceKey, bac_key, pace_key
 
@@ -179,7 +177,6 @@ class CardReader(Device):
         super().__init__(device_id, host, env)
         self._atr: bytes | None = None
         self._card_serial = 0
-        self._wake = asyncio.Event()
 
     # --- what drivers implement ------------------------------------------------------
 
@@ -241,7 +238,7 @@ class CardReader(Device):
         self._card_serial += 1
         self.update_detail(media=Media.PRESENT)
         self.emit("cardPresented", CardPresented())
-        self._wake.set()
+        self.wake()
 
     def card_left(self) -> None:
         """Report the card taken off the reader."""
@@ -250,36 +247,7 @@ class CardReader(Device):
         self._atr = None
         self.update_detail(media=Media.ABSENT)
         self.emit("cardRemoved", CardRemoved())
-        self._wake.set()
-
-    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
-        """Change the condition; also wakes commands waiting on the card."""
-        super().set_condition(condition, **changes)
-        self._wake.set()
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
-        """Wait until ``predicate()`` holds; False if ``timeout_s`` (seconds) passes first.
-
-        ``None`` waits until the command is cancelled.  Re-checked whenever a
-        card arrives or leaves or the condition changes.
-
-        Raises:
-            Offline: the reader went offline while waiting.
-            HardwareError: the reader failed while waiting.
-
-        """
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not predicate():
-                    if self.condition is DeviceState.OFFLINE:
-                        raise Offline("the card reader went offline")
-                    if self.condition is DeviceState.HARDWARE_ERROR:
-                        raise HardwareError("the card reader failed")
-                    self._wake.clear()
-                    await self._wake.wait()
-        except TimeoutError:
-            return predicate()
-        return True
+        self.wake()
 
     # --- commands ----------------------------------------------------------------------
 

@@ -20,11 +20,10 @@ motor stopped and the shutter closed.
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
@@ -39,7 +38,7 @@ from devices.base import (
     NoParams,
     NoResult,
 )
-from devices.errors import HardwareError, Offline, SequenceError
+from devices.errors import HardwareError, SequenceError
 
 
 class SlotMedia(StrEnum):
@@ -139,7 +138,6 @@ class DocumentSlot(Device):
         self._entry = False
         self._inside = False
         self._jammed = False
-        self._wake = asyncio.Event()
 
     # --- what drivers implement ------------------------------------------------------
 
@@ -192,7 +190,7 @@ class DocumentSlot(Device):
                 self.emit("documentInserted", DocumentInserted())
             elif before is SlotMedia.ENTERING and after is SlotMedia.ABSENT:
                 self.emit("documentTaken", DocumentTaken())
-        self._wake.set()
+        self.wake()
 
     def jammed(self) -> None:
         """Report a jam: media ``jammed``, state hardwareError, ``evt/jam`` (once per jam)."""
@@ -211,35 +209,17 @@ class DocumentSlot(Device):
         self._entry, self._inside = entry, inside
         self.update_detail(media=self.media)
 
-    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
-        """Change the condition; also wakes a running sequence."""
-        super().set_condition(condition, **changes)
-        self._wake.set()
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
-        """Wait until ``predicate()`` holds; False if ``timeout_s`` (seconds) passes first.
-
-        ``None`` waits until the command is cancelled.
+    def check_waiting(self) -> None:
+        """A jam also ends a wait.
 
         Raises:
-            HardwareError: the document jammed or the slot failed while waiting.
-            Offline: the slot went offline while waiting.
+            HardwareError: the document jammed or the slot failed.
+            Offline: the slot went offline.
 
         """
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not predicate():
-                    if self._jammed:
-                        raise HardwareError("the document is jammed in the slot")
-                    if self.condition is DeviceState.OFFLINE:
-                        raise Offline("the document slot went offline")
-                    if self.condition is DeviceState.HARDWARE_ERROR:
-                        raise HardwareError("the document slot failed")
-                    self._wake.clear()
-                    await self._wake.wait()
-        except TimeoutError:
-            return predicate()
-        return True
+        if self._jammed:
+            raise HardwareError("the document is jammed in the slot")
+        super().check_waiting()
 
     # --- building blocks ---------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -34,7 +33,7 @@ from devices.base import (
     NoResult,
     Params,
 )
-from devices.errors import HardwareError, InvalidData, Offline, SequenceError, Timeout
+from devices.errors import InvalidData, SequenceError, Timeout
 
 #: A compartment number (from 1; the upper bound is ``capabilities.compartments``).
 Compartment = Annotated[int, Meta(ge=1, description="compartment number, from 1")]
@@ -126,7 +125,6 @@ class Lockers(Device):
         self._doors: dict[int, Door] = {}
         self._left_open: set[int] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._wake = asyncio.Event()
 
     # --- what drivers implement ------------------------------------------------------
 
@@ -190,7 +188,7 @@ class Lockers(Device):
             name = "compartmentOpened" if door is Door.OPEN else "compartmentClosed"
             self.emit(name, CompartmentEvent(compartment=compartment))
         self.refresh_condition()
-        self._wake.set()
+        self.wake()
 
     def refresh_condition(self) -> None:
         """Switch between online and userError by whether any door is left open.
@@ -199,11 +197,6 @@ class Lockers(Device):
         """
         if self.condition in (DeviceState.ONLINE, DeviceState.USER_ERROR):
             self.set_condition(DeviceState.USER_ERROR if self._left_open else DeviceState.ONLINE)
-
-    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
-        """Change the condition; also wakes a running ``open``."""
-        super().set_condition(condition, **changes)
-        self._wake.set()
 
     def _door_left_open(self, compartment: int) -> None:
         self._timers.pop(compartment, None)
@@ -219,27 +212,6 @@ class Lockers(Device):
                 for n in range(1, self.layout.compartments + 1)
             },
         )
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
-        """Wait until ``predicate()`` holds; False if ``timeout_s`` (seconds) passes first.
-
-        Raises:
-            Offline: the controller went offline while waiting.
-            HardwareError: the controller failed while waiting.
-
-        """
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not predicate():
-                    if self.condition is DeviceState.OFFLINE:
-                        raise Offline("the locker controller went offline")
-                    if self.condition is DeviceState.HARDWARE_ERROR:
-                        raise HardwareError("the locker controller failed")
-                    self._wake.clear()
-                    await self._wake.wait()
-        except TimeoutError:
-            return predicate()
-        return True
 
     # --- commands ----------------------------------------------------------------------
 
