@@ -1,9 +1,11 @@
-"""Generate the AsyncAPI 3 document and the reference tables of docs/api.md from the code.
+"""Generate the AsyncAPI 3 document and the reference tables of docs/ from the code.
 
 The wire schema is code: every request, result, event and state detail is a
 msgspec type, and this module turns them into ``docs/asyncapi.json`` and the
-generated section of ``docs/api.md``.  A test fails when either is stale;
-``python -m daemon.mqtt.asyncapi --write`` refreshes both.
+generated sections of ``docs/api.md`` and ``docs/configuration.md`` (every
+config option with its default, from the same frozen types the loader uses).
+A test fails when any of them is stale; ``python -m daemon.mqtt.asyncapi
+--write`` refreshes them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import msgspec
 
 from daemon import __version__
 from devices.base import Device
-from devices.registry import DEVICE_CLASSES, resolve
+from devices.registry import DEVICE_CLASSES, DRIVERS, resolve
 
 from .codec import MSGPACK
 from .schema import (
@@ -263,11 +265,50 @@ def reference_markdown() -> str:
     return "\n".join(lines)
 
 
-def render_api_md(current: str) -> str:
-    """docs/api.md with its generated section replaced."""
+def _default(field: msgspec.inspect.Field) -> str:
+    if field.required:
+        return "required"
+    value = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+    return f"`{msgspec.json.encode(value).decode()}`"
+
+
+def _settings_table(tp: type[msgspec.Struct]) -> list[str]:
+    info = msgspec.inspect.type_info(tp)
+    assert isinstance(info, msgspec.inspect.StructType)
+    if not info.fields:
+        return ["No options.", ""]
+    rows = ["| key | default |", "|---|---|"]
+    rows += [f"| `{f.encode_name}` | {_default(f)} |" for f in info.fields]
+    return [*rows, ""]
+
+
+def config_markdown() -> str:
+    """The generated option tables of docs/configuration.md."""
+    from daemon import config  # noqa: PLC0415 - config imports the registry; keep this module light
+
+    lines = [BEGIN, ""]
+    for section, tp in (
+        ("board", config.BoardConfig),
+        ("mqtt", config.MqttConfig),
+        ("broker", config.BrokerConfig),
+        ("api", config.ApiConfig),
+        ("daemon", config.DaemonConfig),
+    ):
+        summary = (tp.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip()
+        lines += [f"### `[{section}]`", "", summary[0].upper() + summary[1:], ""]
+        lines += _settings_table(tp)
+    lines += ["### Drivers (`[devices.<id>]` with `class` and `driver`)", ""]
+    for (device_class, driver), target in DRIVERS.items():
+        lines += [f"#### `{device_class}` / `{driver}` ({target.partition(':')[2]})", ""]
+        lines += _settings_table(resolve(device_class, driver).settings_type)
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _splice(current: str, generated: str) -> str:
     head, _, rest = current.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    return head + reference_markdown() + tail
+    return head + generated + tail
 
 
 def asyncapi_text() -> str:
@@ -276,14 +317,15 @@ def asyncapi_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``--write`` refreshes docs/; ``--check`` exits 1 when they are stale."""
+    """``--write`` refreshes docs/; without it, exit 1 when any generated doc is stale."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
-    api_md = DOCS / "api.md"
+    api_md, config_md = DOCS / "api.md", DOCS / "configuration.md"
     wanted = {
         DOCS / "asyncapi.json": asyncapi_text(),
-        api_md: render_api_md(api_md.read_text("utf-8")),
+        api_md: _splice(api_md.read_text("utf-8"), reference_markdown()),
+        config_md: _splice(config_md.read_text("utf-8"), config_markdown()),
     }
     stale = [path for path, text in wanted.items() if path.read_text("utf-8") != text]
     if args.write:
