@@ -118,18 +118,21 @@ async def retained(ui: UiClient, suffix: str, accept: Callable[[Any], bool]) -> 
 
 
 def queued_candidates(description: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """Quick queued commands of the configured simulators: ``(device, command, params)``."""
-    found: list[tuple[str, str, dict[str, Any]]] = []
+    """Quick queued commands of the configured simulators: ``(device, command, params)``.
+
+    ``lights/set`` (no side effect) first, then ``printer/cut`` (a side effect: it also
+    goes through the idempotency store).
+    """
+    lights: list[tuple[str, str, dict[str, Any]]] = []
+    printers: list[tuple[str, str, dict[str, Any]]] = []
     for dev in description["devices"]:
-        commands = dev["commands"]
-        if dev["class"] == "lights" and "set" in commands:
-            positions = dev["capabilities"].get("positions") or ["scanner"]
-            names = [p if isinstance(p, str) else p.get("id") or p.get("name") for p in positions]
-            position = "scanner" if "scanner" in names else names[0]
-            found.append((dev["id"], "set", {"position": position, "mode": "on"}))
-        elif dev["class"] == "printer" and "cut" in commands:
-            found.append((dev["id"], "cut", {}))
-    return [c for c in found if description_command(description, c[0], c[1]).get("queued")]
+        if dev["class"] == "lights" and "set" in dev["commands"]:
+            positions: list[str] = dev["capabilities"].get("positions") or ["scanner"]
+            position = "scanner" if "scanner" in positions else positions[0]
+            lights.append((dev["id"], "set", {"position": position, "mode": "on"}))
+        elif dev["class"] == "printer" and "cut" in dev["commands"]:
+            printers.append((dev["id"], "cut", {}))
+    return [c for c in lights + printers if description_command(description, c[0], c[1]).get("queued")]
 
 
 def description_command(description: dict[str, Any], device: str, command: str) -> dict[str, Any]:

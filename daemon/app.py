@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 import time
@@ -331,6 +332,9 @@ class App:
                 break
             await asyncio.sleep(0.01)
         self._set_phase(DaemonState.READY)
+        # Start-up objects live as long as the daemon: keep them out of full collections,
+        # which otherwise paused the loop 20-30 ms every few hundred requests.
+        gc.freeze()
         await self.link.flush()
         self.notifier.notify("READY=1")
         log.info(

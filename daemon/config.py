@@ -174,6 +174,11 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
         spec = resolve(device_class, driver)
     except UnknownDriverError as exc:
         raise ConfigError(f"{source}: key `{where}`: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"{source}: key `{where}`: driver {driver!r} needs {exc.name or 'a library'}, "
+            "which is not installed on this machine",
+        ) from None
     try:
         settings = msgspec.convert(options, spec.settings_type)
     except msgspec.ValidationError as exc:

@@ -40,7 +40,7 @@ class Codec:
         """
         try:
             return self._decode(payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise DecodeError(f"payload is not valid {self.name}: {exc}") from None
 
     @property

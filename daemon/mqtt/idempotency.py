@@ -79,6 +79,7 @@ class IdempotencyStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(_SCHEMA)
+        db.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_ms)")
         self._db = db
         now = _now_ms()
         db.execute("DELETE FROM requests WHERE created_ms < ?", (now - self._window_ms,))
@@ -96,11 +97,16 @@ class IdempotencyStore:
             self._db.close()
             self._db = None
 
-    def _write(self, sql: str, *args: Any) -> asyncio.Future[None]:
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Run statements in one transaction (one fsync) on the worker thread."""
+
         def work() -> None:
             if self._db is None:
                 raise RuntimeError("idempotency store is not open")
-            self._db.execute(sql, args)
+            with self._db:
+                self._db.execute("BEGIN")
+                for sql, args in statements:
+                    self._db.execute(sql, args)
 
         return asyncio.get_running_loop().run_in_executor(self._pool, work)
 
@@ -132,19 +138,18 @@ class IdempotencyStore:
         self._records.pop(key, None)
         self._records[key] = (now, Record(device, command, None))
         self._trim_memory(now)
-        self._write(
-            "DELETE FROM requests WHERE created_ms < ? OR rowid IN (SELECT rowid FROM requests "
-            "ORDER BY created_ms DESC LIMIT -1 OFFSET ?)",
-            now - self._window_ms,
-            self._max,
-        )
         return self._write(
-            "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
-            client_id,
-            request_id,
-            device,
-            command,
-            now,
+            (
+                (
+                    "DELETE FROM requests WHERE created_ms < ? OR rowid IN (SELECT rowid FROM "
+                    "requests ORDER BY created_ms DESC LIMIT -1 OFFSET ?)"
+                ),
+                (now - self._window_ms, self._max - 1),
+            ),
+            (
+                "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
+                (client_id, request_id, device, command, now),
+            ),
         )
 
     def finish(
@@ -156,19 +161,20 @@ class IdempotencyStore:
         if entry is not None:
             self._records[key] = (entry[0], Record(entry[1].device, entry[1].command, completion))
         return self._write(
-            "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
-            msgspec.msgpack.encode(completion),
-            client_id,
-            request_id,
+            (
+                "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
+                (msgspec.msgpack.encode(completion), client_id, request_id),
+            ),
         )
 
     def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
         """Drop the record of a request that did not run."""
         self._records.pop((client_id, request_id), None)
         return self._write(
-            "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
-            client_id,
-            request_id,
+            (
+                "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
+                (client_id, request_id),
+            ),
         )
 
 

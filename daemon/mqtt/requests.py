@@ -10,6 +10,7 @@ command is stopped at its deadline; a non-interruptible one (a print) finishes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from .idempotency import IdempotencyStore
 from .schema import Ack, Completion, EventReply
 
 log = logging.getLogger(__name__)
+
+#: A queued command running longer than this (seconds) publishes state ``busy``.
+BUSY_AFTER_S = 0.1
 
 #: ``send(topic, payload, content_type, correlation)``: publish one reply.
 Send = Callable[[str, bytes, str, bytes | None], None]
@@ -261,13 +265,18 @@ class Lifecycle:
                 if req.finished:
                     continue
                 queue.running = req
-                queue.device.set_busy(True)
+                # Only a command that takes a while shows as busy: publishing busy and
+                # online around every quick command doubled the messages per request.
+                busy = loop.call_later(
+                    BUSY_AFTER_S, functools.partial(queue.device.set_busy, busy=True)
+                )
                 try:
                     req.task = loop.create_task(self._call(req), name=f"{req.device.id}:{req.name}")
                     await asyncio.wait({req.task})
                     self._settle(req)
                 finally:
                     queue.running = None
+                    busy.cancel()
                     queue.device.set_busy(False)
         finally:
             self._drain(queue)

@@ -9,7 +9,6 @@ buffered).
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from devices.base import Command, CommandContext, Device, Message, NoParams, Params
@@ -56,7 +55,8 @@ class Scanner(Device):
     events: ClassVar[dict[str, type[Message]]] = {"scanned": ScanResult}
     detail_type: ClassVar[type[Message]] = ScannerDetail
 
-    _waiter: asyncio.Future[ScanResult] | None = None
+    _reading: bool = False
+    _scanned: ScanResult | None = None
 
     @property
     def continuous(self) -> bool:
@@ -70,15 +70,19 @@ class Scanner(Device):
 
         Raises:
             SequenceError: another read is already waiting.
+            Offline, HardwareError: the scanner went away while waiting.
 
         """
-        if self._waiter is not None and not self._waiter.done():
+        if self._reading:
             raise SequenceError("a read is already waiting on this scanner")
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._reading = True
         try:
-            return await self._waiter
+            await self.wait_until(lambda: self._scanned is not None, None)
+            assert self._scanned is not None
+            return self._scanned
         finally:
-            self._waiter = None
+            self._reading = False
+            self._scanned = None
 
     async def set_mode(self, params: SetModeParams, _ctx: CommandContext) -> ModeResult:
         """Switch continuous mode on or off."""
@@ -88,8 +92,9 @@ class Scanner(Device):
     def code_scanned(self, text: str, symbology: str = "unknown") -> None:
         """Deliver a decoded code (drivers call this on the event loop)."""
         result = ScanResult(text=text, symbology=symbology)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(result)
+        if self._reading and self._scanned is None:
+            self._scanned = result
+            self.wake()
         if self.continuous:
             self.emit("scanned", result)
 

@@ -208,3 +208,12 @@ def _drain(queue: asyncio.Queue) -> list:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+async def test_running_read_ends_when_the_scanner_goes_offline(ui: UiClient) -> None:
+    req = await ui.start(f"{ui.root}/dev/scanner/cmd/read", {"timeoutMs": 30_000})
+    assert (await req.next())["type"] == "ack"
+    await ui.sim("scanner", "fault", {"kind": "disconnect"})
+    done = await req.completion(timeout=3)
+    assert done["completionCode"] == "deviceNotReady"
+    await ui.sim("scanner", "fault", {"kind": "clear"})
