@@ -199,15 +199,30 @@ class Lifecycle:
         if req.task is None:
             self._finish(req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False)
 
+    def _reused(self, req: Request, device: str, command: str) -> None:
+        """A requestId reused for another command: refuse rather than replay a wrong answer."""
+        self.complete(
+            req.reply,
+            CompletionCode.INVALID_DATA,
+            f"requestId {req.reply.request_id!r} was already used for {command} on {device} "
+            "within the idempotency window",
+        )
+
     def _replayed(self, req: Request) -> bool:
         """Answer a repeated side-effect request without running it again."""
         live = self._inflight.get(req.key)
         if live is not None and live.spec.side_effect:
-            self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
+            if (live.device.id, live.name) != (req.device.id, req.name):
+                self._reused(req, live.device.id, live.name)
+            else:
+                self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
             return True
         record = self._store.lookup(*req.key)
         if record is None:
             return False
+        if (record.device, record.command) != (req.device.id, req.name):
+            self._reused(req, record.device, record.command)
+            return True
         if record.completion is None:
             self.complete(
                 req.reply,

@@ -187,3 +187,22 @@ def _drain(queue: asyncio.Queue) -> list:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+async def test_request_id_reused_for_another_command_is_refused(ui: UiClient) -> None:
+    started = await ui.device(
+        "coinAcceptor", "depositStart", {"currency": "VND", "amountDue": 5000}, request_id="same"
+    )
+    assert started["completionCode"] == "success"
+    reused = await ui.device(
+        "coinAcceptor",
+        "depositEnd",
+        {"transactionId": started["result"]["transactionId"]},
+        request_id="same",
+    )
+    assert reused["completionCode"] == "invalidData"
+    assert "already used for depositStart" in reused["errorDescription"]
+    ended = await ui.device(
+        "coinAcceptor", "depositEnd", {"transactionId": started["result"]["transactionId"]}
+    )
+    assert ended["completionCode"] == "success"

@@ -1,0 +1,175 @@
+"""Privacy rules of wire API v1: identity data goes to the requester's reply subtree only.
+
+After a full identity read, a scan in single mode and a face picture, the test
+identity appears in no retained message, no broadcast message (state, events,
+status, description, simulator outputs), no file in the daemon's directories
+and no log record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from daemon.config import Config
+from tests.conftest import Broker, run_daemon
+from tests.contract.support import acked, ok, start
+from tests.uiclient import NODELAY, connect
+
+CONTRACT_CLASSES = ("cardReader", "scanner", "camera")
+BOARD = "sim-0001"
+ROOT = f"kiosk/v1/{BOARD}"
+REQUESTER = "kiosk-ui"
+FULL_NAME = "Nguyễn Văn Thử"
+ACCESS_KEY = {
+    "documentNumber": "079099000123",
+    "dateOfBirth": "1990-01-15",
+    "dateOfExpiry": "2030-01-15",
+}
+#: What the chip QR on the back of a citizen card holds: ID, old ID, name, birth, sex, address, issue.
+CARD_QR = (
+    "079099000123|025123456|Nguyễn Văn Thử|15011990|Nam|"
+    "123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh|20042021"
+)
+IDENTITY = {
+    "full name (NFC)": unicodedata.normalize("NFC", FULL_NAME).encode(),
+    "full name (NFD)": unicodedata.normalize("NFD", FULL_NAME).encode(),
+    "MRZ name": b"NGUYEN<<VAN<THU",
+    "MRZ name (spaces)": b"NGUYEN VAN THU",
+    "ID number": b"079099000123",
+    "document number": b"099000123",
+}
+
+
+@dataclass
+class Seen:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@contextlib.asynccontextmanager
+async def spy(port: int, topic_filter: str, client_id: str) -> AsyncIterator[list[Seen]]:
+    """Record every message matching ``topic_filter`` as raw bytes, with a client of its own."""
+    seen: list[Seen] = []
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+        socket_options=[NODELAY],
+    ) as client:
+        await client.subscribe(topic_filter, qos=1)
+
+        async def pump() -> None:
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                seen.append(Seen(str(message.topic), payload, message.retain))
+
+        task = asyncio.create_task(pump(), name=f"spy-{client_id}")
+        try:
+            yield seen
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+
+
+def leaks(blob: bytes, needles: dict[str, bytes]) -> list[str]:
+    return [name for name, needle in needles.items() if needle in blob]
+
+
+def published_by_a_ui(topic: str) -> bool:
+    """Requests and sim actions: what the test itself sends, not what the daemon publishes."""
+    parts = topic.split("/")[3:]
+    return (
+        parts[:1] == ["cmd"]
+        or (parts[:1] == ["dev"] and parts[2:3] == ["cmd"])
+        or (parts[:1] == ["sim"] and parts[2:3] != ["out"])
+    )
+
+
+async def identity_session(port: int) -> dict[str, bytes]:
+    """Read the card, scan a code and take a face picture as one UI; return binary needles."""
+    async with connect(port, BOARD, REQUESTER) as ui:
+        await ui.sim("cardReader", "presentCard")
+        read = await acked(await start(ui, "cardReader", "readIdentity", {"accessKey": ACCESS_KEY}))
+        replies = await read.all_until_completion(5)
+        assert any(r["type"] == "event" and r["event"] == "readProgress" for r in replies)
+        identity = ok(replies[-1])
+        assert unicodedata.normalize("NFC", identity["dg13"]["fullName"]) == FULL_NAME
+        await ui.sim("cardReader", "removeCard")
+
+        scan = await acked(await start(ui, "scanner", "read", {"timeoutMs": 3000}))
+        await ui.sim("scanner", "scan", {"text": CARD_QR, "symbology": "qr"})
+        assert ok(await scan.completion(3))["text"] == CARD_QR
+
+        picture = ok(
+            await ui.device("camera", "takePicture", {"purpose": "face", "width": 320}, timeout=5)
+        )
+        await asyncio.sleep(0.2)  # let every broadcast the session caused reach the spies
+    return {
+        "chip portrait": identity["face"]["data"][-256:],
+        "face picture": picture["data"][-256:],
+    }
+
+
+def files_under(*roots: Path) -> list[Path]:
+    return [p for root in roots if root.exists() for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+async def test_identity_data_reaches_only_the_requester(
+    broker: Broker, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    state_dir = Path(config.daemon.state_dir)
+    runtime_dir = Path(config.daemon.runtime_dir)
+    needles = dict(IDENTITY)
+    async with run_daemon(config):
+        async with spy(broker.port, f"{ROOT}/#", "bystander") as seen:
+            needles |= await identity_session(broker.port)
+
+        # The bystander saw the requester's replies (this test broker has no ACL), so
+        # the scan below would find a leak if one happened.
+        replies = [m for m in seen if m.topic.startswith(f"{ROOT}/reply/{REQUESTER}/")]
+        assert any(leaks(m.payload, needles) for m in replies)
+        broadcast = [
+            m
+            for m in seen
+            if not m.topic.startswith(f"{ROOT}/reply/{REQUESTER}/")
+            and not published_by_a_ui(m.topic)
+        ]
+        topics = {m.topic for m in broadcast}
+        assert f"{ROOT}/dev/cardReader/evt/cardPresented" in topics
+        assert f"{ROOT}/dev/cardReader/state" in topics
+        for message in broadcast:
+            assert leaks(message.payload, needles) == [], message.topic
+
+        async with spy(broker.port, "kiosk/#", "auditor") as retained:
+            await asyncio.sleep(0.3)
+        assert {f"{ROOT}/status", f"{ROOT}/description"} <= {m.topic for m in retained}
+        for message in retained:
+            assert message.retain
+            assert leaks(message.payload, needles) == [], message.topic
+
+        running_files = files_under(state_dir, runtime_dir)
+        assert running_files, "the daemon keeps its databases in the state directory"
+        for path in running_files:
+            assert leaks(path.read_bytes(), needles) == [], path
+
+    for path in files_under(state_dir, runtime_dir):
+        assert leaks(path.read_bytes(), needles) == [], path
+    assert caplog.records, "log records are captured"
+    for record in caplog.records:
+        text = record.getMessage() + (record.exc_text or "") + str(record.__dict__.get("args"))
+        assert leaks(text.encode(), needles) == [], f"{record.name}: {record.getMessage()}"
+    assert leaks(caplog.text.encode(), needles) == []
