@@ -9,7 +9,6 @@ placed, a door pulled) goes through :class:`Hands`: a simulator action on
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import secrets
@@ -19,10 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
-from tests.uiclient import NODELAY, UiClient, connect
+from tests.uiclient import UiClient, connect
 
 SIM = "sim"
 PERSON = "person"
@@ -190,35 +188,10 @@ def new_client_id() -> str:
 async def open_ui(rig: Rig, client_id: str | None = None) -> AsyncIterator[UiClient]:
     """Connect a UI-like client to the rig's broker (with credentials when the rig has some)."""
     client_id = client_id or new_client_id()
-    if rig.username is None:
-        async with connect(rig.port, rig.board, client_id, host=rig.host) as ui:
-            yield ui
-        return
-    # tests.uiclient.connect has no credentials; the same client, logged in.
-    async with aiomqtt.Client(
-        rig.host,
-        rig.port,
-        identifier=client_id,
-        username=rig.username,
-        password=rig.password,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True,
-        socket_options=[NODELAY],
-    ) as client:
-        ui = UiClient(client, client_id, rig.board)
-        await client.subscribe(f"{rig.root}/reply/{client_id}/#", qos=1)
-
-        async def pump() -> None:
-            async for message in client.messages:
-                ui._dispatch(message)
-
-        task = asyncio.create_task(pump(), name=f"ui-{client_id}")
-        try:
-            yield ui
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+    async with connect(
+        rig.port, rig.board, client_id, host=rig.host, username=rig.username, password=rig.password
+    ) as ui:
+        yield ui
 
 
 class Hands:

@@ -208,12 +208,19 @@ class Request:
 
 @contextlib.asynccontextmanager
 async def connect(
-    port: int, board: str, client_id: str = "ui1", host: str = "127.0.0.1"
+    port: int,
+    board: str,
+    client_id: str = "ui1",
+    host: str = "127.0.0.1",
+    username: str | None = None,
+    password: str | None = None,
 ) -> AsyncIterator[UiClient]:
     async with aiomqtt.Client(
         host,
         port,
         identifier=client_id,
+        username=username,
+        password=password,
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=True,
         socket_options=[NODELAY],
