@@ -125,7 +125,7 @@ class App:
         self.devices = create_devices(config, self, env)
         self.states: dict[str, DeviceStateMessage] = {}
         self.store = IdempotencyStore(
-            state_dir / "requests.sqlite3",
+            state_dir / "idempotency.sqlite3",
             window_s=config.api.idempotency_window,
             max_records=config.api.idempotency_max_records,
         )
@@ -333,7 +333,7 @@ class App:
             await asyncio.sleep(0.01)
         self._set_phase(DaemonState.READY)
         # Start-up objects live as long as the daemon: keep them out of full collections,
-        # which otherwise paused the loop 20-30 ms every few hundred requests.
+        # which otherwise paused the loop 20-30 ms every few hundred commands.
         gc.freeze()
         await self.link.flush()
         self.notifier.notify("READY=1")
