@@ -189,8 +189,6 @@ class App:
         """Publish an unsolicited device event."""
         message = EventMessage(session=self.session, seq=self._next_seq(), ts=now_ms(), data=data)
         self._publish(self.topics.device_event(device_id, event), message)
-        # Conditions such as an open door are also reasons of the daemon status.
-        self._refresh_status()
 
     def sim_output(self, device_id: str, what: str, data: Message) -> None:
         """Publish what a simulated device shows the world."""
