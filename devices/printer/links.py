@@ -22,6 +22,7 @@ import errno
 import os
 import select
 import socket
+import termios
 import time
 from typing import Any, Literal
 
@@ -216,8 +217,11 @@ class SerialLink(Link):
         return data
 
     def close(self) -> None:  # noqa: D102 - documented on Link
-        with contextlib.suppress(serial.SerialException, OSError):
-            self._printer.close()
+        # pyserial's own close: python-escpos's would first drain (tcdrain) a port
+        # that may be gone, and fail with termios.error.
+        with contextlib.suppress(serial.SerialException, OSError, termios.error):
+            self._port.close()
+        self._printer.device = False
 
 
 class FileLink(Link):
