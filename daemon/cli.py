@@ -57,10 +57,12 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
+    # force: python-escpos calls logging.basicConfig() on import (WARNING, its own format).
     logging.basicConfig(
         level=level.upper(),
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
 
 
