@@ -26,11 +26,14 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("camera", "sim"): "devices.sim.camera:SimCamera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
-SIMULATORS: dict[tuple[str, str], str] = {}
+SIMULATORS: dict[tuple[str, str], str] = {
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
+}
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
 
