@@ -32,8 +32,7 @@ T = TypeVar("T")
 
 #: How long a call may take beyond its own wait before the context is declared stuck, s.
 CALL_MARGIN_S = 2.0
-#: pcsc-lite's pseudo reader that changes state when readers come and go.
-PNP_READER = "\\\\?PnP?\\Notification"
+_SW_BYTES = 2
 
 _OFFLINE = frozenset(
     {
@@ -256,7 +255,7 @@ class PcscCard:
         """Send one command APDU; return the response APDU (data and SW1 SW2).
 
         Raises:
-            CardGone: the card left.
+            CardGone: the card left (or answered without a status word).
             Timeout: no answer within ``timeout_s``.
             Offline, HardwareError: the reader or pcscd failed.
 
@@ -265,6 +264,10 @@ class PcscCard:
             timeout_s, scard.SCardTransmit, self._handle, self._protocol, list(apdu)
         )
         check(hresult, "SCardTransmit")
+        if len(response) < _SW_BYTES:
+            # No status word at all: the card left the field mid-exchange (vpcd
+            # and contactless readers both report it so, before the removal event).
+            raise CardGone("the card gave no answer: it left the reader")
         return bytes(response)
 
     async def disconnect(self) -> None:
