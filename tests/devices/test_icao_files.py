@@ -56,6 +56,21 @@ def test_passive_authentication_verdicts() -> None:
     assert (wrong.hashes_valid, wrong.signature_valid, wrong.chain_valid) == (True, True, False)
 
 
+def test_an_rsa_document_signer_verifies() -> None:
+    pki = make_pki("RSA", rsa_signer=True)
+    files = card_files(CARD, pki)
+    verdict = pa.passive_auth(files[lds.Ef.SOD], groups_of(files), [pki.csca])
+    assert (verdict.hashes_valid, verdict.signature_valid, verdict.chain_valid) == (
+        True,
+        True,
+        True,
+    )
+    assert (
+        pa.passive_auth(files[lds.Ef.SOD], groups_of(files), [shared_pki().csca]).chain_valid
+        is False
+    )
+
+
 def test_a_tampered_group_fails_its_hash_only() -> None:
     pki = shared_pki()
     files = card_files(CARD, pki, tamper=2)

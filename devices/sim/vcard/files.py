@@ -1,6 +1,7 @@
 """A specimen card's chip files: EF.COM, DG1, DG2, DG13 and EF.SOD, built at run time.
 
-The PKI is generated in memory with ``cryptography`` (ECDSA P-256): a test
+The PKI is generated in memory with ``cryptography`` (ECDSA P-256, or an RSA
+document signer on request): a test
 CSCA and a document signer it issued, once per process.  Nothing is
 downloaded and nothing here is a real person.
 """
@@ -17,7 +18,7 @@ from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from devices.card_reader.icao import tlv
@@ -36,7 +37,7 @@ class SpecimenPki:
 
     csca: x509.Certificate
     signer: x509.Certificate
-    signer_key: ec.EllipticCurvePrivateKey
+    signer_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
     @property
     def csca_pem(self) -> bytes:
@@ -54,8 +55,8 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def make_pki(label: str = "CSCA") -> SpecimenPki:
-    """Generate a fresh CSCA and document signer (a few milliseconds with P-256)."""
+def make_pki(label: str = "CSCA", *, rsa_signer: bool = False) -> SpecimenPki:
+    """Generate a fresh CSCA and document signer (ECDSA P-256, or an RSA-2048 signer)."""
     now = dt.datetime.now(tz=dt.UTC)
     until = now + dt.timedelta(days=365 * _CERT_YEARS)
     csca_key = ec.generate_private_key(ec.SECP256R1())
@@ -71,7 +72,11 @@ def make_pki(label: str = "CSCA") -> SpecimenPki:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(csca_key, hashes.SHA256())
     )
-    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048)
+        if rsa_signer
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     signer = (
         x509.CertificateBuilder()
         .subject_name(_name(f"kioskd test document signer ({label})"))
@@ -182,7 +187,13 @@ def build_sod(groups: Mapping[int, bytes], pki: SpecimenPki) -> bytes:
             {"type": "message_digest", "values": [hashlib.sha256(content).digest()]},
         ]
     )
-    signature = pki.signer_key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
+    key = pki.signer_key
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
+        algorithm = "sha256_rsa"
+    else:
+        signature = key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
+        algorithm = "sha256_ecdsa"
     signer_cert = asn1_x509.Certificate.load(pki.signer.public_bytes(serialization.Encoding.DER))
     signer_info = cms.SignerInfo(
         {
@@ -197,7 +208,7 @@ def build_sod(groups: Mapping[int, bytes], pki: SpecimenPki) -> bytes:
             ),
             "digest_algorithm": {"algorithm": "sha256"},
             "signed_attrs": attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": algorithm}),
             "signature": signature,
         }
     )
