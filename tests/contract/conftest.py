@@ -32,7 +32,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "coinAcceptor": ["sim"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
-    "camera": ["sim"],
+    "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
 }
