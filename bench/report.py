@@ -108,6 +108,8 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     if "scanEvent" in results:
         row("(e) sim scan -> evt/scanned (incl. sim hop)", results["scanEvent"])
         lines.append("      (e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner")
+    if "takePicture" in results:
+        row("(f) camera takePicture, face 720 x 960 JPEG", results["takePicture"])
     if "startup" in results:
         s = results["startup"]
         lines += [

@@ -17,13 +17,15 @@ import gc
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
-from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message
-from devices.registry import resolve
+from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message, SimAction, SimControl
+from devices.registry import resolve, resolve_simulator
+from devices.sim.wire import WireSimulator
 from devices.supervisor import supervise
 
 from . import __version__
@@ -61,13 +63,34 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def create_devices(config: Config, host: App | None, env: DeviceEnv) -> dict[str, Device]:
-    """Instantiate every configured device (opens no hardware)."""
+def create_devices(
+    config: Config,
+    host: App | None,
+    env: DeviceEnv,
+    simulators: Mapping[str, WireSimulator] | None = None,
+) -> dict[str, Device]:
+    """Instantiate every configured device (opens no hardware).
+
+    A device with a wire simulator in ``simulators`` gets its settings from
+    :meth:`WireSimulator.driver_settings`.
+    """
     devices: dict[str, Device] = {}
     for entry in config.devices:
         spec = resolve(entry.device_class, entry.driver)
-        devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, entry.settings)
+        settings = entry.settings
+        if simulators and entry.id in simulators:
+            settings = simulators[entry.id].driver_settings(settings)
+        devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, settings)
     return devices
+
+
+def create_simulators(config: Config, host: App, env: DeviceEnv) -> dict[str, WireSimulator]:
+    """Instantiate the wire simulators config names, by device id (starts nothing)."""
+    return {
+        entry.id: resolve_simulator(entry.device_class, entry.simulator)(entry.id, host, env)
+        for entry in config.devices
+        if entry.simulator is not None
+    }
 
 
 class DeviceObserver(Protocol):
@@ -136,7 +159,14 @@ class App:
         self._last_status: Status | None = None
         state_dir = Path(config.daemon.state_dir)
         env = DeviceEnv(config.board.id, state_dir, Path(config.daemon.runtime_dir))
-        self.devices = create_devices(config, self, env)
+        self.simulators = create_simulators(config, self, env)
+        self.devices = create_devices(config, self, env, self.simulators)
+        #: What serves each simulated device's ``sim/`` actions.
+        self.sim_controls: dict[str, SimControl] = {
+            device_id: self.simulators.get(device_id, device)
+            for device_id, device in self.devices.items()
+            if device_id in self.simulators or device.simulated
+        }
         self.states: dict[str, DeviceStateMessage] = {}
         self.store = IdempotencyStore(
             state_dir / "idempotency.sqlite3",
@@ -153,7 +183,7 @@ class App:
                 MSGPACK_CODEC.content_type,
             ),
             subscriptions=self.topics.subscriptions(
-                with_sim=any(d.simulated for d in self.devices.values()),
+                with_sim=bool(self.sim_controls),
             ),
             on_connect=self._on_connect,
             on_message=self._on_message,
@@ -169,6 +199,7 @@ class App:
         self.router = Router(
             topics=self.topics,
             devices=self.devices,
+            sim_controls=self.sim_controls,
             lifecycle=self.lifecycle,
             daemon_answers={
                 "getStatus": self.status,
@@ -261,6 +292,10 @@ class App:
         self._status_state = state
         self._refresh_status()
 
+    def _sim_actions(self, device_id: str) -> Mapping[str, SimAction]:
+        control = self.sim_controls.get(device_id)
+        return control.sim_actions if control is not None else {}
+
     def description(self) -> Description:
         """Every device with its commands, events and capabilities."""
         infos = []
@@ -271,7 +306,7 @@ class App:
                     id=device.id,
                     device_class=device.device_class,
                     driver=entry.driver,
-                    simulated=device.simulated,
+                    simulated=entry.id in self.sim_controls,
                     commands={
                         name: CommandInfo(
                             default_timeout_ms=c.default_timeout_ms,
@@ -284,7 +319,7 @@ class App:
                     },
                     events=list(device.events),
                     capabilities=dict(device.capabilities()),
-                    sim_actions=list(device.sim_actions),
+                    sim_actions=list(self._sim_actions(entry.id)),
                 ),
             )
         return Description(
@@ -382,6 +417,8 @@ class App:
         """Serve until ``stop`` is set, then shut down in order."""
         await self.store.open()
         try:
+            for simulator in self.simulators.values():
+                await simulator.start()
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 link = group.create_task(self.link.run(), name="mqtt-link")
@@ -423,5 +460,7 @@ class App:
                 if self._stale_scan is not None:
                     self._stale_scan.cancel()
         finally:
+            for simulator in self.simulators.values():
+                await simulator.aclose()
             await self.store.close()
         log.info("kioskd stopped")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from devices.registry import UnknownDriverError, resolve
+from devices.registry import UnknownDriverError, resolve, resolve_simulator
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
@@ -134,6 +134,8 @@ class DeviceConfig(msgspec.Struct, frozen=True):
     device_class: str
     driver: str
     settings: msgspec.Struct
+    #: Wire simulator serving the driver's far end (``simulator = "<name>"``), if any.
+    simulator: str | None = None
 
 
 class _Raw(_Section, frozen=True):
@@ -204,6 +206,7 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
     options = dict(table)
     device_class = options.pop("class", None)
     driver = options.pop("driver", None)
+    simulator = options.pop("simulator", None)
     for name, value in (("class", device_class), ("driver", driver)):
         if not isinstance(value, str):
             raise ConfigError(
@@ -220,11 +223,29 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
             f"{source}: key `{where}`: driver {driver!r} needs {exc.name or 'a library'}, "
             "which is not installed on this machine",
         ) from None
+    if simulator is not None:
+        _check_simulator(source, where, device_class, simulator)
     try:
         settings = msgspec.convert(options, spec.settings_type)
     except msgspec.ValidationError as exc:
         raise _error(source, exc, options, where) from None
-    return DeviceConfig(dev_id, device_class, driver, settings)
+    return DeviceConfig(dev_id, device_class, driver, settings, simulator)
+
+
+def _check_simulator(source: str, where: str, device_class: str, simulator: object) -> None:
+    if not isinstance(simulator, str):
+        raise ConfigError(
+            f"{source}: key `{where}.simulator`: expected a string (found {simulator!r})"
+        )
+    try:
+        resolve_simulator(device_class, simulator)
+    except UnknownDriverError as exc:
+        raise ConfigError(f"{source}: key `{where}.simulator`: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"{source}: key `{where}.simulator`: simulator {simulator!r} needs "
+            f"{exc.name or 'a library'}, which is not installed on this machine",
+        ) from None
 
 
 def parse(data: dict[str, Any], source: str) -> Config:

@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from daemon.config import Config
-from devices.registry import DEVICE_CLASSES, resolve
+from devices.registry import DEVICE_CLASSES, SIMULATORS, resolve
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 
 #: Implementations each class's contract suite runs against, by driver name.
@@ -32,7 +32,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "coinAcceptor": ["sim"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
-    "camera": ["sim"],
+    "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
 }
@@ -84,7 +84,10 @@ def contract_config(broker_port: int, tmp_path: Path, drivers: Mapping[str, str]
         settings = msgspec.convert(
             DRIVER_SETTINGS.get((entry.device_class, driver), {}), spec.settings_type
         )
-        devices.append(msgspec.structs.replace(entry, driver=driver, settings=settings))
+        simulator = driver if (entry.device_class, driver) in SIMULATORS else None
+        devices.append(
+            msgspec.structs.replace(entry, driver=driver, settings=settings, simulator=simulator)
+        )
     return config.replace(devices=tuple(devices))
 
 
