@@ -60,6 +60,8 @@ from .transport import (
 )
 
 log = logging.getLogger(__name__)
+#: paho reports socket and TLS errors only through its logger.
+paho_log = logging.getLogger(__name__ + ".paho")
 
 #: First backoff ceiling (s); it doubles per failed attempt up to ``reconnect_max_s``.
 BACKOFF_BASE_S = 0.5
@@ -102,6 +104,17 @@ class _StampKw(TypedDict):
     ts: int
     board: str
     tenant: str
+
+
+class _LastError(logging.Handler):
+    """Keeps paho's last error message: a TLS alert from the broker only shows there."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text = record.getMessage()
 
 
 class _Stop(Exception):
@@ -148,6 +161,7 @@ class Uplink:
         )
         self.connected = asyncio.Event()
         self.connect_failures = 0
+        self._paho_error = _LastError()
         self.last_error: str | None = None
         self.bd_seq: int | None = None
 
@@ -314,7 +328,7 @@ class Uplink:
                 await self._connect_once()
             except* (aiomqtt.MqttError, TransportError, OSError, ssl.SSLError) as group:
                 self.connect_failures += 1
-                self.last_error = describe_failure(group.exceptions[0])
+                self.last_error = describe_failure(group.exceptions[0], self._paho_error.text)
             else:
                 return
             if self.connected.is_set():
@@ -360,12 +374,21 @@ class Uplink:
             tls_context=tls,
             socket_options=[NODELAY],
             max_inflight_messages=settings.inflight,
+            logger=paho_log,
         )
         client.pending_calls_threshold = settings.inflight + 16
         return client
 
     async def _connect_once(self) -> None:
         bd_seq = await self.outbox.next_bd_seq(BD_SEQ_MODULO)
+        self._paho_error.text = None
+        paho_log.addHandler(self._paho_error)
+        try:
+            await self._connected_session(bd_seq)
+        finally:
+            paho_log.removeHandler(self._paho_error)
+
+    async def _connected_session(self, bd_seq: int) -> None:
         async with await self._client(bd_seq) as client:
             self.bd_seq = bd_seq
             self.connected.set()
@@ -456,12 +479,14 @@ class Uplink:
             await self._view.restart_device(request.device)
 
 
-def describe_failure(exc: BaseException) -> str:
-    """A clear, actionable sentence for a failed fleet connection."""
+def describe_failure(exc: BaseException, paho_error: str | None = None) -> str:
+    """A clear, actionable sentence for a failed fleet connection (``paho_error``: paho's last)."""
     text = str(exc) or type(exc).__name__
-    lowered = text.lower()
     if isinstance(exc, TransportError):
         return text
+    if paho_error is not None:
+        text = f"{text}: {paho_error}"
+    lowered = text.lower()
     if "certificate verify failed" in lowered:
         return f"the broker's certificate is not signed by ca_file ({text})"
     if any(s in lowered for s in ("certificate required", "unknown ca", "bad certificate")):
