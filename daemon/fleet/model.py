@@ -153,7 +153,9 @@ class FleetModel:
         if not isinstance(seq, int) or not isinstance(msg_id, int):
             return Outcome.INVALID
         if self._track_gaps:
-            if board.last_seq is not None and seq != (board.last_seq + 1) % 256:
+            last = board.last_seq
+            # A repeat of the last seq is a broker redelivery, not a gap.
+            if last is not None and seq not in (last, (last + 1) % 256):
                 board.seq_gaps += 1
             board.last_seq = seq
         if not board.remember(msg_id):
