@@ -20,6 +20,7 @@ from . import __version__
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .fleet.cli import fleet_app
 
 EX_UNAVAILABLE = 69
 
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app)
 
 ConfigOption = Annotated[
     Path | None,
