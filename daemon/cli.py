@@ -16,6 +16,8 @@ from typing import Annotated
 import msgspec
 import typer
 
+from provisioning.cli import app as provision_app
+
 from . import __version__
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
@@ -30,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[
     Path | None,
