@@ -66,7 +66,7 @@ def installed(root: Path, *commands: str, log: Path) -> Iterator[subprocess.Pope
         ]
     )
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 - fixed program
+        proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             stdout=out,
             stderr=subprocess.STDOUT,
