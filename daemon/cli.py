@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +16,7 @@ import typer
 
 from provisioning.cli import app as provision_app
 
-from . import __version__
+from . import __version__, logs
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
@@ -60,11 +58,7 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(level)
 
 
 def _default_sim_state_dir() -> Path:
