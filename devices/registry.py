@@ -20,6 +20,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
@@ -36,6 +37,7 @@ DRIVERS: dict[tuple[str, str], str] = {
 SIMULATORS: dict[tuple[str, str], str] = {
     ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
