@@ -27,7 +27,9 @@ from devices.sim.vcard.vpcd import VPCD_BASE_PORT
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
-_START_TIMEOUT_S = 10.0
+_START_TIMEOUT_S = 5.0
+#: TCP TIME_WAIT lasts 60 s on Linux.
+_BIND_RETRY_S = 75.0
 
 
 def pcscd_running() -> bool:
@@ -63,18 +65,35 @@ class Pcscd:
         return self.proc is not None
 
     def start(self) -> None:
+        """Start ``pcscd -f`` and wait until vpcd's first slot listens.
+
+        vpcd binds its ports without SO_REUSEADDR, so for a minute after a pcscd
+        that closed card connections first, a new one cannot bind ("Address
+        already in use") and runs without readers: retry until it can.
+        """
+        until = time.monotonic() + _BIND_RETRY_S
+        while True:
+            self._spawn()
+            if self._wait_listening(time.monotonic() + _START_TIMEOUT_S):
+                return
+            self.stop()
+            if time.monotonic() > until:
+                pytest.fail(f"pcscd never served vpcd's readers; see {self.log}")
+            time.sleep(1)
+
+    def _spawn(self) -> None:
         self.log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
             ["pcscd", "-f"], stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file
         )
-        until = time.monotonic() + _START_TIMEOUT_S
-        # vpcd's slots listen once pcscd has loaded reader.conf.d.
+
+    def _wait_listening(self, until: float) -> bool:
+        assert self.proc is not None
         while not (pcscd_running() and _listening(VPCD_BASE_PORT)):
-            if self.proc.poll() is not None:
-                pytest.fail(f"pcscd exited with {self.proc.returncode}; see {self.log}")
-            if time.monotonic() > until:
-                pytest.fail(f"pcscd did not start within {_START_TIMEOUT_S} s; see {self.log}")
+            if self.proc.poll() is not None or time.monotonic() > until:
+                return False
             time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         if self.proc is not None:
