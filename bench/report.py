@@ -9,6 +9,7 @@ RTT_FLOOR_FACTOR = 1.5
 RTT_P99_MS = 3.0
 RSS_MIB = 40.0
 STARTUP_MS = 1500.0
+SLIP_RENDER_MS = 150.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,11 @@ def targets(results: dict[str, Any]) -> list[Target]:
         found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
     if "startup" in results:
         found.append(Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms"))
+    found.extend(
+        Target(f"slip render {width} dots p99", stats["p99"], SLIP_RENDER_MS, "ms")
+        for width in (384, 576)
+        if (stats := results.get("slip", {}).get(f"render{width}"))
+    )
     return found
 
 
@@ -58,6 +64,20 @@ def _cpu(stats: dict[str, Any]) -> tuple[float, float]:
 
 def _mark(target: Target) -> str:
     return f"{'PASS' if target.passed else 'MISS'} (<= {target.limit:g} {target.unit})"
+
+
+def _slip_lines(slip: dict[str, Any] | None, by_name: dict[str, Target]) -> list[str]:
+    if slip is None:
+        return []
+    lines = [""]
+    for width in (384, 576):
+        stats = slip[f"render{width}"]
+        lines.append(f"  (f) slip render, {width} dots: p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, "
+                     f"max {stats['max']:.1f} ms  {_mark(by_name[f'slip render {width} dots p99'])}")
+    stats = slip["print576"]
+    lines.append(f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
+                 f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)")
+    return lines
 
 
 def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target]) -> str:
@@ -132,6 +152,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
             f"      idle CPU over {cpu['seconds']:.0f} s: daemon {cpu['daemonPct']:.2f} %, "
             f"mosquitto {cpu.get('mosquittoPct', float('nan')):.2f} % of one core",
         )
+    lines += _slip_lines(results.get("slip"), by_name)
     missed = [t for t in checked if not t.passed]
     lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
               + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]
