@@ -73,7 +73,8 @@ def _slip_lines(slip: dict[str, Any] | None, by_name: dict[str, Target]) -> list
     for width in (384, 576):
         stats = slip[f"render{width}"]
         lines.append(f"  (f) slip render, {width} dots: p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, "
-                     f"max {stats['max']:.1f} ms  {_mark(by_name[f'slip render {width} dots p99'])}")
+                     f"max {stats['max']:.1f} ms, CPU {stats['cpuMsMean']:.1f} ms/slip  "
+                     f"{_mark(by_name[f'slip render {width} dots p99'])}")
     stats = slip["print576"]
     lines.append(f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
                  f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)")
