@@ -25,13 +25,18 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
+    ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
+    ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
+    ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
 }
 

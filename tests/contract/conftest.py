@@ -27,12 +27,12 @@ from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 #: Implementations each class's contract suite runs against, by driver name.
 IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim"],
-    "cardReader": ["sim"],
+    "cardReader": ["sim", "pcsc"],
     "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
-    "camera": ["sim"],
+    "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
 }
