@@ -95,7 +95,7 @@ async def replay(count: int, inflight: int, tmp: Path) -> dict[str, Any]:
         await asyncio.gather(*(outbox.append(make(outbox)) for _ in range(min(1000, count - start))))
     fill_s = time.perf_counter() - started
     fill_peak = vm_hwm_kib()
-    Path("/proc/self/clear_refs").write_text("5", encoding="ascii")  # resets VmHWM to VmRSS
+    Path("/proc/self/clear_refs").write_text("5", encoding="ascii")  # noqa: ASYNC240 - resets VmHWM
     stats = await outbox.stats()
     db_bytes = await asyncio.to_thread(
         lambda: sum(p.stat().st_size for p in tmp.glob("replay.sqlite3*"))
