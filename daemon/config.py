@@ -48,12 +48,15 @@ class MqttConfig(_Section, frozen=True):
     """``[mqtt]``: the local broker the daemon serves on.
 
     ``keepalive`` and timeouts are seconds; ``reconnect_max`` caps the jittered backoff.
+    ``password_file`` names a file holding the password (its first line), so the
+    config itself can stay group-readable; it is read when the config is loaded.
     """
 
     host: str = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: str | None = None
+    password_file: str | None = None
     client_id: str | None = None
     keepalive: Annotated[int, Meta(ge=5, le=600)] = 30
     connect_timeout: Seconds = 5.0
@@ -320,7 +323,18 @@ def load(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    config = parse(data, str(path))
+    if config.mqtt.password_file is None:
+        return config
+    try:
+        secret = Path(config.mqtt.password_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: key `mqtt.password_file`: cannot read {config.mqtt.password_file}: "
+            f"{exc.strerror}",
+        ) from None
+    mqtt = msgspec.structs.replace(config.mqtt, password=secret[0] if secret else "")
+    return config.replace(mqtt=mqtt)
 
 
 #: ``KIOSKD_SIM_FLEET=mqtt://127.0.0.1:1884 ./dev sim`` sends the simulation's telemetry there.

@@ -20,6 +20,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
@@ -28,12 +29,15 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
