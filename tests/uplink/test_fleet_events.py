@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Broker, run_daemon
-from tests.contract.test_privacy import IDENTITY, files_under, identity_session, leaks
+from tests.contract.test_privacy import identity_session
 from tests.uiclient import connect
 from tests.uplink.conftest import BOARD, FLEET_ROOT, Pki, fleet_spy, uplink_config
 
@@ -116,24 +119,30 @@ async def test_restart_device_when_enabled(
 
 
 async def test_no_identity_data_upstream(
-    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path
+    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     config = uplink_config(broker.port, fleet_broker.port, tmp_path, pki, health_interval_s=0.1)
-    needles = dict(IDENTITY)
+    state_dir = Path(config.daemon.state_dir)
     async with fleet_spy(fleet_broker.port, pki) as spy, run_daemon(config) as daemon:
         assert daemon.app.uplink is not None
         await daemon.app.uplink.connected.wait()
-        needles |= await identity_session(broker.port)
+        searches = await identity_session(broker.port)
         await daemon.app.uplink.publish_health()
         count = len(spy.raw)
         await spy.wait_for(lambda: len(spy.raw) > count + 2)
-        running = files_under(Path(config.daemon.state_dir))
-        assert any(p.name.startswith("uplink-outbox") for p in running)
-        for path in running:
-            assert leaks(path.read_bytes(), needles) == [], path
-    assert any(m.kind == "health" for m in spy.messages)
-    assert any(m.kind == "birth" for m in spy.messages)
-    for payload in spy.raw:
-        assert leaks(payload, needles) == []
-    for path in files_under(Path(config.daemon.state_dir)):
-        assert leaks(path.read_bytes(), needles) == [], path
+        scanned = searches.scan_files(state_dir)
+        assert any(p.name.startswith("uplink-outbox") for p in scanned)
+    for search in searches.searches:
+        search.prove(tmp_path)
+    assert {m.kind for m in spy.messages} >= {"birth", "health"}
+    for search in searches.searches:
+        search.scan_messages(
+            "fleet", ((m.topic, raw) for m, raw in zip(spy.messages, spy.raw, strict=True))
+        )
+    searches.scan_files(state_dir)
+    uplink_logs = [r for r in caplog.records if r.name.startswith("daemon.uplink")]
+    assert uplink_logs, "the uplink's log is captured"
+    for record in uplink_logs:
+        searches.scan(f"log {record.name}", record.getMessage().encode())
+    searches.assert_clean()
