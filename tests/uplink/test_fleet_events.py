@@ -29,8 +29,11 @@ async def test_operational_events_from_device_states_and_events(
     ):
         assert daemon.app.uplink is not None
         await daemon.app.uplink.connected.wait()
+        # Each step waits for its event: a real driver polls the printer's status.
         await ui.sim("printer", "paper", {"level": "low"})
+        await spy.wait_for(lambda: events(spy.messages, "paperLow"))
         await ui.sim("printer", "paper", {"level": "out"})
+        await spy.wait_for(lambda: events(spy.messages, "paperOut"))
         await ui.sim("sensors", "door", {"open": True})
         await ui.sim("sensors", "tamper")
         await ui.sim("documentSlot", "fault", {"kind": "jam"})
