@@ -18,6 +18,7 @@ from .sim.wire import WireSimulator
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
+    ("scanner", "serial"): "devices.scanner.serial:SerialScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
@@ -30,7 +31,9 @@ DRIVERS: dict[tuple[str, str], str] = {
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
-SIMULATORS: dict[tuple[str, str], str] = {}
+SIMULATORS: dict[tuple[str, str], str] = {
+    ("scanner", "serial"): "devices.sim.scanner_serial:SerialScannerSimulator",
+}
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
 

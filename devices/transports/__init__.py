@@ -1,0 +1,1 @@
+"""Transports drivers share: serial ports (pyserial-asyncio-fast), and more to come."""
