@@ -7,9 +7,9 @@ on the next read or write.  It knows no protocol: a scanner frames lines, a
 ccTalk acceptor reads exact counts.
 
 Everything runs on the event loop: pyserial-asyncio-fast watches the fd with
-``add_reader``; only opening and closing the port go through the default
-executor (``serial_for_url`` may block in the kernel while a USB device
-settles), both bounded by a timeout.
+``add_reader``; only opening and closing the port go through a worker thread
+(``open()`` may block in the kernel while a USB device settles), bounded by a
+timeout.
 
 Example::
 
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import termios
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -78,6 +80,11 @@ class _Receiver(asyncio.Protocol):
         self.changed.set()
 
 
+def _close_late(opening: asyncio.Future[serial.Serial]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 class SerialPort:
     """One open serial port; create it with :meth:`open`, use it as an async context manager.
 
@@ -118,27 +125,36 @@ class SerialPort:
         """
         line = line or LineSettings()
         receiver = _Receiver()
-        loop = asyncio.get_running_loop()
+        opener = functools.partial(
+            serial.Serial,
+            path,
+            baudrate=line.baudrate,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            rtscts=line.rtscts,
+            exclusive=exclusive,
+        )
+        # A worker thread, bounded by the timeout: the kernel may hold open() while a USB
+        # device settles.  If the timeout wins, the thread's port is closed when it returns.
+        opening = asyncio.ensure_future(asyncio.to_thread(opener))
         try:
             async with asyncio.timeout(timeout_s):
-                transport, _ = await serial_asyncio_fast.create_serial_connection(
-                    loop,
-                    lambda: receiver,
-                    path,
-                    baudrate=line.baudrate,
-                    bytesize=line.bytesize,
-                    parity=line.parity,
-                    stopbits=line.stopbits,
-                    rtscts=line.rtscts,
-                    exclusive=exclusive,
-                )
+                port = await asyncio.shield(opening)
         except TimeoutError:
+            opening.add_done_callback(_close_late)
             raise Offline(f"serial port {path} did not open within {timeout_s:g} s") from None
-        except (OSError, serial.SerialException, ValueError) as exc:
+        except (OSError, termios.error, serial.SerialException, ValueError) as exc:
             raise Offline(f"serial port {path} cannot be opened: {exc}") from None
-        port = transport.serial
-        if flush_input and port is not None:
-            port.reset_input_buffer()
+        try:
+            if flush_input:
+                port.reset_input_buffer()
+            transport, _ = await serial_asyncio_fast.connection_for_serial(
+                asyncio.get_running_loop(), lambda: receiver, port
+            )
+        except (OSError, termios.error, serial.SerialException) as exc:
+            port.close()
+            raise Offline(f"serial port {path} refused its settings: {exc}") from None
         return cls(path, transport, receiver)
 
     @property
