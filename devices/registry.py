@@ -19,6 +19,8 @@ from .sim.wire import WireSimulator
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
     ("scanner", "serial"): "devices.scanner.serial:SerialScanner",
+    ("scanner", "hid"): "devices.scanner.hid:HidScanner",
+    ("scanner", "hidpos"): "devices.scanner.hidpos:HidPosScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
@@ -33,6 +35,8 @@ DRIVERS: dict[tuple[str, str], str] = {
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
     ("scanner", "serial"): "devices.sim.scanner_serial:SerialScannerSimulator",
+    ("scanner", "hid"): "devices.sim.scanner_hid:HidScannerSimulator",
+    ("scanner", "hidpos"): "devices.sim.scanner_hidpos:HidPosScannerSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

@@ -1,10 +1,10 @@
-"""Wire simulator ``serial``: a serial scanner at the far end of a socat pty pair.
+"""Wire simulator ``serial``: a serial scanner at the far end of a socat pty.
 
 The driver's ``port`` is pointed at the pair's driver end
 (``{runtime_dir}/{device}.tty``); each ``scan`` writes the bytes a scanner
 programmed like the driver's settings sends: prefix, AIM identifier, the
 code's UTF-8 bytes, suffix and terminator.  Unplugging stops socat, so the
-port vanishes exactly as a USB-CDC scanner's does; plugging starts a new pair
+port vanishes exactly as a USB-CDC scanner's does; plugging starts socat again
 at the same path.
 """
 
@@ -24,13 +24,11 @@ NOISE = b"\xff\xfe\x80\x00\xc3\x28\x9f"
 
 
 class SerialScannerSimulator(ScannerWireSimulator):
-    """A scanner writing real byte streams into a pty pair."""
+    """A scanner writing real byte streams into a socat pty."""
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
-        self.pair = PtyPair(
-            env.runtime_dir / f"{device_id}.tty", env.runtime_dir / f"{device_id}.sim-tty"
-        )
+        self.pair = PtyPair(env.runtime_dir / f"{device_id}.tty")
         self.settings = SerialScannerSettings()
 
     def driver_settings(self, settings: msgspec.Struct) -> msgspec.Struct:
@@ -40,11 +38,11 @@ class SerialScannerSimulator(ScannerWireSimulator):
         return self.settings
 
     async def plug(self) -> None:
-        """Start the pty pair (the port appears)."""
+        """Start socat (the port appears)."""
         await self.pair.start()
 
     async def unplug(self) -> None:
-        """Stop the pty pair (the port vanishes)."""
+        """Stop socat (the port vanishes)."""
         await self.pair.stop()
 
     def frame(self, text: str, symbology: str) -> bytes:
@@ -56,6 +54,10 @@ class SerialScannerSimulator(ScannerWireSimulator):
     def send_code(self, text: str, symbology: str) -> None:
         """Write one code's frame into the pty."""
         self.pair.write(self.frame(text, symbology))
+
+    def pending(self) -> int:
+        """Bytes the driver has not read yet."""
+        return self.pair.pending()
 
     def send_noise(self) -> None:
         """Write three undecodable frames (one when frames end at gaps)."""

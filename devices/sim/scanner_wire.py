@@ -30,6 +30,10 @@ from .wire import WireSimulator
 
 #: Seconds between two noise bursts while ``hardwareError`` is active.
 NOISE_PERIOD_S = 0.1
+#: How long ``scan`` waits for the driver to take the bytes, in seconds.
+DELIVERY_TIMEOUT_S = 1.0
+#: How long nothing may be pending before the driver counts as having the bytes, in s.
+SETTLE_S = 0.003
 
 
 class ScannerWireSimulator(WireSimulator):
@@ -55,6 +59,10 @@ class ScannerWireSimulator(WireSimulator):
     @abc.abstractmethod
     def send_code(self, text: str, symbology: str) -> None:
         """Send one code as the real scanner would."""
+
+    @abc.abstractmethod
+    def pending(self) -> int:
+        """Bytes sent that the driver has not read yet."""
 
     @abc.abstractmethod
     def send_noise(self) -> None:
@@ -103,7 +111,28 @@ class ScannerWireSimulator(WireSimulator):
         if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM):
             raise HardwareError("simulated scanner is faulted")
         self.send_code(params.text, params.symbology)
+        await self._delivered()
         return NoResult()
+
+    async def _delivered(self) -> None:
+        """Wait (bounded) until the driver has read what was sent.
+
+        Like a person who scans one code after the other: ``scan`` then means
+        the host has the code.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + DELIVERY_TIMEOUT_S
+        quiet_since = None
+        # Bytes pass a kernel worker between socat's write and the tty's input
+        # queue, where no ioctl sees them: "taken" means nothing pending for 3 ms.
+        while loop.time() < until:
+            if self.pending():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= SETTLE_S:
+                break
+            await asyncio.sleep(0.001)
 
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """``sim/{d}/fault``: act on the transport (see the module doc)."""

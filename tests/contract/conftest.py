@@ -26,7 +26,7 @@ from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 
 #: Implementations each class's contract suite runs against, by driver name.
 IMPLEMENTATIONS: dict[str, list[str]] = {
-    "scanner": ["sim", "serial"],
+    "scanner": ["sim", "serial", "hid", "hidpos"],
     "cardReader": ["sim"],
     "printer": ["sim"],
     "coinAcceptor": ["sim"],
@@ -41,6 +41,8 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
 #: wire simulator, or shorter mechanical times that keep every test well under a second.
 DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("scanner", "serial"): {"aim": True},
+    ("scanner", "hid"): {"aim": True, "name": "wedge scanner"},
+    ("scanner", "hidpos"): {"vid_pid": "0c2e:0b62"},
     ("cardReader", "sim"): {"read_ms": 400},
     ("printer", "sim"): {"print_ms": 50},
     ("documentSlot", "sim"): {"feed_ms": 50, "feed_timeout_ms": 1000, "retract_after_ms": 500},
