@@ -26,7 +26,9 @@ from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 
 #: Implementations each class's contract suite runs against, by driver name.
 IMPLEMENTATIONS: dict[str, list[str]] = {
-    "scanner": ["sim", "serial", "hid", "hidpos"],
+    # Not "hid": a keyboard wedge cannot carry the Vietnamese card QR of the privacy suite
+    # (docs/scanner.md); tests/devices/test_scanner_hid.py covers it.
+    "scanner": ["sim", "serial", "hidpos"],
     "cardReader": ["sim"],
     "printer": ["sim"],
     "coinAcceptor": ["sim"],
@@ -41,7 +43,6 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
 #: wire simulator, or shorter mechanical times that keep every test well under a second.
 DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("scanner", "serial"): {"aim": True},
-    ("scanner", "hid"): {"aim": True, "name": "wedge scanner"},
     ("scanner", "hidpos"): {"vid_pid": "0c2e:0b62"},
     ("cardReader", "sim"): {"read_ms": 400},
     ("printer", "sim"): {"print_ms": 50},
