@@ -10,6 +10,7 @@ RTT_P99_MS = 3.0
 RSS_MIB = 40.0
 STARTUP_MS = 1500.0
 SLIP_RENDER_MS = 150.0
+SCAN_P99_MS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,8 @@ def targets(results: dict[str, Any]) -> list[Target]:
         found.append(Target(f"{label} p99", stats["p99"], RTT_P99_MS, "ms"))
     if "rss" in results:
         found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
+    if "scanPty" in results:
+        found.append(Target("scanPty p99", results["scanPty"]["p99"], SCAN_P99_MS, "ms"))
     if "startup" in results:
         found.append(Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms"))
     found.extend(
@@ -70,7 +73,8 @@ def _mark(target: Target) -> str:
 DEVICE_ROWS = (
     ("scanEvent", "(e) sim scan -> evt/scanned (incl. sim hop)",
      "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner"),
-    ("takePicture", "(f) camera takePicture, face 720 x 960 JPEG", ""),
+    ("scanPty", "(f) scanner pty bytes -> evt/scanned (serial)", ""),
+    ("takePicture", "(h) camera takePicture, face 720 x 960 JPEG", ""),
 )
 
 
@@ -136,7 +140,8 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
         row("(c) paho thread, TCP_NODELAY on open", results["pahoNodelay"], ratio=True)
     for key, label, note in DEVICE_ROWS:
         if key in results:
-            row(label, results[key])
+            target = by_name.get(f"{key} p99")
+            row(label, results[key], note=_mark(target) if target else "")
             if note:
                 lines.append(f"      {note}")
     lines += _footprint(results, by_name)
