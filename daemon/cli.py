@@ -20,6 +20,7 @@ from . import __version__, logs
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .fleet.cli import fleet_app
 
 EX_UNAVAILABLE = 69
 
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app)
 app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[
@@ -58,6 +60,7 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
+    # Replaces any handler set on import (python-escpos calls logging.basicConfig()).
     logs.setup(level)
 
 

@@ -45,13 +45,26 @@ TEST_IDENTITY = Identity(
 )
 
 
+def _image_data_start(face: bytes) -> int:
+    """Offset of a JPEG's entropy-coded data (after its SOS header), else ``FACE_SLICE``.
+
+    A JPEG's headers (JFIF, quantization and Huffman tables) are the same in every
+    picture an encoder writes at one quality: a slice of them would "find" any JPEG.
+    """
+    sos = face.find(b"\xff\xda") if face.startswith(b"\xff\xd8") else -1
+    if sos == -1:
+        return FACE_SLICE
+    return max(FACE_SLICE, sos + 2 + int.from_bytes(face[sos + 2 : sos + 4], "big"))
+
+
 def _face_needles(face: bytes) -> dict[str, bytes]:
-    """Slices of the face at its start, middle and end: a leak may hold only part of it."""
-    if len(face) < 4 * FACE_SLICE:
+    """Slices of the face's image data at its start, middle and end: a leak may hold part of it."""
+    first = _image_data_start(face)
+    if len(face) < first + 4 * FACE_SLICE:
         return {}
     found = {}
     for where, offset in (
-        ("start", FACE_SLICE),
+        ("start", first),
         ("middle", len(face) // 2),
         ("end", len(face) - 2 * FACE_SLICE),
     ):
