@@ -230,8 +230,7 @@ def validate(tables: dict[str, dict[str, Any]]) -> list[str]:
         PlanError: the config, or a device table whose driver is here, is invalid.
 
     """
-    # The [uplink] section is the uplink's to check.
-    base = {k: v for k, v in tables.items() if k not in ("devices", "uplink")}
+    base = {k: v for k, v in tables.items() if k != "devices"}
     try:
         parse({**base, "devices": {}}, CONFIG)
     except ConfigError as exc:
