@@ -222,3 +222,27 @@ async def test_daemon_runs_from_the_installed_tree(
             if proc.poll() is not None:
                 pytest.fail(log.read_text())
     assert status["api"] == 1
+
+
+def test_tmpfiles_agree_with_provisioning(tmp_path: Path, image: tuple[Path, int, int]) -> None:
+    """What systemd-tmpfiles re-applies at every boot is what provisioning installed."""
+    source, _, _ = image
+    root = tmp_path / "copy"
+    shutil.copytree(source, root, symlinks=True)
+    (root / "etc/kioskd/kioskd.toml").chmod(0o644)  # drift that the next boot repairs
+    done = subprocess.run(
+        [
+            "systemd-tmpfiles",
+            f"--root={root}",
+            "--create",
+            str(root / "etc/tmpfiles.d/kioskd.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    check = support.provision(root, "--check")
+    assert check.returncode == 0, check.stdout
+    assert stat.S_IMODE((root / "etc/kioskd").stat().st_mode) == 0o750
