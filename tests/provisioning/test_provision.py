@@ -114,6 +114,8 @@ def test_rerun_changes_nothing_and_check_is_clean(image: tuple[Path, int, int]) 
     assert again.returncode == 0, again.stdout
     assert re.search(r"\b0 of \d+ files changed", again.stdout), again.stdout
     assert snapshot(root) == before
+    for user in ("kioskd", "ui", "technician"):  # secrets are never printed
+        assert support.secret(root, user) not in again.stdout + again.stderr
     check = support.provision(root, "--check")
     assert check.returncode == 0, check.stdout
     assert "no drift" in check.stdout
