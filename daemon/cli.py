@@ -17,7 +17,7 @@ import msgspec
 import typer
 
 from . import __version__
-from .app import App, create_devices, safe_state_all
+from .app import App, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
 
@@ -163,7 +163,7 @@ def safe_state(config: ConfigOption = None, sim: SimOption = False) -> None:
         from devices.base import DeviceEnv  # noqa: PLC0415 - only this command needs it
 
         env = DeviceEnv(cfg.board.id, Path(cfg.daemon.state_dir), env_dir)
-        results = asyncio.run(safe_state_all(create_devices(cfg, None, env)))
+        results = asyncio.run(safe_state_configured(cfg, env))
     finally:
         shutil.rmtree(env_dir, ignore_errors=True)
     failed = {k: v for k, v in results.items() if v is not None}

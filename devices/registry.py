@@ -26,11 +26,14 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("camera", "sim"): "devices.sim.camera:SimCamera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("coinAcceptor", "cctalk"): "devices.coin_acceptor.cctalk_acceptor:CctalkCoinAcceptor",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
-SIMULATORS: dict[tuple[str, str], str] = {}
+SIMULATORS: dict[tuple[str, str], str] = {
+    ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
+}
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
 

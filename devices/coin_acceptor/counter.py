@@ -48,6 +48,11 @@ def distance(last: int, now: int) -> int:
     return now + COUNTER_MAX - last
 
 
+def previous(counter: int, back: int) -> int:
+    """The counter ``back`` events before ``counter`` on the ``1..255`` ring."""
+    return (counter - 1 - back) % COUNTER_MAX + 1
+
+
 @dataclass(frozen=True, slots=True)
 class CounterStep:
     """What one read of the buffer means.

@@ -85,12 +85,14 @@ class LostReason(StrEnum):
     ``counterJump``: the event counter moved past more events than the acceptor
     buffers; ``deviceReset``: the counter went back to 0 (power cycle), so events
     since the previous read are unknown; ``unknownPulseTrain``: a pulse train
-    that matches no coin (a coin of unknown value is in the cash box).
+    that matches no coin, and ``unknownChannel``: a credit in a channel whose
+    value is not configured (either way a coin of unknown value is in the box).
     """
 
     COUNTER_JUMP = "counterJump"
     DEVICE_RESET = "deviceReset"
     UNKNOWN_PULSE_TRAIN = "unknownPulseTrain"
+    UNKNOWN_CHANNEL = "unknownChannel"
 
 
 _SCHEMA = """

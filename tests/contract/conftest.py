@@ -29,7 +29,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim"],
     "cardReader": ["sim"],
     "printer": ["sim"],
-    "coinAcceptor": ["sim"],
+    "coinAcceptor": ["sim", "cctalk"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
     "camera": ["sim"],
@@ -46,6 +46,7 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
     ("camera", "sim"): {"capture_ms": 20},
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
+    ("coinAcceptor", "cctalk"): {"cash_box_capacity": 6, "poll_ms": 50},
 }
 
 

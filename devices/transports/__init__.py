@@ -1,0 +1,1 @@
+"""Transports shared by drivers: serial ports, GPIO pins."""
