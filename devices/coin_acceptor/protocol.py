@@ -42,6 +42,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -86,6 +87,22 @@ from .ledger import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Test-only crash point (the chaos test): with ``KIOSKD_TEST_EXIT_AFTER_COMMIT=N`` the
+#: process dies like ``kill -9`` right after the Nth coin's ledger commit of this run,
+#: before anything about it is published.  Unset in production: nothing happens.
+EXIT_AFTER_COMMIT_ENV = "KIOSKD_TEST_EXIT_AFTER_COMMIT"
+_EXIT_AFTER_COMMIT = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or "0")
+_commits = 0
+
+
+def _crash_point() -> None:
+    """Die at the configured commit (tests only; see :data:`EXIT_AFTER_COMMIT_ENV`)."""
+    global _commits  # noqa: PLW0603 - one counter per process, like the environment variable
+    _commits += 1
+    if _EXIT_AFTER_COMMIT and _commits >= _EXIT_AFTER_COMMIT:
+        os._exit(137)
+
 
 #: Transaction timeout when ``depositStart`` gives none, in ms.
 DEFAULT_DEPOSIT_TIMEOUT_MS = 120_000
@@ -530,6 +547,8 @@ class CoinAcceptor(Device):
                 recovering = deposit is None and self._recovery_id is not None
                 orphan = deposit is None and not recovering
                 credit = await self._credit(deposit, value, event_counter)
+                if _EXIT_AFTER_COMMIT:
+                    _crash_point()
                 record = credit.record
                 self.emit(
                     "coinAccepted",
