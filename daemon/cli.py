@@ -20,6 +20,7 @@ from . import __version__
 from .app import App, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .ledger_cli import app as ledger_app
 
 EX_UNAVAILABLE = 69
 
@@ -182,6 +183,9 @@ def check_config(path: Annotated[Path, typer.Argument(dir_okay=False)]) -> None:
     typer.echo(f"{path}: board {cfg.board.id}, {len(cfg.devices)} devices")
     for entry in cfg.devices:
         typer.echo(f"  {entry.id}: {entry.device_class} ({entry.driver})")
+
+
+app.add_typer(ledger_app, name="ledger")
 
 
 @app.command()
