@@ -27,12 +27,14 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
     ("coinAcceptor", "cctalk"): "devices.coin_acceptor.cctalk_acceptor:CctalkCoinAcceptor",
+    ("coinAcceptor", "pulse"): "devices.coin_acceptor.pulse:PulseCoinAcceptor",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
     ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
+    ("coinAcceptor", "pulse"): "devices.sim.pulse:PulseSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

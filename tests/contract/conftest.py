@@ -29,7 +29,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim"],
     "cardReader": ["sim"],
     "printer": ["sim"],
-    "coinAcceptor": ["sim", "cctalk"],
+    "coinAcceptor": ["sim", "cctalk", "pulse"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
     "camera": ["sim"],
@@ -47,6 +47,12 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("camera", "sim"): {"capture_ms": 20},
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
     ("coinAcceptor", "cctalk"): {"cash_box_capacity": 6, "poll_ms": 50},
+    ("coinAcceptor", "pulse"): {
+        "cash_box_capacity": 6,
+        "pulse_min_ms": 10,
+        "pulse_max_ms": 100,
+        "train_gap_ms": 100,
+    },
 }
 
 
