@@ -20,14 +20,18 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
+    ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
+    ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
     ("coinAcceptor", "cctalk"): "devices.coin_acceptor.cctalk_acceptor:CctalkCoinAcceptor",
     ("coinAcceptor", "pulse"): "devices.coin_acceptor.pulse:PulseCoinAcceptor",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
@@ -35,6 +39,9 @@ DRIVERS: dict[tuple[str, str], str] = {
 SIMULATORS: dict[tuple[str, str], str] = {
     ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
     ("coinAcceptor", "pulse"): "devices.sim.pulse:PulseSimulator",
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
+    ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

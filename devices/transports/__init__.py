@@ -1,1 +1,1 @@
-"""Transports shared by drivers: serial ports, GPIO pins."""
+"""Transports that drivers share: each holds one kind of blocking or foreign I/O behind a seam."""

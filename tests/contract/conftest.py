@@ -27,12 +27,12 @@ from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 #: Implementations each class's contract suite runs against, by driver name.
 IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim"],
-    "cardReader": ["sim"],
-    "printer": ["sim"],
+    "cardReader": ["sim", "pcsc"],
+    "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim", "cctalk", "pulse"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
-    "camera": ["sim"],
+    "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
 }
@@ -42,6 +42,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
 DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("cardReader", "sim"): {"read_ms": 400},
     ("printer", "sim"): {"print_ms": 50},
+    ("printer", "escpos"): {"host": "127.0.0.1", "poll_ms": 100},
     ("documentSlot", "sim"): {"feed_ms": 50, "feed_timeout_ms": 1000, "retract_after_ms": 500},
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
     ("camera", "sim"): {"capture_ms": 20},
