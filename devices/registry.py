@@ -32,12 +32,16 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("coinAcceptor", "cctalk"): "devices.coin_acceptor.cctalk_acceptor:CctalkCoinAcceptor",
+    ("coinAcceptor", "pulse"): "devices.coin_acceptor.pulse:PulseCoinAcceptor",
     ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
+    ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
+    ("coinAcceptor", "pulse"): "devices.sim.pulse:PulseSimulator",
     ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",

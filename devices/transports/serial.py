@@ -28,7 +28,7 @@ import logging
 import termios
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import serial
 import serial_asyncio_fast
@@ -222,6 +222,11 @@ class SerialPort:
         """Drop what is buffered (before a command that needs a fresh answer); returns the count."""
         count = len(self._receiver.buffer)
         self._receiver.buffer.clear()
+        # Also what the kernel holds but pyserial-asyncio-fast has not read yet.
+        port: Any = self._transport.get_extra_info("serial")
+        if port is not None:
+            with contextlib.suppress(OSError, serial.SerialException):
+                port.reset_input_buffer()
         return count
 
     async def write(self, data: bytes, *, timeout_s: float) -> None:

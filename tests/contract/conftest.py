@@ -31,7 +31,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim", "serial", "hidpos"],
     "cardReader": ["sim", "pcsc"],
     "printer": ["sim", "escpos"],
-    "coinAcceptor": ["sim"],
+    "coinAcceptor": ["sim", "cctalk", "pulse"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
     "camera": ["sim", "v4l2"],
@@ -51,6 +51,13 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
     ("camera", "sim"): {"capture_ms": 20},
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
+    ("coinAcceptor", "cctalk"): {"cash_box_capacity": 6, "poll_ms": 50},
+    ("coinAcceptor", "pulse"): {
+        "cash_box_capacity": 6,
+        "pulse_min_ms": 10,
+        "pulse_max_ms": 100,
+        "train_gap_ms": 100,
+    },
 }
 
 
