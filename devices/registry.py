@@ -22,6 +22,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
+    ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
     ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
@@ -34,6 +35,7 @@ DRIVERS: dict[tuple[str, str], str] = {
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
