@@ -5,7 +5,7 @@ the ``entry`` sensor at 15, the first rollers at 30, the ``inside`` sensor at
 180; a sheet is 210 long, so while it is fed it covers both sensors for a
 while.  The rollers move a sheet they grip (its head past 30) at 400 mm/s,
 scaled by the H-bridge enable duty cycle when one is wired; a sheet fed past
-the inside sensor drops into the storage bin.  Sensor lines bounce for about a
+the inside sensor (2 mm past it) drops into the storage bin.  Sensor lines bounce for about a
 millisecond at every change, as real ones do.
 
 A hand acts on the sheet: it pushes one in through the open shutter (and lets
@@ -307,7 +307,7 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
             step = self.motor_speed() * dt
             if self.motor_direction() is MotorDirection.FORWARD:
                 self.head += step
-                if self.head - SHEET > INSIDE_AT + 10.0:
+                if self.head - SHEET > INSIDE_AT + 2.0:
                     self.head = None
                     self.binned += 1
             else:

@@ -45,7 +45,7 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("documentSlot", "sim"): {"feed_ms": 50, "feed_timeout_ms": 1000, "retract_after_ms": 500},
     ("documentSlot", "gpio"): {
         "shutter_ms": 20,
-        "jam_ms": 500,
+        "jam_ms": 800,
         "feed_timeout_ms": 1500,
         "retract_after_ms": 500,
     },
