@@ -33,7 +33,8 @@ def mock():
 
 
 async def collect(inputs: Inputs, into: list[Edge]) -> None:
-    into.extend([edge async for edge in inputs.edges()])
+    async for edge in inputs.edges():
+        into.append(edge)  # noqa: PERF401 - the list is read while the iterator runs
 
 
 def test_factories_are_explicit_and_never_global(mock):
