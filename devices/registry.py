@@ -24,6 +24,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
+    ("lockers", "gpio"): "devices.lockers.gpio:GpioLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
     ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
     ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
@@ -36,6 +37,7 @@ DRIVERS: dict[tuple[str, str], str] = {
 SIMULATORS: dict[tuple[str, str], str] = {
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",
+    ("lockers", "gpio"): "devices.sim.gpio_lockers:GpioLockersSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

@@ -31,7 +31,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "printer": ["sim"],
     "coinAcceptor": ["sim"],
     "documentSlot": ["sim", "gpio"],
-    "lockers": ["sim"],
+    "lockers": ["sim", "gpio"],
     "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
@@ -50,6 +50,12 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "retract_after_ms": 500,
     },
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
+    ("lockers", "gpio"): {
+        "lock_pulse_ms": 50,
+        "lock_cooldown_ms": 100,
+        "left_open_ms": 800,
+        "poll_ms": 10,
+    },
     ("camera", "sim"): {"capture_ms": 20},
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
 }
