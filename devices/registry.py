@@ -29,7 +29,9 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
     ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
+    ("lights", "gpio"): "devices.lights.gpio:GpioLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("sensors", "gpio"): "devices.sensors.gpio:GpioSensors",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
@@ -38,6 +40,8 @@ SIMULATORS: dict[tuple[str, str], str] = {
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",
     ("lockers", "gpio"): "devices.sim.gpio_lockers:GpioLockersSimulator",
+    ("sensors", "gpio"): "devices.sim.gpio_sensors:GpioSensorsSimulator",
+    ("lights", "gpio"): "devices.sim.gpio_lights:GpioLightsSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

@@ -33,8 +33,8 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "documentSlot": ["sim", "gpio"],
     "lockers": ["sim", "gpio"],
     "camera": ["sim", "v4l2"],
-    "lights": ["sim"],
-    "sensors": ["sim"],
+    "lights": ["sim", "gpio"],
+    "sensors": ["sim", "gpio"],
 }
 
 #: Driver settings for the suites, by ``(class, driver)``: a real driver's port or
@@ -57,6 +57,16 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "poll_ms": 10,
     },
     ("camera", "sim"): {"capture_ms": 20},
+    # The first position an RGB light, so the suite's colours can be shown.
+    ("lights", "gpio"): {
+        "positions": {
+            "scanner": {"red": {"pin": 9}, "green": {"pin": 10}, "blue": {"pin": 11}},
+            "cardReader": {"pin": {"pin": 18}},
+            "printer": {"pin": {"pin": 23}},
+            "coinAcceptor": {"pin": {"pin": 24}},
+            "documentSlot": {"pin": {"pin": 25}},
+        },
+    },
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
 }
 
