@@ -20,6 +20,7 @@ from . import __version__
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .lockers_cli import lockers_app
 
 EX_UNAVAILABLE = 69
 
@@ -151,6 +152,9 @@ def run(
     finally:
         if temp_runtime is not None:
             shutil.rmtree(temp_runtime, ignore_errors=True)
+
+
+app.add_typer(lockers_app)
 
 
 @app.command("safe-state")

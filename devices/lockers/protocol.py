@@ -299,7 +299,9 @@ class Lockers(Device):
                 raise Timeout(f"compartment {n} was not opened within {timeout_s:g} s")
             outcome = "opened"
         except asyncio.CancelledError:
-            outcome = "canceled"
+            # The daemon cancels a command at its deadline too: that one is a timeOut.
+            late = asyncio.get_running_loop().time() >= ctx.deadline
+            outcome = "timeOut" if late else "canceled"
             raise
         finally:
             await self._relock(n)
