@@ -12,7 +12,9 @@ Jam detection, besides the class's per-stage ``feed_timeout_ms``: with the
 motor running, no sensor change for ``jam_ms``; with the motor stopped, a
 document across both sensors for ``jam_ms`` (one stuck in the shutter's path).
 Either stops the motor and reports the jam.  A jam clears when both sensors
-read empty (a technician removed the document).
+read empty (a technician removed the document), or when ``retract`` or
+``eject`` moves the document again (they try; a document still stuck jams
+again).
 
 Safe outputs: every sequence ends with the motor off and the shutter locked
 (the class's ``finally``); :meth:`run` switches them off however it ends, and
@@ -28,7 +30,7 @@ import msgspec
 from gpiozero.pins import Factory
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.base import CommandContext, DeviceEnv, DeviceHost, DeviceState, NoParams, NoResult
 from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import (
@@ -42,7 +44,7 @@ from devices.transports.gpio import (
     open_pin_factory,
 )
 
-from .protocol import DocumentSlot, MotorDirection, Shutter, SlotTiming
+from .protocol import DocumentSlot, EjectResult, MotorDirection, Shutter, SlotTiming
 
 
 class MotorPins(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -270,6 +272,47 @@ class GpioDocumentSlot(DocumentSlot):
             self._outputs.motor(MotorDirection.STOPPED)
         self._direction = MotorDirection.STOPPED
         self.jammed()
+
+    # --- recovery ----------------------------------------------------------------------
+
+    def _try_recovery(self) -> None:
+        """Let ``retract``/``eject`` try to move a jammed document (the jam timer still watches).
+
+        Raises:
+            Offline: the slot's GPIO is not open.
+
+        """
+        if self._inputs is None:
+            raise Offline("the slot's GPIO is not open")
+        if self._jammed:
+            inputs = self._inputs
+            self.jam_cleared(entry=inputs.active("entry"), inside=inputs.active("inside"))
+            if self.condition is DeviceState.HARDWARE_ERROR:
+                self.set_condition(DeviceState.ONLINE)
+
+    async def eject(self, params: NoParams, ctx: CommandContext) -> EjectResult:
+        """As the class's, and on a jammed slot an attempt to feed the document out.
+
+        Raises:
+            HardwareError: it is still stuck (jammed again), or the slot failed.
+            SequenceError: no document in the slot.
+            Offline: the slot's GPIO is not open.
+
+        """
+        self._try_recovery()
+        return await super().eject(params, ctx)
+
+    async def retract(self, params: NoParams, ctx: CommandContext) -> NoResult:
+        """As the class's, and on a jammed slot an attempt to feed the document to the bin.
+
+        Raises:
+            HardwareError: it is still stuck (jammed again), or the slot failed.
+            SequenceError: no document in the slot.
+            Offline: the slot's GPIO is not open.
+
+        """
+        self._try_recovery()
+        return await super().retract(params, ctx)
 
     # --- DocumentSlot hardware -----------------------------------------------------
 

@@ -264,3 +264,23 @@ async def test_safe_state_without_run_claims_and_clears_the_outputs(tmp_path):
         assert [factory.pin(n).state for n in (20, 21, 16, 26)] == [0, 0, 0, 0]
     finally:
         release_mock_factory("slot-safe-state")
+
+
+async def test_retract_recovers_a_jam_once_the_sheet_is_free(tmp_path):
+    async with rig(tmp_path) as (device, sim, host):
+        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        await shutter_opens(sim)
+        await sim.insert(hold=True)
+        with pytest.raises(HardwareError):
+            await asyncio.wait_for(accepting, 2)
+        # Still held: retract tries, the sheet does not move, it jams again.
+        with pytest.raises(HardwareError):
+            await asyncio.wait_for(device.retract(NoParams(), ctx()), 3)
+        assert device.state is DeviceState.HARDWARE_ERROR
+        assert host.event_names().count("jam") == 2
+        # Let go: retract takes it to the bin and the slot is back online.
+        sim.release()
+        await asyncio.wait_for(device.retract(NoParams(), ctx()), 5)
+        assert sim.binned == 1
+        assert device.state is DeviceState.ONLINE
+        assert media(device) is SlotMedia.ABSENT
