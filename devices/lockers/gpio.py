@@ -441,8 +441,11 @@ class GpioLockers(Lockers):
         pulser = self._pulsers.pop(compartment, None)
         if pulser is not None:
             pulser.cancel()
-            with contextlib.suppress(asyncio.CancelledError, DeviceError):
-                await pulser
+            # wait() lets our own cancellation through; the pulser's end is not an error here.
+            await asyncio.wait([pulser])
+            failure = None if pulser.cancelled() else pulser.exception()
+            if failure is not None:
+                log.warning("%s: lock pulser of %d failed: %s", self.id, compartment, failure)
         if self._io is not None:
             await self._io.set_lock(compartment, energized=False)
 

@@ -133,7 +133,10 @@ class Mcp23017:
     async def _io(self, what: str, call: Callable[[], _T]) -> _T:
         where = f"MCP23017 0x{self.settings.address:02x} on I2C bus {self.settings.bus}"
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), self._timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+            # arrives as the transfer completes, and a poll loop then never ends.
+            async with asyncio.timeout(self._timeout_s):
+                return await asyncio.to_thread(call)
         except TimeoutError as exc:
             limit = self.settings.timeout_ms
             raise Offline(f"{where}: {what} took longer than {limit} ms") from exc
