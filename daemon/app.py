@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -46,12 +47,15 @@ from .mqtt.schema import (
 )
 from .mqtt.topics import Topics
 from .notify import Notifier
+from .uplink.client import Uplink
 
 log = logging.getLogger(__name__)
 
 #: systemd-timesyncd creates this file once the clock is synchronised.
 CLOCK_SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
 STALE_SCAN_S = 2.0
+#: Seconds the uplink gets at shutdown to send its clean death and close its outbox.
+UPLINK_STOP_S = 5.0
 
 
 def now_ms() -> int:
@@ -87,6 +91,16 @@ def create_simulators(config: Config, host: App, env: DeviceEnv) -> dict[str, Wi
         for entry in config.devices
         if entry.simulator is not None
     }
+
+
+class DeviceObserver(Protocol):
+    """Hears every device state change and event after the daemon published it (the uplink)."""
+
+    def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
+        """A device's state or detail changed."""
+
+    def device_event(self, device_id: str, event: str, data: Message) -> None:
+        """A device broadcast an event."""
 
 
 class _NullHost:
@@ -196,6 +210,10 @@ class App:
             max_payload=config.api.max_payload_bytes,
         )
         self._stale_scan: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self.uplink = Uplink(config, self) if config.uplink.enabled else None
+        self.observers: list[DeviceObserver] = [self.uplink] if self.uplink else []
 
     # -- DeviceHost --------------------------------------------------------------
 
@@ -215,11 +233,15 @@ class App:
         self.states[device_id] = message
         self._publish(self.topics.device_state(device_id), message, retain=True)
         self._refresh_status()
+        for observer in self.observers:
+            observer.device_state(device_id, state, detail)
 
     def device_event(self, device_id: str, event: str, data: Message) -> None:
         """Publish an unsolicited device event."""
         message = EventMessage(session=self.session, seq=self._next_seq(), ts=now_ms(), data=data)
         self._publish(self.topics.device_event(device_id, event), message)
+        for observer in self.observers:
+            observer.device_event(device_id, event, data)
 
     def sim_output(self, device_id: str, what: str, data: Message) -> None:
         """Publish what a simulated device shows the world."""
@@ -354,6 +376,23 @@ class App:
         await asyncio.sleep(STALE_SCAN_S)
         await self.link.unsubscribe(topic_filter)
 
+    async def restart_device(self, device_id: str) -> None:
+        """Stop a device's driver and start it again, like unplugging and replugging it.
+
+        Raises:
+            KeyError: no such device (or the daemon is not running).
+
+        """
+        task = self._supervisors[device_id]
+        device = self.devices[device_id]
+        assert self._group is not None
+        task.cancel()
+        await asyncio.wait({task})
+        device.set_condition(DeviceState.STARTING)
+        self._supervisors[device_id] = self._group.create_task(
+            supervise(device), name=f"supervise-{device_id}"
+        )
+
     # -- run -------------------------------------------------------------------
 
     async def _become_ready(self) -> None:
@@ -381,12 +420,18 @@ class App:
             for simulator in self.simulators.values():
                 await simulator.start()
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 link = group.create_task(self.link.run(), name="mqtt-link")
                 watchdog = group.create_task(self.notifier.watchdog(), name="watchdog")
-                supervisors = [
-                    group.create_task(supervise(d), name=f"supervise-{d.id}")
+                uplink = (
+                    None
+                    if self.uplink is None
+                    else group.create_task(self.uplink.run(), name="uplink")
+                )
+                self._supervisors = {
+                    d.id: group.create_task(supervise(d), name=f"supervise-{d.id}")
                     for d in self.devices.values()
-                ]
+                }
                 queues = group.create_task(self.lifecycle.serve(), name="queues")
                 ready = group.create_task(self._become_ready(), name="ready")
                 await stop.wait()
@@ -396,7 +441,7 @@ class App:
                 queues.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await queues
-                for task in supervisors:
+                for task in self._supervisors.values():
                     task.cancel()
                 failures = await safe_state_all(self.devices)
                 for device_id, error in failures.items():
@@ -406,6 +451,10 @@ class App:
                     await device.aclose()
                 self._publish(self.topics.status, self._status(DaemonState.OFFLINE), retain=True)
                 await self.link.flush()
+                if self.uplink is not None and uplink is not None:
+                    self.uplink.stop()  # a clean death upstream, then the outbox closes
+                    await asyncio.wait({uplink}, timeout=UPLINK_STOP_S)
+                    uplink.cancel()
                 link.cancel()
                 watchdog.cancel()
                 if self._stale_scan is not None:

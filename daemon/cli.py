@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -16,10 +14,13 @@ from typing import Annotated
 import msgspec
 import typer
 
-from . import __version__
+from provisioning.cli import app as provision_app
+
+from . import __version__, logs
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .fleet.cli import fleet_app
 from .lockers_cli import lockers_app
 
 EX_UNAVAILABLE = 69
@@ -31,6 +32,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app)
+app.add_typer(provision_app, name="provision")
+app.add_typer(lockers_app)
 
 ConfigOption = Annotated[
     Path | None,
@@ -58,11 +62,8 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Replaces any handler set on import (python-escpos calls logging.basicConfig()).
+    logs.setup(level)
 
 
 def _default_sim_state_dir() -> Path:
@@ -152,9 +153,6 @@ def run(
     finally:
         if temp_runtime is not None:
             shutil.rmtree(temp_runtime, ignore_errors=True)
-
-
-app.add_typer(lockers_app)
 
 
 @app.command("safe-state")

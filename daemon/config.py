@@ -8,11 +8,12 @@ a typo in a driver option is an error, not a silently ignored key.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -48,12 +49,15 @@ class MqttConfig(_Section, frozen=True):
     """``[mqtt]``: the local broker the daemon serves on.
 
     ``keepalive`` and timeouts are seconds; ``reconnect_max`` caps the jittered backoff.
+    ``password_file`` names a file holding the password (its first line), so the
+    config itself can stay group-readable; it is read when the config is loaded.
     """
 
     host: str = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: str | None = None
+    password_file: str | None = None
     client_id: str | None = None
     keepalive: Annotated[int, Meta(ge=5, le=600)] = 30
     connect_timeout: Seconds = 5.0
@@ -89,6 +93,45 @@ class DaemonConfig(_Section, frozen=True):
     log_level: Annotated[str, Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
 
 
+FleetCommand = Literal["rebirth", "getHealth", "restartDevice"]
+#: MQTT URL of the fleet broker: ``mqtts://`` (TLS, port 8883 by default) or ``mqtt://`` (lab only).
+FleetUrl = Annotated[str, Meta(pattern=r"^(mqtts?://[^/:@\s]+(:\d{1,5})?)?$")]
+
+
+class UplinkConfig(_Section, frozen=True):
+    """``[uplink]``: health telemetry to the fleet broker, with a store-and-forward outbox.
+
+    ``url`` is ``mqtts://host[:port]`` (port 8883 by default); ``ca_file`` pins
+    the fleet CA; ``cert_file``/``key_file`` are this board's client certificate
+    (mutual TLS); ``password_file`` holds the optional password (first line).
+    ``health_interval_s`` is seconds between health messages.  The outbox keeps
+    at most ``outbox_max_bytes`` bytes and nothing older than ``outbox_max_age_s``
+    seconds (oldest dropped first, counted).  ``commands`` lists the fleet
+    commands this board obeys.  ``replay_rate`` caps replayed messages per second
+    (0: no cap) so live messages keep flowing; ``inflight`` is how many QoS 1
+    publishes may await their PUBACK at once.  ``keepalive`` and
+    ``connect_timeout`` are seconds; ``reconnect_max_s`` caps the full-jitter backoff.
+    """
+
+    enabled: bool = False
+    url: FleetUrl = ""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    client_id: str | None = None
+    health_interval_s: Annotated[float, Meta(ge=0.05, le=86_400)] = 30.0
+    outbox_max_bytes: Annotated[int, Meta(ge=65_536, le=4 * 1024**3)] = 32 * 1024**2
+    outbox_max_age_s: Annotated[float, Meta(ge=1, le=366 * 86_400)] = 7 * 86_400.0
+    commands: list[FleetCommand] = msgspec.field(default_factory=lambda: ["rebirth", "getHealth"])
+    replay_rate: Annotated[int, Meta(ge=0, le=1_000_000)] = 1000
+    inflight: Annotated[int, Meta(ge=1, le=1000)] = 64
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 60
+    connect_timeout: Seconds = 10.0
+    reconnect_max_s: Seconds = 120.0
+
+
 class DeviceConfig(msgspec.Struct, frozen=True):
     """One ``[devices.<id>]`` table after validation against its driver."""
 
@@ -106,6 +149,7 @@ class _Raw(_Section, frozen=True):
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -118,6 +162,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerConfig
     api: ApiConfig
     daemon: DaemonConfig
+    uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     devices: tuple[DeviceConfig, ...]
 
     def replace(self, **changes: Any) -> Config:
@@ -241,6 +286,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
         raise _error(source, exc, data) from None
     devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
     _check_pins(source, devices)
+    check_uplink(source, raw.uplink, raw.board)
     return Config(
         source=source,
         board=raw.board,
@@ -248,8 +294,40 @@ def parse(data: dict[str, Any], source: str) -> Config:
         broker=raw.broker,
         api=raw.api,
         daemon=raw.daemon,
+        uplink=raw.uplink,
         devices=devices,
     )
+
+
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def check_uplink(source: str, uplink: UplinkConfig, board: BoardConfig) -> None:
+    """Cross-check an enabled ``[uplink]``: URL, TLS files that go together, a topic-safe tenant.
+
+    Raises:
+        ConfigError: naming ``source`` and the key.
+
+    """
+    if not uplink.enabled:
+        return
+
+    def fail(key: str, text: str) -> ConfigError:
+        return ConfigError(f"{source}: key `{key}`: {text}")
+
+    if not uplink.url:
+        raise fail("uplink.url", "required when the uplink is enabled (mqtts://host:8883)")
+    if (uplink.cert_file is None) != (uplink.key_file is None):
+        raise fail("uplink.key_file", "cert_file and key_file go together (mutual TLS)")
+    if uplink.url.startswith("mqtts://") and uplink.ca_file is None:
+        raise fail("uplink.ca_file", "required for mqtts:// (the fleet CA is pinned)")
+    if not uplink.url.startswith("mqtts://") and uplink.cert_file is not None:
+        raise fail("uplink.url", f"a client certificate needs mqtts:// (found {uplink.url!r})")
+    if not _TOPIC_LEVEL.match(board.tenant):
+        raise fail(
+            "board.tenant",
+            f"the fleet topics need letters, digits, '-' or '_' (found {board.tenant!r})",
+        )
 
 
 def load(path: Path) -> Config:
@@ -267,10 +345,41 @@ def load(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    config = parse(data, str(path))
+    if config.mqtt.password_file is None:
+        return config
+    try:
+        secret = Path(config.mqtt.password_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: key `mqtt.password_file`: cannot read {config.mqtt.password_file}: "
+            f"{exc.strerror}",
+        ) from None
+    mqtt = msgspec.structs.replace(config.mqtt, password=secret[0] if secret else "")
+    return config.replace(mqtt=mqtt)
+
+
+#: ``KIOSKD_SIM_FLEET=mqtt://127.0.0.1:1884 ./dev sim`` sends the simulation's telemetry there.
+SIM_FLEET_ENV = "KIOSKD_SIM_FLEET"
 
 
 def sim_config() -> Config:
-    """The built-in simulation config: board ``sim-0001``, every device class simulated."""
+    """The built-in simulation config: board ``sim-0001``, every device class simulated.
+
+    The uplink is enabled only when ``$KIOSKD_SIM_FLEET`` names a fleet broker
+    (a plain ``mqtt://`` URL for a local mosquitto; TLS needs a config file).
+
+    Raises:
+        ConfigError: ``$KIOSKD_SIM_FLEET`` is not a broker URL.
+
+    """
     text = resources.files("daemon").joinpath("sim.toml").read_text(encoding="utf-8")
-    return parse(tomllib.loads(text), "<built-in sim.toml>")
+    data = tomllib.loads(text)
+    fleet = os.environ.get(SIM_FLEET_ENV)
+    if fleet:
+        data["uplink"] = {"enabled": True, "url": fleet, "health_interval_s": 10.0}
+        source = f"<built-in sim.toml with ${SIM_FLEET_ENV}>"
+        if fleet.startswith("mqtts://"):
+            raise ConfigError(f"{source}: mqtts:// needs ca_file and certificates: use --config")
+        return parse(data, source)
+    return parse(data, "<built-in sim.toml>")

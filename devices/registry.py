@@ -18,8 +18,12 @@ from .sim.wire import WireSimulator
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
+    ("scanner", "serial"): "devices.scanner.serial:SerialScanner",
+    ("scanner", "hid"): "devices.scanner.hid:HidScanner",
+    ("scanner", "hidpos"): "devices.scanner.hidpos:HidPosScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
@@ -32,16 +36,22 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("lights", "gpio"): "devices.lights.gpio:GpioLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
     ("sensors", "gpio"): "devices.sensors.gpio:GpioSensors",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",
     ("lockers", "gpio"): "devices.sim.gpio_lockers:GpioLockersSimulator",
     ("sensors", "gpio"): "devices.sim.gpio_sensors:GpioSensorsSimulator",
     ("lights", "gpio"): "devices.sim.gpio_lights:GpioLightsSimulator",
+    ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
+    ("scanner", "serial"): "devices.sim.scanner_serial:SerialScannerSimulator",
+    ("scanner", "hid"): "devices.sim.scanner_hid:HidScannerSimulator",
+    ("scanner", "hidpos"): "devices.sim.scanner_hidpos:HidPosScannerSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

@@ -1,1 +1,1 @@
-"""Transports shared by drivers: the gpiozero bridge, I2C I/O expanders, pin claims."""
+"""Transports that drivers share: each holds one kind of blocking or foreign I/O behind a seam."""
