@@ -22,6 +22,7 @@ from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
 from .fleet.cli import fleet_app
 from .ledger_cli import app as ledger_app
+from .lockers_cli import lockers_app
 
 EX_UNAVAILABLE = 69
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(fleet_app)
 app.add_typer(provision_app, name="provision")
+app.add_typer(lockers_app)
 
 ConfigOption = Annotated[
     Path | None,

@@ -19,6 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.registry import UnknownDriverError, resolve, resolve_simulator
+from devices.transports.claims import ClaimsPins
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
@@ -252,6 +253,26 @@ def _check_simulator(source: str, where: str, device_class: str, simulator: obje
         ) from None
 
 
+def _check_pins(source: str, devices: tuple[DeviceConfig, ...]) -> None:
+    """Refuse a hardware line wired twice, in one device or across devices.
+
+    Raises:
+        ConfigError: naming both keys that wire the line.
+
+    """
+    uses: dict[str, str] = {}
+    for entry in devices:
+        if not isinstance(entry.settings, ClaimsPins):
+            continue
+        for claim in entry.settings.pin_claims():
+            key = f"devices.{entry.id}.{claim.use}"
+            if claim.pin in uses:
+                raise ConfigError(
+                    f"{source}: key `{key}`: {claim.pin} is already used by `{uses[claim.pin]}`"
+                )
+            uses[claim.pin] = key
+
+
 def parse(data: dict[str, Any], source: str) -> Config:
     """Validate a decoded TOML document.
 
@@ -264,6 +285,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
     except msgspec.ValidationError as exc:
         raise _error(source, exc, data) from None
     devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
+    _check_pins(source, devices)
     check_uplink(source, raw.uplink, raw.board)
     return Config(
         source=source,

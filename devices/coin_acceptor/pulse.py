@@ -46,7 +46,7 @@ from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.errors import HardwareError
-from devices.transports.gpio import on_loop, pin_factory
+from devices.transports.gpio import PinFactoryName, on_loop, open_pin_factory
 
 from .ledger import LostReason
 from .protocol import CoinAcceptor
@@ -81,7 +81,7 @@ class PulseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pulse_max_ms: Annotated[int, Meta(ge=2, le=2000)] = 150
     train_gap_ms: Annotated[int, Meta(ge=10, le=5000)] = 200
     inhibit_during_train: bool = True
-    pin_factory: str = ""
+    pin_factory: PinFactoryName = ""
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
     cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
 
@@ -136,6 +136,8 @@ class PulseCoinAcceptor(CoinAcceptor):
         self._input: Any = None
         self._inhibit: Any = None
         self._fault: Any = None
+        self._factory: Any = None
+        self._owns_factory = False
         self._train = _Train()
         self._trains: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         #: Pulses ignored by the glitch filter (diagnostics, tests).
@@ -168,6 +170,12 @@ class PulseCoinAcceptor(CoinAcceptor):
 
     # -- pins --------------------------------------------------------------------------------
 
+    def _pin_factory(self) -> Any:
+        """The pin factory, opened once (raises :class:`Offline` if there is none here)."""
+        if self._factory is None:
+            self._factory, self._owns_factory = open_pin_factory(self.settings.pin_factory)
+        return self._factory
+
     def _open_inhibit(self) -> Any:
         if self._inhibit is None:
             from gpiozero import DigitalOutputDevice  # noqa: PLC0415 - gpiozero loads pin libraries
@@ -178,7 +186,7 @@ class PulseCoinAcceptor(CoinAcceptor):
                 s.inhibit_pin,
                 active_high=s.inhibit_level == "high",
                 initial_value=True,
-                pin_factory=pin_factory(s.pin_factory),
+                pin_factory=self._pin_factory(),
             )
         return self._inhibit
 
@@ -186,7 +194,7 @@ class PulseCoinAcceptor(CoinAcceptor):
         from gpiozero import DigitalInputDevice  # noqa: PLC0415 - gpiozero loads pin libraries
 
         s = self.settings
-        factory = pin_factory(s.pin_factory)
+        factory = self._pin_factory()
         self._input = DigitalInputDevice(
             s.pulse_pin, pull_up=s.pulse_active_low, pin_factory=factory
         )
@@ -202,6 +210,9 @@ class PulseCoinAcceptor(CoinAcceptor):
             if device is not None:
                 device.close()
         self._input = self._fault = self._inhibit = None
+        if self._factory is not None and self._owns_factory:
+            self._factory.close()
+        self._factory = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 

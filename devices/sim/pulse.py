@@ -32,7 +32,7 @@ import msgspec
 from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
 from devices.coin_acceptor.pulse import PulseSettings
 from devices.errors import InvalidData
-from devices.transports.gpio import MOCK_PREFIX, register_mock, unregister_mock
+from devices.transports.gpio import MOCK_PREFIX, release_mock_factory, share_mock_factory
 
 from .coin_acceptor import InsertCoinParams, ReturnedCoin
 from .faults import FAULT_ACTION, FaultKind, FaultParams
@@ -69,7 +69,7 @@ class PulseSimulator(WireSimulator):
         """The driver's settings on this simulator's MockFactory (with a fault pin)."""
         if not isinstance(settings, PulseSettings):
             raise TypeError(f"the pulse simulator serves the pulse driver, not {settings!r}")
-        self._factory = register_mock(self._name)
+        self._factory = share_mock_factory(self._name)
         self.settings = msgspec.structs.replace(
             settings,
             pin_factory=MOCK_PREFIX + self._name,
@@ -96,7 +96,7 @@ class PulseSimulator(WireSimulator):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        unregister_mock(self._name)
+        release_mock_factory(self._name)
 
     # -- the acceptor ------------------------------------------------------------------------
 

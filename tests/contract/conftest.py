@@ -32,11 +32,11 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "cardReader": ["sim", "pcsc"],
     "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim", "cctalk", "pulse"],
-    "documentSlot": ["sim"],
-    "lockers": ["sim"],
+    "documentSlot": ["sim", "gpio"],
+    "lockers": ["sim", "gpio"],
     "camera": ["sim", "v4l2"],
-    "lights": ["sim"],
-    "sensors": ["sim"],
+    "lights": ["sim", "gpio"],
+    "sensors": ["sim", "gpio"],
 }
 
 #: Driver settings for the suites, by ``(class, driver)``: a real driver's port or
@@ -48,8 +48,30 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("printer", "sim"): {"print_ms": 50},
     ("printer", "escpos"): {"host": "127.0.0.1", "poll_ms": 100},
     ("documentSlot", "sim"): {"feed_ms": 50, "feed_timeout_ms": 1000, "retract_after_ms": 500},
+    ("documentSlot", "gpio"): {
+        "shutter_ms": 20,
+        "jam_ms": 800,
+        "feed_timeout_ms": 1500,
+        "retract_after_ms": 500,
+    },
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
+    ("lockers", "gpio"): {
+        "lock_pulse_ms": 50,
+        "lock_cooldown_ms": 100,
+        "left_open_ms": 800,
+        "poll_ms": 10,
+    },
     ("camera", "sim"): {"capture_ms": 20},
+    # The first position an RGB light, so the suite's colours can be shown.
+    ("lights", "gpio"): {
+        "positions": {
+            "scanner": {"red": {"pin": 9}, "green": {"pin": 10}, "blue": {"pin": 11}},
+            "cardReader": {"pin": {"pin": 18}},
+            "printer": {"pin": {"pin": 23}},
+            "coinAcceptor": {"pin": {"pin": 24}},
+            "documentSlot": {"pin": {"pin": 25}},
+        },
+    },
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
     ("coinAcceptor", "cctalk"): {"cash_box_capacity": 6, "poll_ms": 50},
     ("coinAcceptor", "pulse"): {
