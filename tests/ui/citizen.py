@@ -63,9 +63,8 @@ class Citizen:
             while True:
                 await self.sim("scanner", "scan", {"text": text})
                 try:
-                    await self.page.wait_for_function(
-                        f"document.querySelector('main').dataset.screen !== '{leaves}'",
-                        timeout=1500,
+                    await self.page.wait_for_selector(
+                        f"main:not([data-screen='{leaves}'])", timeout=1500
                     )
                 except PlaywrightTimeout:
                     continue
@@ -105,6 +104,17 @@ class Citizen:
             await self.sim("coinAcceptor", "insertCoin", {"value": value})
 
     async def paid_shows(self, text: str, timeout: float = 5.0) -> None:
-        await self.page.wait_for_function(
-            f"document.querySelector('#pay-paid')?.textContent === {text!r}", timeout=timeout * 1000
-        )
+        await self.page.wait_for_selector(f"#pay-paid:text-is('{text}')", timeout=timeout * 1000)
+
+    async def start_filing(self, procedure: str) -> None:
+        await self.tap("#start-submit")
+        await self.screen.wait_screen("choose")
+        await self.tap(f"#proc-{procedure}")
+
+    async def to_payment(self, procedure: str) -> None:
+        """Tap through a filing up to the payment screen."""
+        await self.start_filing(procedure)
+        await self.identify()
+        await self.photos()
+        await self.documents()
+        await self.screen.wait_screen("payment")

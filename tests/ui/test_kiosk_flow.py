@@ -87,6 +87,7 @@ async def _assert_no_identity(kiosk: KioskRig, screen: Screen) -> None:
         })"""
     )
     console = "\n".join(screen.console)
+    assert not [line for line in screen.console if line.startswith(("error", "pageerror"))], console
     log = kiosk.log.read_text(encoding="utf-8", errors="replace")
     retained = await _retained(kiosk)
     for needle in needles:

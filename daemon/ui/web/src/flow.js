@@ -534,7 +534,8 @@ function receiptFields(s, office, procedure, dossierCode) {
 export async function printReceipt(s, { procedure, dossierCode } = {}) {
   if (!s.deposit || s.deposit.total <= 0 || s.deposit.receiptPrinted) return s.deposit?.receiptPrinted ?? false;
   const office = await s.kiosk.office.office();
-  const ok = await print(s, "receipt", receiptFields(s, office, procedure, dossierCode), "printReceipt");
+  const fields = receiptFields(s, office, procedure, dossierCode);
+  const ok = await print(s, "receipt", fields, "printReceipt", { code: dossierCode });
   s.deposit.receiptPrinted = ok;
   return ok;
 }

@@ -26,10 +26,12 @@ export function button(label, onclick, { kind = "primary", id, disabled } = {}) 
 /** A progress bar with its value also in text (0..1). */
 export function progress(fraction, label) {
   const pct = Math.max(0, Math.min(100, Math.round(fraction * 100)));
+  const bar = h("div", { class: "bar" });
+  bar.style.width = `${pct}%`; // CSSOM, not a style attribute: the page's CSP forbids inline styles
   return h(
     "div",
     { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct, "aria-label": label },
-    h("div", { class: "bar", style: `width:${pct}%` }),
+    bar,
     h("span", { class: "pct" }, `${pct}%`),
   );
 }
