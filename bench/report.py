@@ -60,6 +60,14 @@ def _mark(target: Target) -> str:
     return f"{'PASS' if target.passed else 'MISS'} (<= {target.limit:g} {target.unit})"
 
 
+#: Per-device measurements: results key, row label, a note printed under the row.
+DEVICE_ROWS = (
+    ("scanEvent", "(e) sim scan -> evt/scanned (incl. sim hop)",
+     "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner"),
+    ("takePicture", "(f) camera takePicture, face 720 x 960 JPEG", ""),
+)
+
+
 def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target]) -> str:
     by_name = {t.name: t for t in checked}
     floor = results["floor"]
@@ -105,9 +113,23 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     if "pahoNaive" in results:
         row("(c) paho thread, default socket (no NODELAY)", results["pahoNaive"], ratio=True)
         row("(c) paho thread, TCP_NODELAY on open", results["pahoNodelay"], ratio=True)
-    if "scanEvent" in results:
-        row("(e) sim scan -> evt/scanned (incl. sim hop)", results["scanEvent"])
-        lines.append("      (e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner")
+    for key, label, note in DEVICE_ROWS:
+        if key in results:
+            row(label, results[key])
+            if note:
+                lines.append(f"      {note}")
+    lines += _footprint(results, by_name)
+    missed = [t for t in checked if not t.passed]
+    lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
+              + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]
+    if missed:
+        lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
+    return "\n".join(lines)
+
+
+def _footprint(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]:
+    """Start-up, RSS and idle CPU lines."""
+    lines: list[str] = []
     if "startup" in results:
         s = results["startup"]
         lines += [
@@ -132,9 +154,4 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
             f"      idle CPU over {cpu['seconds']:.0f} s: daemon {cpu['daemonPct']:.2f} %, "
             f"mosquitto {cpu.get('mosquittoPct', float('nan')):.2f} % of one core",
         )
-    missed = [t for t in checked if not t.passed]
-    lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
-              + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]
-    if missed:
-        lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
-    return "\n".join(lines)
+    return lines

@@ -17,12 +17,15 @@ import gc
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
-from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message
-from devices.registry import resolve
+from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message, SimAction, SimControl
+from devices.registry import resolve, resolve_simulator
+from devices.sim.wire import WireSimulator
 from devices.supervisor import supervise
 
 from . import __version__
@@ -44,12 +47,15 @@ from .mqtt.schema import (
 )
 from .mqtt.topics import Topics
 from .notify import Notifier
+from .uplink.client import Uplink
 
 log = logging.getLogger(__name__)
 
 #: systemd-timesyncd creates this file once the clock is synchronised.
 CLOCK_SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
 STALE_SCAN_S = 2.0
+#: Seconds the uplink gets at shutdown to send its clean death and close its outbox.
+UPLINK_STOP_S = 5.0
 
 
 def now_ms() -> int:
@@ -57,13 +63,44 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def create_devices(config: Config, host: App | None, env: DeviceEnv) -> dict[str, Device]:
-    """Instantiate every configured device (opens no hardware)."""
+def create_devices(
+    config: Config,
+    host: App | None,
+    env: DeviceEnv,
+    simulators: Mapping[str, WireSimulator] | None = None,
+) -> dict[str, Device]:
+    """Instantiate every configured device (opens no hardware).
+
+    A device with a wire simulator in ``simulators`` gets its settings from
+    :meth:`WireSimulator.driver_settings`.
+    """
     devices: dict[str, Device] = {}
     for entry in config.devices:
         spec = resolve(entry.device_class, entry.driver)
-        devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, entry.settings)
+        settings = entry.settings
+        if simulators and entry.id in simulators:
+            settings = simulators[entry.id].driver_settings(settings)
+        devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, settings)
     return devices
+
+
+def create_simulators(config: Config, host: App, env: DeviceEnv) -> dict[str, WireSimulator]:
+    """Instantiate the wire simulators config names, by device id (starts nothing)."""
+    return {
+        entry.id: resolve_simulator(entry.device_class, entry.simulator)(entry.id, host, env)
+        for entry in config.devices
+        if entry.simulator is not None
+    }
+
+
+class DeviceObserver(Protocol):
+    """Hears every device state change and event after the daemon published it (the uplink)."""
+
+    def device_state(self, device_id: str, state: DeviceState, detail: Message) -> None:
+        """A device's state or detail changed."""
+
+    def device_event(self, device_id: str, event: str, data: Message) -> None:
+        """A device broadcast an event."""
 
 
 class _NullHost:
@@ -122,7 +159,14 @@ class App:
         self._last_status: Status | None = None
         state_dir = Path(config.daemon.state_dir)
         env = DeviceEnv(config.board.id, state_dir, Path(config.daemon.runtime_dir))
-        self.devices = create_devices(config, self, env)
+        self.simulators = create_simulators(config, self, env)
+        self.devices = create_devices(config, self, env, self.simulators)
+        #: What serves each simulated device's ``sim/`` actions.
+        self.sim_controls: dict[str, SimControl] = {
+            device_id: self.simulators.get(device_id, device)
+            for device_id, device in self.devices.items()
+            if device_id in self.simulators or device.simulated
+        }
         self.states: dict[str, DeviceStateMessage] = {}
         self.store = IdempotencyStore(
             state_dir / "idempotency.sqlite3",
@@ -139,7 +183,7 @@ class App:
                 MSGPACK_CODEC.content_type,
             ),
             subscriptions=self.topics.subscriptions(
-                with_sim=any(d.simulated for d in self.devices.values()),
+                with_sim=bool(self.sim_controls),
             ),
             on_connect=self._on_connect,
             on_message=self._on_message,
@@ -155,6 +199,7 @@ class App:
         self.router = Router(
             topics=self.topics,
             devices=self.devices,
+            sim_controls=self.sim_controls,
             lifecycle=self.lifecycle,
             daemon_answers={
                 "getStatus": self.status,
@@ -165,6 +210,10 @@ class App:
             max_payload=config.api.max_payload_bytes,
         )
         self._stale_scan: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self.uplink = Uplink(config, self) if config.uplink.enabled else None
+        self.observers: list[DeviceObserver] = [self.uplink] if self.uplink else []
 
     # -- DeviceHost --------------------------------------------------------------
 
@@ -184,11 +233,15 @@ class App:
         self.states[device_id] = message
         self._publish(self.topics.device_state(device_id), message, retain=True)
         self._refresh_status()
+        for observer in self.observers:
+            observer.device_state(device_id, state, detail)
 
     def device_event(self, device_id: str, event: str, data: Message) -> None:
         """Publish an unsolicited device event."""
         message = EventMessage(session=self.session, seq=self._next_seq(), ts=now_ms(), data=data)
         self._publish(self.topics.device_event(device_id, event), message)
+        for observer in self.observers:
+            observer.device_event(device_id, event, data)
 
     def sim_output(self, device_id: str, what: str, data: Message) -> None:
         """Publish what a simulated device shows the world."""
@@ -239,6 +292,10 @@ class App:
         self._status_state = state
         self._refresh_status()
 
+    def _sim_actions(self, device_id: str) -> Mapping[str, SimAction]:
+        control = self.sim_controls.get(device_id)
+        return control.sim_actions if control is not None else {}
+
     def description(self) -> Description:
         """Every device with its commands, events and capabilities."""
         infos = []
@@ -249,7 +306,7 @@ class App:
                     id=device.id,
                     device_class=device.device_class,
                     driver=entry.driver,
-                    simulated=device.simulated,
+                    simulated=entry.id in self.sim_controls,
                     commands={
                         name: CommandInfo(
                             default_timeout_ms=c.default_timeout_ms,
@@ -262,7 +319,7 @@ class App:
                     },
                     events=list(device.events),
                     capabilities=dict(device.capabilities()),
-                    sim_actions=list(device.sim_actions),
+                    sim_actions=list(self._sim_actions(entry.id)),
                 ),
             )
         return Description(
@@ -319,6 +376,23 @@ class App:
         await asyncio.sleep(STALE_SCAN_S)
         await self.link.unsubscribe(topic_filter)
 
+    async def restart_device(self, device_id: str) -> None:
+        """Stop a device's driver and start it again, like unplugging and replugging it.
+
+        Raises:
+            KeyError: no such device (or the daemon is not running).
+
+        """
+        task = self._supervisors[device_id]
+        device = self.devices[device_id]
+        assert self._group is not None
+        task.cancel()
+        await asyncio.wait({task})
+        device.set_condition(DeviceState.STARTING)
+        self._supervisors[device_id] = self._group.create_task(
+            supervise(device), name=f"supervise-{device_id}"
+        )
+
     # -- run -------------------------------------------------------------------
 
     async def _become_ready(self) -> None:
@@ -343,13 +417,21 @@ class App:
         """Serve until ``stop`` is set, then shut down in order."""
         await self.store.open()
         try:
+            for simulator in self.simulators.values():
+                await simulator.start()
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 link = group.create_task(self.link.run(), name="mqtt-link")
                 watchdog = group.create_task(self.notifier.watchdog(), name="watchdog")
-                supervisors = [
-                    group.create_task(supervise(d), name=f"supervise-{d.id}")
+                uplink = (
+                    None
+                    if self.uplink is None
+                    else group.create_task(self.uplink.run(), name="uplink")
+                )
+                self._supervisors = {
+                    d.id: group.create_task(supervise(d), name=f"supervise-{d.id}")
                     for d in self.devices.values()
-                ]
+                }
                 queues = group.create_task(self.lifecycle.serve(), name="queues")
                 ready = group.create_task(self._become_ready(), name="ready")
                 await stop.wait()
@@ -359,7 +441,7 @@ class App:
                 queues.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await queues
-                for task in supervisors:
+                for task in self._supervisors.values():
                     task.cancel()
                 failures = await safe_state_all(self.devices)
                 for device_id, error in failures.items():
@@ -369,10 +451,16 @@ class App:
                     await device.aclose()
                 self._publish(self.topics.status, self._status(DaemonState.OFFLINE), retain=True)
                 await self.link.flush()
+                if self.uplink is not None and uplink is not None:
+                    self.uplink.stop()  # a clean death upstream, then the outbox closes
+                    await asyncio.wait({uplink}, timeout=UPLINK_STOP_S)
+                    uplink.cancel()
                 link.cancel()
                 watchdog.cancel()
                 if self._stale_scan is not None:
                     self._stale_scan.cancel()
         finally:
+            for simulator in self.simulators.values():
+                await simulator.aclose()
             await self.store.close()
         log.info("kioskd stopped")

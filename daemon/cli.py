@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -16,10 +14,13 @@ from typing import Annotated
 import msgspec
 import typer
 
-from . import __version__
+from provisioning.cli import app as provision_app
+
+from . import __version__, logs
 from .app import App, create_devices, safe_state_all
 from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .fleet.cli import fleet_app
 from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
 from .ui.cli import ui
 from .ui.server import UiError, UiSite, serve_ui
@@ -33,6 +34,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app)
+app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[
     Path | None,
@@ -60,11 +63,8 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Replaces any handler set on import (python-escpos calls logging.basicConfig()).
+    logs.setup(level)
 
 
 def _default_sim_state_dir() -> Path:

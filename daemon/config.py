@@ -12,12 +12,12 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from devices.registry import UnknownDriverError, resolve
+from devices.registry import UnknownDriverError, resolve, resolve_simulator
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
@@ -47,12 +47,15 @@ class MqttConfig(_Section, frozen=True):
     """``[mqtt]``: the local broker the daemon serves on.
 
     ``keepalive`` and timeouts are seconds; ``reconnect_max`` caps the jittered backoff.
+    ``password_file`` names a file holding the password (its first line), so the
+    config itself can stay group-readable; it is read when the config is loaded.
     """
 
     host: str = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: str | None = None
+    password_file: str | None = None
     client_id: str | None = None
     keepalive: Annotated[int, Meta(ge=5, le=600)] = 30
     connect_timeout: Seconds = 5.0
@@ -88,6 +91,45 @@ class DaemonConfig(_Section, frozen=True):
     log_level: Annotated[str, Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
 
 
+FleetCommand = Literal["rebirth", "getHealth", "restartDevice"]
+#: MQTT URL of the fleet broker: ``mqtts://`` (TLS, port 8883 by default) or ``mqtt://`` (lab only).
+FleetUrl = Annotated[str, Meta(pattern=r"^(mqtts?://[^/:@\s]+(:\d{1,5})?)?$")]
+
+
+class UplinkConfig(_Section, frozen=True):
+    """``[uplink]``: health telemetry to the fleet broker, with a store-and-forward outbox.
+
+    ``url`` is ``mqtts://host[:port]`` (port 8883 by default); ``ca_file`` pins
+    the fleet CA; ``cert_file``/``key_file`` are this board's client certificate
+    (mutual TLS); ``password_file`` holds the optional password (first line).
+    ``health_interval_s`` is seconds between health messages.  The outbox keeps
+    at most ``outbox_max_bytes`` bytes and nothing older than ``outbox_max_age_s``
+    seconds (oldest dropped first, counted).  ``commands`` lists the fleet
+    commands this board obeys.  ``replay_rate`` caps replayed messages per second
+    (0: no cap) so live messages keep flowing; ``inflight`` is how many QoS 1
+    publishes may await their PUBACK at once.  ``keepalive`` and
+    ``connect_timeout`` are seconds; ``reconnect_max_s`` caps the full-jitter backoff.
+    """
+
+    enabled: bool = False
+    url: FleetUrl = ""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    client_id: str | None = None
+    health_interval_s: Annotated[float, Meta(ge=0.05, le=86_400)] = 30.0
+    outbox_max_bytes: Annotated[int, Meta(ge=65_536, le=4 * 1024**3)] = 32 * 1024**2
+    outbox_max_age_s: Annotated[float, Meta(ge=1, le=366 * 86_400)] = 7 * 86_400.0
+    commands: list[FleetCommand] = msgspec.field(default_factory=lambda: ["rebirth", "getHealth"])
+    replay_rate: Annotated[int, Meta(ge=0, le=1_000_000)] = 1000
+    inflight: Annotated[int, Meta(ge=1, le=1000)] = 64
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 60
+    connect_timeout: Seconds = 10.0
+    reconnect_max_s: Seconds = 120.0
+
+
 class DeviceConfig(msgspec.Struct, frozen=True):
     """One ``[devices.<id>]`` table after validation against its driver."""
 
@@ -95,6 +137,8 @@ class DeviceConfig(msgspec.Struct, frozen=True):
     device_class: str
     driver: str
     settings: msgspec.Struct
+    #: Wire simulator serving the driver's far end (``simulator = "<name>"``), if any.
+    simulator: str | None = None
 
 
 class _Raw(_Section, frozen=True):
@@ -103,6 +147,7 @@ class _Raw(_Section, frozen=True):
     broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -115,6 +160,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerConfig
     api: ApiConfig
     daemon: DaemonConfig
+    uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     devices: tuple[DeviceConfig, ...]
 
     def replace(self, **changes: Any) -> Config:
@@ -163,6 +209,7 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
     options = dict(table)
     device_class = options.pop("class", None)
     driver = options.pop("driver", None)
+    simulator = options.pop("simulator", None)
     for name, value in (("class", device_class), ("driver", driver)):
         if not isinstance(value, str):
             raise ConfigError(
@@ -179,11 +226,29 @@ def _device(source: str, dev_id: str, table: dict[str, Any]) -> DeviceConfig:
             f"{source}: key `{where}`: driver {driver!r} needs {exc.name or 'a library'}, "
             "which is not installed on this machine",
         ) from None
+    if simulator is not None:
+        _check_simulator(source, where, device_class, simulator)
     try:
         settings = msgspec.convert(options, spec.settings_type)
     except msgspec.ValidationError as exc:
         raise _error(source, exc, options, where) from None
-    return DeviceConfig(dev_id, device_class, driver, settings)
+    return DeviceConfig(dev_id, device_class, driver, settings, simulator)
+
+
+def _check_simulator(source: str, where: str, device_class: str, simulator: object) -> None:
+    if not isinstance(simulator, str):
+        raise ConfigError(
+            f"{source}: key `{where}.simulator`: expected a string (found {simulator!r})"
+        )
+    try:
+        resolve_simulator(device_class, simulator)
+    except UnknownDriverError as exc:
+        raise ConfigError(f"{source}: key `{where}.simulator`: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"{source}: key `{where}.simulator`: simulator {simulator!r} needs "
+            f"{exc.name or 'a library'}, which is not installed on this machine",
+        ) from None
 
 
 def parse(data: dict[str, Any], source: str) -> Config:
@@ -198,6 +263,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
     except msgspec.ValidationError as exc:
         raise _error(source, exc, data) from None
     devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
+    check_uplink(source, raw.uplink, raw.board)
     return Config(
         source=source,
         board=raw.board,
@@ -205,8 +271,40 @@ def parse(data: dict[str, Any], source: str) -> Config:
         broker=raw.broker,
         api=raw.api,
         daemon=raw.daemon,
+        uplink=raw.uplink,
         devices=devices,
     )
+
+
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def check_uplink(source: str, uplink: UplinkConfig, board: BoardConfig) -> None:
+    """Cross-check an enabled ``[uplink]``: URL, TLS files that go together, a topic-safe tenant.
+
+    Raises:
+        ConfigError: naming ``source`` and the key.
+
+    """
+    if not uplink.enabled:
+        return
+
+    def fail(key: str, text: str) -> ConfigError:
+        return ConfigError(f"{source}: key `{key}`: {text}")
+
+    if not uplink.url:
+        raise fail("uplink.url", "required when the uplink is enabled (mqtts://host:8883)")
+    if (uplink.cert_file is None) != (uplink.key_file is None):
+        raise fail("uplink.key_file", "cert_file and key_file go together (mutual TLS)")
+    if uplink.url.startswith("mqtts://") and uplink.ca_file is None:
+        raise fail("uplink.ca_file", "required for mqtts:// (the fleet CA is pinned)")
+    if not uplink.url.startswith("mqtts://") and uplink.cert_file is not None:
+        raise fail("uplink.url", f"a client certificate needs mqtts:// (found {uplink.url!r})")
+    if not _TOPIC_LEVEL.match(board.tenant):
+        raise fail(
+            "board.tenant",
+            f"the fleet topics need letters, digits, '-' or '_' (found {board.tenant!r})",
+        )
 
 
 def load(path: Path) -> Config:
@@ -224,7 +322,18 @@ def load(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    config = parse(data, str(path))
+    if config.mqtt.password_file is None:
+        return config
+    try:
+        secret = Path(config.mqtt.password_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: key `mqtt.password_file`: cannot read {config.mqtt.password_file}: "
+            f"{exc.strerror}",
+        ) from None
+    mqtt = msgspec.structs.replace(config.mqtt, password=secret[0] if secret else "")
+    return config.replace(mqtt=mqtt)
 
 
 def sim_config() -> Config:

@@ -111,6 +111,19 @@ class SimAction:
     doc: str
 
 
+class SimControl(Protocol):
+    """What serves a device's ``sim/`` actions: its behavioural simulator or a wire simulator.
+
+    Each action's ``method`` is an async method of the implementation taking the
+    action's params and returning a :class:`Message`.
+    """
+
+    @property
+    def sim_actions(self) -> Mapping[str, SimAction]:
+        """Sim actions by name."""
+        ...
+
+
 class DeviceHost(Protocol):
     """Where a device reports; implemented by the daemon and by test harnesses.
 

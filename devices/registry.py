@@ -13,18 +13,31 @@ from typing import Any
 import msgspec
 
 from .base import Device, DeviceEnv, DeviceHost
+from .sim.wire import WireSimulator
 
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
+    ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
+    ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
+    ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
+}
+
+#: ``(device class, simulator name) -> "module:Class"`` of wire simulators
+#: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
+SIMULATORS: dict[tuple[str, str], str] = {
+    ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
+    ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
@@ -79,6 +92,27 @@ def resolve(device_class: str, driver: str) -> DriverSpec:
         raise UnknownDriverError(
             f"no driver {driver!r} for class {device_class!r} (known: {known})",
         )
+    return DriverSpec(device_class, driver, _load(target))
+
+
+def resolve_simulator(device_class: str, name: str) -> type[WireSimulator]:
+    """Import and return the wire simulator named in config.
+
+    Raises:
+        UnknownDriverError: no wire simulator of that name for that class.
+        ImportError: its library is not installed on this machine.
+
+    """
+    target = SIMULATORS.get((device_class, name))
+    if target is None:
+        known = ", ".join(n for c, n in SIMULATORS if c == device_class) or "none"
+        raise UnknownDriverError(
+            f"no wire simulator {name!r} for class {device_class!r} (known: {known})",
+        )
+    cls: type[WireSimulator] = _load(target)
+    return cls
+
+
+def _load(target: str) -> Any:
     module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    return DriverSpec(device_class, driver, cls)
+    return getattr(importlib.import_module(module_name), attr)

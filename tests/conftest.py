@@ -18,6 +18,7 @@ from daemon.app import App
 from daemon.broker import broker_config, free_port
 from daemon.config import Config, sim_config
 from daemon.mqtt.schema import DaemonState
+from tests.pcsc_stack import _pcsc_stack_for_pcsc_drivers, pcscd  # noqa: F401 - fixtures
 from tests.uiclient import UiClient, connect
 
 

@@ -32,7 +32,10 @@ def test_asyncapi_references_resolve_and_cover_every_class() -> None:
         assert node, ref
     for name in DEVICE_CLASSES:
         assert f"{name}.state" in doc["channels"]
-    assert doc["channels"]["printer.sim.out.slip"]["address"] == "kiosk/v1/{board}/sim/{device}/out/slip"
+    assert (
+        doc["channels"]["printer.sim.out.slip"]["address"]
+        == "kiosk/v1/{board}/sim/{device}/out/slip"
+    )
     assert "scanner.cmd.read" in doc["operations"]
     assert doc["components"]["schemas"]["Completion"]["properties"]["completionCode"]
 

@@ -293,6 +293,7 @@ def config_markdown() -> str:
         ("broker", config.BrokerConfig),
         ("api", config.ApiConfig),
         ("daemon", config.DaemonConfig),
+        ("uplink", config.UplinkConfig),
     ):
         summary = (tp.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip()
         lines += [f"### `[{section}]`", "", summary[0].upper() + summary[1:], ""]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiomqtt
 import msgspec
 
-from devices.base import Device, Message, NoResult, Params
+from devices.base import Device, Message, NoResult, Params, SimControl
 from devices.errors import CompletionCode, DeviceError, completion_code
 
 from .codec import Codec, DecodeError, for_content_type
@@ -46,6 +46,7 @@ class Router:
         *,
         topics: Topics,
         devices: Mapping[str, Device],
+        sim_controls: Mapping[str, SimControl],
         lifecycle: Lifecycle,
         daemon_answers: Mapping[str, Callable[[], Message]],
         clear_retained: Callable[[str], None],
@@ -53,6 +54,7 @@ class Router:
     ) -> None:
         self._topics = topics
         self._devices = devices
+        self._sim_controls = sim_controls
         self._lifecycle = lifecycle
         self._answers = daemon_answers
         self._clear_retained = clear_retained
@@ -196,11 +198,12 @@ class Router:
         self._lifecycle.submit(Request(reply, device, addressed.name, spec, params, deadline))
 
     def _sim_action(self, addressed: Addressed, doc: Any, reply: Reply | None) -> None:
-        device = self._devices.get(addressed.device or "")
-        action = device.sim_actions.get(addressed.name) if device is not None else None
-        if device is None or action is None:
+        device_id = addressed.device or ""
+        control = self._sim_controls.get(device_id)
+        action = control.sim_actions.get(addressed.name) if control is not None else None
+        if control is None or action is None:
             if reply is not None:
-                what = "is not simulated" if device is not None else "does not exist"
+                what = "is not simulated" if device_id in self._devices else "does not exist"
                 self._lifecycle.complete(
                     reply,
                     CompletionCode.UNSUPPORTED_COMMAND,
@@ -214,17 +217,21 @@ class Router:
                 self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
             return
         task = asyncio.get_running_loop().create_task(
-            self._run_sim(device, action.method, params, reply),
-            name=f"sim-{device.id}-{addressed.name}",
+            self._run_sim(device_id, getattr(control, action.method), params, reply),
+            name=f"sim-{device_id}-{addressed.name}",
         )
         self._sim_tasks.add(task)
         task.add_done_callback(self._sim_tasks.discard)
 
     async def _run_sim(
-        self, device: Device, method: str, params: Params, reply: Reply | None
+        self,
+        device_id: str,
+        method: Callable[[Params], Awaitable[Message]],
+        params: Params,
+        reply: Reply | None,
     ) -> None:
         try:
-            result: Message = await asyncio.wait_for(getattr(device, method)(params), timeout=30)
+            result: Message = await asyncio.wait_for(method(params), timeout=30)
         except (DeviceError, TimeoutError) as exc:
             if reply is not None:
                 code = (
@@ -235,7 +242,7 @@ class Router:
                 self._lifecycle.complete(reply, code, str(exc) or "sim action timed out")
             return
         except Exception:
-            log.exception("sim action %s on %s failed", method, device.id)
+            log.exception("sim action %s on %s failed", method.__name__, device_id)
             if reply is not None:
                 self._lifecycle.complete(reply, CompletionCode.INTERNAL_ERROR, "sim action failed")
             return

@@ -216,7 +216,7 @@ class Printer(Device):
 
         Raises:
             InvalidData: unknown template, missing or malformed field.
-            MediaError: paper out or cover open; after the first copy
+            MediaError: paper out or cover open; once paper has moved
                 "paper ran out mid-job: N of M copies printed".
             HardwareError: paper jammed or a printer fault.
             Offline: the printer does not answer.
@@ -235,17 +235,21 @@ class Printer(Device):
             except MediaError as exc:
                 if printed == 0:
                     raise
-                what = "paper ran out" if self._supply is PaperLevel.OUT else "cover was opened"
-                raise MediaError(
-                    f"{what} mid-job: {printed} of {params.copies} copies printed",
-                ) from exc
-            await self.print_image(image, ctx.request_id)
+                raise self._mid_job(printed, params.copies) from exc
+            try:
+                await self.print_image(image, ctx.request_id)
+            except MediaError as exc:  # the slip being printed is lost too
+                raise self._mid_job(printed, params.copies) from exc
         return PrintResult(
             copies=params.copies,
             width_dots=image.width,
             length_dots=image.height,
             template=params.template,
         )
+
+    def _mid_job(self, printed: int, copies: int) -> MediaError:
+        what = "paper ran out" if self._supply is PaperLevel.OUT else "cover was opened"
+        return MediaError(f"{what} mid-job: {printed} of {copies} copies printed")
 
     async def print_raw(self, params: PrintRawParams, _ctx: CommandContext) -> RawResult:
         """Send bytes to the printer unchanged, when ``allow_raw`` is set.

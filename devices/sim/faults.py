@@ -9,6 +9,8 @@ The ``fault`` sim action sets one fault at a time; ``clear`` removes it.
   with the jam recorded in the error.
 - ``slow``: every command waits ``delayMs`` before it starts.
 - ``garbage``: the next command reads garbage from the device -> ``hardwareError``.
+- ``unresponsive``: the device is connected but answers nothing: ``hardwareError``
+  (a wire simulator takes the bytes and stays silent, so the driver times out).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class FaultKind(StrEnum):
     JAM = "jam"
     SLOW = "slow"
     GARBAGE = "garbage"
+    UNRESPONSIVE = "unresponsive"
     CLEAR = "clear"
 
 
@@ -80,7 +83,7 @@ class Simulated(Device):
 
     def connected(self) -> None:
         """Called when the simulated link is up; sets the condition (override to refine)."""
-        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM):
+        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.UNRESPONSIVE):
             self.set_condition(DeviceState.HARDWARE_ERROR)
         else:
             self.set_condition(DeviceState.ONLINE)
@@ -123,5 +126,7 @@ class Simulated(Device):
             case FaultKind.GARBAGE:
                 self._fault = None
                 raise ProtocolError("garbage bytes from the device")
+            case FaultKind.UNRESPONSIVE:
+                raise HardwareError("simulated device does not answer")
             case _:
                 pass

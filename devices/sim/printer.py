@@ -99,7 +99,7 @@ class SimPrinter(Simulated, Printer):
 
     def media_condition(self) -> DeviceState:
         """Paper and cover, overridden by an injected hardware fault."""
-        if self.fault is FaultKind.HARDWARE_ERROR:
+        if self.fault in (FaultKind.HARDWARE_ERROR, FaultKind.UNRESPONSIVE):
             return DeviceState.HARDWARE_ERROR
         return super().media_condition()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.broker import free_port
+from daemon.config import ConfigError, parse
 from tests.conftest import Broker
 from tests.uiclient import connect
 
@@ -130,6 +131,15 @@ def test_unknown_driver_option_is_an_error(tmp_path: Path) -> None:
     assert out.returncode == 78
     assert "devices.s" in out.stderr
     assert "baud" in out.stderr
+
+
+def test_unknown_wire_simulator_names_the_key() -> None:
+    table = {"class": "printer", "driver": "sim", "simulator": "teleprinter"}
+    with pytest.raises(ConfigError) as caught:
+        parse({"board": {"id": "ok-1"}, "devices": {"p": table}}, "kiosk.toml")
+    assert "kiosk.toml" in str(caught.value)
+    assert "devices.p.simulator" in str(caught.value)
+    assert "teleprinter" in str(caught.value)
 
 
 def test_safe_state_command_without_daemon() -> None:

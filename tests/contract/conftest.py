@@ -21,18 +21,18 @@ import msgspec
 import pytest
 
 from daemon.config import Config
-from devices.registry import DEVICE_CLASSES, resolve
+from devices.registry import DEVICE_CLASSES, SIMULATORS, resolve
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 
 #: Implementations each class's contract suite runs against, by driver name.
 IMPLEMENTATIONS: dict[str, list[str]] = {
     "scanner": ["sim"],
-    "cardReader": ["sim"],
-    "printer": ["sim"],
+    "cardReader": ["sim", "pcsc"],
+    "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim"],
     "documentSlot": ["sim"],
     "lockers": ["sim"],
-    "camera": ["sim"],
+    "camera": ["sim", "v4l2"],
     "lights": ["sim"],
     "sensors": ["sim"],
 }
@@ -42,6 +42,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
 DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     ("cardReader", "sim"): {"read_ms": 400},
     ("printer", "sim"): {"print_ms": 50},
+    ("printer", "escpos"): {"host": "127.0.0.1", "poll_ms": 100},
     ("documentSlot", "sim"): {"feed_ms": 50, "feed_timeout_ms": 1000, "retract_after_ms": 500},
     ("lockers", "sim"): {"lock_pulse_ms": 50, "left_open_ms": 800},
     ("camera", "sim"): {"capture_ms": 20},
@@ -84,7 +85,10 @@ def contract_config(broker_port: int, tmp_path: Path, drivers: Mapping[str, str]
         settings = msgspec.convert(
             DRIVER_SETTINGS.get((entry.device_class, driver), {}), spec.settings_type
         )
-        devices.append(msgspec.structs.replace(entry, driver=driver, settings=settings))
+        simulator = driver if (entry.device_class, driver) in SIMULATORS else None
+        devices.append(
+            msgspec.structs.replace(entry, driver=driver, settings=settings, simulator=simulator)
+        )
     return config.replace(devices=tuple(devices))
 
 

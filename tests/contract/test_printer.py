@@ -184,3 +184,34 @@ async def test_paper_out_mid_job_fails_after_the_printed_copies(ui: UiClient) ->
         await asyncio.sleep(0.05)
         assert drain(slips) == []
     await state(ui, DEV, lambda s: s["state"] == "userError")
+
+
+async def test_a_retried_print_slip_prints_once(ui: UiClient) -> None:
+    # The UI lost its replies and retries with the same requestId, while the slip
+    # prints (answered with the ack) and after it completed (the same completion).
+    await ui.sim(DEV, "fault", {"kind": "slow", "delayMs": 300})  # still printing at the retry
+    async with outputs(ui, DEV, "slip") as slips:
+        first = await acked(await start(ui, DEV, "printSlip", SLIP, request_id="slip-retry-1"))
+        await acked(await start(ui, DEV, "printSlip", SLIP, request_id="slip-retry-1"))
+        result = ok(await first.completion(5))
+        again = ok(await ui.device(DEV, "printSlip", SLIP, request_id="slip-retry-1", timeout=5))
+        assert again == result
+        await asyncio.sleep(0.3)
+        assert len(drain(slips)) == 1, "three requests with one requestId print one slip"
+
+
+async def test_a_printer_that_does_not_answer_is_a_hardware_error(ui: UiClient) -> None:
+    async with outputs(ui, DEV, "slip") as slips:
+        await ui.sim(DEV, "fault", {"kind": "unresponsive"})
+        await state(ui, DEV, lambda s: s["state"] == "hardwareError", timeout=5)
+        description = failed(await ui.device(DEV, "printSlip", SLIP, timeout=10), "hardwareError")
+        assert description
+        # The daemon keeps serving: status and the other devices answer.
+        status = await wait_status(ui, lambda s: "printer:hardwareError" in s["reasons"])
+        assert status["state"] == "degraded"
+        ok(await ui.device("lights", "set", {"position": "printer", "mode": "on"}))
+        await ui.sim(DEV, "fault", {"kind": "clear"})
+        await state(ui, DEV, lambda s: s["state"] == "online", timeout=5)
+        ok(await ui.device(DEV, "printSlip", SLIP, timeout=5))
+        await asyncio.sleep(0.1)
+        assert len(drain(slips)) == 1, "nothing printed while the printer was mute"

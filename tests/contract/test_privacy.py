@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +22,14 @@ import pytest
 from daemon.config import Config
 from tests.conftest import Broker, run_daemon
 from tests.contract.support import acked, ok, start
+from tests.identity_search import TEST_IDENTITY, IdentitySearch
 from tests.uiclient import NODELAY, connect
 
 CONTRACT_CLASSES = ("cardReader", "scanner", "camera")
 BOARD = "sim-0001"
 ROOT = f"kiosk/v1/{BOARD}"
 REQUESTER = "kiosk-ui"
-FULL_NAME = "Nguyễn Văn Thử"
+FULL_NAME = TEST_IDENTITY.full_name
 ACCESS_KEY = {
     "documentNumber": "079099000123",
     "dateOfBirth": "1990-01-15",
@@ -39,14 +40,34 @@ CARD_QR = (
     "079099000123|025123456|Nguyễn Văn Thử|15011990|Nam|"
     "123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh|20042021"
 )
-IDENTITY = {
-    "full name (NFC)": unicodedata.normalize("NFC", FULL_NAME).encode(),
-    "full name (NFD)": unicodedata.normalize("NFD", FULL_NAME).encode(),
-    "MRZ name": b"NGUYEN<<VAN<THU",
-    "MRZ name (spaces)": b"NGUYEN VAN THU",
-    "ID number": b"079099000123",
-    "document number": b"099000123",
-}
+
+
+@dataclass
+class Searches:
+    """One identity search per picture of the holder (chip portrait, camera), sharing findings."""
+
+    searches: list[IdentitySearch]
+
+    @property
+    def leaks(self) -> list[str]:
+        return [leak for s in self.searches for leak in s.leaks]
+
+    def find(self, blob: bytes) -> list[str]:
+        return [name for s in self.searches for name in s.find(blob)]
+
+    def scan(self, where: str, blob: bytes) -> None:
+        for search in self.searches:
+            search.scan(where, blob)
+
+    def scan_messages(self, where: str, messages: Iterable[Seen]) -> None:
+        for search in self.searches:
+            search.scan_messages(where, ((m.topic, m.payload) for m in messages))
+
+    def scan_files(self, *roots: Path) -> list[Path]:
+        return [p for s in self.searches for p in s.scan_files(*roots)]
+
+    def assert_clean(self) -> None:
+        assert not self.leaks, "identity data found:\n" + "\n".join(self.leaks)
 
 
 @dataclass
@@ -84,10 +105,6 @@ async def spy(port: int, topic_filter: str, client_id: str) -> AsyncIterator[lis
                 await task
 
 
-def leaks(blob: bytes, needles: dict[str, bytes]) -> list[str]:
-    return [name for name, needle in needles.items() if needle in blob]
-
-
 def published_by_a_ui(topic: str) -> bool:
     """Requests and sim actions: what the test itself sends, not what the daemon publishes."""
     parts = topic.split("/")[3:]
@@ -98,8 +115,8 @@ def published_by_a_ui(topic: str) -> bool:
     )
 
 
-async def identity_session(port: int) -> dict[str, bytes]:
-    """Read the card, scan a code and take a face picture as one UI; return binary needles."""
+async def identity_session(port: int) -> Searches:
+    """Read the card, scan a code and take a face picture as one UI; return the searches."""
     async with connect(port, BOARD, REQUESTER) as ui:
         await ui.sim("cardReader", "presentCard")
         read = await acked(await start(ui, "cardReader", "readIdentity", {"accessKey": ACCESS_KEY}))
@@ -117,31 +134,30 @@ async def identity_session(port: int) -> dict[str, bytes]:
             await ui.device("camera", "takePicture", {"purpose": "face", "width": 320}, timeout=5)
         )
         await asyncio.sleep(0.2)  # let every broadcast the session caused reach the spies
-    return {
-        "chip portrait": identity["face"]["data"][-256:],
-        "face picture": picture["data"][-256:],
-    }
-
-
-def files_under(*roots: Path) -> list[Path]:
-    return [p for root in roots if root.exists() for p in sorted(root.rglob("*")) if p.is_file()]
+    return Searches(
+        [
+            IdentitySearch().with_face(identity["face"]["data"]),
+            IdentitySearch().with_face(picture["data"]),
+        ]
+    )
 
 
 async def test_identity_data_reaches_only_the_requester(
-    broker: Broker, config: Config, caplog: pytest.LogCaptureFixture
+    broker: Broker, config: Config, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
     state_dir = Path(config.daemon.state_dir)
     runtime_dir = Path(config.daemon.runtime_dir)
-    needles = dict(IDENTITY)
     async with run_daemon(config):
         async with spy(broker.port, f"{ROOT}/#", "bystander") as seen:
-            needles |= await identity_session(broker.port)
+            searches = await identity_session(broker.port)
+        for search in searches.searches:
+            search.prove(tmp_path)
 
         # The bystander saw the requester's replies (this test broker has no ACL), so
         # the scan below would find a leak if one happened.
         replies = [m for m in seen if m.topic.startswith(f"{ROOT}/reply/{REQUESTER}/")]
-        assert any(leaks(m.payload, needles) for m in replies)
+        assert any(searches.find(m.payload) for m in replies)
         broadcast = [
             m
             for m in seen
@@ -151,25 +167,22 @@ async def test_identity_data_reaches_only_the_requester(
         topics = {m.topic for m in broadcast}
         assert f"{ROOT}/dev/cardReader/evt/cardPresented" in topics
         assert f"{ROOT}/dev/cardReader/state" in topics
-        for message in broadcast:
-            assert leaks(message.payload, needles) == [], message.topic
+        searches.scan_messages("broadcast", broadcast)
 
         async with spy(broker.port, "kiosk/#", "auditor") as retained:
             await asyncio.sleep(0.3)
         assert {f"{ROOT}/status", f"{ROOT}/description"} <= {m.topic for m in retained}
-        for message in retained:
-            assert message.retain
-            assert leaks(message.payload, needles) == [], message.topic
+        assert all(m.retain for m in retained)
+        searches.scan_messages("retained", retained)
 
-        running_files = files_under(state_dir, runtime_dir)
-        assert running_files, "the daemon keeps its databases in the state directory"
-        for path in running_files:
-            assert leaks(path.read_bytes(), needles) == [], path
+        assert searches.scan_files(state_dir, runtime_dir), (
+            "the daemon keeps its databases in the state directory"
+        )
 
-    for path in files_under(state_dir, runtime_dir):
-        assert leaks(path.read_bytes(), needles) == [], path
+    searches.scan_files(state_dir, runtime_dir)
     assert caplog.records, "log records are captured"
     for record in caplog.records:
         text = record.getMessage() + (record.exc_text or "") + str(record.__dict__.get("args"))
-        assert leaks(text.encode(), needles) == [], f"{record.name}: {record.getMessage()}"
-    assert leaks(caplog.text.encode(), needles) == []
+        searches.scan(f"log {record.name}", text.encode())
+    searches.scan("log text", caplog.text.encode())
+    searches.assert_clean()

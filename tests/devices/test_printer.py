@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import string
 import unicodedata
+from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -153,6 +155,21 @@ def test_every_vietnamese_character_has_a_glyph(font_name: str) -> None:
             mask = font.getmask(char)
             assert mask.getbbox() is not None, f"{char!r} renders nothing"
             assert bytes(mask) != notdef, f"{char!r} renders as .notdef in {font_name}"
+
+
+@pytest.mark.parametrize("template", slip.template_names())
+def test_every_character_of_the_shipped_templates_has_a_glyph(template: str) -> None:
+    text = (
+        resources.files("devices.printer")
+        .joinpath("templates", f"{template}.toml")
+        .read_text(encoding="utf-8")
+    )
+    sample = text + "".join(str(v) for v in APPOINTMENT.values())
+    for font_name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        font = ImageFont.truetype(str(slip.FONT_DIR / font_name), 24)
+        notdef = bytes(font.getmask("\U0010fffd"))
+        for char in set(sample) - set(string.whitespace):
+            assert bytes(font.getmask(char)) != notdef, f"{char!r} is missing from {font_name}"
 
 
 def test_vietnamese_text_keeps_its_diacritics_on_the_slip() -> None:

@@ -118,3 +118,11 @@ class Citizen:
         await self.photos()
         await self.documents()
         await self.screen.wait_screen("payment")
+
+    async def wait_state(self, device: str, want: str, timeout: float = 15.0) -> None:
+        """Wait until the device's retained state is ``want`` (a driver reconnects at its own pace)."""
+        world = self.kiosk.world
+        async with world.subscription(f"{world.root}/dev/{device}/state") as queue:
+            async with asyncio.timeout(timeout):
+                while (await queue.get()).payload["state"] != want:
+                    pass

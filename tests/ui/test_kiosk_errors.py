@@ -155,7 +155,7 @@ async def test_device_not_ready_then_back(kiosk: KioskRig, screen: Screen) -> No
     await screen.shot("camera-not-ready")
     assert "The camera is not ready." in await screen.text()
     await citizen.sim("camera", "fault", {"kind": "clear"})
-    await asyncio.sleep(0.5)  # the supervisor brings the camera back
+    await citizen.wait_state("camera", "online")  # the supervisor brings the camera back
     await citizen.tap("#retry")
     await screen.wait_screen("capture-face-check", timeout=10)
 

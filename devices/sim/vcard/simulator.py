@@ -1,0 +1,231 @@
+"""The ``pcsc`` wire simulator: specimen cards on a vpcd reader, for the real PC/SC driver.
+
+``presentCard`` builds the card's chip (files signed under the test PKI) and
+connects it to one of vpcd's two slots; it completes once pcscd has powered
+it.  ``removeCard`` disconnects it and completes once pcscd reports the
+reader empty.  The driver is pointed at that slot's reader and, unless its
+config names a CSCA folder, at one holding the test CSCA.
+
+Slots are shared by every process on the machine (one pcscd), so each
+simulator holds an advisory lock on its slot for its lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import tempfile
+from pathlib import Path
+from typing import IO, ClassVar
+
+import msgspec
+
+from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, SimAction
+from devices.card_reader.identity import SPECIMEN_CARDS
+from devices.card_reader.pcsc import PcscSettings
+from devices.errors import HardwareError, InvalidData, SequenceError, Unsupported
+from devices.sim.card_reader import PresentCardParams
+from devices.sim.faults import FAULT_ACTION, FaultKind, FaultParams
+from devices.sim.wire import WireSimulator
+from devices.transports.pcsc import PcscContext
+
+from .chip import ChipFault, EmrtdChip
+from .files import card_files, shared_pki
+from .vpcd import VpcdCard
+
+#: vpcd's readers (reader.conf.d/vpcd): slot n is "Virtual PCD 00 0n" on port 35963 + n.
+VPCD_SLOTS = 2
+#: A contactless chip's turnaround per APDU, s (a 223-byte READ BINARY at 424 kbit/s and
+#: the chip's own work); keeps a read long enough to take the card away in the middle.
+CHIP_APDU_S = 0.01
+_POWER_TIMEOUT_S = 3.0
+_POLL_MS = 200
+
+
+def vpcd_reader(slot: int) -> str:
+    """The PC/SC name of vpcd's reader for ``slot``."""
+    return f"Virtual PCD 00 {slot:02d}"
+
+
+def slot_lock_path(slot: int) -> Path:
+    """The machine-wide advisory lock file of a vpcd slot."""
+    return Path(tempfile.gettempdir()) / f"kioskd-vpcd-slot-{slot}.lock"
+
+
+def claim_slot(*, wait: bool = False) -> tuple[int, IO[bytes]]:
+    """Lock a free vpcd slot; return it and the open lock file (closing it frees the slot).
+
+    Raises:
+        OSError: every slot is in use (``wait`` False).
+
+    """
+    flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+    for slot in range(VPCD_SLOTS):
+        handle = slot_lock_path(slot).open("ab")
+        try:
+            fcntl.flock(handle, flags)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return slot, handle
+    raise OSError("every vpcd slot is in use by another virtual card on this machine")
+
+
+class VirtualCardSimulator(WireSimulator):
+    """Specimen cards for the ``pcsc`` driver, through pcscd and vpcd."""
+
+    device_class: ClassVar[str] = "cardReader"
+    sim_actions: ClassVar[dict[str, SimAction]] = {
+        "fault": FAULT_ACTION,
+        "presentCard": SimAction(
+            "sim_present_card", PresentCardParams, "place a specimen card on the reader"
+        ),
+        "removeCard": SimAction("sim_remove_card", NoParams, "take the card off the reader"),
+    }
+
+    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+        super().__init__(device_id, host, env)
+        self._slot: int | None = None
+        self._lock: IO[bytes] | None = None
+        self._csca_dir: Path | None = None
+        self._card: VpcdCard | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._apdu_s = CHIP_APDU_S
+        self._fault: ChipFault | None = None
+
+    def driver_settings(self, settings: msgspec.Struct) -> msgspec.Struct:
+        """Point the driver at this simulator's vpcd reader and, if unset, the test CSCA.
+
+        Raises:
+            TypeError: not the ``pcsc`` driver's settings.
+            OSError: no vpcd slot is free.
+
+        """
+        if not isinstance(settings, PcscSettings):
+            raise TypeError("the pcsc wire simulator serves the pcsc driver")
+        self._slot, self._lock = claim_slot()
+        csca_dir = settings.csca_dir
+        if csca_dir is None:
+            self._csca_dir = self.env.runtime_dir / f"{self.device_id}-csca"
+            csca_dir = str(self._csca_dir)
+        return msgspec.structs.replace(
+            settings, reader=f"^{vpcd_reader(self._slot)}$", csca_dir=csca_dir
+        )
+
+    async def start(self) -> None:
+        """Write the test CSCA where the driver looks for it (when it was unset)."""
+        if self._csca_dir is not None:
+            await asyncio.to_thread(self._write_csca, self._csca_dir)
+
+    @staticmethod
+    def _write_csca(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "test-csca.pem").write_bytes(shared_pki().csca_pem)
+
+    async def aclose(self) -> None:
+        """Take any card away and free the slot."""
+        await self._disconnect()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @property
+    def slot(self) -> int:
+        """The vpcd slot this simulator serves.
+
+        Raises:
+            RuntimeError: before :meth:`driver_settings`.
+
+        """
+        if self._slot is None:
+            raise RuntimeError("no vpcd slot claimed yet")
+        return self._slot
+
+    async def sim_present_card(self, params: PresentCardParams) -> NoResult:
+        """Insert a specimen card; complete once pcscd has powered it.
+
+        Raises:
+            InvalidData: no specimen card of that name.
+            SequenceError: a card is already on the reader.
+            HardwareError: vpcd is not reachable or pcscd never powered the card.
+
+        """
+        card = SPECIMEN_CARDS.get(params.card)
+        if card is None:
+            raise InvalidData(
+                f"no specimen card {params.card!r} (known: {', '.join(SPECIMEN_CARDS)})"
+            )
+        if self._card is not None:
+            raise SequenceError("a card is already on the reader; remove it first")
+        chip = EmrtdChip(card_files(card), card.bac_key())
+        chip.fault = self._fault
+        self._card = VpcdCard(chip, card.atr, self.slot, self._apdu_s)
+        self._task = asyncio.create_task(self._card.serve(), name=f"vcard-{self.device_id}")
+        powered = asyncio.create_task(self._card.powered.wait())
+        done, _ = await asyncio.wait(
+            {powered, self._task}, timeout=_POWER_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if powered not in done:
+            powered.cancel()
+            await self._disconnect()
+            raise HardwareError(
+                f"pcscd did not power the virtual card on {vpcd_reader(self.slot)} "
+                "(is pcscd running with vsmartcard-vpcd?)"
+            )
+        return NoResult()
+
+    async def sim_remove_card(self, _params: NoParams) -> NoResult:
+        """Take the card away; complete once pcscd reports the reader empty.
+
+        Raises:
+            SequenceError: no card on the reader.
+
+        """
+        if self._card is None:
+            raise SequenceError("no card on the reader")
+        await self._disconnect()
+        with contextlib.suppress(OSError, HardwareError, TimeoutError):
+            async with (
+                asyncio.timeout(_POWER_TIMEOUT_S),
+                PcscContext(f"{self.device_id}-sim") as pcsc,
+            ):
+                reader = vpcd_reader(self.slot)
+                status = await pcsc.wait_status(reader, None, 0)
+                while status.present:
+                    status = await pcsc.wait_status(reader, status, _POLL_MS)
+        return NoResult()
+
+    async def _disconnect(self) -> None:
+        task, self._task, self._card = self._task, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await task
+
+    async def sim_fault(self, params: FaultParams) -> NoResult:
+        """Make the chip misbehave: ``slow``, ``garbage`` (once), ``hardwareError``; ``clear``.
+
+        Raises:
+            Unsupported: ``disconnect`` and ``jam``: vpcd's reader cannot be
+                unplugged (restart pcscd to take it away) and a card has no jam.
+
+        """
+        match params.kind:
+            case FaultKind.SLOW:
+                self._apdu_s = params.delay_ms / 1000
+            case FaultKind.GARBAGE:
+                self._fault = ChipFault.GARBAGE
+            case FaultKind.HARDWARE_ERROR:
+                self._fault = ChipFault.DEAD
+            case FaultKind.CLEAR:
+                self._apdu_s, self._fault = CHIP_APDU_S, None
+            case _:
+                raise Unsupported(
+                    f"fault {params.kind} is not available with a virtual card on vpcd: "
+                    "its reader cannot be unplugged (restart pcscd to take it away)"
+                )
+        if self._card is not None:
+            self._card.apdu_delay_s = self._apdu_s
+            self._card.chip.fault = self._fault
+        return NoResult()

@@ -1,0 +1,115 @@
+"""``kioskd provision``: turn a fresh board (or an image, ``--root``) into a kiosk.
+
+Guided by default on a terminal; with ``--yes`` (or without a terminal) every
+answer comes from flags, a ``--devices`` file, a ``--batch`` file of boards, or
+what the last run recorded on the board.  ``--dry-run`` shows what would
+change; ``--check`` reports drift between what is installed and what would be
+installed (exit 1 on drift).  ``kioskd provision self-test`` exercises every
+configured device through the running daemon.
+
+Only declarations live here: the daemon imports this module at start, so the
+flow (rich, cryptography, ...) is imported when a technician runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="provision",
+    help="Provision this board (or an image with --root): config, broker, units, devices.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def provision(
+    ctx: typer.Context,
+    *,
+    board: Annotated[str | None, typer.Option(help="Board id, e.g. hcm-q6-0001.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (the operating authority).")] = None,
+    site: Annotated[str | None, typer.Option(help="Where the kiosk stands.")] = None,
+    fleet_url: Annotated[str | None, typer.Option(help="Fleet broker URL (mqtts://...).")] = None,
+    fleet_ca: Annotated[Path | None, typer.Option(help="Fleet CA bundle (PEM).")] = None,
+    fleet_cert: Annotated[Path | None, typer.Option(help="Signed board certificate.")] = None,
+    fleet_password_file: Annotated[
+        Path | None, typer.Option(help="File holding the fleet broker password.")
+    ] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="Local broker TCP port [1883].")] = None,
+    ws_port: Annotated[
+        int | None, typer.Option(help="Websockets port for the UI, 0: none [9001].")
+    ] = None,
+    ws_bind: Annotated[str | None, typer.Option(help="Websockets interface [lo].")] = None,
+    ui: Annotated[list[str] | None, typer.Option(help="MQTT user of a kiosk UI [ui].")] = None,
+    assign: Annotated[
+        list[str] | None, typer.Option(help="What a serial port holds: ttyUSB0=coinAcceptor.")
+    ] = None,
+    devices: Annotated[
+        Path | None, typer.Option(help="TOML with [devices.<id>] tables (no detection).")
+    ] = None,
+    simulate: Annotated[bool, typer.Option(help="Configure every device simulated.")] = False,
+    redetect: Annotated[bool, typer.Option(help="Detect hardware again.")] = False,
+    batch: Annotated[
+        Path | None, typer.Option(help="TOML [[boards]] or CSV; --root may hold {board}.")
+    ] = None,
+    root: Annotated[Path, typer.Option(help="Install into this root (image/chroot).")] = Path("/"),
+    sysfs_root: Annotated[
+        Path | None, typer.Option(help="Detect hardware below this root [/].")
+    ] = None,
+    kioskd_bin: Annotated[str | None, typer.Option(help="kioskd path in the unit.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Non-interactive.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would change.")] = False,
+    check: Annotated[bool, typer.Option(help="Report drift; exit 1 if any.")] = False,
+) -> None:
+    """Provision a board: answers, detection, device config, files, users."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .flow import main  # noqa: PLC0415 - keeps the daemon's start-up lean
+
+    main(
+        board=board,
+        tenant=tenant,
+        site=site,
+        fleet_url=fleet_url,
+        fleet_ca=fleet_ca,
+        fleet_cert=fleet_cert,
+        fleet_password_file=fleet_password_file,
+        mqtt_port=mqtt_port,
+        ws_port=ws_port,
+        ws_bind=ws_bind,
+        ui=ui,
+        assign=assign,
+        devices=devices,
+        simulate=simulate,
+        redetect=redetect,
+        batch=batch,
+        root=root,
+        sysfs_root=sysfs_root,
+        kioskd_bin=kioskd_bin,
+        yes=yes,
+        dry_run=dry_run,
+        check=check,
+    )
+
+
+@app.command("self-test")
+def self_test(
+    *,
+    config: Annotated[Path, typer.Option(help="kioskd config of this board.")] = Path(
+        "/etc/kioskd/kioskd.toml"
+    ),
+    credentials: Annotated[Path, typer.Option(help="Technician's broker password file.")] = Path(
+        "/etc/kioskd/credentials/technician.password"
+    ),
+    report: Annotated[Path | None, typer.Option(help="Where to save the JSON report.")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="Only this device id.")] = None,
+) -> None:
+    """Exercise every configured device through the running daemon; save a JSON report."""
+    from .selftest import main  # noqa: PLC0415 - keeps the daemon's start-up lean
+
+    main(config=config, credentials=credentials, report_file=report, only=device)

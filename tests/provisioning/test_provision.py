@@ -1,0 +1,224 @@
+"""Acceptance: provision an image non-interactively, re-run, check drift, start what it installed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import aiomqtt
+import msgspec
+import pytest
+
+from tests.provisioning import support
+
+BOARD = "hcm-q6-0001"
+
+EXPECTED = {
+    # path: (mode, owner, group)
+    "etc/kioskd/kioskd.toml": (0o640, "root", "kioskd"),
+    "etc/kioskd/provision.json": (0o640, "root", "kioskd"),
+    "etc/kioskd/credentials/kioskd.password": (0o600, "kioskd", "kioskd"),
+    "etc/kioskd/credentials/ui.password": (0o600, "root", "root"),
+    "etc/kioskd/credentials/technician.password": (0o600, "root", "root"),
+    "etc/mosquitto/conf.d/kioskd.conf": (0o644, "root", "root"),
+    "etc/mosquitto/kioskd.passwd": (0o600, "mosquitto", "mosquitto"),
+    "etc/mosquitto/kioskd.acl": (0o640, "root", "mosquitto"),
+    "etc/systemd/system/kioskd.service": (0o644, "root", "root"),
+    "etc/sysusers.d/kioskd.conf": (0o644, "root", "root"),
+    "etc/tmpfiles.d/kioskd.conf": (0o644, "root", "root"),
+    "etc/udev/rules.d/90-kioskd.rules": (0o644, "root", "root"),
+    "etc/udev/rules.d/91-kioskd-devices.rules": (0o644, "root", "root"),
+    "etc/sysctl.d/90-kioskd.conf": (0o644, "root", "root"),
+    "etc/systemd/coredump.conf.d/90-kioskd.conf": (0o644, "root", "root"),
+    "etc/security/limits.d/90-kioskd.conf": (0o644, "root", "root"),
+    "etc/systemd/zram-generator.conf": (0o644, "root", "root"),
+}
+LINKS = {
+    "etc/systemd/system/multi-user.target.wants/kioskd.service": "/etc/systemd/system/kioskd.service",
+    "etc/systemd/system/dphys-swapfile.service": "/dev/null",
+}
+
+
+def ids(root: Path, name: str) -> dict[str, int]:
+    return {
+        line.split(":")[0]: int(line.split(":")[2])
+        for line in (root / "etc" / name).read_text().splitlines()
+    }
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
+    return {
+        str(p.relative_to(root)): (st.st_ino, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
+        for p in sorted(root.rglob("*"))
+        if (st := p.lstat())
+    }
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    root = support.make_image(tmp_path_factory.mktemp("image"))
+    port, ws_port = support.ports()
+    done = support.provision(
+        root,
+        "--yes",
+        "--simulate",
+        "--board",
+        BOARD,
+        "--tenant",
+        "hcm",
+        "--site",
+        "Quận 6",
+        "--mqtt-port",
+        str(port),
+        "--ws-port",
+        str(ws_port),
+        "--kioskd-bin",
+        support.KIOSKD_BIN,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, port, ws_port
+
+
+def test_tree_is_complete_with_modes_and_owners(image: tuple[Path, int, int]) -> None:
+    root, _, _ = image
+    users, groups = ids(root, "passwd"), ids(root, "group")
+    assert "kioskd" in users, "systemd-sysusers created the daemon's user in the image"
+    for path, (mode, owner, group) in EXPECTED.items():
+        st = (root / path).stat()
+        assert stat.S_IMODE(st.st_mode) == mode, path
+        assert (st.st_uid, st.st_gid) == (users[owner], groups[group]), path
+    for path, target in LINKS.items():
+        assert (root / path).readlink() == Path(target), path
+    members = {
+        g.split(":")[0]: g.split(":")[3] for g in (root / "etc/group").read_text().splitlines()
+    }
+    for group in ("dialout", "gpio", "video", "plugdev", "lp", "input", "i2c"):
+        assert "kioskd" in members[group].split(","), group
+    config = (root / "etc/kioskd/kioskd.toml").read_text()
+    assert f'id = "{BOARD}"' in config
+    assert 'password_file = "/etc/kioskd/credentials/kioskd.password"' in config
+    assert "[uplink]" not in config  # no fleet URL given
+    for user in ("kioskd", "ui", "technician"):
+        assert support.secret(root, user) not in config
+        assert support.secret(root, user) not in (root / "etc/kioskd/provision.json").read_text()
+
+
+def test_rerun_changes_nothing_and_check_is_clean(image: tuple[Path, int, int]) -> None:
+    root, _, _ = image
+    before = snapshot(root)
+    again = support.provision(root, "--yes")
+    assert again.returncode == 0, again.stdout
+    assert re.search(r"\b0 of \d+ files changed", again.stdout), again.stdout
+    assert snapshot(root) == before
+    check = support.provision(root, "--check")
+    assert check.returncode == 0, check.stdout
+    assert "no drift" in check.stdout
+
+
+def test_check_reports_drift(tmp_path: Path, image: tuple[Path, int, int]) -> None:
+    source, _, _ = image
+    root = tmp_path / "copy"
+    shutil.copytree(source, root, symlinks=True)
+    (root / "etc/kioskd/credentials/kioskd.password").chmod(0o644)
+    with (root / "etc/mosquitto/kioskd.acl").open("a") as acl:
+        acl.write("topic readwrite #\n")
+    (root / "etc/udev/rules.d/90-kioskd.rules").unlink()
+    check = support.provision(root, "--check")
+    assert check.returncode == 1
+    assert re.search(
+        r"mode\s+/etc/kioskd/credentials/kioskd.password: mode 0644, want 0600", check.stdout
+    )
+    assert re.search(r"update\s+/etc/mosquitto/kioskd.acl", check.stdout)
+    assert re.search(r"create\s+/etc/udev/rules.d/90-kioskd.rules", check.stdout)
+    fixed = support.provision(root, "--yes")
+    assert fixed.returncode == 0
+    assert support.provision(root, "--check").returncode == 0
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    root = support.make_image(tmp_path / "image")
+    before = snapshot(root)
+    done = support.provision(root, "--yes", "--simulate", "--board", BOARD, "--dry-run")
+    assert done.returncode == 0, done.stdout
+    assert "would change" in done.stdout
+    assert snapshot(root) == before
+
+
+def test_unit_verifies_and_exposure_is_low(image: tuple[Path, int, int]) -> None:
+    root, _, _ = image
+    unit = root / "etc/systemd/system/kioskd.service"
+    text = unit.read_text()
+    for line in (
+        "Type=notify",
+        "Restart=on-failure",
+        "Wants=mosquitto.service",
+        "ExecStopPost=" + support.KIOSKD_BIN + " safe-state",
+        "LimitCORE=0",
+        "Environment=LG_WD=%t/kioskd",
+        "DevicePolicy=closed",
+        "CapabilityBoundingSet=\n",
+    ):
+        assert line in text, line
+    assert "Requires=" not in text
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for kioskd.service: (\d+\.\d+)", security.stdout)
+    assert match, security.stdout[-2000:]
+    assert float(match.group(1)) <= 3.0
+
+
+async def wait_status(port: int, password: str, state: str, timeout: float = 20) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    port,
+                    identifier="tech-probe",
+                    username="technician",
+                    password=password,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                ) as client:
+                    await client.subscribe(f"kiosk/v1/{BOARD}/status", qos=1)
+                    async for message in client.messages:
+                        status = msgspec.msgpack.decode(message.payload)
+                        if status["state"] == state:
+                            return status
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+
+async def test_daemon_runs_from_the_installed_tree(
+    image: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    root, port, _ = image
+    log = tmp_path / "run.log"
+    with support.installed(
+        root,
+        "mosquitto -c /etc/mosquitto/conf.d/kioskd.conf &",
+        f"exec {support.KIOSKD_BIN} run --config /etc/kioskd/kioskd.toml --state-dir {tmp_path / 'state'}",
+        log=log,
+    ) as proc:
+        try:
+            status = await wait_status(port, support.secret(root, "technician"), "ready")
+        finally:
+            if proc.poll() is not None:
+                pytest.fail(log.read_text())
+    assert status["api"] == 1
