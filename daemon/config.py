@@ -8,6 +8,7 @@ a typo in a driver option is an error, not a silently ignored key.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from importlib import resources
@@ -336,7 +337,27 @@ def load(path: Path) -> Config:
     return config.replace(mqtt=mqtt)
 
 
+#: ``KIOSKD_SIM_FLEET=mqtt://127.0.0.1:1884 ./dev sim`` sends the simulation's telemetry there.
+SIM_FLEET_ENV = "KIOSKD_SIM_FLEET"
+
+
 def sim_config() -> Config:
-    """The built-in simulation config: board ``sim-0001``, every device class simulated."""
+    """The built-in simulation config: board ``sim-0001``, every device class simulated.
+
+    The uplink is enabled only when ``$KIOSKD_SIM_FLEET`` names a fleet broker
+    (a plain ``mqtt://`` URL for a local mosquitto; TLS needs a config file).
+
+    Raises:
+        ConfigError: ``$KIOSKD_SIM_FLEET`` is not a broker URL.
+
+    """
     text = resources.files("daemon").joinpath("sim.toml").read_text(encoding="utf-8")
-    return parse(tomllib.loads(text), "<built-in sim.toml>")
+    data = tomllib.loads(text)
+    fleet = os.environ.get(SIM_FLEET_ENV)
+    if fleet:
+        data["uplink"] = {"enabled": True, "url": fleet, "health_interval_s": 10.0}
+        source = f"<built-in sim.toml with ${SIM_FLEET_ENV}>"
+        if fleet.startswith("mqtts://"):
+            raise ConfigError(f"{source}: mqtts:// needs ca_file and certificates: use --config")
+        return parse(data, source)
+    return parse(data, "<built-in sim.toml>")

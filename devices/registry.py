@@ -18,6 +18,9 @@ from .sim.wire import WireSimulator
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
+    ("scanner", "serial"): "devices.scanner.serial:SerialScanner",
+    ("scanner", "hid"): "devices.scanner.hid:HidScanner",
+    ("scanner", "hidpos"): "devices.scanner.hidpos:HidPosScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
@@ -38,6 +41,9 @@ SIMULATORS: dict[tuple[str, str], str] = {
     ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
+    ("scanner", "serial"): "devices.sim.scanner_serial:SerialScannerSimulator",
+    ("scanner", "hid"): "devices.sim.scanner_hid:HidScannerSimulator",
+    ("scanner", "hidpos"): "devices.sim.scanner_hidpos:HidPosScannerSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))
