@@ -8,7 +8,7 @@ Chromium, and measures with timestamps taken inside the page:
   the tap also cancels the idle screen's read and switches two guide lights;
 - tap -> command -> screen, alone: a tap on the technician page's "paper full"
   button until the action's completion is on the page;
-- device -> screen: a sim action (printer paper level) until the technician
+- device -> screen: a sim action (the cabinet door sensor) until the technician
   page's state cell shows the new retained state (browser and test clocks are
   both the machine's wall clock, ms resolution);
 - a picture: tap "Chụp ảnh" until the photo is on screen (MQTT over websockets
@@ -94,14 +94,13 @@ async def tech_tap(page: Page, count: int) -> list[float]:
 
 
 async def device_to_screen(page: Page, world: UiClient, count: int) -> list[float]:
-    """Change the printer's paper level, wait for the technician page's state cell; seconds."""
+    """Open or shut the cabinet door (sim), wait for the technician page's state cell; seconds."""
     samples: list[float] = []
-    levels = ["low", "full"]
     for i in range(count):
-        level = levels[i % 2]
+        door = "open" if i % 2 == 0 else "closed"
         sent = time.time()
-        await world.send(f"{world.root}/sim/printer/paper", {"level": level})
-        await page.wait_for_selector(f'#dev-printer code:has-text(\'"paper":"{level}"\')')
+        await world.send(f"{world.root}/sim/sensors/door", {"open": door == "open"})
+        await page.wait_for_selector(f'#dev-sensors code:has-text(\'"door":"{door}"\')')
         shown = await page.evaluate("() => Date.now()")
         samples.append(max(0.0, shown / 1000 - sent))
     return samples
@@ -150,7 +149,7 @@ async def run(count: int) -> dict[str, Any]:
                 await _screen(kiosk, "idle")
                 tech = await browser.new_page(viewport={"width": 1400, "height": 900})
                 await tech.goto(url + "tech.html")
-                await tech.wait_for_selector("#dev-printer")
+                await tech.wait_for_selector("#dev-sensors")
                 taps = await tap_to_screen(kiosk, count)
                 techs = await tech_tap(tech, count)
                 states = await device_to_screen(tech, world, count * 2)
@@ -177,8 +176,8 @@ def main() -> None:
     labels = {
         "tapToScreen": "tap -> scanner read acked -> screen",
         "techTap": "tap -> sim action completion -> screen",
-        "deviceToScreen": "sim paper level -> technician page state",
-        "picture": "tap -> takePicture (face, ~45 KB) -> photo shown",
+        "deviceToScreen": "sim cabinet door -> technician page state",
+        "picture": "tap -> takePicture (face, 480 px) -> photo shown",
     }
     print("reference UI latency through headless Chromium (ms)")
     for name, stats in summary.items():
