@@ -9,7 +9,6 @@ computes the same files and changes nothing.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -80,9 +79,6 @@ def recorded(root: Path) -> dict[str, Any]:
     return answers
 
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -93,13 +89,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        # An inline table; keys are quoted unless bare (TOML 1.0, "Keys").
-        items = (
-            f"{k if _BARE_KEY.match(k) else json.dumps(k)} = {_toml_value(v)}"
-            for k, v in value.items()
-        )
-        return "{" + ", ".join(items) + "}"
+    if isinstance(value, dict):  # an inline table (GPIO pins, locker compartments)
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise PlanError(f"cannot write {value!r} into the config")
 
 
