@@ -143,7 +143,9 @@ async def safe_state_all(devices: dict[str, Device], timeout: float = 5.0) -> di
 
     async def one(device: Device) -> str | None:
         try:
-            await asyncio.wait_for(device.safe_state(), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow our own cancellation.
+            async with asyncio.timeout(timeout):
+                await device.safe_state()
         except Exception as exc:  # noqa: BLE001 - every device must be tried; errors are reported
             return f"{type(exc).__name__}: {exc}"
         return None

@@ -231,7 +231,8 @@ class Router:
         reply: Reply | None,
     ) -> None:
         try:
-            result: Message = await asyncio.wait_for(method(params), timeout=30)
+            async with asyncio.timeout(30):
+                result: Message = await method(params)
         except (DeviceError, TimeoutError) as exc:
             if reply is not None:
                 code = (
