@@ -1,4 +1,4 @@
-"""A specimen card's chip files: EF.COM, DG1, DG2, DG13 and EF.SOD, built at run time.
+"""A specimen card's chip files: EF.CardAccess, EF.COM, DG1, DG2, DG13, EF.SOD, built at run time.
 
 The PKI is generated in memory with ``cryptography`` (ECDSA P-256, or an RSA
 document signer on request): a test
@@ -21,13 +21,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from devices.card_reader.icao import tlv
+from devices.card_reader.icao import pace, tlv
 from devices.card_reader.icao.lds import DG_TAGS, TAG_COM, TAG_SOD, Dg13Field, Ef
 from devices.card_reader.icao.pa import LDS_SECURITY_OBJECT_OID, LdsSecurityObject
 from devices.card_reader.identity import SpecimenCard
 from devices.sim.card_reader import render_face
 
 _CERT_YEARS = 10
+#: PACE domain parameters of the specimen chips: brainpoolP256r1 (as the ICAO worked example).
+BRAINPOOL_P256R1 = 13
+NIST_P256 = 12
+PACE_AES_128 = f"{pace.ID_PACE}.2.2"
 _PORTRAIT_WIDTH, _PORTRAIT_HEIGHT = 180, 240
 
 
@@ -229,12 +233,19 @@ def build_sod(groups: Mapping[int, bytes], pki: SpecimenPki) -> bytes:
 
 
 def card_files(
-    card: SpecimenCard, pki: SpecimenPki | None = None, tamper: int | None = None
+    card: SpecimenCard,
+    pki: SpecimenPki | None = None,
+    tamper: int | None = None,
+    *,
+    pace_domain: int = BRAINPOOL_P256R1,
 ) -> dict[int, bytes]:
-    """Every file of ``card``'s eMRTD application, by file identifier.
+    """Every file of ``card``'s chip, by file identifier.
 
-    ``tamper`` names a data group whose content is changed after signing (one
-    byte of its last value flipped), as a forged chip would hold it.
+    A card with a CAN offers PACE (ECDH generic mapping, AES-128, on the
+    standardized domain parameters ``pace_domain``) in EF.CardAccess; one
+    without has no EF.CardAccess and opens with BAC only.  ``tamper`` names a
+    data group whose content is changed after signing (one byte of its last
+    value flipped), as a forged chip would hold it.
     """
     groups = {
         1: build_dg1(card.mrz_lines()),
@@ -251,4 +262,8 @@ def card_files(
     files = {fids[n]: content for n, content in groups.items()}
     files[Ef.COM] = build_com(sorted(groups))
     files[Ef.SOD] = sod
+    if card.can is not None:
+        files[Ef.CARD_ACCESS] = pace.build_card_access(
+            [pace.PaceInfo(PACE_AES_128, 2, pace_domain)]
+        )
     return {int(fid): content for fid, content in files.items()}

@@ -158,7 +158,7 @@ class VirtualCardSimulator(WireSimulator):
             )
         if self._card is not None:
             raise SequenceError("a card is already on the reader; remove it first")
-        chip = EmrtdChip(card_files(card), card.bac_key())
+        chip = EmrtdChip(card_files(card), card.bac_key(), card.can)
         chip.fault = self._fault
         self._card = VpcdCard(chip, card.atr, self.slot, self._apdu_s)
         self._task = asyncio.create_task(self._card.serve(), name=f"vcard-{self.device_id}")
