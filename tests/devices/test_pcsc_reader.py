@@ -30,7 +30,7 @@ from devices.errors import AccessDenied, HardwareError, MediaError, Unsupported
 from devices.sim.card_reader import PresentCardParams
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import NIST_P256, card_files, make_pki
+from devices.sim.vcard.files import NIST_P256, ChipKeys, card_files, make_pki
 from devices.sim.vcard.simulator import VirtualCardSimulator, vpcd_reader
 from devices.sim.vcard.vpcd import VpcdCard
 from tests.devices.test_icao_worked_example import (
@@ -147,8 +147,9 @@ async def test_a_correct_read_passes_every_check(
             True,
             True,
         )
+        assert (identity.chip_authentication, identity.active_authentication) == (True, True)
         files = {data.file for _name, data in events}  # type: ignore[attr-defined]
-        assert files == {"COM", "SOD", "DG1", "DG2", "DG13"}
+        assert files == {"COM", "SOD", "DG1", "DG2", "DG13", "DG14", "DG15"}
         # The 9-character MRZ document number opens it too; a card without DG13 reads as null.
         await read(s.device, msgspec.structs.replace(KEY, document_number="099000123"))
         await s.sim.sim_remove_card(NoParams())
@@ -165,6 +166,7 @@ async def test_a_correct_read_passes_every_check(
         )
         assert without.dg13 is None
         assert without.passive_auth.hashes_valid
+        assert (without.chip_authentication, without.active_authentication) == (None, None)
     for record in caplog.records:
         assert "Thử" not in record.getMessage()
         assert "079099000123" not in record.getMessage()
@@ -243,6 +245,49 @@ async def test_a_tampered_group_and_a_wrong_csca_are_reported(pcscd: Pcscd, tmp_
     assert verdict.hashes_valid is False
     assert verdict.signature_valid is True
     assert verdict.chain_valid is False
+
+
+async def test_a_cloned_chip_passes_passive_auth_but_fails_chip_and_active_auth(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    """Genuine files and SOD copied onto a chip that lacks the genuine private keys."""
+    genuine = ChipKeys.generate()
+    files = card_files(CARD, chip_keys=genuine)
+    async with stack(tmp_path) as s:
+        async with inserted(s, EmrtdChip(files, CARD.bac_key(), CARD.can, genuine)):
+            real = await read(s.device, AccessKey(can="123456"))
+        await s.host.wait_for(lambda: not s.device.card_present)
+        clone = EmrtdChip(files, CARD.bac_key(), CARD.can, ChipKeys.generate())
+        async with inserted(s, clone):
+            cloned = await read(s.device, AccessKey(can="123456"))
+            # The failed Chip Authentication ended that session; the next read starts over.
+            again = await read(s.device)
+    assert (real.chip_authentication, real.active_authentication) == (True, True)
+    for verdict in (cloned, again):
+        pa = verdict.passive_auth
+        assert (pa.hashes_valid, pa.signature_valid, pa.chain_valid) == (True, True, True)
+        assert verdict.mrz == real.mrz
+        assert (verdict.chip_authentication, verdict.active_authentication) == (False, False)
+
+
+async def test_chip_and_active_auth_after_bac_with_an_rsa_active_auth_key(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    """A BAC-only chip (3DES secure messaging) re-keyed to AES by Chip Authentication."""
+    other = SPECIMEN_CARDS["noDg13"]
+    keys = ChipKeys.generate(rsa_aa=True)
+    chip = EmrtdChip(card_files(other, chip_keys=keys), other.bac_key(), None, keys)
+    async with stack(tmp_path) as s, inserted(s, chip):
+        identity = await read(
+            s.device,
+            AccessKey(
+                document_number=other.id_number,
+                date_of_birth=other.date_of_birth,
+                date_of_expiry=other.date_of_expiry,
+            ),
+        )
+    assert (identity.chip_authentication, identity.active_authentication) == (True, True)
+    assert identity.passive_auth.hashes_valid
 
 
 async def test_the_card_taken_away_mid_read_ends_it_without_identity(

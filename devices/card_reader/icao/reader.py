@@ -21,7 +21,7 @@ from cryptography import x509
 from devices.card_reader.identity import BacKey, IdentityResult, PaceKey
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
-from . import bac, lds, pa, pace, tlv
+from . import aa, bac, ca, lds, pa, pace, tlv
 from .apdu import CommandApdu, ResponseApdu
 from .sm import SecureChannel
 
@@ -226,6 +226,47 @@ class ChipSession:
             raise ProtocolError(f"PACE: GENERAL AUTHENTICATE failed (SW {answer.sw:04X})")
         return pace.dynamic_auth_object(answer.data, answer_tag)
 
+    async def active_authentication(self, dg15: bytes, signature_algorithm: str | None) -> bool:
+        """INTERNAL AUTHENTICATE with a fresh challenge; True when DG15's key signed it.
+
+        Raises:
+            ProtocolError: DG15 or the algorithm DG14 names is not understood.
+
+        """
+        key = await self._offload(lambda: aa.parse_dg15(dg15))
+        nonce = aa.challenge()
+        answer = await self._send(aa.command(nonce))
+        if not answer.ok or not answer.data:
+            return False
+        signature = answer.data
+        return await self._offload(lambda: aa.verify(key, nonce, signature, signature_algorithm))
+
+    async def chip_authentication(self, dg14: ca.Dg14) -> bool | None:
+        """Chip Authentication with DG14's key; ``None`` when DG14 offers no protocol we run.
+
+        Secure messaging continues under the new keys: the chip is authentic
+        when it answers a SELECT of EF.COM under them.  After a failure the
+        session is over (the read has already been completed).
+
+        Raises:
+            ProtocolError: DG14's key is not understood.
+
+        """
+        chosen = dg14.choice()
+        if chosen is None:
+            return None
+        info, key = chosen
+        terminal = await self._offload(lambda: ca.CaTerminal(info, key))
+        public = await self._offload(terminal.public_key)
+        for command in ca.commands(info, public):
+            if not (await self._send(command)).ok:
+                return False
+        self._channel = await self._offload(terminal.session)
+        try:
+            return await self.select_file(lds.Ef.COM)
+        except ProtocolError:  # the chip's MAC is wrong, or it refused ours (6988)
+            return False
+
     async def select_file(self, fid: int) -> bool:
         """SELECT an elementary file of the application; False when it does not exist.
 
@@ -313,8 +354,9 @@ async def read_identity(
     """Open the chip (PACE or BAC) and read COM, SOD, DG1, DG2, DG13 (DG14, DG15 when listed).
 
     Every read data group is checked against EF.SOD; the result carries each
-    passive authentication verdict.  Nothing is returned unless every file was
-    read in full.
+    passive authentication verdict, and the Active (DG15) and Chip (DG14)
+    Authentication verdicts, run after the files.  Nothing is returned unless
+    every file was read in full.
 
     Raises:
         AccessDenied: the chip refused the key.
@@ -340,9 +382,18 @@ async def read_identity(
                 groups[number] = content
     if 1 not in groups or 2 not in groups:  # noqa: PLR2004 - DG1 and DG2 are mandatory
         raise ProtocolError("the chip lacks DG1 or DG2")
+    dg14 = ca.parse_dg14(groups[14]) if 14 in groups else None  # noqa: PLR2004
+    # Active Authentication first: Chip Authentication ends the session when it fails.
+    active = None
+    if 15 in groups:  # noqa: PLR2004
+        algorithm = dg14.aa_signature if dg14 else None
+        active = await session.active_authentication(groups[15], algorithm)
+    chip = await session.chip_authentication(dg14) if dg14 else None
     return IdentityResult(
         mrz=lds.parse_dg1(groups[1], today),
         dg13=lds.parse_dg13(groups[13]) if 13 in groups else None,  # noqa: PLR2004
         face=lds.parse_dg2(groups[2]),
         passive_auth=pa.passive_auth(sod, groups, cscas),
+        chip_authentication=chip,
+        active_authentication=active,
     )

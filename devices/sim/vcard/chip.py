@@ -3,7 +3,9 @@
 It answers like an ICAO 9303 chip: EF.CardAccess (in the master file) is
 readable by anyone; the application's files only after PACE (with the CAN or
 the MRZ data, when the chip has EF.CardAccess) or BAC; a wrong key gets
-``6300``; a broken MAC ends the secure messaging session (``6988``).  Faults
+``6300``; a broken MAC ends the secure messaging session (``6988``).  With
+:class:`ChipKeys` it runs Chip Authentication (re-keying secure messaging
+after its answer) and Active Authentication (INTERNAL AUTHENTICATE).  Faults
 (:class:`ChipFault`) make it answer garbage or fail like a dying chip.
 """
 
@@ -12,13 +14,15 @@ from __future__ import annotations
 import os
 from enum import Enum
 
-from devices.card_reader.icao import aes, bac, pace, tlv
+from devices.card_reader.icao import aa, aes, bac, ca, pace, tlv
 from devices.card_reader.icao.apdu import CommandApdu, ResponseApdu
 from devices.card_reader.icao.lds import Ef
 from devices.card_reader.icao.reader import EMRTD_AID
 from devices.card_reader.icao.sm import SecureChannel, SecureMessagingError
 from devices.card_reader.identity import BacKey, PaceKey
 from devices.errors import InvalidData, ProtocolError
+
+from .files import ChipKeys
 
 SW_OK = 0x9000
 SW_WRONG_LENGTH = 0x6700
@@ -44,14 +48,23 @@ class ChipFault(Enum):
 
 
 class EmrtdChip:
-    """One chip: its files by file identifier, the key its MRZ gives and its CAN.
+    """One chip: its files by file identifier, the key its MRZ gives, its CAN and private keys.
 
     With an EF.CardAccess among ``files`` the chip runs PACE with the first
     protocol listed there (the CAN needs ``can``); BAC works either way.
+    ``keys`` are the private keys it authenticates with (a clone's differ from
+    the public keys its DG14 and DG15 hold).
     """
 
-    def __init__(self, files: dict[int, bytes], key: BacKey, can: str | None = None) -> None:
+    def __init__(
+        self,
+        files: dict[int, bytes],
+        key: BacKey,
+        can: str | None = None,
+        keys: ChipKeys | None = None,
+    ) -> None:
         self._files = files
+        self._chip_keys = keys
         self._mrz = key
         self._can = can
         self._keys = bac.AccessKeys.from_mrz_information(key.mrz_information)
@@ -66,7 +79,9 @@ class EmrtdChip:
         self._app = False
         self._rnd_ic: bytes | None = None
         self._pace: pace.PaceChip | None = None
+        self._ca: ca.CaInfo | None = None
         self._channel: SecureChannel | None = None
+        self._rekey: SecureChannel | None = None
         self._file: bytes | None = None
         self._file_public = False
 
@@ -97,7 +112,11 @@ class EmrtdChip:
         except SecureMessagingError:
             self.reset()
             return ResponseApdu(b"", SW_SM_OBJECTS_INCORRECT)
-        return channel.wrap(self._dispatch(plain))
+        response = channel.wrap(self._dispatch(plain))
+        if self._rekey is not None:
+            # Chip Authentication answers under the old keys, then switches.
+            self._channel, self._rekey = self._rekey, None
+        return response
 
     @staticmethod
     def _is_select_application(command: CommandApdu) -> bool:
@@ -109,8 +128,9 @@ class EmrtdChip:
             0x84: self._get_challenge,
             0x82: self._external_authenticate,
             0xB0: self._read_binary,
-            pace.INS_MSE: self._mse_set_at,
+            pace.INS_MSE: self._mse,
             pace.INS_GENERAL_AUTHENTICATE: self._general_authenticate,
+            aa.INS_INTERNAL_AUTHENTICATE: self._internal_authenticate,
         }
         handler = handlers.get(command.ins)
         return handler(command) if handler else ResponseApdu(b"", SW_INS_NOT_SUPPORTED)
@@ -153,14 +173,52 @@ class EmrtdChip:
         self._channel = SecureChannel(session)
         return ResponseApdu(answer, SW_OK)
 
-    def _mse_set_at(self, command: CommandApdu) -> ResponseApdu:
-        """MSE:Set AT for PACE: the protocol (one EF.CardAccess offers) and the password."""
-        if (command.p1, command.p2) != (0xC1, 0xA4) or self._channel is not None:
-            return ResponseApdu(b"", SW_CONDITIONS_NOT_SATISFIED)
+    def _mse(self, command: CommandApdu) -> ResponseApdu:
+        """MSE: Set AT for PACE (plain) or Chip Authentication, Set KAT (3DES CA)."""
         try:
             objects = {item.tag: item.value for item in tlv.iter_tlv(command.data)}
         except tlv.TlvError:
             return ResponseApdu(b"", SW_WRONG_DATA)
+        p1p2 = (command.p1, command.p2)
+        if p1p2 == (0xC1, 0xA4) and self._channel is None:
+            return self._mse_pace(objects)
+        if p1p2 in (ca.MSE_SET_AT, ca.MSE_SET_KAT) and self._channel is not None:
+            return self._mse_chip_authentication(p1p2, objects)
+        return ResponseApdu(b"", SW_CONDITIONS_NOT_SATISFIED)
+
+    def _chip_authentication_info(self) -> ca.CaInfo | None:
+        dg14 = self._files.get(Ef.DG14)
+        chosen = ca.parse_dg14(dg14).choice() if dg14 and self._chip_keys else None
+        return chosen[0] if chosen else None
+
+    def _mse_chip_authentication(
+        self, p1p2: tuple[int, int], objects: dict[int, bytes]
+    ) -> ResponseApdu:
+        info = self._chip_authentication_info()
+        keys = self._chip_keys
+        if info is None or keys is None:
+            return ResponseApdu(b"", SW_REFERENCE_NOT_FOUND)
+        if p1p2 == ca.MSE_SET_AT:
+            self._ca = info
+            return ResponseApdu(b"", SW_OK)
+        try:  # Set KAT carries the terminal's key itself (3DES)
+            self._rekey = ca.chip_session(keys.ca, info, objects.get(ca.DO_KAT_KEY, b""))
+        except ValueError:
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        return ResponseApdu(b"", SW_OK)
+
+    def _internal_authenticate(self, command: CommandApdu) -> ResponseApdu:
+        keys = self._chip_keys
+        if self._channel is None:
+            return ResponseApdu(b"", SW_SECURITY_NOT_SATISFIED)
+        if keys is None or Ef.DG15 not in self._files:
+            return ResponseApdu(b"", SW_INS_NOT_SUPPORTED)
+        if len(command.data) != aa.CHALLENGE_BYTES:
+            return ResponseApdu(b"", SW_WRONG_LENGTH)
+        return ResponseApdu(aa.sign(keys.aa, command.data, keys.aa_signature), SW_OK)
+
+    def _mse_pace(self, objects: dict[int, bytes]) -> ResponseApdu:
+        """MSE:Set AT for PACE: the protocol (one EF.CardAccess offers) and the password."""
         protocol = objects.get(pace.DO_PROTOCOL, b"")
         info = next((i for i in self._pace_infos if pace.oid_bytes(i.protocol) == protocol), None)
         reference = objects.get(pace.DO_PASSWORD, b"")
@@ -176,7 +234,9 @@ class EmrtdChip:
         return ResponseApdu(b"", SW_OK)
 
     def _general_authenticate(self, command: CommandApdu) -> ResponseApdu:
-        """The four PACE steps, told apart by the data object the terminal sends."""
+        """The four PACE steps (told apart by the data object sent), or Chip Authentication."""
+        if self._ca is not None and self._chip_keys is not None:
+            return self._chip_authenticate(self._ca, self._chip_keys, command)
         run = self._pace
         if run is None:
             return ResponseApdu(b"", SW_CONDITIONS_NOT_SATISFIED)
@@ -191,6 +251,20 @@ class EmrtdChip:
             self._pace = None  # a wrong password: the run is over, no retry counter for a CAN
             return ResponseApdu(b"", SW_AUTH_FAILED)
         return ResponseApdu(tlv.encode(0x7C, answer), SW_OK)
+
+    def _chip_authenticate(
+        self, info: ca.CaInfo, keys: ChipKeys, command: CommandApdu
+    ) -> ResponseApdu:
+        self._ca = None
+        try:
+            template = tlv.read_tlv(command.data)
+            ephemeral = tlv.find(template.value, 0x80)
+            if ephemeral is None:
+                return ResponseApdu(b"", SW_WRONG_DATA)
+            self._rekey = ca.chip_session(keys.ca, info, ephemeral.value)
+        except (ProtocolError, ValueError):
+            return ResponseApdu(b"", SW_WRONG_DATA)
+        return ResponseApdu(tlv.encode(0x7C, b""), SW_OK)
 
     def _pace_step(self, run: pace.PaceChip, step: tlv.Tlv | None) -> bytes | None:
         if step is None:
