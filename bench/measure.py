@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 
 from tests.uiclient import MSGPACK, UiClient, connect
 
-from . import procs
+from . import procs, scanner, slip
 from .stats import Stats
 
 BOARD = "sim-0001"
@@ -354,6 +354,10 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results["floor"] = await floor(plan)
         progress("(b, c, e) daemon round trips, paho clients, scan events")
         results |= await daemon_session(plan, setup, xdg)
+        progress("(f) scanner: pty bytes -> evt/scanned through the serial driver")
+        results["scanPty"] = await scanner.scan_latency(plan.count, plan.warmup)
         progress(f"(d) start-up x{plan.startups}, RSS, idle CPU {plan.idle_s:g} s")
         results |= await startup(plan, setup, xdg)
+    progress("(g) slip render, and printing through the escpos driver")
+    results["slip"] = await slip.measure(min(plan.count, 200))
     return results

@@ -9,6 +9,8 @@ RTT_FLOOR_FACTOR = 1.5
 RTT_P99_MS = 3.0
 RSS_MIB = 40.0
 STARTUP_MS = 1500.0
+SLIP_RENDER_MS = 150.0
+SCAN_P99_MS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
         found.append(Target(f"{label} p99", stats["p99"], RTT_P99_MS, "ms"))
     if "rss" in results:
         found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
+    if "scanPty" in results:
+        found.append(Target("scanPty p99", results["scanPty"]["p99"], SCAN_P99_MS, "ms"))
     if "startup" in results:
         found.append(Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms"))
+    found.extend(
+        Target(f"slip render {width} dots p99", stats["p99"], SLIP_RENDER_MS, "ms")
+        for width in (384, 576)
+        if (stats := results.get("slip", {}).get(f"render{width}"))
+    )
     return found
 
 
@@ -64,8 +73,24 @@ def _mark(target: Target) -> str:
 DEVICE_ROWS = (
     ("scanEvent", "(e) sim scan -> evt/scanned (incl. sim hop)",
      "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner"),
-    ("takePicture", "(f) camera takePicture, face 720 x 960 JPEG", ""),
+    ("scanPty", "(f) scanner pty bytes -> evt/scanned (serial)", ""),
+    ("takePicture", "(h) camera takePicture, face 720 x 960 JPEG", ""),
 )
+
+
+def _slip_lines(slip: dict[str, Any] | None, by_name: dict[str, Target]) -> list[str]:
+    if slip is None:
+        return []
+    lines = [""]
+    for width in (384, 576):
+        stats = slip[f"render{width}"]
+        lines.append(f"  (g) slip render, {width} dots: p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, "
+                     f"max {stats['max']:.1f} ms, CPU {stats['cpuMsMean']:.1f} ms/slip  "
+                     f"{_mark(by_name[f'slip render {width} dots p99'])}")
+    stats = slip["print576"]
+    lines.append(f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
+                 f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)")
+    return lines
 
 
 def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target]) -> str:
@@ -115,10 +140,12 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
         row("(c) paho thread, TCP_NODELAY on open", results["pahoNodelay"], ratio=True)
     for key, label, note in DEVICE_ROWS:
         if key in results:
-            row(label, results[key])
+            target = by_name.get(f"{key} p99")
+            row(label, results[key], note=_mark(target) if target else "")
             if note:
                 lines.append(f"      {note}")
     lines += _footprint(results, by_name)
+    lines += _slip_lines(results.get("slip"), by_name)
     missed = [t for t in checked if not t.passed]
     lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
               + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]

@@ -84,10 +84,12 @@ def create_devices(
     return devices
 
 
-def create_simulators(config: Config, host: App, env: DeviceEnv) -> dict[str, WireSimulator]:
+def create_simulators(config: Config, host: App | None, env: DeviceEnv) -> dict[str, WireSimulator]:
     """Instantiate the wire simulators config names, by device id (starts nothing)."""
     return {
-        entry.id: resolve_simulator(entry.device_class, entry.simulator)(entry.id, host, env)
+        entry.id: resolve_simulator(entry.device_class, entry.simulator)(
+            entry.id, host or _NullHost(), env
+        )
         for entry in config.devices
         if entry.simulator is not None
     }
@@ -114,6 +116,23 @@ class _NullHost:
 
     def sim_output(self, device_id: str, what: str, data: Message) -> None:
         """Drop."""
+
+
+async def safe_state_configured(config: Config, env: DeviceEnv) -> dict[str, str | None]:
+    """``kioskd safe-state``: every configured device in its safe state, without the daemon.
+
+    A device backed by a wire simulator is made safe through it (the simulator
+    runs for the duration), so ``--sim`` exercises the real driver's path.
+    """
+    simulators = create_simulators(config, None, env)
+    devices = create_devices(config, None, env, simulators)
+    try:
+        for simulator in simulators.values():
+            await simulator.start()
+        return await safe_state_all(devices)
+    finally:
+        for simulator in simulators.values():
+            await simulator.aclose()
 
 
 async def safe_state_all(devices: dict[str, Device], timeout: float = 5.0) -> dict[str, str | None]:

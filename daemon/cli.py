@@ -17,10 +17,12 @@ import typer
 from provisioning.cli import app as provision_app
 
 from . import __version__, logs
-from .app import App, create_devices, safe_state_all
+from .app import App, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
 from .fleet.cli import fleet_app
+from .ledger_cli import app as ledger_app
+from .lockers_cli import lockers_app
 
 EX_UNAVAILABLE = 69
 
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(fleet_app)
 app.add_typer(provision_app, name="provision")
+app.add_typer(lockers_app)
 
 ConfigOption = Annotated[
     Path | None,
@@ -163,7 +166,7 @@ def safe_state(config: ConfigOption = None, sim: SimOption = False) -> None:
         from devices.base import DeviceEnv  # noqa: PLC0415 - only this command needs it
 
         env = DeviceEnv(cfg.board.id, Path(cfg.daemon.state_dir), env_dir)
-        results = asyncio.run(safe_state_all(create_devices(cfg, None, env)))
+        results = asyncio.run(safe_state_configured(cfg, env))
     finally:
         shutil.rmtree(env_dir, ignore_errors=True)
     failed = {k: v for k, v in results.items() if v is not None}
@@ -182,6 +185,9 @@ def check_config(path: Annotated[Path, typer.Argument(dir_okay=False)]) -> None:
     typer.echo(f"{path}: board {cfg.board.id}, {len(cfg.devices)} devices")
     for entry in cfg.devices:
         typer.echo(f"  {entry.id}: {entry.device_class} ({entry.driver})")
+
+
+app.add_typer(ledger_app, name="ledger")
 
 
 @app.command()

@@ -8,6 +8,7 @@ a typo in a driver option is an error, not a silently ignored key.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from importlib import resources
@@ -18,6 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.registry import UnknownDriverError, resolve, resolve_simulator
+from devices.transports.claims import ClaimsPins
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
@@ -251,6 +253,26 @@ def _check_simulator(source: str, where: str, device_class: str, simulator: obje
         ) from None
 
 
+def _check_pins(source: str, devices: tuple[DeviceConfig, ...]) -> None:
+    """Refuse a hardware line wired twice, in one device or across devices.
+
+    Raises:
+        ConfigError: naming both keys that wire the line.
+
+    """
+    uses: dict[str, str] = {}
+    for entry in devices:
+        if not isinstance(entry.settings, ClaimsPins):
+            continue
+        for claim in entry.settings.pin_claims():
+            key = f"devices.{entry.id}.{claim.use}"
+            if claim.pin in uses:
+                raise ConfigError(
+                    f"{source}: key `{key}`: {claim.pin} is already used by `{uses[claim.pin]}`"
+                )
+            uses[claim.pin] = key
+
+
 def parse(data: dict[str, Any], source: str) -> Config:
     """Validate a decoded TOML document.
 
@@ -263,6 +285,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
     except msgspec.ValidationError as exc:
         raise _error(source, exc, data) from None
     devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
+    _check_pins(source, devices)
     check_uplink(source, raw.uplink, raw.board)
     return Config(
         source=source,
@@ -336,7 +359,27 @@ def load(path: Path) -> Config:
     return config.replace(mqtt=mqtt)
 
 
+#: ``KIOSKD_SIM_FLEET=mqtt://127.0.0.1:1884 ./dev sim`` sends the simulation's telemetry there.
+SIM_FLEET_ENV = "KIOSKD_SIM_FLEET"
+
+
 def sim_config() -> Config:
-    """The built-in simulation config: board ``sim-0001``, every device class simulated."""
+    """The built-in simulation config: board ``sim-0001``, every device class simulated.
+
+    The uplink is enabled only when ``$KIOSKD_SIM_FLEET`` names a fleet broker
+    (a plain ``mqtt://`` URL for a local mosquitto; TLS needs a config file).
+
+    Raises:
+        ConfigError: ``$KIOSKD_SIM_FLEET`` is not a broker URL.
+
+    """
     text = resources.files("daemon").joinpath("sim.toml").read_text(encoding="utf-8")
-    return parse(tomllib.loads(text), "<built-in sim.toml>")
+    data = tomllib.loads(text)
+    fleet = os.environ.get(SIM_FLEET_ENV)
+    if fleet:
+        data["uplink"] = {"enabled": True, "url": fleet, "health_interval_s": 10.0}
+        source = f"<built-in sim.toml with ${SIM_FLEET_ENV}>"
+        if fleet.startswith("mqtts://"):
+            raise ConfigError(f"{source}: mqtts:// needs ca_file and certificates: use --config")
+        return parse(data, source)
+    return parse(data, "<built-in sim.toml>")

@@ -18,26 +18,44 @@ from .sim.wire import WireSimulator
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
     ("scanner", "sim"): "devices.sim.scanner:SimScanner",
+    ("scanner", "serial"): "devices.scanner.serial:SerialScanner",
+    ("scanner", "hid"): "devices.scanner.hid:HidScanner",
+    ("scanner", "hidpos"): "devices.scanner.hidpos:HidPosScanner",
     ("cardReader", "sim"): "devices.sim.card_reader:SimCardReader",
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
+    ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
+    ("lockers", "gpio"): "devices.lockers.gpio:GpioLockers",
     ("camera", "sim"): "devices.sim.camera:SimCamera",
     ("camera", "v4l2"): "devices.camera.v4l2:V4l2Camera",
     ("camera", "picamera2"): "devices.camera.picamera2:Picamera2Camera",
     ("lights", "sim"): "devices.sim.lights:SimLights",
+    ("lights", "gpio"): "devices.lights.gpio:GpioLights",
     ("sensors", "sim"): "devices.sim.sensors:SimSensors",
+    ("coinAcceptor", "cctalk"): "devices.coin_acceptor.cctalk_acceptor:CctalkCoinAcceptor",
+    ("coinAcceptor", "pulse"): "devices.coin_acceptor.pulse:PulseCoinAcceptor",
+    ("sensors", "gpio"): "devices.sensors.gpio:GpioSensors",
     ("cardReader", "pcsc"): "devices.card_reader.pcsc:PcscCardReader",
 }
 
 #: ``(device class, simulator name) -> "module:Class"`` of wire simulators
 #: (:mod:`devices.sim.wire`); by convention named after the driver they serve.
 SIMULATORS: dict[tuple[str, str], str] = {
+    ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
+    ("coinAcceptor", "pulse"): "devices.sim.pulse:PulseSimulator",
     ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
+    ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",
+    ("lockers", "gpio"): "devices.sim.gpio_lockers:GpioLockersSimulator",
+    ("sensors", "gpio"): "devices.sim.gpio_sensors:GpioSensorsSimulator",
+    ("lights", "gpio"): "devices.sim.gpio_lights:GpioLightsSimulator",
     ("printer", "escpos"): "devices.sim.escpos_printer:EscposPrinterSimulator",
+    ("scanner", "serial"): "devices.sim.scanner_serial:SerialScannerSimulator",
+    ("scanner", "hid"): "devices.sim.scanner_hid:HidScannerSimulator",
+    ("scanner", "hidpos"): "devices.sim.scanner_hidpos:HidPosScannerSimulator",
 }
 
 DEVICE_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(cls for cls, _ in DRIVERS))

@@ -54,6 +54,7 @@ def provision(
     ] = None,
     simulate: Annotated[bool, typer.Option(help="Configure every device simulated.")] = False,
     redetect: Annotated[bool, typer.Option(help="Detect hardware again.")] = False,
+    pcsc: Annotated[bool, typer.Option(help="Ask pcscd for its readers.")] = True,
     batch: Annotated[
         Path | None, typer.Option(help="TOML [[boards]] or CSV; --root may hold {board}.")
     ] = None,
@@ -87,6 +88,7 @@ def provision(
         devices=devices,
         simulate=simulate,
         redetect=redetect,
+        pcsc=pcsc,
         batch=batch,
         root=root,
         sysfs_root=sysfs_root,

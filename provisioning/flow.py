@@ -161,6 +161,11 @@ def provision_one(answers: plan.Answers, root: Path, *, dry_run: bool, check: bo
     """Install (or check) one board; returns the exit status."""
     with step(f"plan for board {answers.board}"):
         wanted = plan.plan(answers, root)
+    unchecked = plan.validate({"devices": answers.devices, "board": {"id": answers.board}})
+    for device_id in unchecked:
+        console.print(
+            f"  [yellow]![/yellow] {device_id}: its driver is not on this machine: not checked"
+        )
     if check:
         # Secrets would be new on a tree without them: that is drift too.
         drift = [c for c in files.drift(root, wanted) if c.action is not files.Action.UNCHANGED]
@@ -223,6 +228,7 @@ def main(
     devices: Path | None,
     simulate: bool,
     redetect: bool,
+    pcsc: bool,
     batch: Path | None,
     root: Path,
     sysfs_root: Path | None,
@@ -270,6 +276,7 @@ def main(
                     redetect=redetect,
                     sysfs_root=sysfs_root,
                     interactive=interactive,
+                    pcsc=pcsc,
                 )
             status = max(
                 status,
@@ -296,6 +303,7 @@ def _devices(
     redetect: bool,
     sysfs_root: Path | None,
     interactive: bool,
+    pcsc: bool,
 ) -> None:
     """Fill ``answers["devices"]`` and udev rules: simulated, from a file, recorded or detected."""
     if simulate:
@@ -307,7 +315,7 @@ def _devices(
         return
     if "devices" in answers and not redetect and not assign:
         return
-    inventory = detect.detect(sysfs_root or Path("/"))
+    inventory = detect.detect(sysfs_root or Path("/"), detect.pcsc_reader_names if pcsc else tuple)
     _show_inventory(inventory)
     proposed = proposal.propose(inventory, _parse_assign(assign or []))
     answers["udev_rules"] = proposed.udev_rules()

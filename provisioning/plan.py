@@ -18,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from daemon.config import ConfigError, parse
+from devices.registry import UnknownDriverError, resolve
 
 from . import mosquitto, pki
 from .files import Wanted, read_existing
@@ -219,6 +220,35 @@ def config_tables(answers: Answers, uplink: dict[str, Any] | None) -> dict[str, 
     return tables
 
 
+def validate(tables: dict[str, dict[str, Any]]) -> list[str]:
+    """Check the config as the daemon will; returns devices whose driver is not on this machine.
+
+    A driver missing here (a laptop provisioning an image, picamera2 off a Pi)
+    cannot be checked, and is reported rather than refused.
+
+    Raises:
+        PlanError: the config, or a device table whose driver is here, is invalid.
+
+    """
+    base = {k: v for k, v in tables.items() if k != "devices"}
+    try:
+        parse({**base, "devices": {}}, CONFIG)
+    except ConfigError as exc:
+        raise PlanError(str(exc)) from None
+    unchecked = []
+    for device_id, table in tables.get("devices", {}).items():
+        try:
+            resolve(str(table.get("class")), str(table.get("driver")))
+        except (UnknownDriverError, ImportError):
+            unchecked.append(device_id)
+            continue
+        try:
+            parse({**base, "devices": {device_id: table}}, CONFIG)
+        except ConfigError as exc:
+            raise PlanError(str(exc)) from None
+    return unchecked
+
+
 def _unit(kioskd_bin: str) -> bytes:
     return _asset("kioskd.service").replace(UNIT_BIN.encode(), kioskd_bin.encode())
 
@@ -260,14 +290,7 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
     fleet_files, uplink = _fleet(answers, root)
     tables = config_tables(answers, uplink)
     config_text = to_toml(tables)
-    if uplink is None:
-        # Validate what the daemon will read (the [uplink] section is the uplink's to check).
-        import tomllib  # noqa: PLC0415
-
-        try:
-            parse(tomllib.loads(config_text), CONFIG)
-        except ConfigError as exc:
-            raise PlanError(str(exc)) from None
+    validate(tables)
     users = mosquitto.Users(DAEMON_USER, answers.uis, TECHNICIAN_USER)
     passwords = {
         user: _secret(root, f"{CREDENTIALS}/{user}.password")

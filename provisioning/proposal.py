@@ -9,6 +9,7 @@ a ccTalk coin acceptor?), so the technician assigns it: ``ttyUSB0=coinAcceptor``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,10 +127,15 @@ def _printer(proposal: Proposal, inventory: Inventory) -> None:
     assert printer.usb is not None
     settings: dict[str, Any] = {"class": "printer", "driver": "escpos"}
     if printer.node.startswith("/dev/usb/lp"):
-        settings["device"] = "/dev/kiosk/printer"
+        # Bound to usblp: the kernel's device file, under its stable name.
+        settings |= {"connection": "file", "device": "/dev/kiosk/printer"}
         proposal.rules.append(_rule(printer, "usbmisc", "printer"))
     else:
-        settings["usb"] = printer.usb.vid_pid
+        settings |= {
+            "connection": "usb",
+            "usb_vendor_id": int(printer.usb.vid, 16),
+            "usb_product_id": int(printer.usb.pid, 16),
+        }
     proposal.devices["printer"] = settings
 
 
@@ -138,7 +144,9 @@ def _card_reader(proposal: Proposal, inventory: Inventory) -> None:
         return
     reader: dict[str, Any] = {"class": "cardReader", "driver": "pcsc"}
     if inventory.pcsc_readers:
-        reader["reader"] = inventory.pcsc_readers[0]
+        # A pattern on the name without pcscd's slot numbers, which change with the USB port.
+        name = re.sub(r"( \d\d)+$", "", inventory.pcsc_readers[0])
+        reader["reader"] = "^" + re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", name)
     else:
         proposal.notes.append("a CCID reader is plugged in but pcscd lists no reader")
     proposal.devices["cardReader"] = reader

@@ -36,7 +36,7 @@ import aiomqtt
 import typer
 from rich.console import Console
 
-from daemon.mqtt.codec import MSGPACK_CODEC
+from daemon.mqtt.codec import DecodeError, for_content_type
 from daemon.mqtt.link import publish_properties
 
 JSON = "application/json"
@@ -94,7 +94,7 @@ class Api:
         self._ids = itertools.count(1)
         self._replies: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-        self.retained: dict[str, bytes] = {}
+        self.retained: dict[str, Any] = {}
         self.described = asyncio.Event()
 
     async def pump(self) -> None:
@@ -102,15 +102,18 @@ class Api:
         async for message in self.client.messages:
             topic = str(message.topic)
             payload = message.payload if isinstance(message.payload, bytes) else b""
+            props = message.properties
+            try:
+                data = for_content_type(getattr(props, "ContentType", None)).decode(payload)
+            except DecodeError:
+                continue
             if topic.startswith(self.reply_topic):
-                data = json.loads(payload)
-                props = message.properties
                 key = bytes(getattr(props, "CorrelationData", b"")).decode()
                 self._replies.setdefault(key, asyncio.Queue()).put_nowait(data)
             elif "/evt/" in topic:
-                self.events.put_nowait((topic.rsplit("/", 1)[1], json.loads(payload or b"{}")))
+                self.events.put_nowait((topic.rsplit("/", 1)[1], data or {}))
             elif message.retain:
-                self.retained[topic] = payload
+                self.retained[topic] = data
                 self.described.set()
 
     async def call(self, topic: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -230,7 +233,11 @@ async def _slot(api: Api, hands: Hands, dev: str, _caps: dict[str, Any], _board:
 
 
 async def _lockers(api: Api, hands: Hands, dev: str, _caps: dict[str, Any], _board: str) -> str:
-    await api.device(dev, "open", {"compartment": 1}, 30)
+    # ``open`` completes when the door is seen open: someone has to pull it.
+    opened = asyncio.ensure_future(api.device(dev, "open", {"compartment": 1}, 65))
+    await asyncio.sleep(0.2)
+    await hands.do(dev, "openCompartment", "Compartment 1 is unlocked: pull its door open")
+    await opened
     await hands.do(dev, "closeCompartment", "Close compartment 1")
     await api.event("compartmentClosed", 60)
     return "compartment 1 opened and closed"
@@ -314,7 +321,7 @@ async def run(
             await client.subscribe(f"{api.root}/dev/+/evt/+", qos=1)
             async with asyncio.timeout(10):
                 await api.described.wait()
-            description = MSGPACK_CODEC.decode(api.retained[f"{api.root}/description"])
+            description = api.retained[f"{api.root}/description"]
             devices = sorted(
                 description["devices"],
                 key=lambda d: ORDER.index(d["class"]) if d["class"] in ORDER else len(ORDER),

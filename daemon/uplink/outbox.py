@@ -149,6 +149,8 @@ class Outbox:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # After a checkpoint the WAL file is cut back to 4 MiB instead of keeping its peak size.
+        db.execute("PRAGMA journal_size_limit=4194304")
         db.executescript(_SCHEMA)
         self._db = db
         count, size, last = db.execute(

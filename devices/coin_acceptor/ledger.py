@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 #: File name of the ledger inside the daemon's state directory.
 LEDGER_FILE = "ledger.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
 BUSY_TIMEOUT_S = 5.0
 
@@ -77,6 +77,22 @@ class EndReason(StrEnum):
     AMOUNT_REACHED = "amountReached"
     TIMEOUT = "timeout"
     ENDED = "ended"
+
+
+class LostReason(StrEnum):
+    """Why acceptor events went unseen (each is reported, never guessed).
+
+    ``counterJump``: the event counter moved past more events than the acceptor
+    buffers; ``deviceReset``: the counter went back to 0 (power cycle), so events
+    since the previous read are unknown; ``unknownPulseTrain``: a pulse train
+    that matches no coin, and ``unknownChannel``: a credit in a channel whose
+    value is not configured (either way a coin of unknown value is in the box).
+    """
+
+    COUNTER_JUMP = "counterJump"
+    DEVICE_RESET = "deviceReset"
+    UNKNOWN_PULSE_TRAIN = "unknownPulseTrain"
+    UNKNOWN_CHANNEL = "unknownChannel"
 
 
 _SCHEMA = """
@@ -125,6 +141,24 @@ CREATE TABLE IF NOT EXISTS collections (
     since_ms INTEGER NOT NULL,
     note TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS acceptor_counters (
+    device_id TEXT PRIMARY KEY,
+    counter INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 255),
+    ts_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS lost_events (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    transaction_id TEXT REFERENCES transactions (id),
+    ts_ms INTEGER NOT NULL,
+    count INTEGER CHECK (count IS NULL OR count > 0),
+    reason TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS lost_events_by_transaction ON lost_events (transaction_id);
+CREATE TRIGGER IF NOT EXISTS lost_events_append_only_u BEFORE UPDATE ON lost_events
+    BEGIN SELECT RAISE(ABORT, 'lost events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS lost_events_append_only_d BEFORE DELETE ON lost_events
+    BEGIN SELECT RAISE(ABORT, 'lost events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS credits_append_only_u BEFORE UPDATE ON credits
     BEGIN SELECT RAISE(ABORT, 'credits are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS credits_append_only_d BEFORE DELETE ON credits
@@ -140,6 +174,13 @@ CREATE TRIGGER IF NOT EXISTS transactions_state_flow BEFORE UPDATE OF state ON t
               OR (old.state = 'active' AND new.state IN ('ended', 'unknown'))
               OR (old.state = 'unknown' AND new.state = 'settled'))
     BEGIN SELECT RAISE(ABORT, 'illegal transaction state change'); END;
+"""
+
+_COUNTERS_FROM_CREDITS = """
+INSERT OR IGNORE INTO acceptor_counters (device_id, counter, ts_ms)
+    SELECT t.device_id, c.event_counter, c.ts_ms FROM credits c
+    JOIN transactions t ON t.id = c.transaction_id
+    WHERE c.event_counter IS NOT NULL ORDER BY c.rowid DESC;
 """
 
 
@@ -189,6 +230,10 @@ class TransactionRecord:
     recovered_ms: int | None
     settled_ms: int | None
     credits: tuple[CreditRecord, ...]
+    #: Acceptor events reported lost while it was open (known counts).
+    lost_events: int = 0
+    #: The acceptor reset while it was open: an unknown number of events may be lost.
+    lost_unknown: bool = False
 
     @property
     def overpayment(self) -> int:
@@ -219,6 +264,22 @@ class Collection:
     total: int
     since_ms: int
     note: str
+
+
+@dataclass(frozen=True, slots=True)
+class LostRecord:
+    """An audit row: acceptor events the daemon could not see.
+
+    ``count`` is None when unknown (the acceptor reset); ``transaction_id`` is
+    the deposit they happened in, when one was open.
+    """
+
+    id: int
+    device_id: str
+    transaction_id: str | None
+    ts_ms: int
+    count: int | None
+    reason: LostReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +375,11 @@ class Ledger:
                 f"coin ledger {path} has schema {version}; this kioskd knows {SCHEMA_VERSION}",
             )
         if version < SCHEMA_VERSION:
+            # Every statement of the schema is idempotent: a v1 file gains the v2 tables,
+            # and its acceptors' counters are carried over from their latest credits.
             conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                f"BEGIN IMMEDIATE; {_SCHEMA} {_COUNTERS_FROM_CREDITS}"
+                f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
             )
 
     def close(self) -> None:
@@ -427,6 +491,96 @@ class Ledger:
                 created=False,
             )
 
+    def credit_recovered(
+        self,
+        transaction_id: str,
+        value: int,
+        *,
+        event_counter: int | None,
+        at_ms: int,
+    ) -> Credit:
+        """Record a coin the acceptor buffered while the daemon was down; commit.
+
+        It joins the transaction a crash left open, now ``unknown`` (not an
+        orphan), in one commit with the cash box counters.
+
+        Raises:
+            LedgerError: no such recovered transaction, or SQLite failed.
+
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE transactions SET total = total + ?, coins = coins + 1"
+                " WHERE id = ? AND state = 'unknown' AND orphan = 0"
+                " RETURNING device_id, total, coins, amount_due",
+                (value, transaction_id),
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"transaction {transaction_id} is not a recovered one")
+            return self._insert_credit(
+                conn,
+                row,
+                transaction_id=transaction_id,
+                value=value,
+                event_counter=event_counter,
+                at_ms=at_ms,
+                created=False,
+            )
+
+    def record_lost(
+        self,
+        device_id: str,
+        *,
+        transaction_id: str | None,
+        count: int | None,
+        reason: LostReason,
+        at_ms: int,
+    ) -> LostRecord:
+        """Record acceptor events that were never seen (``count`` None: unknown); commit.
+
+        Raises:
+            LedgerError: SQLite failed (or the transaction does not exist).
+
+        """
+        with self._write() as conn:
+            (lost_id,) = conn.execute(
+                "INSERT INTO lost_events (device_id, transaction_id, ts_ms, count, reason)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (device_id, transaction_id, at_ms, count, reason.value),
+            ).fetchone()
+        return LostRecord(lost_id, device_id, transaction_id, at_ms, count, reason)
+
+    def lost_events(self, device_id: str | None = None) -> list[LostRecord]:
+        """Return the lost-event audit rows, newest first.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, device_id, transaction_id, ts_ms, count, reason FROM lost_events"
+                " WHERE ?1 IS NULL OR device_id = ?1 ORDER BY ts_ms DESC, id DESC",
+                (device_id,),
+            ).fetchall()
+        return [
+            LostRecord(lost_id, device, tx_id, ts, count, LostReason(reason))
+            for lost_id, device, tx_id, ts, count, reason in rows
+        ]
+
+    def save_event_counter(self, device_id: str, counter: int, at_ms: int) -> None:
+        """Remember the acceptor's event counter after events that credited nothing; commit.
+
+        Credits store it in their own commit; this covers rejections and errors,
+        so they are not reported again after a restart.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._write() as conn:
+            _store_counter(conn, device_id, counter, at_ms)
+
     def credit_orphan(
         self,
         device_id: str,
@@ -499,6 +653,8 @@ class Ledger:
             " RETURNING coins, total, since_ms",
             (device_id, value, at_ms, value),
         ).fetchone()
+        if event_counter is not None:
+            _store_counter(conn, device_id, event_counter, at_ms)
         record = CreditRecord(transaction_id, index, value, event_counter, at_ms, over)
         return Credit(record, total, created, CashBox(device_id, *box))
 
@@ -680,7 +836,7 @@ class Ledger:
         ]
 
     def last_event_counter(self, device_id: str) -> int | None:
-        """Return the acceptor event counter of the device's latest credit that had one.
+        """Return the acceptor event counter last processed (by a credit or otherwise).
 
         A driver whose hardware buffers credits with a counter (ccTalk) reads it
         after a restart so that a buffered coin is never credited twice.
@@ -690,11 +846,8 @@ class Ledger:
 
         """
         with self._read() as conn:
-            # rowid is insertion order (credits are append-only); the wall clock may step back.
             row = conn.execute(
-                "SELECT c.event_counter FROM credits c JOIN transactions t"
-                " ON t.id = c.transaction_id WHERE t.device_id = ? AND c.event_counter IS NOT NULL"
-                " ORDER BY c.rowid DESC LIMIT 1",
+                "SELECT counter FROM acceptor_counters WHERE device_id = ?",
                 (device_id,),
             ).fetchone()
             return None if row is None else int(row[0])
@@ -787,6 +940,11 @@ class Ledger:
             recovered,
             settled,
         ) = row
+        lost, known, unknown = conn.execute(
+            "SELECT count(*), coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
+            " WHERE transaction_id = ?",
+            (tx_id,),
+        ).fetchone()
         coins = tuple(
             CreditRecord(str(tx_id), idx, value, counter, ts, bool(over))
             for idx, value, counter, ts, over in conn.execute(
@@ -811,7 +969,17 @@ class Ledger:
             recovered_ms=recovered,
             settled_ms=settled,
             credits=coins,
+            lost_events=int(known) if lost else 0,
+            lost_unknown=bool(unknown),
         )
+
+
+def _store_counter(conn: sqlite3.Connection, device_id: str, counter: int, at_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO acceptor_counters (device_id, counter, ts_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, ts_ms = excluded.ts_ms",
+        (device_id, counter, at_ms),
+    )
 
 
 class LedgerRunner:

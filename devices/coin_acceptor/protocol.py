@@ -17,15 +17,20 @@ shared by every driver:
 - The acceptor is inhibited at start and whenever no deposit takes coins
   (none active, ending, cash box full, fraud, ledger failure).
 - At the first start of the device object, transactions a crashed run left
-  ``active`` become ``unknown`` with every coin; every unsettled transaction
-  is announced once per start with ``depositRecovered`` and counted in the
-  state detail (``unsettled``); ``depositEnd`` settles one.
+  ``active`` become ``unknown`` with every coin and are counted in the state
+  detail (``unsettled``).  Coins an acceptor buffered while the daemon was down
+  (ccTalk's event buffer) are credited to the transaction the crash left open,
+  until the driver first reports :meth:`hardware_ready`; events that fell out
+  of the buffer are reported with their count (:meth:`events_lost`), never
+  guessed.  Then every unsettled transaction is announced once per start with
+  ``depositRecovered``; ``depositEnd`` settles one.
 - When the cash box holds its capacity of coins the acceptor is inhibited and
   the device is ``userError`` with ``cashBox: full`` until a collection
   (:meth:`CoinAcceptor.refresh_cash_box` re-reads the counters).
 
-Driver contract: call :meth:`open_ledger` first in ``run()``, then
-:meth:`hardware_ready` once the acceptor answers.  :meth:`coin_inserted` may
+Driver contract: call :meth:`open_ledger` first in ``run()``, then read what
+the acceptor buffered (credits through :meth:`coin_inserted` with their event
+counter), then :meth:`hardware_ready` once the acceptor answers.  :meth:`coin_inserted` may
 await :meth:`set_inhibit`, so call it without holding the lock that
 ``set_inhibit`` needs (e.g. the serial link's), and keep every I/O of
 ``set_inhibit`` under its own timeout.
@@ -37,6 +42,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -69,16 +75,34 @@ from devices.errors import (
 from .ledger import (
     LEDGER_FILE,
     CashBox,
+    Credit,
     EndReason,
     Ledger,
     LedgerError,
     LedgerRunner,
+    LostReason,
     TransactionRecord,
     TransactionState,
     now_ms,
 )
 
 log = logging.getLogger(__name__)
+
+#: Test-only crash point (the chaos test): with ``KIOSKD_TEST_EXIT_AFTER_COMMIT=N`` the
+#: process dies like ``kill -9`` right after the Nth coin's ledger commit of this run,
+#: before anything about it is published.  Unset in production: nothing happens.
+EXIT_AFTER_COMMIT_ENV = "KIOSKD_TEST_EXIT_AFTER_COMMIT"
+_EXIT_AFTER_COMMIT = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or "0")
+_commits = 0
+
+
+def _crash_point() -> None:
+    """Die at the configured commit (tests only; see :data:`EXIT_AFTER_COMMIT_ENV`)."""
+    global _commits  # noqa: PLW0603 - one counter per process, like the environment variable
+    _commits += 1
+    if _EXIT_AFTER_COMMIT and _commits >= _EXIT_AFTER_COMMIT:
+        os._exit(137)
+
 
 #: Transaction timeout when ``depositStart`` gives none, in ms.
 DEFAULT_DEPOSIT_TIMEOUT_MS = 120_000
@@ -175,7 +199,9 @@ class DepositTransaction(Message):
     ``state``: ``active|ended|unknown|settled``.  ``reason`` (``amountReached|
     timeout|ended``) is set once ended.  ``overpayment`` is the amount paid above
     ``amountDue`` (0 without one).  ``orphan`` marks coins the acceptor took while
-    no deposit was active.
+    no deposit was active.  ``lostEvents`` counts acceptor events reported lost
+    while it was open (coins that may be in the cash box without a credit);
+    ``lostUnknown`` is true when the acceptor reset and that count is unknown.
     """
 
     transaction_id: str
@@ -192,6 +218,8 @@ class DepositTransaction(Message):
     recovered_ts: int | None
     settled_ts: int | None
     coins: list[CoinRecord]
+    lost_events: int = 0
+    lost_unknown: bool = False
 
 
 class DepositStatusResult(Message):
@@ -254,6 +282,20 @@ class FraudDetected(Message):
     reason: str
 
 
+class EventsLost(Message):
+    """``evt/eventsLost``: the acceptor did things the daemon could not see.
+
+    ``count`` is how many events (coins or errors) are gone, null when unknown
+    (the acceptor reset); ``reason`` is ``counterJump``, ``deviceReset`` or
+    ``unknownPulseTrain``; ``transactionId`` is the deposit they happened in, if
+    any.  The ledger keeps the same record for reconciliation with the cash box.
+    """
+
+    count: int | None
+    reason: LostReason
+    transaction_id: str | None = None
+
+
 class CoinAcceptorDetail(Message):
     """State detail.
 
@@ -293,6 +335,8 @@ def transaction_message(record: TransactionRecord) -> DepositTransaction:
             CoinRecord(index=c.index, value=c.value, ts=c.ts_ms, overpayment=c.overpayment)
             for c in record.credits
         ],
+        lost_events=record.lost_events,
+        lost_unknown=record.lost_unknown,
     )
 
 
@@ -359,6 +403,7 @@ class CoinAcceptor(Device):
         "depositEnded": DepositEnded,
         "depositRecovered": DepositTransaction,
         "fraudAttempt": FraudDetected,
+        "eventsLost": EventsLost,
     }
     detail_type: ClassVar[type[Message]] = CoinAcceptorDetail
 
@@ -367,6 +412,10 @@ class CoinAcceptor(Device):
         self._ledger: LedgerRunner | None = None
         self._deposit: _Deposit | None = None
         self._orphan_id: str | None = None
+        # The transaction a crash left active: buffered coins go to it until the first
+        # hardware_ready(), which then announces every unsettled transaction.
+        self._recovery_id: str | None = None
+        self._announce_pending = False
         self._box_full = False
         self._fraud = False
         self._ledger_failed = False
@@ -408,8 +457,9 @@ class CoinAcceptor(Device):
     async def open_ledger(self) -> None:
         """Open the ledger once per device object and recover a crashed run's deposits.
 
-        Drivers call it first in ``run()``; later calls return at once.  Emits
-        ``depositRecovered`` for every unsettled transaction.
+        Drivers call it first in ``run()``; later calls return at once.  Until the
+        first :meth:`hardware_ready`, coins credited without a deposit go to the
+        transaction the crash left open (if any).
 
         Raises:
             LedgerError: the ledger cannot be opened or read.
@@ -430,16 +480,18 @@ class CoinAcceptor(Device):
             log.warning(
                 "%s: deposit %s was active when the daemon stopped; now unknown", self.id, tx_id
             )
+        self._recovery_id = recovered[-1] if recovered else None
+        self._announce_pending = True
         self._set_box(box)
         self.update_detail(unsettled=len(unsettled))
-        for record in unsettled:
-            self.emit("depositRecovered", transaction_message(record))
 
     async def hardware_ready(self) -> None:
         """Drivers call it each time the acceptor answers (again): sets inhibit and condition.
 
         The acceptor is enabled only for a deposit that takes coins; the fraud
-        latch of the previous connection is cleared.
+        latch of the previous connection is cleared.  The first call after
+        :meth:`open_ledger` ends crash recovery: every unsettled transaction is
+        announced with ``depositRecovered`` before the device goes online.
 
         Raises:
             DeviceError: from :meth:`set_inhibit`.
@@ -447,7 +499,18 @@ class CoinAcceptor(Device):
         """
         self._fraud = False
         await self._sync_inhibit(force=True)
+        if self._announce_pending:
+            await self._announce_unsettled()
         self.set_condition(self.acceptor_condition())
+
+    async def _announce_unsettled(self) -> None:
+        """Emit ``depositRecovered`` for every unsettled transaction, once per start."""
+        self._announce_pending = False
+        self._recovery_id = None
+        unsettled = await self._require_ledger().call(Ledger.open_transactions, self.id)
+        for record in unsettled:
+            if record.state is TransactionState.UNKNOWN:
+                self.emit("depositRecovered", transaction_message(record))
 
     def acceptor_condition(self) -> DeviceState:
         """Condition of a connected acceptor; drivers extend it with their own faults."""
@@ -477,31 +540,15 @@ class CoinAcceptor(Device):
         """
         if value <= 0:
             raise ProtocolError(f"coin value must be positive, got {value}")
-        ledger = self._require_ledger()
         orphan = False
         try:
             async with self._credit_lock:
                 deposit = self._deposit
-                orphan = deposit is None
-                if deposit is None:
-                    credit = await ledger.call(
-                        Ledger.credit_orphan,
-                        self.id,
-                        value,
-                        currency=self.currency,
-                        orphan_id=self._orphan_id,
-                        event_counter=event_counter,
-                        at_ms=now_ms(),
-                    )
-                    self._orphan_id = credit.record.transaction_id
-                else:
-                    credit = await ledger.call(
-                        Ledger.credit,
-                        deposit.id,
-                        value,
-                        event_counter=event_counter,
-                        at_ms=now_ms(),
-                    )
+                recovering = deposit is None and self._recovery_id is not None
+                orphan = deposit is None and not recovering
+                credit = await self._credit(deposit, value, event_counter)
+                if _EXIT_AFTER_COMMIT:
+                    _crash_point()
                 record = credit.record
                 self.emit(
                     "coinAccepted",
@@ -513,7 +560,15 @@ class CoinAcceptor(Device):
                         overpayment=record.overpayment,
                     ),
                 )
-                if deposit is None:
+                if recovering:
+                    log.warning(
+                        "%s: a coin of %d %s buffered while the daemon was down; added to %s",
+                        self.id,
+                        value,
+                        self.currency,
+                        record.transaction_id,
+                    )
+                elif deposit is None:
                     log.error(
                         "%s: a coin of %d %s came in with no deposit active; kept in %s",
                         self.id,
@@ -542,8 +597,76 @@ class CoinAcceptor(Device):
         # A coin with no deposit means the hardware ignored its inhibit: tell it again.
         await self._sync_inhibit(force=orphan)
 
+    async def _credit(self, deposit: _Deposit | None, value: int, counter: int | None) -> Credit:
+        """Commit a coin to the active deposit, the recovered one, or an orphan."""
+        ledger = self._require_ledger()
+        if deposit is not None:
+            return await ledger.call(
+                Ledger.credit, deposit.id, value, event_counter=counter, at_ms=now_ms()
+            )
+        if self._recovery_id is not None:
+            return await ledger.call(
+                Ledger.credit_recovered,
+                self._recovery_id,
+                value,
+                event_counter=counter,
+                at_ms=now_ms(),
+            )
+        credit = await ledger.call(
+            Ledger.credit_orphan,
+            self.id,
+            value,
+            currency=self.currency,
+            orphan_id=self._orphan_id,
+            event_counter=counter,
+            at_ms=now_ms(),
+        )
+        self._orphan_id = credit.record.transaction_id
+        return credit
+
+    async def events_lost(self, count: int | None, reason: LostReason) -> None:
+        """Report acceptor events the daemon could not see: ledger first, then ``eventsLost``.
+
+        ``count`` is None when unknown.  They are charged to the active deposit,
+        else to the transaction a crash left open (while recovering), else to none.
+
+        Raises:
+            NotReady: the ledger is not open yet.
+            LedgerError: the report could not be recorded.
+
+        """
+        async with self._credit_lock:
+            deposit = self._deposit
+            tx_id = deposit.id if deposit is not None else self._recovery_id
+            await self._require_ledger().call(
+                Ledger.record_lost,
+                self.id,
+                transaction_id=tx_id,
+                count=count,
+                reason=reason,
+                at_ms=now_ms(),
+            )
+            log.critical(
+                "%s: %s acceptor events lost (%s)%s",
+                self.id,
+                "an unknown number of" if count is None else count,
+                reason,
+                f" during transaction {tx_id}" if tx_id else "",
+            )
+            self.emit("eventsLost", EventsLost(count=count, reason=reason, transaction_id=tx_id))
+
+    async def save_event_counter(self, counter: int) -> None:
+        """Persist the acceptor's event counter after events that credited nothing.
+
+        Raises:
+            NotReady: the ledger is not open yet.
+            LedgerError: the ledger cannot be written.
+
+        """
+        await self._require_ledger().call(Ledger.save_event_counter, self.id, counter, now_ms())
+
     async def last_event_counter(self) -> int | None:
-        """Return the event counter of the latest recorded credit that had one.
+        """Return the acceptor event counter last processed (credit or not).
 
         A driver whose acceptor buffers credits with a counter (ccTalk) reads it
         on connect and skips buffered events already credited, so a restart

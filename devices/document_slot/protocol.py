@@ -13,6 +13,9 @@ the events and jam detection (a feed that does not reach the next sensor within
 
 ``media`` is ``entering`` whenever the document is in the mouth: while it is
 inserted and fed in, or handed back by ``eject`` and waiting to be taken.
+A document being fed may cover both sensors for a while; it counts as in
+escrow only once it has left the mouth (``entry`` clear), so feeds inwards run
+until ``entry`` clears.
 Every sequence ends, however it ends (done, error, cancel, deadline), with the
 motor stopped and the shutter closed.
 """
@@ -278,11 +281,8 @@ class DocumentSlot(Device):
             await self._shutter(open_=True)
             while True:
                 await self.wait_until(lambda: self._entry or self._inside, None)
-                await self._feed(
-                    MotorDirection.FORWARD,
-                    lambda: self._inside or not self._entry,
-                    "feeding it in",
-                )
+                # Fed until it leaves the mouth: inside, or pulled back out.
+                await self._feed(MotorDirection.FORWARD, lambda: not self._entry, "feeding it in")
                 if self._inside:
                     return NoResult()
         finally:
@@ -309,8 +309,9 @@ class DocumentSlot(Device):
                 await self._feed(MotorDirection.REVERSE, lambda: not self._inside, "ejecting it")
             if await self.wait_until(lambda: not self._entry, self.timing.take_s):
                 return EjectResult(taken=True)
-            await self._feed(MotorDirection.FORWARD, lambda: self._inside, "pulling it back")
-            return EjectResult(taken=False)
+            await self._feed(MotorDirection.FORWARD, lambda: not self._entry, "pulling it back")
+            # Taken while it was being pulled back: it is gone, not inside.
+            return EjectResult(taken=not self._inside)
         finally:
             await self._make_safe()
 
@@ -328,7 +329,7 @@ class DocumentSlot(Device):
             raise SequenceError("no document in the slot")
         try:
             if self._entry:
-                await self._feed(MotorDirection.FORWARD, lambda: self._inside, "retracting it")
+                await self._feed(MotorDirection.FORWARD, lambda: not self._entry, "retracting it")
             await self._feed(
                 MotorDirection.FORWARD,
                 lambda: not self._inside and not self._entry,

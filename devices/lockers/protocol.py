@@ -5,8 +5,15 @@ open; the citizen pulls the door.  A door that stays open longer than
 ``left_open_ms`` raises ``compartmentLeftOpen`` and puts the device in
 ``userError`` (a person shuts it) until every left-open door is closed.
 
-Drivers release and re-lock locks and report door sensors through
-:meth:`Lockers.door_sensed`; the class holds the rest.  The state detail is
+Staff load compartments with ``assign`` (the technician's ``kioskd lockers
+assign``), which opens a door like ``open``.  A compartment opened by ``open``
+(a citizen's collection) that is still occupied when its door closes raises
+``compartmentNotEmptied``.  Drivers may record every open for disputes
+(:meth:`Lockers._audit`).
+
+Drivers release and re-lock locks and report door and occupancy sensors
+through :meth:`Lockers.door_sensed` and :meth:`Lockers.occupied_sensed`; the
+class holds the rest.  The state detail is
 ``compartments``: a map from the compartment number as a decimal string
 (``"1"`` .. ``"8"``; JSON map keys are strings) to :class:`CompartmentState`.
 """
@@ -112,11 +119,21 @@ class Lockers(Device):
             180_000,
             side_effect=True,
         ),
+        # A technician loading a compartment; the same sequence, audited as a load.
+        "assign": Command(
+            "assign_compartment",
+            OpenParams,
+            NoResult,
+            60_000,
+            180_000,
+            side_effect=True,
+        ),
     }
     events: ClassVar[dict[str, type[Message]]] = {
         "compartmentOpened": CompartmentEvent,
         "compartmentClosed": CompartmentEvent,
         "compartmentLeftOpen": CompartmentEvent,
+        "compartmentNotEmptied": CompartmentEvent,
     }
     detail_type: ClassVar[type[Message]] = LockersDetail
 
@@ -124,6 +141,8 @@ class Lockers(Device):
         super().__init__(device_id, host, env)
         self._doors: dict[int, Door] = {}
         self._left_open: set[int] = set()
+        self._occupied: dict[int, bool] = {}
+        self._collecting: set[int] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
 
     # --- what drivers implement ------------------------------------------------------
@@ -154,6 +173,11 @@ class Lockers(Device):
     @abc.abstractmethod
     async def _relock_all(self) -> None:
         """De-energise every lock (the safe state)."""
+
+    async def _audit(
+        self, action: str, compartment: int, ctx: CommandContext, outcome: str
+    ) -> None:
+        """Record one ``open``/``assign`` and how it ended; by default nothing is kept."""
 
     # --- what drivers call -----------------------------------------------------------
 
@@ -187,8 +211,18 @@ class Lockers(Device):
         if known:
             name = "compartmentOpened" if door is Door.OPEN else "compartmentClosed"
             self.emit(name, CompartmentEvent(compartment=compartment))
+        if door is Door.CLOSED and compartment in self._collecting:
+            self._collecting.discard(compartment)
+            if self._occupied.get(compartment):
+                self.emit("compartmentNotEmptied", CompartmentEvent(compartment=compartment))
         self.refresh_condition()
         self.wake()
+
+    def occupied_sensed(self, compartment: int, occupied: bool) -> None:
+        """Report a compartment's occupancy sensor (only drivers that have one)."""
+        if self._occupied.get(compartment) is not occupied:
+            self._occupied[compartment] = occupied
+            self._publish_doors()
 
     def refresh_condition(self) -> None:
         """Switch between online and userError by whether any door is left open.
@@ -208,15 +242,37 @@ class Lockers(Device):
     def _publish_doors(self) -> None:
         self.update_detail(
             compartments={
-                str(n): CompartmentState(door=self.door(n), left_open=n in self._left_open)
+                str(n): CompartmentState(
+                    door=self.door(n),
+                    occupied=self._occupied.get(n),
+                    left_open=n in self._left_open,
+                )
                 for n in range(1, self.layout.compartments + 1)
             },
         )
 
     # --- commands ----------------------------------------------------------------------
 
-    async def open_compartment(self, params: OpenParams, _ctx: CommandContext) -> NoResult:
-        """Release a compartment's lock; complete when its door is seen open.
+    async def open_compartment(self, params: OpenParams, ctx: CommandContext) -> NoResult:
+        """Release a compartment's lock for a citizen; complete when its door is seen open.
+
+        Raises: as :meth:`_unlock_until_open`.
+        """
+        await self._unlock_until_open("open", params.compartment, ctx)
+        self._collecting.add(params.compartment)
+        return NoResult()
+
+    async def assign_compartment(self, params: OpenParams, ctx: CommandContext) -> NoResult:
+        """Open a compartment for staff to load; complete when its door is seen open.
+
+        Raises: as :meth:`_unlock_until_open`.
+        """
+        await self._unlock_until_open("assign", params.compartment, ctx)
+        self._collecting.discard(params.compartment)
+        return NoResult()
+
+    async def _unlock_until_open(self, action: str, n: int, ctx: CommandContext) -> None:
+        """Release a compartment's lock; return when its door is seen open.
 
         The lock is re-engaged however the command ends, so a door not opened
         in time stays shut.
@@ -228,7 +284,6 @@ class Lockers(Device):
             Offline, HardwareError: the controller is unreachable or failed.
 
         """
-        n = params.compartment
         count = self.layout.compartments
         if not 1 <= n <= count:
             raise InvalidData(f"compartment must be 1 to {count} (found {n})")
@@ -236,13 +291,21 @@ class Lockers(Device):
         if self.door(n) is Door.OPEN:
             raise SequenceError(f"compartment {n} is already open")
         timeout_s = self.layout.open_timeout_s
+        outcome = "error"
         try:
             await self._release(n)
             if not await self.wait_until(lambda: self.door(n) is Door.OPEN, timeout_s):
+                outcome = "timeOut"
                 raise Timeout(f"compartment {n} was not opened within {timeout_s:g} s")
-            return NoResult()
+            outcome = "opened"
+        except asyncio.CancelledError:
+            # The daemon cancels a command at its deadline too: that one is a timeOut.
+            late = asyncio.get_running_loop().time() >= ctx.deadline
+            outcome = "timeOut" if late else "canceled"
+            raise
         finally:
             await self._relock(n)
+            await self._audit(action, n, ctx, outcome)
 
     def capabilities(self) -> dict[str, Any]:
         """``compartments``: how many, numbered from 1."""

@@ -188,9 +188,13 @@ class EscposPrinter(Printer):
 
     def _drop_link(self) -> None:
         link, self._link = self._link, None
-        if link is not None:
+        if link is None:
+            return
+        try:
             # Queued behind any call still using it, on the I/O thread.
             self._io.submit(link.close)
+        except RuntimeError:  # the thread is stopped (aclose): nothing uses the link
+            link.close()
 
     def _open(self) -> Link:
         s = self.settings

@@ -1,7 +1,8 @@
 """The ``scanner`` device class: a read waits for the first code.
 
-Drivers only deliver decoded codes through :meth:`Scanner.code_scanned`; the
-class holds the command semantics shared by every driver: one pending ``read``
+Drivers only deliver decoded codes through :meth:`Scanner.code_scanned` (and
+frames they could not decode through :meth:`Scanner.code_rejected`); the class
+holds the command semantics shared by every driver: one pending ``read``
 gets the next code; in continuous mode codes are also broadcast; otherwise a
 code nobody waits for is dropped (scanned codes are identity data and are never
 buffered).
@@ -24,6 +25,18 @@ class ScanResult(Message):
 
     text: str
     symbology: str = "unknown"
+
+
+class ScanRejected(Message):
+    """A frame the scanner sent that is not a deliverable code; carries no content.
+
+    ``reason``: ``invalidEncoding`` (bytes that are not UTF-8), ``overlong``,
+    ``partial`` (the frame stopped before its end) or ``framing`` (prefix or
+    suffix missing, empty frame).  Sent to a waiting ``read``'s requester as an
+    intermediate event (the read goes on), and broadcast in continuous mode.
+    """
+
+    reason: str
 
 
 class SetModeParams(Params):
@@ -49,13 +62,24 @@ class Scanner(Device):
 
     device_class: ClassVar[str] = "scanner"
     commands: ClassVar[dict[str, Command]] = {
-        "read": Command("read", NoParams, ScanResult, 30_000, 600_000, long=True),
+        "read": Command(
+            "read",
+            NoParams,
+            ScanResult,
+            30_000,
+            600_000,
+            long=True,
+            events={"rejected": ScanRejected},
+        ),
         "setMode": Command("set_mode", SetModeParams, ModeResult, 2_000, 10_000, queued=False),
     }
-    events: ClassVar[dict[str, type[Message]]] = {"scanned": ScanResult}
+    events: ClassVar[dict[str, type[Message]]] = {
+        "scanned": ScanResult,
+        "rejected": ScanRejected,
+    }
     detail_type: ClassVar[type[Message]] = ScannerDetail
 
-    _reading: bool = False
+    _reading: CommandContext | None = None
     _scanned: ScanResult | None = None
 
     @property
@@ -65,7 +89,7 @@ class Scanner(Device):
         assert isinstance(detail, ScannerDetail)
         return detail.continuous
 
-    async def read(self, _params: NoParams, _ctx: CommandContext) -> ScanResult:
+    async def read(self, _params: NoParams, ctx: CommandContext) -> ScanResult:
         """Wait for the next code; the lifecycle ends it at the deadline or on cancel.
 
         Raises:
@@ -73,15 +97,15 @@ class Scanner(Device):
             Offline, HardwareError: the scanner went away while waiting.
 
         """
-        if self._reading:
+        if self._reading is not None:
             raise SequenceError("a read is already waiting on this scanner")
-        self._reading = True
+        self._reading = ctx
         try:
             await self.wait_until(lambda: self._scanned is not None, None)
             assert self._scanned is not None
             return self._scanned
         finally:
-            self._reading = False
+            self._reading = None
             self._scanned = None
 
     async def set_mode(self, params: SetModeParams, _ctx: CommandContext) -> ModeResult:
@@ -92,11 +116,19 @@ class Scanner(Device):
     def code_scanned(self, text: str, symbology: str = "unknown") -> None:
         """Deliver a decoded code (drivers call this on the event loop)."""
         result = ScanResult(text=text, symbology=symbology)
-        if self._reading and self._scanned is None:
+        if self._reading is not None and self._scanned is None:
             self._scanned = result
             self.wake()
         if self.continuous:
             self.emit("scanned", result)
+
+    def code_rejected(self, reason: str) -> None:
+        """Report a frame that could not be decoded (drivers call this on the event loop)."""
+        rejected = ScanRejected(reason=reason)
+        if self._reading is not None and self._scanned is None:
+            self._reading.emit("rejected", rejected)
+        if self.continuous:
+            self.emit("rejected", rejected)
 
     async def safe_state(self) -> None:
         """Scanners hold nothing that must be made safe."""

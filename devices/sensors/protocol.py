@@ -1,7 +1,8 @@
 """The ``sensors`` device class: the cabinet door switch and the tamper switch.
 
 Drivers report through :meth:`Sensors.door_sensed` and
-:meth:`Sensors.tamper_detected`.  Tamper is latched: it stays set until a
+:meth:`Sensors.tamper_detected`; one with a proximity (PIR) sensor also emits
+``presence`` events (a UI may wake its screen).  Tamper is latched: it stays set until a
 technician sends ``resetTamper``.  The device stays ``online`` while the door
 is open or tamper is latched, but both make the daemon ``degraded``
 (:meth:`Sensors.status_reasons`: ``door:open``, ``tamper``).
@@ -47,6 +48,12 @@ class Tamper(Message):
     """``evt/tamper``: a tamper switch tripped (sent on every trip, latched or not)."""
 
 
+class Presence(Message):
+    """``evt/presence``: a proximity (PIR) sensor saw someone arrive or the space empty."""
+
+    present: bool
+
+
 class Sensors(Device):
     """Base of cabinet sensor drivers."""
 
@@ -58,6 +65,7 @@ class Sensors(Device):
         "doorOpened": DoorOpened,
         "doorClosed": DoorClosed,
         "tamper": Tamper,
+        "presence": Presence,
     }
     detail_type: ClassVar[type[Message]] = SensorsDetail
 

@@ -295,3 +295,61 @@ async def test_runner_finishes_a_write_whose_caller_was_cancelled(tmp_path: Path
     finally:
         release.set()
         await runner.aclose()
+
+
+def test_recovered_credits_and_lost_events(ledger: Ledger) -> None:
+    from devices.coin_acceptor.ledger import LostReason
+
+    tx = begin(ledger, at=1_000)
+    ledger.credit(tx, 1000, event_counter=4, at_ms=1_100)
+    with pytest.raises(LedgerError):
+        ledger.credit_recovered(tx, 2000, event_counter=5, at_ms=1_200)  # still active
+    ledger.recover("coin", 2_000)
+    credit = ledger.credit_recovered(tx, 2000, event_counter=5, at_ms=2_100)
+    assert (credit.record.index, credit.total, credit.box.coins) == (2, 3000, 2)
+    ledger.record_lost(
+        "coin", transaction_id=tx, count=3, reason=LostReason.COUNTER_JUMP, at_ms=2_200
+    )
+    ledger.record_lost(
+        "coin", transaction_id=tx, count=None, reason=LostReason.DEVICE_RESET, at_ms=2_300
+    )
+    record = ledger.get(tx)
+    assert record is not None
+    assert (record.state, record.total, record.lost_events, record.lost_unknown) == (
+        "unknown",
+        3000,
+        3,
+        True,
+    )
+    assert [(x.count, x.reason) for x in ledger.lost_events("coin")] == [
+        (None, "deviceReset"),
+        (3, "counterJump"),
+    ]
+    assert ledger.last_event_counter("coin") == 5
+    ledger.save_event_counter("coin", 9, 2_400)
+    assert ledger.last_event_counter("coin") == 9
+    orphan = ledger.credit_orphan(
+        "coin", 1000, currency="VND", orphan_id=None, event_counter=10, at_ms=2_500
+    )
+    with pytest.raises(LedgerError):  # an orphan is not a recovered deposit
+        ledger.credit_recovered(orphan.record.transaction_id, 1000, event_counter=11, at_ms=2_600)
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger._conn.execute("DELETE FROM lost_events")
+
+
+def test_version_1_ledger_is_upgraded_with_its_counters(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    old = Ledger.open(path)
+    tx = begin(old)
+    old.credit(tx, 1000, event_counter=200, at_ms=2_000)
+    old._conn.executescript(
+        "DROP TABLE lost_events; DROP TABLE acceptor_counters; PRAGMA user_version = 1;"
+    )
+    old.close()
+    upgraded = Ledger.open(path)
+    try:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert upgraded.last_event_counter("coin") == 200
+        assert upgraded.get(tx).lost_events == 0  # type: ignore[union-attr]
+    finally:
+        upgraded.close()

@@ -114,6 +114,8 @@ def test_rerun_changes_nothing_and_check_is_clean(image: tuple[Path, int, int]) 
     assert again.returncode == 0, again.stdout
     assert re.search(r"\b0 of \d+ files changed", again.stdout), again.stdout
     assert snapshot(root) == before
+    for user in ("kioskd", "ui", "technician"):  # secrets are never printed
+        assert support.secret(root, user) not in again.stdout + again.stderr
     check = support.provision(root, "--check")
     assert check.returncode == 0, check.stdout
     assert "no drift" in check.stdout
@@ -222,3 +224,27 @@ async def test_daemon_runs_from_the_installed_tree(
             if proc.poll() is not None:
                 pytest.fail(log.read_text())
     assert status["api"] == 1
+
+
+def test_tmpfiles_agree_with_provisioning(tmp_path: Path, image: tuple[Path, int, int]) -> None:
+    """What systemd-tmpfiles re-applies at every boot is what provisioning installed."""
+    source, _, _ = image
+    root = tmp_path / "copy"
+    shutil.copytree(source, root, symlinks=True)
+    (root / "etc/kioskd/kioskd.toml").chmod(0o644)  # drift that the next boot repairs
+    done = subprocess.run(
+        [
+            "systemd-tmpfiles",
+            f"--root={root}",
+            "--create",
+            str(root / "etc/tmpfiles.d/kioskd.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    check = support.provision(root, "--check")
+    assert check.returncode == 0, check.stdout
+    assert stat.S_IMODE((root / "etc/kioskd").stat().st_mode) == 0o750

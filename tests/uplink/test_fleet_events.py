@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Broker, run_daemon
 from tests.contract.test_privacy import identity_session
@@ -26,19 +29,22 @@ async def test_operational_events_from_device_states_and_events(
     ):
         assert daemon.app.uplink is not None
         await daemon.app.uplink.connected.wait()
+        # Each step waits for its event: a real driver polls the printer's status.
         await ui.sim("printer", "paper", {"level": "low"})
-        # A real printer's level is polled (DLE EOT): let "low" be seen before "out".
         await spy.wait_for(lambda: events(spy.messages, "paperLow"))
         await ui.sim("printer", "paper", {"level": "out"})
+        await spy.wait_for(lambda: events(spy.messages, "paperOut"))
         await ui.sim("sensors", "door", {"open": True})
         await ui.sim("sensors", "tamper")
         await ui.sim("documentSlot", "fault", {"kind": "jam"})
         await ui.sim("coinAcceptor", "fault", {"kind": "disconnect"})
-        await spy.wait_for(lambda: events(spy.messages, "deviceError"))
+        # A real driver (cctalk) needs its reply timeouts and retries to call it offline.
+        await spy.wait_for(
+            lambda: any(e["device"] == "coinAcceptor" for e in events(spy.messages, "deviceError"))
+        )
         await ui.sim("coinAcceptor", "fault", {"kind": "clear"})
         await spy.wait_for(lambda: events(spy.messages, "deviceRecovered"))
         await spy.wait_for(lambda: events(spy.messages, "jam"))
-        await spy.wait_for(lambda: events(spy.messages, "paperOut"))
         await daemon.app.uplink.publish_health()
         await spy.wait_for(
             lambda: any(m.data["devices"]["coinAcceptor"]["errors"] == 1 for m in spy.of("health"))
@@ -119,9 +125,11 @@ async def test_restart_device_when_enabled(
 
 
 async def test_no_identity_data_upstream(
-    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path
+    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     config = uplink_config(broker.port, fleet_broker.port, tmp_path, pki, health_interval_s=0.1)
+    state_dir = Path(config.daemon.state_dir)
     async with fleet_spy(fleet_broker.port, pki) as spy, run_daemon(config) as daemon:
         assert daemon.app.uplink is not None
         await daemon.app.uplink.connected.wait()
@@ -129,11 +137,18 @@ async def test_no_identity_data_upstream(
         await daemon.app.uplink.publish_health()
         count = len(spy.raw)
         await spy.wait_for(lambda: len(spy.raw) > count + 2)
-        running = searches.scan_files(Path(config.daemon.state_dir))
-        assert any(p.name.startswith("uplink-outbox") for p in running)
-    assert any(m.kind == "health" for m in spy.messages)
-    assert any(m.kind == "birth" for m in spy.messages)
-    for index, payload in enumerate(spy.raw):
-        searches.scan(f"uplink message {index}", payload)
-    searches.scan_files(Path(config.daemon.state_dir))
+        scanned = searches.scan_files(state_dir)
+        assert any(p.name.startswith("uplink-outbox") for p in scanned)
+    for search in searches.searches:
+        search.prove(tmp_path)
+    assert {m.kind for m in spy.messages} >= {"birth", "health"}
+    for search in searches.searches:
+        search.scan_messages(
+            "fleet", ((m.topic, raw) for m, raw in zip(spy.messages, spy.raw, strict=True))
+        )
+    searches.scan_files(state_dir)
+    uplink_logs = [r for r in caplog.records if r.name.startswith("daemon.uplink")]
+    assert uplink_logs, "the uplink's log is captured"
+    for record in uplink_logs:
+        searches.scan(f"log {record.name}", record.getMessage().encode())
     searches.assert_clean()

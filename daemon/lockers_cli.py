@@ -1,0 +1,193 @@
+"""``kioskd lockers``: the technician opens and assigns compartments and reads the open audit.
+
+``open`` and ``assign`` go through the running daemon over MQTT, exactly like a
+kiosk UI's request (the daemon owns the lock lines, serialises the bank's
+commands, sees the door open and writes the audit row); they need the daemon
+and its broker.  ``audit`` reads the append-only audit table from the state
+directory, so it also works while the daemon is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiomqtt
+import msgspec
+import typer
+
+from devices.lockers.audit import audit_path, read_audit
+
+from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .mqtt.codec import JSON_CODEC
+from .mqtt.link import NODELAY, publish_properties
+from .mqtt.topics import Topics
+
+EX_UNAVAILABLE = 69
+#: Seconds beyond the command's own deadline to wait for its completion.
+REPLY_MARGIN_S = 5.0
+
+lockers_app = typer.Typer(
+    name="lockers",
+    help="Technician commands for the result-return lockers.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file.", dir_okay=False)
+]
+SimOption = Annotated[bool, typer.Option("--sim", help="The built-in simulation config.")]
+DeviceOption = Annotated[str, typer.Option(help="Device id of the locker bank.")]
+PortOption = Annotated[
+    int | None, typer.Option(help="Broker port (default: [mqtt] port; `run --sim` prints it).")
+]
+TimeoutOption = Annotated[
+    int, typer.Option(help="How long the door may take to be opened, ms.", min=100, max=180_000)
+]
+Compartment = Annotated[int, typer.Argument(min=1, help="Compartment number, from 1.")]
+
+
+def _config(config: Path | None, sim: bool) -> Config:
+    if config is None and not sim:
+        typer.echo("kioskd lockers: give --config PATH or --sim", err=True)
+        raise typer.Exit(64)
+    try:
+        return load(config) if config is not None else sim_config()
+    except ConfigError as exc:
+        typer.echo(f"kioskd lockers: invalid config: {exc}", err=True)
+        raise typer.Exit(EX_CONFIG) from None
+
+
+async def request(
+    config: Config, device: str, command: str, params: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """Send one device command through the broker and return its completion.
+
+    Raises:
+        aiomqtt.MqttError: the broker is unreachable.
+        TimeoutError: no completion within ``timeout_s`` seconds.
+
+    """
+    topics = Topics(config.board.id)
+    client_id = f"kioskd-technician-{os.getpid()}-{secrets.token_hex(3)}"
+    request_id = f"technician-{secrets.token_hex(8)}"
+    reply = topics.reply(client_id, request_id)
+    props = publish_properties(JSON_CODEC.content_type, request_id.encode())
+    props.ResponseTopic = reply
+    payload = JSON_CODEC.encode({"requestId": request_id, **params})
+    async with aiomqtt.Client(
+        config.mqtt.host,
+        config.mqtt.port,
+        identifier=client_id,
+        username=config.mqtt.username,
+        password=config.mqtt.password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=config.mqtt.connect_timeout,
+        socket_options=[NODELAY],
+    ) as client:
+        await client.subscribe(reply, qos=1)
+        await client.publish(
+            topics.device_command(device, command), payload, qos=1, properties=props
+        )
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                answer = JSON_CODEC.decode(bytes(message.payload))
+                if isinstance(answer, dict) and answer.get("type") == "completion":
+                    return answer
+    raise TimeoutError  # pragma: no cover - the iterator ends only on disconnect
+
+
+def _run_command(
+    config: Config,
+    *,
+    port: int | None,
+    device: str,
+    command: str,
+    compartment: int,
+    timeout_ms: int,
+) -> None:
+    if port is not None:
+        config = config.replace(mqtt=msgspec.structs.replace(config.mqtt, port=port))
+    params = {"compartment": compartment, "timeoutMs": timeout_ms}
+    try:
+        done = asyncio.run(
+            request(config, device, command, params, timeout_ms / 1000 + REPLY_MARGIN_S)
+        )
+    except (aiomqtt.MqttError, OSError, socket.gaierror) as exc:
+        typer.echo(f"kioskd lockers: cannot reach the daemon's broker: {exc}", err=True)
+        raise typer.Exit(EX_UNAVAILABLE) from None
+    except TimeoutError:
+        typer.echo("kioskd lockers: the daemon did not answer (is it running?)", err=True)
+        raise typer.Exit(EX_UNAVAILABLE) from None
+    code = done.get("completionCode")
+    if code == "success":
+        typer.echo(f"{device}: compartment {compartment} is open")
+        return
+    typer.echo(f"{device}: {command} {compartment}: {code}: {done.get('errorDescription', '')}")
+    raise typer.Exit(1)
+
+
+@lockers_app.command("open")
+def open_compartment(
+    compartment: Compartment,
+    *,
+    config: ConfigOption = None,
+    sim: SimOption = False,
+    device: DeviceOption = "lockers",
+    port: PortOption = None,
+    timeout_ms: TimeoutOption = 60_000,
+) -> None:
+    """Open a compartment (as a collection): succeeds once its door is seen open."""
+    _run_command(
+        _config(config, sim),
+        port=port,
+        device=device,
+        command="open",
+        compartment=compartment,
+        timeout_ms=timeout_ms,
+    )
+
+
+@lockers_app.command("assign")
+def assign_compartment(
+    compartment: Compartment,
+    *,
+    config: ConfigOption = None,
+    sim: SimOption = False,
+    device: DeviceOption = "lockers",
+    port: PortOption = None,
+    timeout_ms: TimeoutOption = 60_000,
+) -> None:
+    """Open a compartment to load it (audited as a staff load)."""
+    _run_command(
+        _config(config, sim),
+        port=port,
+        device=device,
+        command="assign",
+        compartment=compartment,
+        timeout_ms=timeout_ms,
+    )
+
+
+@lockers_app.command("audit")
+def audit(
+    *,
+    config: ConfigOption = None,
+    sim: SimOption = False,
+    device: DeviceOption = "lockers",
+    state_dir: Annotated[Path | None, typer.Option(help="Override [daemon] state_dir.")] = None,
+) -> None:
+    """Print every recorded open of a locker bank, oldest first (times in UTC)."""
+    cfg = _config(config, sim)
+    path = audit_path(state_dir or Path(cfg.daemon.state_dir), device)
+    for row in read_audit(path):
+        when = datetime.fromtimestamp(row.ts_ms / 1000, UTC).isoformat(timespec="seconds")
+        typer.echo(
+            f"{row.id}\t{when}\t{row.action}\t{row.compartment}\t{row.outcome}\t"
+            f"{row.client_id}\t{row.request_id}"
+        )

@@ -1,0 +1,351 @@
+"""Driver ``cctalk``: a ccTalk coin acceptor on a serial port (9600 8N1).
+
+Start-up (each :meth:`CctalkCoinAcceptor.run`):
+
+1. open the ledger (crash recovery, :mod:`.protocol`), open the port;
+2. simple poll (254), then read the coin table: request coin id (184) for
+   channels 1-16; a channel's value is ``coin_values[n-1]`` when configured,
+   else decoded from its id (``VN5K0A`` = 5000); channels whose value is in
+   ``coins`` are the ones enabled for a deposit;
+3. inhibit everything (231 with an empty mask, 228 master inhibit) *before*
+   reading the buffer, so nothing more comes in while catching up;
+4. read the buffered credits (229) and process every event the ledger has not
+   seen (its event counter is stored with each credit): coins the acceptor
+   took while the daemon was down are credited to the transaction the crash
+   left open; more events than the buffer holds are reported as lost;
+5. self-check (232), then :meth:`~.protocol.CoinAcceptor.hardware_ready`
+   (the deposit semantics decide the inhibit), then poll 229 every ``poll_ms``.
+
+Every request has a reply timeout and retries (:mod:`.cctalk_link`).  Error
+codes map to events: reject and acceptance errors -> ``coinRejected``;
+coin-on-string and the other fraud codes -> ``fraudAttempt`` (event and state,
+acceptor inhibited); inhibited-coin codes -> nothing (the coin was not
+wanted); mechanism faults -> ``coinRejected`` and a warning.  A non-zero
+self-check fault code makes the device ``hardwareError`` until it clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.errors import Offline
+from devices.transports.serial import LineSettings, SerialPort
+
+from .cctalk import (
+    CHANNELS,
+    BufferedCredits,
+    Checksum,
+    CoinError,
+    ErrorKind,
+    Header,
+    classify,
+    coin_value,
+    error_name,
+    inhibit_mask,
+    parse_buffered,
+)
+from .cctalk_link import CctalkLink, Nak
+from .counter import previous, step
+from .ledger import LostReason
+from .protocol import CoinAcceptor, RejectReason
+
+log = logging.getLogger(__name__)
+
+#: Attempts to open the port for ``kioskd safe-state`` (the daemon may be releasing it).
+SAFE_STATE_OPEN_ATTEMPTS = 3
+
+#: Longest opening the serial port may take (a USB adapter settling), in seconds.
+OPEN_TIMEOUT_S = 2.0
+
+
+class CctalkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[devices.<id>]`` options of a ccTalk coin acceptor.
+
+    ``port``: serial device (a udev symlink such as ``/dev/kiosk-coins``);
+    ``baudrate`` bit/s (ccTalk: 9600, 8N1).  ``address``: the acceptor's ccTalk
+    address (2 by default; the host is 1).  ``checksum``: ``simple`` or ``crc16``.
+    ``echo``: single-wire bus, the host receives its own bytes (true for the
+    common open-collector ccTalk wiring; false for RS-232/USB adapters with
+    separate lines).  ``poll_ms``: buffered credit poll interval (<= 200, so the
+    five-event buffer cannot overflow from coins alone).  ``reply_timeout_ms``:
+    per request; ``retries``: further attempts after a timeout or a bad frame.
+    ``self_check_ms``: fault poll interval.  ``coins``: values (whole
+    ``currency`` units) to accept; ``coin_values``: value per channel (index 0 =
+    channel 1, 0 = decode the coin id) for acceptors with non-standard ids.
+    ``cash_box_capacity``: coins before the box is full.
+    """
+
+    port: str = "/dev/ttyUSB0"
+    baudrate: Annotated[int, Meta(ge=1200, le=115_200)] = 9600
+    address: Annotated[int, Meta(ge=2, le=255)] = 2
+    checksum: Checksum = Checksum.SIMPLE
+    echo: bool = False
+    poll_ms: Annotated[int, Meta(ge=20, le=200)] = 100
+    reply_timeout_ms: Annotated[int, Meta(ge=20, le=2000)] = 200
+    retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    self_check_ms: Annotated[int, Meta(ge=100, le=60_000)] = 500
+    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
+    coin_values: tuple[Annotated[int, Meta(ge=0)], ...] = ()
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
+    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
+
+    def __post_init__(self) -> None:
+        """Reject an empty or repetitive coin list and an over-long channel table."""
+        if not self.coins or len(set(self.coins)) != len(self.coins):
+            raise ValueError("coins must list distinct values")
+        if len(self.coin_values) > CHANNELS:
+            raise ValueError(f"coin_values has at most {CHANNELS} channels")
+
+
+class CctalkCoinAcceptor(CoinAcceptor):
+    """A ccTalk coin acceptor; see the module docstring."""
+
+    Settings: ClassVar[type[msgspec.Struct]] = CctalkSettings
+
+    def __init__(
+        self,
+        device_id: str,
+        host: DeviceHost,
+        env: DeviceEnv,
+        settings: CctalkSettings,
+    ) -> None:
+        super().__init__(device_id, host, env)
+        self.settings = settings
+        self._link: CctalkLink | None = None
+        #: Value (whole units) by channel, for every channel the acceptor knows.
+        self._table: dict[int, int] = {}
+        #: The event counter last processed; None before the first read ever.
+        self._counter: int | None = None
+        self._fault_code = 0
+        self._master_inhibit = True
+        self._self_check = True
+
+    @property
+    def currency(self) -> str:
+        """The configured currency."""
+        return self.settings.currency
+
+    @property
+    def coin_values(self) -> Sequence[int]:
+        """The configured coins to accept, whole currency units."""
+        return self.settings.coins
+
+    @property
+    def cash_box_capacity(self) -> int:
+        """The configured capacity, coins."""
+        return self.settings.cash_box_capacity
+
+    def acceptor_condition(self) -> DeviceState:
+        """Return hardwareError while the self-check reports a fault, else the class's."""
+        if self._fault_code:
+            return DeviceState.HARDWARE_ERROR
+        return super().acceptor_condition()
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def _open_link(self) -> tuple[SerialPort, CctalkLink]:
+        s = self.settings
+        port = await SerialPort.open(
+            s.port, LineSettings(baudrate=s.baudrate), timeout_s=OPEN_TIMEOUT_S
+        )
+        link = CctalkLink(
+            port,
+            address=s.address,
+            checksum=s.checksum,
+            echo=s.echo,
+            reply_timeout_s=s.reply_timeout_ms / 1000,
+            retries=s.retries,
+        )
+        return port, link
+
+    async def run(self) -> None:
+        """Connect, catch up with the buffer, then poll until the acceptor is lost.
+
+        Raises:
+            LedgerError: the ledger cannot be opened or written.
+            Offline: the port is missing or the acceptor does not answer.
+            ProtocolError: the acceptor answers only with broken frames.
+
+        """
+        await self.open_ledger()
+        port, link = await self._open_link()
+        async with port:
+            await link.request(Header.SIMPLE_POLL)
+            self._table = await self._read_coin_table(link)
+            self._link = link
+            try:
+                await self._write_inhibit(link, inhibited=True)
+                if self._counter is None:
+                    self._counter = await self.last_event_counter()
+                await self._poll(link)
+                await self._check(link)
+                await self.hardware_ready()
+                await self._serve(link)
+            finally:
+                self._link = None
+
+    async def _read_coin_table(self, link: CctalkLink) -> dict[int, int]:
+        overrides = self.settings.coin_values
+        table: dict[int, int] = {}
+        for channel in range(1, CHANNELS + 1):
+            coin_id = (await link.request(Header.REQUEST_COIN_ID, bytes([channel]))).decode(
+                "ascii", "replace"
+            )
+            configured = overrides[channel - 1] if channel <= len(overrides) else 0
+            value = configured or coin_value(coin_id)
+            if value is not None:
+                table[channel] = value
+        missing = set(self.settings.coins) - set(table.values())
+        if missing:
+            log.warning("%s: the acceptor has no channel for %s", self.id, sorted(missing))
+        log.info("%s: coin table %s", self.id, table)
+        return table
+
+    def _enabled_channels(self) -> set[int]:
+        wanted = set(self.settings.coins)
+        return {channel for channel, value in self._table.items() if value in wanted}
+
+    async def _serve(self, link: CctalkLink) -> None:
+        loop = asyncio.get_running_loop()
+        poll_s = self.settings.poll_ms / 1000
+        check_s = self.settings.self_check_ms / 1000
+        next_poll = next_check = loop.time()
+        while True:
+            next_poll += poll_s
+            # Never catch up with missed polls in a burst: one read covers them all.
+            next_poll = max(next_poll, loop.time())
+            await asyncio.sleep(next_poll - loop.time())
+            await self._poll(link)
+            if loop.time() >= next_check + check_s:
+                next_check = loop.time()
+                await self._check(link)
+
+    # -- inhibit -----------------------------------------------------------------------------
+
+    async def set_inhibit(self, inhibited: bool) -> None:
+        """Inhibit every channel (and the master inhibit), or enable the accepted coins.
+
+        Without a connection (``kioskd safe-state``) the port is opened for it.
+
+        Raises:
+            Offline: the acceptor does not answer or the port is missing.
+            ProtocolError: the acceptor answers with broken frames.
+
+        """
+        link = self._link
+        if link is not None:
+            await self._write_inhibit(link, inhibited=inhibited)
+            return
+        for attempt in range(SAFE_STATE_OPEN_ATTEMPTS):
+            try:
+                port, link = await self._open_link()
+            except Offline:
+                # The supervisor's task may still be releasing the port.
+                if attempt + 1 == SAFE_STATE_OPEN_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.1)
+                continue
+            async with port:
+                await self._write_inhibit(link, inhibited=inhibited)
+            return
+
+    async def _write_inhibit(self, link: CctalkLink, *, inhibited: bool) -> None:
+        mask = inhibit_mask(set() if inhibited else self._enabled_channels())
+        await link.request(Header.MODIFY_INHIBIT_STATUS, mask)
+        if self._master_inhibit:
+            try:
+                await link.request(Header.MODIFY_MASTER_INHIBIT, bytes([0 if inhibited else 1]))
+            except Nak:
+                # Some acceptors (e.g. the SR3) do without it; the channel mask suffices.
+                log.info("%s: no master inhibit (NAK); using the channel mask", self.id)
+                self._master_inhibit = False
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _poll(self, link: CctalkLink) -> None:
+        """Read the buffer once and process what is new."""
+        buffered = parse_buffered(await link.request(Header.READ_BUFFERED_CREDIT))
+        await self._process(buffered)
+
+    async def _process(self, buffered: BufferedCredits) -> None:
+        last = self._counter
+        now = buffered.counter
+        if last is None:
+            log.warning(
+                "%s: first contact with this acceptor (counter %d); earlier events are not ours",
+                self.id,
+                now,
+            )
+            self._counter = now
+            await self.save_event_counter(now)
+            return
+        seen = step(last, now, len(buffered.events))
+        if seen.reset:
+            log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
+            self._counter = 0
+            await self.events_lost(None, LostReason.DEVICE_RESET)
+            await self.save_event_counter(0)
+            # It powered up inhibited: apply what the deposit wants again.
+            await self.hardware_ready()
+            return
+        if seen.lost:
+            await self.events_lost(seen.lost, LostReason.COUNTER_JUMP)
+        stored = seen.lost == 0
+        for back in reversed(range(seen.new)):
+            event = buffered.events[back]
+            counter = previous(now, back)
+            stored = await self._event(event.channel, event.code, counter)
+            self._counter = counter
+        self._counter = now
+        if not stored:
+            await self.save_event_counter(now)
+
+    async def _event(self, channel: int, code: int, counter: int) -> bool:
+        """Process one buffered event; True when the ledger stored its counter with it."""
+        if channel:
+            value = self._table.get(channel)
+            if value is None:
+                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL)
+                return False
+            await self.coin_inserted(value, counter)
+            return True
+        match classify(code):
+            case ErrorKind.IGNORE | ErrorKind.INHIBITED:
+                log.debug("%s: event %s", self.id, error_name(code))
+            case ErrorKind.REJECTED:
+                reason = (
+                    RejectReason.UNKNOWN_COIN
+                    if code == CoinError.REJECT_COIN
+                    else RejectReason.VALIDATION_FAILED
+                )
+                self.coin_rejected(reason)
+            case ErrorKind.FRAUD:
+                await self.fraud_detected(error_name(code))
+            case ErrorKind.FAULT:
+                log.warning("%s: acceptor error %s; coin returned", self.id, error_name(code))
+                self.coin_rejected(RejectReason.VALIDATION_FAILED)
+        return False
+
+    async def _check(self, link: CctalkLink) -> None:
+        """Self-check (232): a non-zero fault code is ``hardwareError`` until it clears."""
+        if not self._self_check:
+            return
+        try:
+            reply = await link.request(Header.PERFORM_SELF_CHECK)
+        except Nak:
+            log.info("%s: no self-check (NAK)", self.id)
+            self._self_check = False
+            return
+        code = reply[0] if reply else 0
+        if code != self._fault_code:
+            if code:
+                log.warning("%s: self-check fault code %d", self.id, code)
+            self._fault_code = code
+            self._refresh_condition()

@@ -1,0 +1,117 @@
+"""A ccTalk host on a serial port: one request at a time, echo, timeouts and retries.
+
+Every request is a frame to one device address, answered by one frame with
+header 0 (ACK, with data) or 5 (NAK).  :meth:`CctalkLink.request`
+
+1. drops whatever is pending in the receive buffer (late replies, line noise);
+2. writes the frame, and on a single-wire bus (``echo``) reads its own bytes
+   back first and checks them (a collision or a broken line shows here);
+3. reads the reply head (destination, length) and the rest within
+   ``reply_timeout_s`` and checks destination, source and checksum;
+4. on a timeout or a bad frame, starts again, ``retries`` times.
+
+All the requests the coin acceptor driver makes are idempotent (reads, inhibit
+masks), so a retry after a lost reply is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from devices.errors import Offline, ProtocolError, Timeout
+from devices.transports.serial import SerialPort
+
+from .cctalk import HOST_ADDRESS, Checksum, FrameError, Header, decode, encode, frame_length
+
+log = logging.getLogger(__name__)
+
+
+class Nak(ProtocolError):
+    """The device answered NAK: it refuses or does not implement the request."""
+
+
+class CctalkLink:
+    """The host end of a ccTalk bus, talking to the device at ``address``.
+
+    Args:
+        port: the open serial port (9600 8N1 for ccTalk).
+        address: the device's ccTalk address (2 for a coin acceptor by default).
+        checksum: simple 8-bit checksum or CRC-16.
+        echo: the bus is single-wire: every byte sent is also received.
+        reply_timeout_s: how long to wait for a reply (and for the echo), in s.
+        retries: further attempts after a timeout or a bad frame.
+
+    """
+
+    def __init__(
+        self,
+        port: SerialPort,
+        *,
+        address: int,
+        checksum: Checksum = Checksum.SIMPLE,
+        echo: bool = False,
+        reply_timeout_s: float = 0.2,
+        retries: int = 2,
+    ) -> None:
+        self.port = port
+        self.address = address
+        self.checksum = checksum
+        self.echo = echo
+        self.reply_timeout_s = reply_timeout_s
+        self.retries = retries
+        self._lock = asyncio.Lock()
+        #: Attempts that failed and were retried (for diagnostics and tests).
+        self.retried = 0
+
+    async def request(self, header: int, data: bytes = b"") -> bytes:
+        """Send ``header`` with ``data`` and return the reply's data.
+
+        Raises:
+            Nak: the device answered NAK (not retried).
+            Offline: no reply after every attempt, or the port closed.
+            ProtocolError: only bad frames after every attempt.
+
+        """
+        frame = encode(self.address, HOST_ADDRESS, header, data, self.checksum)
+        async with self._lock:
+            last: Exception | None = None
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    self.retried += 1
+                    log.debug("ccTalk header %d: retry %d after %s", header, attempt, last)
+                try:
+                    return await self._exchange(frame)
+                except Nak:
+                    raise
+                except (Timeout, FrameError, ProtocolError) as exc:
+                    last = exc
+            if isinstance(last, Timeout):
+                raise Offline(
+                    f"ccTalk device {self.address} did not answer header {header}"
+                    f" ({self.retries + 1} attempts)"
+                ) from last
+            raise ProtocolError(
+                f"ccTalk device {self.address}: bad replies to header {header}: {last}"
+            ) from last
+
+    async def _exchange(self, frame: bytes) -> bytes:
+        port = self.port
+        port.discard_input()
+        await port.write(frame, timeout_s=self.reply_timeout_s)
+        if self.echo:
+            echoed = await port.read_exactly(len(frame), timeout_s=self.reply_timeout_s)
+            if echoed != frame:
+                raise ProtocolError(f"bus echo {echoed.hex()} differs from {frame.hex()}")
+        head = await port.read_exactly(2, timeout_s=self.reply_timeout_s)
+        if head[0] != HOST_ADDRESS:
+            raise FrameError(f"reply to address {head[0]}, not the host")
+        rest = await port.read_exactly(frame_length(head) - 2, timeout_s=self.reply_timeout_s)
+        reply = decode(head + rest, self.checksum)
+        if reply.source is not None and reply.source != self.address:
+            raise FrameError(f"reply from address {reply.source}, not {self.address}")
+        if reply.header == Header.NAK:
+            raise Nak(f"ccTalk device {self.address} answered NAK")
+        if reply.header != Header.REPLY:
+            raise FrameError(f"reply with header {reply.header}")
+        return reply.data

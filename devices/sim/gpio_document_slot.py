@@ -1,0 +1,344 @@
+"""Wire simulator of the ``gpio`` document slot: a sheet of paper moving past two sensors.
+
+The mechanism, along the paper path (mm from the shutter, inwards):
+the ``entry`` sensor at 15, the first rollers at 30, the ``inside`` sensor at
+180; a sheet is 210 long, so while it is fed it covers both sensors for a
+while.  The rollers move a sheet they grip (its head past 30) at 400 mm/s,
+scaled by the H-bridge enable duty cycle when one is wired; a sheet fed past
+the inside sensor (2 mm past it) drops into the storage bin.  Sensor lines bounce for about a
+millisecond at every change, as real ones do.
+
+A hand acts on the sheet: it pushes one in through the open shutter (and lets
+go, or holds it), and pulls out one that sticks out of the mouth, even while
+the rollers run (a person pulls harder than rollers grip).  A held sheet does
+not move, so the motor stalls and the driver sees a jam.  The ``jam`` fault
+makes the sheet stuck where it is, or, in an empty slot, crumples one across
+both sensors; ``clear`` is a technician taking the stuck sheet out.
+
+The sim actions are those of the behavioural simulator: ``insertDocument``
+(push in, let go) and ``takeDocument`` (pull out); ``out/motor`` and
+``out/shutter`` show what the driver does to the mechanism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from enum import StrEnum
+from typing import ClassVar
+
+import msgspec
+
+from devices.base import DeviceEnv, DeviceHost, Message, NoParams, NoResult, SimAction
+from devices.document_slot.gpio import GpioDocumentSlotSettings
+from devices.document_slot.protocol import MotorDirection
+from devices.errors import HardwareError, SequenceError, Unsupported
+
+from .document_slot import MotorOutput, ShutterOutput
+from .faults import FAULT_ACTION, FaultKind, FaultParams
+from .gpio_pins import GpioWireSimulator, SimPin
+
+#: The paper path, mm from the shutter.
+ENTRY_AT = 15.0
+ROLLERS_AT = 30.0
+INSIDE_AT = 180.0
+SHEET = 210.0
+#: Speeds, mm/s.
+ROLLER_SPEED = 400.0
+HAND_SPEED = 500.0
+#: Physics step while something moves, s.
+TICK_S = 0.005
+#: Sensor line bounce at each change: flips and their spacing, s.
+BOUNCE_FLIPS = 2
+BOUNCE_STEP_S = 0.0003
+
+
+class Hand(StrEnum):
+    """What the simulated person's hand does."""
+
+    AWAY = "away"
+    PUSHING = "pushing"
+    HOLDING = "holding"
+    PULLING = "pulling"
+
+
+class GpioDocumentSlotSimulator(GpioWireSimulator):
+    """A simulated paper path behind the pins of a ``gpio`` document slot."""
+
+    device_class: ClassVar[str] = "documentSlot"
+    sim_outputs: ClassVar[dict[str, type[Message]]] = {
+        "motor": MotorOutput,
+        "shutter": ShutterOutput,
+    }
+    sim_actions: ClassVar[dict[str, SimAction]] = {
+        "fault": FAULT_ACTION,
+        "insertDocument": SimAction(
+            "sim_insert_document", NoParams, "push a document into the open slot"
+        ),
+        "takeDocument": SimAction(
+            "sim_take_document", NoParams, "pull the document out of the slot's mouth"
+        ),
+    }
+
+    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+        super().__init__(device_id, host, env)
+        #: Head of the sheet, mm from the shutter (None: no sheet in the slot).
+        self.head: float | None = None
+        self.hand = Hand.AWAY
+        self.stuck = False
+        #: Sheets dropped into the storage bin.
+        self.binned = 0
+        #: Writes that left both motor directions active (must stay 0).
+        self.shoot_through = 0
+        self._hold = False
+        self._direction = MotorDirection.STOPPED
+        self._shutter_open = False
+        self._moved = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._physics: asyncio.Task[None] | None = None
+        self._bounces: dict[str, asyncio.Task[None]] = {}
+        self._levels: dict[str, bool] = {}
+
+    def configure(self, settings: msgspec.Struct) -> None:
+        """Keep the pin map and sensor polarities."""
+        assert isinstance(settings, GpioDocumentSlotSettings)
+        super().configure(settings)
+        self.slot = settings
+
+    async def start(self) -> None:
+        """Create the pins (sensors uncovered, outputs watched) and start the physics."""
+        await super().start()
+        s = self.slot
+        self.entry = self.input_pin(s.entry.pin, not s.entry.active_high)
+        self.inside = self.input_pin(s.inside.pin, not s.inside.active_high)
+        self._levels = {"entry": not s.entry.active_high, "inside": not s.inside.active_high}
+        self.forward = self.output_pin(s.motor.forward.pin, self._outputs_changed, self._check)
+        self.reverse = self.output_pin(s.motor.reverse.pin, self._outputs_changed, self._check)
+        self.enable = (
+            self.output_pin(s.motor.enable.pin, self._outputs_changed) if s.motor.enable else None
+        )
+        self.shutter = self.output_pin(s.shutter.pin, self._outputs_changed)
+        self.led = self.output_pin(s.guide_led.pin, lambda: None) if s.guide_led else None
+        self._physics = asyncio.create_task(self._run_physics(), name=f"{self.device_id}-paper")
+
+    async def aclose(self) -> None:
+        """Stop the physics and release the factory."""
+        tasks = [t for t in (self._physics, *self._bounces.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._physics = None
+        await super().aclose()
+
+    # --- what the pins show ----------------------------------------------------------
+
+    @staticmethod
+    def _on(pin: SimPin, active_high: bool) -> bool:
+        return (pin.output > 0) == active_high
+
+    def motor_direction(self) -> MotorDirection:
+        """The direction the motor's lines command now."""
+        m = self.slot.motor
+        forward = self._on(self.forward, m.forward.active_high)
+        reverse = self._on(self.reverse, m.reverse.active_high)
+        if forward and not reverse:
+            return MotorDirection.FORWARD
+        if reverse and not forward:
+            return MotorDirection.REVERSE
+        return MotorDirection.STOPPED
+
+    def motor_speed(self) -> float:
+        """Roller speed, mm/s (0 unless exactly one direction is on and the enable line is)."""
+        if self.motor_direction() is MotorDirection.STOPPED:
+            return 0.0
+        enable, spec = self.enable, self.slot.motor.enable
+        if enable is None or spec is None:
+            return ROLLER_SPEED
+        duty = enable.output if spec.active_high else 1.0 - enable.output
+        return ROLLER_SPEED * duty
+
+    def shutter_open(self) -> bool:
+        """Whether the shutter output holds the shutter open."""
+        return self._on(self.shutter, self.slot.shutter.active_high)
+
+    def _check(self) -> None:
+        m = self.slot.motor
+        if self._on(self.forward, m.forward.active_high) and self._on(
+            self.reverse, m.reverse.active_high
+        ):
+            self.shoot_through += 1
+
+    def _outputs_changed(self) -> None:
+        direction = self.motor_direction()
+        if direction is not self._direction:
+            self._direction = direction
+            self.host.sim_output(self.device_id, "motor", MotorOutput(direction=direction))
+        shutter = self.shutter_open()
+        if shutter is not self._shutter_open:
+            self._shutter_open = shutter
+            self.host.sim_output(self.device_id, "shutter", ShutterOutput(open=shutter))
+        self._moved.set()
+
+    # --- the hand --------------------------------------------------------------------
+
+    async def insert(self, *, hold: bool = False) -> None:
+        """Push a sheet in to the rollers; ``hold`` keeps holding it there.
+
+        Raises:
+            SequenceError: the shutter is closed, or a sheet is already there.
+
+        """
+        if not self.shutter_open():
+            raise SequenceError("the shutter is closed: nothing can be inserted")
+        if self.head is not None:
+            raise SequenceError("a document is already in the slot")
+        self.head, self._hold, self.hand = 0.0, hold, Hand.PUSHING
+        await self._until_hand_is(Hand.HOLDING if hold else Hand.AWAY)
+
+    def release(self) -> None:
+        """Let go of a held sheet (the rollers may take it)."""
+        if self.hand is Hand.HOLDING:
+            self.hand = Hand.AWAY
+            self._moved.set()
+
+    async def pull(self) -> None:
+        """Pull the sheet out of the mouth, even against running rollers.
+
+        Raises:
+            SequenceError: no sheet sticks out of the mouth.
+            HardwareError: the sheet is stuck.
+
+        """
+        if self.head is not None and self.stuck:
+            raise HardwareError("the document is jammed; it cannot be pulled out")
+        if self.head is None or self.head - SHEET >= 0:
+            raise SequenceError("no document in the slot's mouth")
+        self.hand = Hand.PULLING
+        await self._until_hand_is(Hand.AWAY)
+
+    async def _until_hand_is(self, hand: Hand) -> None:
+        self._moved.set()
+        while self.hand is not hand:
+            self._settled.clear()
+            await self._settled.wait()
+
+    async def sim_insert_document(self, _params: NoParams) -> NoResult:
+        """``insertDocument``: push a sheet in and let go.
+
+        Raises:
+            SequenceError: the shutter is closed, or a sheet is already there.
+
+        """
+        await self.insert()
+        return NoResult()
+
+    async def sim_take_document(self, _params: NoParams) -> NoResult:
+        """``takeDocument``: pull the sheet out of the mouth.
+
+        Raises:
+            SequenceError: no sheet in the mouth.
+            HardwareError: the sheet is stuck.
+
+        """
+        await self.pull()
+        return NoResult()
+
+    async def sim_fault(self, params: FaultParams) -> NoResult:
+        """``jam`` sticks the sheet (crumples one in an empty slot); ``clear`` removes it.
+
+        Raises:
+            Unsupported: other kinds: GPIO has no link to cut or slow down.
+
+        """
+        if params.kind is FaultKind.JAM:
+            self.stuck = True
+            if self.head is None:
+                self.head = INSIDE_AT + 20.0
+        elif params.kind is FaultKind.CLEAR:
+            if self.stuck:
+                self.head, self.hand = None, Hand.AWAY
+            self.stuck = False
+        else:
+            raise Unsupported(f"a GPIO document slot simulates jam and clear, not {params.kind}")
+        self._update_sensors()
+        self._moved.set()
+        return NoResult()
+
+    # --- physics ---------------------------------------------------------------------
+
+    def _moving(self) -> bool:
+        if self.head is None or self.stuck:
+            return False
+        if self.hand in (Hand.PUSHING, Hand.PULLING):
+            return True
+        return self.hand is Hand.AWAY and self.motor_speed() > 0 and self.head >= ROLLERS_AT
+
+    async def _run_physics(self) -> None:
+        loop = self.loop
+        last = loop.time()
+        while True:
+            if not self._moving():
+                self._settled.set()
+                self._moved.clear()
+                await self._moved.wait()
+                last = loop.time()
+                continue
+            await asyncio.sleep(TICK_S)
+            now = loop.time()
+            self._step(now - last)
+            last = now
+            self._update_sensors()
+            self._settled.set()
+
+    def _step(self, dt: float) -> None:
+        if self.head is None or self.stuck:
+            return
+        if self.hand is Hand.PULLING:
+            self.head -= HAND_SPEED * dt
+            if self.head <= 0:
+                self.head, self.hand = None, Hand.AWAY
+        elif self.hand is Hand.PUSHING:
+            self.head = min(self.head + HAND_SPEED * dt, ROLLERS_AT + 10.0)
+            if self.head >= ROLLERS_AT + 10.0:
+                self.hand = Hand.HOLDING if self._hold else Hand.AWAY
+        elif self.hand is Hand.AWAY and self.head >= ROLLERS_AT:
+            step = self.motor_speed() * dt
+            if self.motor_direction() is MotorDirection.FORWARD:
+                self.head += step
+                if self.head - SHEET > INSIDE_AT + 2.0:
+                    self.head = None
+                    self.binned += 1
+            else:
+                # The rollers let go once the head is back at them: the sheet sticks out.
+                self.head = max(self.head - step, ROLLERS_AT - 1.0)
+
+    def covered(self, at: float) -> bool:
+        """Whether the sheet covers the point ``at`` mm of the path."""
+        return self.head is not None and self.head - SHEET <= at <= self.head
+
+    def _update_sensors(self) -> None:
+        self._sensor("entry", self.entry, self.covered(ENTRY_AT), self.slot.entry.active_high)
+        self._sensor("inside", self.inside, self.covered(INSIDE_AT), self.slot.inside.active_high)
+
+    def _sensor(self, name: str, pin: SimPin, covered: bool, active_high: bool) -> None:
+        level = covered == active_high
+        if self._levels[name] is level:
+            return
+        self._levels[name] = level
+        running = self._bounces.pop(name, None)
+        if running is not None:
+            running.cancel()
+        self._bounces[name] = asyncio.create_task(
+            self._bounce(pin, level), name=f"{self.device_id}-{name}-bounce"
+        )
+
+    @staticmethod
+    async def _bounce(pin: SimPin, level: bool) -> None:
+        for _ in range(BOUNCE_FLIPS):
+            pin.drive(level)
+            await asyncio.sleep(BOUNCE_STEP_S)
+            pin.drive(not level)
+            await asyncio.sleep(BOUNCE_STEP_S)
+        pin.drive(level)

@@ -1,0 +1,415 @@
+"""Coin chaos harness: a daemon killed at random while coins go in; nothing lost, nothing doubled.
+
+Shared by the CI test (tests/devices/test_coin_chaos.py, >= 50 iterations) and
+the benchmark (``python -m bench.coins``, 200 iterations).  Three processes:
+
+- the emulated ccTalk acceptor (``python -m devices.sim.cctalk_device``) on a
+  socat pty pair, driven here over its control socket, so coins go in while
+  the daemon is down (sometimes more than its five-event buffer holds);
+- the daemon (``python -m daemon run --config``) on the pty, killed with
+  SIGKILL at random moments, or made to exit right after a ledger commit and
+  before the publish (``KIOSKD_TEST_EXIT_AFTER_COMMIT``);
+- this harness, a UI on the broker recording what the daemon reports.
+
+At the end three accounts must agree:
+
+- the device's list of accepted coins (counter, value), in order;
+- the ledger's credits in commit order, plus the events it reports lost: the
+  credits must be exactly the device's list with the lost ones left out
+  (nothing doubled, nothing invented) and the lost count must equal the
+  coins left out (nothing lost silently);
+- what the daemon reported over MQTT: ``coinAccepted`` events, the coins of
+  ``depositRecovered`` events and of ``depositStatus`` after each restart
+  (the UI's reconciliation path) must cover every credit, with equal values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from devices.coin_acceptor.ledger import LEDGER_FILE
+from devices.coin_acceptor.protocol import EXIT_AFTER_COMMIT_ENV
+from tests.uiclient import UiClient, connect
+
+REPO = Path(__file__).resolve().parents[1]
+BOARD = "chaos-0001"
+DEV = "coins"
+COINS = (1000, 2000, 5000)
+
+
+@dataclass
+class ChaosCounts:
+    """What happened, for the assertions and the benchmark's printout."""
+
+    iterations: int = 0
+    daemon_starts: int = 0
+    sigkills: int = 0
+    exits_after_commit: int = 0
+    inserted: int = 0
+    inserted_while_down: int = 0
+    accepted_by_device: int = 0
+    returned_by_device: int = 0
+    ledger_credits: int = 0
+    reported_lost: int = 0
+    unknown_losses: int = 0
+    reported_by_event: int = 0
+    reported_by_recovery: int = 0
+    reported_by_status: int = 0
+    missing_from_mqtt: int = 0
+    value_mismatches: int = 0
+    doubled_or_invented: int = 0
+    lost_silently: int = 0
+    settled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts as a plain dict (errors shortened)."""
+        out = {k: v for k, v in vars(self).items() if k != "errors"}
+        out["errors"] = self.errors[:5]
+        return out
+
+
+class DeviceProcess:
+    """The emulated acceptor in its own process, with a JSON-lines control socket."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, control: Path) -> None:
+        self.proc = proc
+        self.control = control
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, pty: Path, control: Path) -> AsyncIterator[DeviceProcess]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "devices.sim.cctalk_device",
+            "--pty",
+            str(pty),
+            "--control",
+            str(control),
+            "--coins",
+            ",".join(map(str, COINS)),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        device = cls(proc, control)
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            assert line.strip() == b"ready", line
+            device._reader, device._writer = await asyncio.open_unix_connection(str(control))
+            yield device
+        finally:
+            if device._writer is not None:
+                device._writer.close()
+            if proc.returncode is None:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 10)
+
+    async def call(self, **request: Any) -> dict[str, Any]:
+        assert self._reader is not None
+        assert self._writer is not None
+        self._writer.write(msgspec.json.encode(request) + b"\n")
+        reply: dict[str, Any] = msgspec.json.decode(
+            await asyncio.wait_for(self._reader.readline(), 5)
+        )
+        assert "error" not in reply, reply
+        return reply
+
+
+def write_config(tmp: Path, broker_port: int, pty: Path) -> Path:
+    """A daemon config with only the ccTalk acceptor on ``pty``."""
+    path = tmp / "kioskd.toml"
+    path.write_text(
+        f"""
+[board]
+id = "{BOARD}"
+
+[mqtt]
+port = {broker_port}
+reconnect_max = 0.5
+
+[daemon]
+state_dir = "{tmp / "state"}"
+runtime_dir = "{tmp / "run"}"
+log_level = "info"
+
+[devices.{DEV}]
+class = "coinAcceptor"
+driver = "cctalk"
+port = "{pty}"
+poll_ms = 50
+reply_timeout_ms = 100
+cash_box_capacity = 100000
+coins = [{", ".join(map(str, COINS))}]
+""",
+        encoding="utf-8",
+    )
+    (tmp / "state").mkdir(exist_ok=True)
+    (tmp / "run").mkdir(exist_ok=True)
+    return path
+
+
+class Chaos:
+    """One chaos run; see the module docstring."""
+
+    def __init__(
+        self, tmp: Path, broker_port: int, device: DeviceProcess, ui: UiClient, seed: int
+    ) -> None:
+        self.tmp = tmp
+        self.config = write_config(tmp, broker_port, tmp / "coins.pty")
+        self.device = device
+        self.ui = ui
+        self.rng = random.Random(seed)
+        self.counts = ChaosCounts()
+        self.daemon: asyncio.subprocess.Process | None = None
+        self.session: str | None = None
+        #: (transactionId, index) -> value, as reported over MQTT.
+        self.reported: dict[tuple[str, int], int] = {}
+        self._events: asyncio.Queue[Any] | None = None
+        self._states: asyncio.Queue[Any] | None = None
+        # The daemons' logs, for a failing run's post-mortem.
+        self._log = (tmp / "daemon.log").open("ab")
+
+    # -- daemon --------------------------------------------------------------------------------
+
+    async def start_daemon(self, exit_after_commit: int = 0) -> None:
+        env = dict(os.environ)
+        env.pop(EXIT_AFTER_COMMIT_ENV, None)
+        if exit_after_commit:
+            env[EXIT_AFTER_COMMIT_ENV] = str(exit_after_commit)
+        self.daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "daemon",
+            "run",
+            "--config",
+            str(self.config),
+            cwd=REPO,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        self.counts.daemon_starts += 1
+
+    def alive(self) -> bool:
+        return self.daemon is not None and self.daemon.returncode is None
+
+    async def kill(self) -> None:
+        if self.daemon is None:
+            return
+        if self.daemon.returncode is None:
+            self.daemon.send_signal(signal.SIGKILL)
+            self.counts.sigkills += 1
+        elif self.daemon.returncode == 137:
+            self.counts.exits_after_commit += 1
+        await self.daemon.wait()
+        self.daemon = None
+
+    async def wait_online(self, timeout: float = 15.0) -> bool:
+        """Wait for the coin acceptor of a new session to be online; False if the daemon died."""
+        assert self._states is not None
+        seen: list[Any] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if not self.alive():
+                        return False
+                    try:
+                        message = await asyncio.wait_for(self._states.get(), 0.2)
+                    except TimeoutError:
+                        continue
+                    payload = message.payload
+                    seen.append(payload)
+                    if (
+                        isinstance(payload, dict)
+                        and payload.get("session") != self.session
+                        and payload.get("state") in ("online", "busy")
+                    ):
+                        self.session = payload["session"]
+                        return True
+        except TimeoutError:
+            self.counts.errors.append(f"not online within {timeout} s; states seen: {seen}")
+            return False
+
+    async def reconcile(self) -> bool:
+        """After a start: read the unsettled transactions (reported) and settle them."""
+        reply = await self.request("depositStatus", {})
+        if reply is None:
+            return False
+        for tx in reply["transactions"]:
+            for coin in tx["coins"]:
+                self._report((tx["transactionId"], coin["index"]), coin["value"], "status")
+            if tx["state"] == "unknown":
+                ended = await self.request("depositEnd", {"transactionId": tx["transactionId"]})
+                if ended is None:
+                    return False
+                self.counts.settled += 1
+        return True
+
+    async def request(self, command: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """A device command's result; None when the daemon died (or failed) meanwhile."""
+        if not self.alive():
+            return None
+        try:
+            completion = await asyncio.wait_for(self.ui.device(DEV, command, params), 5)
+        except TimeoutError:
+            return None
+        if completion.get("completionCode") != "success":
+            if self.alive():
+                self.counts.errors.append(f"{command}: {completion}")
+            return None
+        result: dict[str, Any] = completion["result"]
+        return result
+
+    async def ensure_daemon(self) -> None:
+        """(Re)start the daemon unless it runs; after a start, reconcile like a UI does."""
+        while not self.alive():
+            await self.kill()
+            crash_at = self.rng.randint(1, 3) if self.rng.random() < 0.3 else 0
+            await self.start_daemon(crash_at)
+            if await self.wait_online() and await self.reconcile():
+                return
+            await self.kill()
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _report(self, key: tuple[str, int], value: int, how: str) -> None:
+        if key in self.reported:
+            if self.reported[key] != value:
+                self.counts.value_mismatches += 1
+            return
+        self.reported[key] = value
+        setattr(self.counts, f"reported_by_{how}", getattr(self.counts, f"reported_by_{how}") + 1)
+
+    async def _pump_events(self) -> None:
+        assert self._events is not None
+        while True:
+            message = await self._events.get()
+            name = message.topic.rsplit("/", 1)[-1]
+            data = message.payload.get("data", {}) if isinstance(message.payload, dict) else {}
+            if name == "coinAccepted":
+                self._report((data["transactionId"], data["index"]), data["value"], "event")
+            elif name == "depositRecovered":
+                for coin in data["coins"]:
+                    self._report((data["transactionId"], coin["index"]), coin["value"], "recovery")
+
+    # -- the run -----------------------------------------------------------------------------
+
+    async def insert(self, count: int, *, down: bool) -> None:
+        for _ in range(count):
+            await asyncio.sleep(self.rng.uniform(0, 0.04))
+            await self.device.call(action="insertCoin", value=self.rng.choice(COINS))
+            self.counts.inserted += 1
+            self.counts.inserted_while_down += down
+
+    async def iteration(self) -> None:
+        await self.ensure_daemon()
+        started = await self.request("depositStart", {"currency": "VND", "timeoutMs": 60_000})
+        if started is None:
+            return
+        coins = self.rng.randint(1, 6)
+        kill_after = self.rng.randint(0, coins) if self.rng.random() < 0.4 else None
+        for n in range(coins):
+            if kill_after == n:
+                await self.kill()
+            await self.insert(1, down=not self.alive())
+        if self.alive():
+            if self.rng.random() < 0.5:
+                await asyncio.sleep(self.rng.uniform(0, 0.2))
+                await self.request("depositEnd", {"transactionId": started["transactionId"]})
+            else:
+                await asyncio.sleep(self.rng.uniform(0, 0.15))
+                await self.kill()
+        if not self.alive() and self.rng.random() < 0.5:
+            await self.insert(self.rng.randint(1, 8), down=True)
+        self.counts.iterations += 1
+
+    async def run(self, iterations: int) -> ChaosCounts:
+        async with (
+            self.ui.subscription(f"{self.ui.root}/dev/{DEV}/evt/#") as events,
+            self.ui.subscription(f"{self.ui.root}/dev/{DEV}/state") as states,
+        ):
+            self._events, self._states = events, states
+            pump = asyncio.create_task(self._pump_events())
+            try:
+                for _ in range(iterations):
+                    await self.iteration()
+                await self.ensure_daemon()  # recover whatever the last kill left
+                assert self.daemon is not None
+                self.daemon.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(self.daemon.wait(), 15)
+                await asyncio.sleep(0.2)  # the last events reach the pump
+            finally:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+                if self.alive():
+                    await self.kill()
+                self._log.close()
+        await self.compare()
+        return self.counts
+
+    async def compare(self) -> None:
+        stats = await self.device.call(action="stats")
+        accepted = [tuple(pair) for pair in stats["accepted"]]
+        self.counts.accepted_by_device = len(accepted)
+        self.counts.returned_by_device = len(stats["returned"])
+        conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
+        try:
+            rows = conn.execute(
+                "SELECT c.event_counter, c.value, c.transaction_id, c.idx FROM credits c"
+                " ORDER BY c.rowid"
+            ).fetchall()
+            lost, unknown = conn.execute(
+                "SELECT coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
+            ).fetchone()
+        finally:
+            conn.close()
+        self.counts.ledger_credits = len(rows)
+        self.counts.reported_lost = lost
+        self.counts.unknown_losses = unknown
+        # The ledger's credits must be the device's accepted coins in order, minus lost ones.
+        pos = 0
+        skipped = 0
+        for counter, value, _tx, _idx in rows:
+            while pos < len(accepted) and accepted[pos] != (counter, value):
+                skipped += 1
+                pos += 1
+            if pos == len(accepted):
+                self.counts.doubled_or_invented += 1
+                continue
+            pos += 1
+        skipped += len(accepted) - pos
+        self.counts.lost_silently = skipped - lost
+        for _counter, value, tx, idx in rows:
+            reported = self.reported.get((tx, idx))
+            if reported is None:
+                self.counts.missing_from_mqtt += 1
+            elif reported != value:
+                self.counts.value_mismatches += 1
+
+
+async def run_chaos(tmp: Path, broker_port: int, iterations: int, seed: int) -> ChaosCounts:
+    """Run ``iterations`` chaos iterations with a device process and a UI; return the counts."""
+    async with (
+        DeviceProcess.running(tmp / "coins.pty", tmp / "control.sock") as device,
+        connect(broker_port, BOARD, "chaos-ui") as ui,
+    ):
+        chaos = Chaos(tmp, broker_port, device, ui, seed)
+        return await chaos.run(iterations)

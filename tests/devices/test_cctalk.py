@@ -1,0 +1,331 @@
+"""ccTalk: codec, event counter arithmetic, and the driver against the emulated device on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.base import DeviceState
+from devices.coin_acceptor.cctalk import (
+    BufferedEvent,
+    Checksum,
+    CoinError,
+    ErrorKind,
+    FrameError,
+    classify,
+    coin_id_for,
+    coin_value,
+    crc16,
+    decode,
+    enabled_channels,
+    encode,
+    error_name,
+    inhibit_mask,
+    parse_buffered,
+)
+from devices.coin_acceptor.cctalk_acceptor import CctalkCoinAcceptor
+from devices.coin_acceptor.counter import distance, previous, step
+from devices.coin_acceptor.ledger import LEDGER_FILE, Ledger
+from devices.coin_acceptor.protocol import (
+    CoinRejected,
+    DepositEndParams,
+    DepositStartParams,
+    DepositTransaction,
+    EventsLost,
+    FraudDetected,
+)
+from devices.sim.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
+from devices.sim.pty import PtyPair
+from tests.support import RecordingHost, build, ctx, running
+
+# -- codec -----------------------------------------------------------------------------------
+
+
+def test_simple_poll_frame_matches_the_spec_example() -> None:
+    # Host 1 polls address 2: 02 00 01 FE FF; the ACK is 01 00 02 00 FD.
+    assert encode(2, 1, 254) == bytes([2, 0, 1, 254, 255])
+    ack = decode(bytes([1, 0, 2, 0, 253]))
+    assert (ack.destination, ack.source, ack.header, ack.data) == (1, 2, 0, b"")
+
+
+def test_crc16_frames_round_trip_and_detect_errors() -> None:
+    assert crc16(b"123456789") == 0x31C3  # CRC-16/XMODEM check value (poly 0x1021, init 0)
+    frame = encode(2, 1, 229, b"", Checksum.CRC16)
+    crc = crc16(bytes([2, 0, 229]))
+    assert frame == bytes([2, 0, crc & 0xFF, 229, crc >> 8])
+    decoded = decode(encode(1, 2, 0, b"\x07abc", Checksum.CRC16), Checksum.CRC16)
+    assert (decoded.source, decoded.data) == (None, b"\x07abc")
+    for bad in (frame[:-1] + bytes([frame[-1] ^ 1]), frame[:-1]):
+        with pytest.raises(FrameError):
+            decode(bad, Checksum.CRC16)
+    with pytest.raises(FrameError):
+        decode(bytes([1, 0, 2, 0, 254]))
+    with pytest.raises(FrameError):
+        encode(2, 1, 256)
+
+
+def test_buffered_credit_reply_and_masks() -> None:
+    buffered = parse_buffered(bytes([9, 3, 1, 0, 20, 0, 0, 0, 0, 0, 0]))
+    assert buffered.counter == 9
+    assert buffered.events[0] == BufferedEvent(3, 1)
+    assert buffered.events[0].is_credit
+    assert not buffered.events[1].is_credit
+    with pytest.raises(FrameError):
+        parse_buffered(bytes([1, 2]))
+    with pytest.raises(FrameError):
+        parse_buffered(bytes([1, 17, 1]))
+    assert inhibit_mask({1, 3, 16}) == bytes([0b101, 0x80])
+    assert enabled_channels(bytes([0b101, 0x80])) == {1, 3, 16}
+
+
+def test_coin_ids() -> None:
+    assert coin_value("VN5K0A") == 5000
+    assert coin_value("VN2K5B") == 2500
+    assert coin_value("GB100A") == 100
+    assert coin_value("EU.50A") is None  # half a unit: not whole-unit money
+    assert coin_value("......") is None
+    for value in (3, 200, 1000, 2000, 5000, 10_000, 100_000, 500_000):
+        assert coin_value(coin_id_for(value)) == value
+    with pytest.raises(ValueError, match="1234"):
+        coin_id_for(1234)
+
+
+def test_error_codes() -> None:
+    assert classify(CoinError.COIN_ON_STRING) is ErrorKind.FRAUD
+    assert classify(CoinError.REJECT_COIN) is ErrorKind.REJECTED
+    assert classify(CoinError.INHIBITED_COIN) is ErrorKind.INHIBITED
+    assert classify(140) is ErrorKind.INHIBITED
+    assert classify(CoinError.NULL_EVENT) is ErrorKind.IGNORE
+    assert classify(CoinError.CREDIT_SENSOR_BLOCKED) is ErrorKind.FAULT
+    assert classify(99) is ErrorKind.FAULT
+    assert error_name(CoinError.COIN_ON_STRING) == "coinOnString"
+    assert error_name(128) == "inhibitedCoin1"
+    assert error_name(99) == "error99"
+
+
+def test_event_counter_arithmetic() -> None:
+    assert distance(0, 3) == 3
+    assert distance(250, 255) == 5
+    assert distance(254, 1) == 2  # 255, then 1: zero is skipped
+    assert previous(1, 1) == 255
+    assert previous(3, 2) == 1
+    assert step(None, 77).new == 0  # first contact: a baseline, not events
+    assert step(10, 12) == step(10, 12)
+    assert (step(10, 12).new, step(10, 12).lost) == (2, 0)
+    assert (step(250, 3).new, step(250, 3).lost) == (5, 3)
+    reset = step(40, 0)
+    assert (reset.reset, reset.lost, reset.lost_any) == (True, None, True)
+    assert not step(0, 0).reset
+    with pytest.raises(ValueError, match="outside"):
+        step(1, 256)
+
+
+# -- the driver against the emulated device -------------------------------------------------
+
+
+async def until(predicate: Any, timeout: float = 3.0) -> None:
+    """Poll ``predicate`` (device-side facts do not wake the recording host)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+class Rig:
+    def __init__(self, device: CctalkCoinDevice, driver: CctalkCoinAcceptor, host: RecordingHost):
+        self.device = device
+        self.driver = driver
+        self.host = host
+
+    def named(self, name: str) -> list[Any]:
+        return [data for _, event, data in self.host.events if event == name]
+
+    async def wait_event(self, name: str, count: int = 1, timeout: float = 3.0) -> list[Any]:
+        await self.host.wait_for(lambda: len(self.named(name)) >= count, timeout)
+        return self.named(name)
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    tmp_path: Path,
+    *,
+    checksum: Checksum = Checksum.SIMPLE,
+    echo: bool = False,
+    device: CctalkCoinDevice | None = None,
+    **settings: Any,
+) -> AsyncIterator[Rig]:
+    coins = (1000, 2000, 5000)
+    device = device or CctalkCoinDevice(coins, checksum=checksum, echo=echo)
+    host = RecordingHost()
+    link = tmp_path / "run" / "coin.cctalk"
+    async with await PtyPair.start(link, tmp_path / "run" / "coin.dev") as pair:
+        serving = asyncio.create_task(device.serve(pair.device))
+        driver = build(
+            "coinAcceptor",
+            "cctalk",
+            tmp_path,
+            host,
+            port=str(link),
+            coins=list(coins),
+            checksum=checksum.value,
+            echo=echo,
+            poll_ms=20,
+            reply_timeout_ms=100,
+            **settings,
+        )
+        assert isinstance(driver, CctalkCoinAcceptor)
+        try:
+            async with running(driver, host):
+                yield Rig(device, driver, host)
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+
+async def deposit(r: Rig) -> str:
+    started = await r.driver.deposit_start(DepositStartParams(currency="VND"), ctx())
+    await until(lambda: r.device.enabled)
+    return started.transaction_id
+
+
+@pytest.mark.parametrize(
+    ("checksum", "echo"),
+    [(Checksum.SIMPLE, False), (Checksum.CRC16, False), (Checksum.SIMPLE, True)],
+    ids=["simple", "crc16", "single-wire-echo"],
+)
+async def test_coins_are_credited_with_their_counter(
+    tmp_path: Path, checksum: Checksum, echo: bool
+) -> None:
+    async with rig(tmp_path, checksum=checksum, echo=echo) as r:
+        assert not r.device.enabled, "inhibited at start-up"
+        assert r.device.insert_coin(1000).accepted is False  # inhibited: returned
+        tx = await deposit(r)
+        assert r.device.insert_coin(2000).accepted
+        assert r.device.insert_coin(5000).accepted
+        accepted = await r.wait_event("coinAccepted", 2)
+        assert [(c.transaction_id, c.index, c.value, c.total) for c in accepted] == [
+            (tx, 1, 2000, 2000),
+            (tx, 2, 5000, 7000),
+        ]
+        assert r.named("coinRejected") == []  # an inhibited coin is not an event
+        assert await r.driver.last_event_counter() == r.device.counter == 3
+
+
+async def test_garbage_and_checksum_errors_are_retried(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        link = r.driver._link
+        assert link is not None
+        before = link.retried
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.GARBAGE))
+        await until(lambda: link.retried > before)
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CHECKSUM_ERROR))
+        await until(lambda: link.retried > before + 1)
+        r.device.insert_coin(1000)
+        (coin,) = await r.wait_event("coinAccepted")
+        assert (coin.transaction_id, coin.value) == (tx, 1000)
+        assert r.driver.state is DeviceState.BUSY or r.driver.condition is DeviceState.ONLINE
+
+
+async def test_no_answer_is_offline_and_coins_fall_through(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.DISCONNECT))
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.OFFLINE)
+        assert r.device.insert_coin(1000).accepted is False
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CLEAR))
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.ONLINE, 5)
+        await until(lambda: r.device.enabled)  # the deposit re-enabled it
+        r.device.insert_coin(5000)
+        (coin,) = await r.wait_event("coinAccepted")
+        assert (coin.transaction_id, coin.index, coin.value) == (tx, 1, 5000)
+
+
+async def test_power_cycle_reports_unknown_loss_and_reapplies_inhibit(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        r.device.insert_coin(1000)
+        await r.wait_event("coinAccepted")
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.POWER_CYCLE))
+        (lost,) = await r.wait_event("eventsLost")
+        assert lost == EventsLost(count=None, reason="deviceReset", transaction_id=tx)
+        await until(lambda: r.device.enabled)  # powered up inhibited; enabled again
+        r.device.insert_coin(2000)
+        coins = await r.wait_event("coinAccepted", 2)
+        assert (coins[-1].index, coins[-1].total) == (2, 3000)
+        end = await r.driver.deposit_end(DepositEndParams(transaction_id=tx), ctx())
+        assert (end.lost_events, end.lost_unknown) == (0, True)
+
+
+async def test_counter_jump_beyond_the_buffer_is_reported_with_its_count(tmp_path: Path) -> None:
+    # A poll interval far beyond the insertion rate: 8 coins between two reads.
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        link = r.driver._link
+        assert link is not None
+        async with link._lock:  # hold the bus: no poll happens meanwhile
+            for _ in range(8):
+                assert r.device.insert_coin(1000).accepted
+        (lost,) = await r.wait_event("eventsLost")
+        assert (lost.count, lost.reason, lost.transaction_id) == (3, "counterJump", tx)
+        coins = await r.wait_event("coinAccepted", 5)
+        assert [c.index for c in coins] == [1, 2, 3, 4, 5]
+        assert await r.driver.last_event_counter() == 8
+
+
+async def test_fraud_code_is_a_fraud_attempt(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await deposit(r)
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.FRAUD))
+        assert r.device.insert_coin(2000).accepted is False
+        (fraud,) = await r.wait_event("fraudAttempt")
+        assert fraud == FraudDetected(reason="coinOnString")
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.FRAUD_ATTEMPT)
+        await until(lambda: not r.device.enabled)
+        assert r.named("coinAccepted") == []
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.FRAUD, code=CoinError.REJECT_COIN))
+        r.device.insert_coin(1000)  # inhibited now: returned without an event
+        assert r.named("coinRejected") == []
+
+
+async def test_unknown_coin_is_rejected(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await deposit(r)
+        assert r.device.insert_coin(777).accepted is False
+        (rejected,) = await r.wait_event("coinRejected")
+        assert rejected == CoinRejected(reason="unknownCoin")
+
+
+async def test_coins_buffered_while_the_daemon_was_down_join_the_recovered_deposit(
+    tmp_path: Path,
+) -> None:
+    device = CctalkCoinDevice((1000, 2000, 5000))
+    async with rig(tmp_path, device=device) as r:
+        tx = await deposit(r)
+        device.insert_coin(1000)
+        await r.wait_event("coinAccepted")
+        # The daemon dies (no safe state): the deposit stays active, the acceptor enabled.
+    for value in (2000, 5000):
+        assert device.insert_coin(value).accepted  # taken while nobody listens
+    async with rig(tmp_path, device=device) as r:
+        (recovered,) = await r.wait_event("depositRecovered")
+        assert isinstance(recovered, DepositTransaction)
+        assert (recovered.transaction_id, recovered.state, recovered.total) == (
+            tx,
+            "unknown",
+            8000,
+        )
+        assert [c.value for c in recovered.coins] == [1000, 2000, 5000]
+        catch_up = r.named("coinAccepted")
+        assert [(c.transaction_id, c.index) for c in catch_up] == [(tx, 2), (tx, 3)]
+        assert not device.enabled
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        assert [c.event_counter for c in ledger.get(tx).credits] == [1, 2, 3]  # type: ignore[union-attr]
+    finally:
+        ledger.close()

@@ -1,0 +1,113 @@
+"""``kioskd ledger show|export|collect`` against a ledger with deposits, orphans and losses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from daemon.cli import app
+from devices.coin_acceptor.ledger import LEDGER_FILE, EndReason, Ledger, LostReason
+
+runner = CliRunner()
+
+
+def fill(state: Path) -> str:
+    state.mkdir()
+    ledger = Ledger.open(state / LEDGER_FILE)
+    try:
+        tx = ledger.begin("coins", currency="VND", amount_due=3000, timeout_ms=60_000, at_ms=1_000)
+        ledger.credit(tx.id, 2000, event_counter=1, at_ms=1_100)
+        ledger.credit(tx.id, 2000, event_counter=2, at_ms=1_200)
+        ledger.record_lost(
+            "coins", transaction_id=tx.id, count=3, reason=LostReason.COUNTER_JUMP, at_ms=1_250
+        )
+        ledger.end(tx.id, EndReason.AMOUNT_REACHED, 1_300)
+        ledger.credit_orphan(
+            "coins", 1000, currency="VND", orphan_id=None, event_counter=3, at_ms=2_000
+        )
+    finally:
+        ledger.close()
+    return tx.id
+
+
+def test_show_lists_transactions_boxes_and_losses(tmp_path: Path) -> None:
+    tx = fill(tmp_path / "state")
+    result = runner.invoke(app, ["ledger", "show", "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    assert tx in result.output
+    assert "amountReached lost=3" in result.output
+    assert "orphan" in result.output
+    assert "cash box coins: 3 coins, 5000" in result.output
+    assert "LOST" in result.output
+    assert "counterJump" in result.output
+
+
+def test_export_csv_and_json(tmp_path: Path) -> None:
+    tx = fill(tmp_path / "state")
+    state = str(tmp_path / "state")
+    result = runner.invoke(app, ["ledger", "export", "--state-dir", state])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["transaction_id"], r["value"], r["event_counter"]) for r in rows[:2]] == [
+        (tx, "2000", "1"),
+        (tx, "2000", "2"),
+    ]
+    assert rows[1]["overpayment"] == "True"
+    out = tmp_path / "export.json"
+    result = runner.invoke(
+        app, ["ledger", "export", "--state-dir", state, "--format", "json", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [d["value"] for d in data] == [2000, 2000, 1000]
+    since = runner.invoke(
+        app, ["ledger", "export", "--state-dir", state, "--since", "1970-01-01T00:00:01.500"]
+    )
+    assert [r["value"] for r in csv.DictReader(io.StringIO(since.output))] == ["1000"]
+
+
+def test_collect_is_audited_and_resets_the_counters(tmp_path: Path) -> None:
+    fill(tmp_path / "state")
+    state = str(tmp_path / "state")
+    refused = runner.invoke(
+        app,
+        ["ledger", "collect", "--state-dir", state, "--device", "coins", "--technician", "An"],
+        input="n\n",
+    )
+    assert refused.exit_code != 0
+    result = runner.invoke(
+        app,
+        [
+            "ledger",
+            "collect",
+            "--state-dir",
+            state,
+            "--device",
+            "coins",
+            "--technician",
+            "An",
+            "--note",
+            "seal 42",
+            "--yes",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 coins, 5000" in result.output
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        assert ledger.cash_box("coins").coins == 0
+        (audit,) = ledger.collections("coins")
+        assert (audit.coins, audit.total, audit.note) == (3, 5000, "An: seal 42")
+    finally:
+        ledger.close()
+
+
+def test_missing_ledger_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ledger", "show", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 65
+    result = runner.invoke(app, ["ledger", "show"])
+    assert result.exit_code == 64
