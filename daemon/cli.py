@@ -18,11 +18,14 @@ from provisioning.cli import app as provision_app
 
 from . import __version__, logs
 from .app import App, safe_state_configured
-from .broker import BrokerError, BrokerInfo, embedded_broker
+from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config
 from .fleet.cli import fleet_app
 from .ledger_cli import app as ledger_app
 from .lockers_cli import lockers_app
+from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
+from .ui.cli import ui
+from .ui.server import UiError, UiSite, serve_ui
 
 EX_UNAVAILABLE = 69
 
@@ -72,7 +75,7 @@ def _default_sim_state_dir() -> Path:
     return Path(base) / "kioskd-sim"
 
 
-def _announce(config: Config, broker: BrokerInfo) -> None:
+def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
     board = config.board.id
     port = broker.port
     lines = [
@@ -80,6 +83,8 @@ def _announce(config: Config, broker: BrokerInfo) -> None:
     ]
     if broker.ws_port is not None:
         lines.append(f"  websockets: ws://127.0.0.1:{broker.ws_port}")
+    if ui_url is not None:
+        lines.append(f"  kiosk UI:   {ui_url}  (technician: {ui_url}tech.html)")
     lines += [
         f"  state dir:  {config.daemon.state_dir}",
         "  try:",
@@ -98,13 +103,14 @@ def _announce(config: Config, broker: BrokerInfo) -> None:
     typer.echo("\n".join(lines))
 
 
-async def _serve(config: Config, mqtt_port: int, ws_port: int | None) -> None:
+async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime_dir = Path(config.daemon.runtime_dir)
     async with contextlib.AsyncExitStack() as stack:
+        broker: BrokerInfo | None = None
         if config.broker.embedded:
             broker = await stack.enter_async_context(
                 embedded_broker(
@@ -116,7 +122,16 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None) -> None:
             )
             mqtt = msgspec.structs.replace(config.mqtt, host=broker.host, port=broker.port)
             config = config.replace(mqtt=mqtt)
-            _announce(config, broker)
+            ws_port = broker.ws_port
+        else:
+            ws_port = config.broker.ws_port
+        ui_url = None
+        if ui_port and ws_port is not None:
+            site = UiSite(board=config.board.id, ws_url=f"ws://127.0.0.1:{ws_port}")
+            port = ui_port if port_free(ui_port) else free_port()
+            ui_url = await stack.enter_async_context(serve_ui(site, port))
+        if broker is not None:
+            _announce(config, broker, ui_url)
         await App(config).run(stop)
 
 
@@ -129,6 +144,12 @@ def run(
     ws_port: Annotated[int, typer.Option(help="Embedded broker websockets port (0: none).")] = 9001,
     state_dir: Annotated[Path | None, typer.Option(help="Override [daemon] state_dir.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    ui_port: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Reference UI on this loopback port (--sim: {UI_DEFAULT_PORT}, 0: none).",
+        ),
+    ] = None,
 ) -> None:
     """Run the daemon (``--sim``: every device simulated, with an embedded broker)."""
     cfg = _config(config, sim)
@@ -148,12 +169,16 @@ def run(
     cfg = cfg.replace(daemon=daemon)
     _setup_logging(cfg.daemon.log_level)
     try:
-        asyncio.run(_serve(cfg, mqtt_port, ws_port or None))
-    except BrokerError as exc:
+        ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
+        asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
+    except (BrokerError, UiError) as exc:
         raise _fail(str(exc), EX_UNAVAILABLE) from None
     finally:
         if temp_runtime is not None:
             shutil.rmtree(temp_runtime, ignore_errors=True)
+
+
+app.command("ui")(ui)
 
 
 @app.command("safe-state")

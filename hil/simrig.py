@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +108,13 @@ def _announced(
 
 
 @contextlib.contextmanager
-def sim_rig(workdir: Path, start_timeout: float = 20.0) -> Iterator[SimRig]:
+def sim_rig(
+    workdir: Path, start_timeout: float = 20.0, extra_args: Sequence[str] = ()
+) -> Iterator[SimRig]:
     """Run ``python -m daemon run --sim`` on a free port with its state in ``workdir``.
+
+    ``extra_args`` are appended to the command line (a later option wins, so
+    ``--ws-port N`` gives the embedded broker a websockets listener).
 
     Yields once the first stdout line has named the broker (readiness is checked on
     the wire by the caller); SIGTERM at exit, then SIGKILL after 10 s.
@@ -128,7 +133,7 @@ def sim_rig(workdir: Path, start_timeout: float = 20.0) -> Iterator[SimRig]:
     }
     argv = [
         sys.executable, "-m", "daemon", "run", "--sim",
-        "--mqtt-port", str(free_port()), "--ws-port", "0",
+        "--mqtt-port", str(free_port()), "--ws-port", "0", *extra_args,
     ]  # fmt: skip
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(

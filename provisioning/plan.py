@@ -9,6 +9,7 @@ computes the same files and changes nothing.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -79,6 +80,9 @@ def recorded(root: Path) -> dict[str, Any]:
     return answers
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -89,6 +93,13 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        # An inline table; keys are quoted unless bare (TOML 1.0, "Keys").
+        items = (
+            f"{k if _BARE_KEY.match(k) else json.dumps(k)} = {_toml_value(v)}"
+            for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
     raise PlanError(f"cannot write {value!r} into the config")
 
 

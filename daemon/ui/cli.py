@@ -1,0 +1,65 @@
+"""``kioskd ui``: serve the reference kiosk UI on loopback for a daemon that runs elsewhere.
+
+``kioskd run --sim`` serves the UI itself (``--ui-port``); this command is for a
+board where kioskd runs under systemd and the kiosk's browser needs the pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from daemon.config import EX_CONFIG, ConfigError, load, sim_config
+
+from .server import UiError, UiSite, serve_ui
+
+#: Default port of the UI server.
+DEFAULT_PORT = 8080
+#: Exit status when the port cannot be served (sysexits EX_UNAVAILABLE).
+EX_UNAVAILABLE = 69
+
+
+async def _serve_until_stopped(site: UiSite, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve_ui(site, port) as url:
+        typer.echo(f"kiosk UI: {url}  technician: {url}tech.html  (broker {site.ws_url})")
+        await stop.wait()
+
+
+def ui(
+    *,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="kioskd TOML config (board id, websockets port).",
+            dir_okay=False,
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Loopback HTTP port (0: a free port).")] = DEFAULT_PORT,
+    ws_url: Annotated[
+        str | None,
+        typer.Option(help="Broker websockets URL (default: ws://127.0.0.1:[broker] ws_port)."),
+    ] = None,
+) -> None:
+    """Serve the reference kiosk UI on http://127.0.0.1:PORT (without --config: the sim board)."""
+    try:
+        cfg = load(config) if config is not None else sim_config()
+    except ConfigError as exc:
+        typer.echo(f"kioskd: invalid config: {exc}", err=True)
+        raise typer.Exit(EX_CONFIG) from None
+    ws_port = cfg.broker.ws_port or 9001
+    site = UiSite(board=cfg.board.id, ws_url=ws_url or f"ws://127.0.0.1:{ws_port}")
+    try:
+        asyncio.run(_serve_until_stopped(site, port))
+    except UiError as exc:
+        typer.echo(f"kioskd: {exc}", err=True)
+        raise typer.Exit(EX_UNAVAILABLE) from None

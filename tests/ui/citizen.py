@@ -1,0 +1,128 @@
+"""A citizen at the kiosk: taps on the page, and acts on the simulated devices through the contract."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from tests.ui.conftest import KioskRig, Screen
+
+#: What the default test card's front QR code says (wire-api-v1.md's test identity).
+CARD_QR = (
+    "079099000123|025123456|Nguyễn Văn Thử|15011990|Nam|"
+    "123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh|20042021"
+)
+NAME = "Nguyễn Văn Thử"
+ID_NUMBER = "079099000123"
+
+
+@dataclass
+class Citizen:
+    kiosk: KioskRig
+    screen: Screen
+
+    @property
+    def page(self) -> Any:
+        return self.screen.page
+
+    async def open(self, query: str = "") -> None:
+        await self.page.goto(self.kiosk.url + query)
+        await self.screen.wait_screen("idle")
+
+    async def tap(self, selector: str) -> None:
+        await self.page.click(selector)
+
+    async def sim(
+        self, device: str, action: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self.kiosk.world.sim(device, action, params or {})
+
+    async def sim_until(
+        self, device: str, action: str, params: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> None:
+        """Repeat a sim action until the device takes it (a shutter not yet open, a door still locked)."""
+        world = self.kiosk.world
+        async with asyncio.timeout(timeout):
+            while True:
+                done = await world.call(f"{world.root}/sim/{device}/{action}", params or {})
+                if done["completionCode"] == "success":
+                    return
+                await asyncio.sleep(0.1)
+
+    async def scan(self, text: str, leaves: str, timeout: float = 10.0) -> None:
+        """Hold a code to the scanner once the page reads, until the screen ``leaves`` changes.
+
+        A code nobody reads is dropped (the scanner's contract), so it is shown again
+        if the page's read was not running yet.
+        """
+        await self.page.wait_for_selector("main[data-scanner='reading']", timeout=timeout * 1000)
+        async with asyncio.timeout(timeout):
+            while True:
+                await self.sim("scanner", "scan", {"text": text})
+                try:
+                    await self.page.wait_for_selector(
+                        f"main:not([data-screen='{leaves}'])", timeout=1500
+                    )
+                except PlaywrightTimeout:
+                    continue
+                return
+
+    async def identify(self) -> None:
+        """From the identify screen to a verified card (QR scanned, expiry confirmed, card read)."""
+        await self.screen.wait_screen("identify-key")
+        await self.screen.shot("identify-key")
+        await self.scan(CARD_QR, "identify-key")
+        await self.screen.wait_screen("identify-expiry")
+        assert "15/01/2030" in await self.page.inner_text("#expiry")
+        await self.tap("#expiry-yes")
+        await self.screen.wait_screen("identify-card")
+        await self.sim("cardReader", "presentCard")
+        await self.screen.wait_screen("identify-ok")
+        assert NAME in await self.page.inner_text("h1")
+        await self.screen.shot("identify-ok")
+        await self.tap("#hello-ok")
+
+    async def photos(self) -> None:
+        for purpose in ("face", "idFront", "idBack"):
+            await self.screen.wait_screen(f"capture-{purpose}")
+            await self.tap("#take")
+            await self.screen.wait_screen(f"capture-{purpose}-check")
+            await self.tap("#use-picture")
+
+    async def documents(self) -> None:
+        await self.screen.wait_screen("documents")
+        await self.sim_until("documentSlot", "insertDocument")
+        await self.screen.wait_screen("documents-more")
+        await self.tap("#docs-done")
+
+    async def coins(self, *values: int) -> None:
+        await self.screen.wait_screen("payment")
+        for value in values:
+            await self.sim("coinAcceptor", "insertCoin", {"value": value})
+
+    async def paid_shows(self, text: str, timeout: float = 5.0) -> None:
+        await self.page.wait_for_selector(f"#pay-paid:text-is('{text}')", timeout=timeout * 1000)
+
+    async def start_filing(self, procedure: str) -> None:
+        await self.tap("#start-submit")
+        await self.screen.wait_screen("choose")
+        await self.tap(f"#proc-{procedure}")
+
+    async def to_payment(self, procedure: str) -> None:
+        """Tap through a filing up to the payment screen."""
+        await self.start_filing(procedure)
+        await self.identify()
+        await self.photos()
+        await self.documents()
+        await self.screen.wait_screen("payment")
+
+    async def wait_state(self, device: str, want: str, timeout: float = 15.0) -> None:
+        """Wait until the device's retained state is ``want`` (a driver reconnects at its own pace)."""
+        world = self.kiosk.world
+        async with world.subscription(f"{world.root}/dev/{device}/state") as queue:
+            async with asyncio.timeout(timeout):
+                while (await queue.get()).payload["state"] != want:
+                    pass
