@@ -142,6 +142,22 @@ class IdentityResult(Message):
     dg13: Annotated[Dg13 | None, _doc("null when the card has no readable DG13")]
     face: Face
     passive_auth: PassiveAuth
+    chip_authentication: Annotated[
+        bool | None,
+        _doc(
+            "Chip Authentication (DG14): true when the chip proved it holds the private key "
+            "DG14 publishes (secure messaging continued under the keys agreed with it), false "
+            "when it failed (a cloned chip); null: no DG14 or no Chip Authentication in it"
+        ),
+    ] = None
+    active_authentication: Annotated[
+        bool | None,
+        _doc(
+            "Active Authentication (DG15): true when the chip signed a fresh challenge with "
+            "the key DG15 publishes, false when the signature is missing or wrong (a cloned "
+            "chip); null: no DG15"
+        ),
+    ] = None
 
 
 # --- MRZ rules --------------------------------------------------------------------------

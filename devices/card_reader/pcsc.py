@@ -6,11 +6,12 @@ removal, the reader vanishing), the other talks to the card.  A reader that
 vanishes, or pcscd stopping, makes :meth:`PcscCardReader.run` raise
 ``Offline``; the supervisor runs it again until the reader is back.
 
-``readIdentity`` opens the chip with BAC, reads the files under secure
-messaging and checks them with passive authentication
-(``devices/card_reader/icao``).  ``{can}`` keys need PACE, which this driver
-does not implement: they are answered ``unsupportedCommand``.  Nothing read
-from the card is logged or kept once the command completes.
+``readIdentity`` opens the chip with PACE (the CAN, or the MRZ data when the
+chip offers PACE) or BAC, reads the files under secure messaging and checks
+them with passive authentication (``devices/card_reader/icao``).  PACE's
+elliptic curve steps run on the I/O context's worker thread, between its
+APDUs.  Nothing read from the card is logged or kept once the command
+completes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cryptography import x509
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import HardwareError, MediaError, Offline, Timeout, Unsupported
+from devices.errors import HardwareError, MediaError, Offline, Timeout
 from devices.transports.pcsc import CardGone, PcscCard, PcscContext, ReaderStatus
 
 from .icao.reader import SHORT_READ_MAX, read_identity
@@ -103,8 +104,8 @@ class PcscCardReader(CardReader):
         return self.settings.chip_io
 
     def capabilities(self) -> dict[str, Any]:
-        """``chipIO``, and which access keys work: BAC only (``pace`` false)."""
-        return {**super().capabilities(), "pace": False}
+        """``chipIO``, and which access keys work: ``pace`` true (a CAN opens PACE chips)."""
+        return {**super().capabilities(), "pace": True}
 
     async def run(self) -> None:
         """Find the reader, then follow its status until it or pcscd goes away.
@@ -159,11 +160,6 @@ class PcscCardReader(CardReader):
         self._report(await io.wait_status(reader, None, 0))
 
     async def _read_chip(self, key: BacKey | PaceKey, progress: Progress) -> IdentityResult:
-        if isinstance(key, PaceKey):
-            raise Unsupported(
-                "access with a CAN needs PACE, which this reader driver does not implement; "
-                "use documentNumber, dateOfBirth and dateOfExpiry"
-            )
         io, reader = self._connection()
         serial = self.card_serial
         timeout_s = self.settings.apdu_timeout_ms / 1000
@@ -176,6 +172,7 @@ class PcscCardReader(CardReader):
                     today=datetime.now(tz=UTC).date(),
                     cscas=self._cscas,
                     chunk_bytes=self.settings.read_chunk_bytes,
+                    offload=functools.partial(io.compute, timeout_s=timeout_s),
                 )
         except CardGone:
             raise MediaError("card removed during the read") from None

@@ -106,6 +106,19 @@ class PcscContext:
         except TimeoutError:
             raise Timeout(f"PC/SC call did not return within {timeout_s:.1f} s") from None
 
+    async def compute(self, fn: Callable[[], T], timeout_s: float) -> T:
+        """Run a CPU-bound step (card cryptography) on this context's thread, off the loop.
+
+        It runs in order with the context's PC/SC calls, so a chip conversation
+        stays on one thread.
+
+        Raises:
+            Timeout: ``fn`` did not finish within ``timeout_s``.
+            Offline: the context is closed.
+
+        """
+        return await self._call(timeout_s, fn)
+
     async def __aenter__(self) -> Self:
         """Start the worker thread and establish the context.
 

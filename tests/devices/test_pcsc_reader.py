@@ -2,9 +2,11 @@
 
 The driver's ICAO code is first checked against the ICAO 9303-11 appendix D
 exchange (a scripted chip answering the published bytes); then the driver reads
-the project's virtual card through pcscd: a correct read, a wrong MRZ, a
-tampered data group, a wrong CSCA, the card taken away mid-read, garbage from
-the chip, the reader gone (pcscd stopped) and back.
+the project's virtual card through pcscd: a correct read (PACE with the MRZ
+data, PACE with the CAN on brainpoolP256r1 and NIST P-256, BAC on a chip
+without PACE), a wrong MRZ, a wrong CAN, a tampered data group, a wrong CSCA,
+the card taken away mid-read, garbage from the chip, the reader gone (pcscd
+stopped) and back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from devices.base import DeviceState, Message
+from devices.base import DeviceState, Message, NoParams
 from devices.card_reader.icao.reader import ChipSession, Nonces
 from devices.card_reader.identity import SPECIMEN_CARDS, BacKey, IdentityResult
 from devices.card_reader.pcsc import PcscCardReader, PcscSettings
@@ -28,7 +30,7 @@ from devices.errors import AccessDenied, HardwareError, MediaError, Unsupported
 from devices.sim.card_reader import PresentCardParams
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import card_files, make_pki
+from devices.sim.vcard.files import NIST_P256, ChipKeys, card_files, make_pki
 from devices.sim.vcard.simulator import VirtualCardSimulator, vpcd_reader
 from devices.sim.vcard.vpcd import VpcdCard
 from tests.devices.test_icao_worked_example import (
@@ -109,6 +111,21 @@ async def present(s: Stack, card: str = "default") -> None:
     await s.host.wait_for(lambda: s.device.card_present)
 
 
+@contextlib.asynccontextmanager
+async def inserted(s: Stack, chip: EmrtdChip) -> AsyncIterator[VpcdCard]:
+    """A chip built by the test, on the simulator's vpcd slot while the block runs."""
+    card = VpcdCard(chip, CARD.atr, s.sim.slot, 0.0)
+    task = asyncio.create_task(card.serve())
+    try:
+        await asyncio.wait_for(card.powered.wait(), 3)
+        await s.host.wait_for(lambda: s.device.card_present)
+        yield card
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_a_correct_read_passes_every_check(
     pcscd: Pcscd, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -130,11 +147,12 @@ async def test_a_correct_read_passes_every_check(
             True,
             True,
         )
+        assert (identity.chip_authentication, identity.active_authentication) == (True, True)
         files = {data.file for _name, data in events}  # type: ignore[attr-defined]
-        assert files == {"COM", "SOD", "DG1", "DG2", "DG13"}
+        assert files == {"COM", "SOD", "DG1", "DG2", "DG13", "DG14", "DG15"}
         # The 9-character MRZ document number opens it too; a card without DG13 reads as null.
         await read(s.device, msgspec.structs.replace(KEY, document_number="099000123"))
-        await s.sim.sim_remove_card(msgspec.convert({}, PresentCardParams))  # type: ignore[arg-type]
+        await s.sim.sim_remove_card(NoParams())
         await s.host.wait_for(lambda: not s.device.card_present)
         await present(s, "noDg13")
         other = SPECIMEN_CARDS["noDg13"]
@@ -148,6 +166,7 @@ async def test_a_correct_read_passes_every_check(
         )
         assert without.dg13 is None
         assert without.passive_auth.hashes_valid
+        assert (without.chip_authentication, without.active_authentication) == (None, None)
     for record in caplog.records:
         assert "Thử" not in record.getMessage()
         assert "079099000123" not in record.getMessage()
@@ -160,8 +179,59 @@ async def test_a_wrong_mrz_is_denied_after_one_attempt(pcscd: Pcscd, tmp_path: P
         assert card is not None
         with pytest.raises(AccessDenied, match="access denied"):
             await read(s.device, msgspec.structs.replace(KEY, date_of_birth="1990-01-16"))
-        assert card.apdus == 3, "SELECT, GET CHALLENGE, one EXTERNAL AUTHENTICATE: no retry"
+        # SELECT and two READ BINARY of EF.CardAccess, MSE:Set AT, four GENERAL
+        # AUTHENTICATE: one PACE run, refused at its last step, and no retry.
+        assert card.apdus == 8
         assert (await read(s.device)).passive_auth.hashes_valid
+        await s.sim.sim_remove_card(NoParams())
+        await s.host.wait_for(lambda: not s.device.card_present)
+        await present(s, "noDg13")
+        card = s.sim._card
+        assert card is not None
+        other = SPECIMEN_CARDS["noDg13"]
+        with pytest.raises(AccessDenied, match="MRZ data does not match"):
+            await read(
+                s.device,
+                AccessKey(
+                    document_number=other.id_number,
+                    date_of_birth=other.date_of_birth,
+                    date_of_expiry="2032-11-29",
+                ),
+            )
+        # No EF.CardAccess (6A82), then SELECT, GET CHALLENGE, one EXTERNAL AUTHENTICATE.
+        assert card.apdus == 4
+
+
+async def test_a_can_opens_the_chip_with_pace_and_a_wrong_can_is_denied_once(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    async with stack(tmp_path) as s:
+        await present(s)
+        card = s.sim._card
+        assert card is not None
+        identity = await read(s.device, AccessKey(can="123456"))
+        assert identity.mrz.optional_data == "079099000123"
+        assert identity.passive_auth.hashes_valid
+        before = card.apdus
+        with pytest.raises(AccessDenied, match="the CAN does not match"):
+            await read(s.device, AccessKey(can="123457"))
+        # The chip is still in the last read's session: the first SELECT ends it and
+        # is sent again; then the 8 APDUs of one PACE run, refused, and no retry.
+        assert card.apdus - before == 9
+        assert (await read(s.device, AccessKey(can="123456"))).passive_auth.signature_valid
+        await s.sim.sim_remove_card(NoParams())
+        await s.host.wait_for(lambda: not s.device.card_present)
+        await present(s, "noDg13")
+        with pytest.raises(AccessDenied, match="does not support a CAN"):
+            await read(s.device, AccessKey(can="123456"))
+
+
+async def test_pace_on_nist_p256(pcscd: Pcscd, tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        chip = EmrtdChip(card_files(CARD, pace_domain=NIST_P256), CARD.bac_key(), CARD.can)
+        async with inserted(s, chip):
+            assert (await read(s.device, AccessKey(can="123456"))).passive_auth.hashes_valid
+            assert (await read(s.device)).passive_auth.hashes_valid
 
 
 async def test_a_tampered_group_and_a_wrong_csca_are_reported(pcscd: Pcscd, tmp_path: Path) -> None:
@@ -169,20 +239,55 @@ async def test_a_tampered_group_and_a_wrong_csca_are_reported(pcscd: Pcscd, tmp_
     other.mkdir()
     (other / "other.pem").write_bytes(make_pki("other CSCA").csca_pem)
     async with stack(tmp_path, csca_dir=str(other)) as s:
-        chip = EmrtdChip(card_files(CARD, tamper=2), CARD.bac_key())
-        forged = VpcdCard(chip, CARD.atr, s.sim.slot, 0.0)
-        task = asyncio.create_task(forged.serve())
-        try:
-            await asyncio.wait_for(forged.powered.wait(), 3)
-            await s.host.wait_for(lambda: s.device.card_present)
+        chip = EmrtdChip(card_files(CARD, tamper=2), CARD.bac_key(), CARD.can)
+        async with inserted(s, chip):
             verdict = (await read(s.device)).passive_auth
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     assert verdict.hashes_valid is False
     assert verdict.signature_valid is True
     assert verdict.chain_valid is False
+
+
+async def test_a_cloned_chip_passes_passive_auth_but_fails_chip_and_active_auth(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    """Genuine files and SOD copied onto a chip that lacks the genuine private keys."""
+    genuine = ChipKeys.generate()
+    files = card_files(CARD, chip_keys=genuine)
+    async with stack(tmp_path) as s:
+        async with inserted(s, EmrtdChip(files, CARD.bac_key(), CARD.can, genuine)):
+            real = await read(s.device, AccessKey(can="123456"))
+        await s.host.wait_for(lambda: not s.device.card_present)
+        clone = EmrtdChip(files, CARD.bac_key(), CARD.can, ChipKeys.generate())
+        async with inserted(s, clone):
+            cloned = await read(s.device, AccessKey(can="123456"))
+            # The failed Chip Authentication ended that session; the next read starts over.
+            again = await read(s.device)
+    assert (real.chip_authentication, real.active_authentication) == (True, True)
+    for verdict in (cloned, again):
+        pa = verdict.passive_auth
+        assert (pa.hashes_valid, pa.signature_valid, pa.chain_valid) == (True, True, True)
+        assert verdict.mrz == real.mrz
+        assert (verdict.chip_authentication, verdict.active_authentication) == (False, False)
+
+
+async def test_chip_and_active_auth_after_bac_with_an_rsa_active_auth_key(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    """A BAC-only chip (3DES secure messaging) re-keyed to AES by Chip Authentication."""
+    other = SPECIMEN_CARDS["noDg13"]
+    keys = ChipKeys.generate(rsa_aa=True)
+    chip = EmrtdChip(card_files(other, chip_keys=keys), other.bac_key(), None, keys)
+    async with stack(tmp_path) as s, inserted(s, chip):
+        identity = await read(
+            s.device,
+            AccessKey(
+                document_number=other.id_number,
+                date_of_birth=other.date_of_birth,
+                date_of_expiry=other.date_of_expiry,
+            ),
+        )
+    assert (identity.chip_authentication, identity.active_authentication) == (True, True)
+    assert identity.passive_auth.hashes_valid
 
 
 async def test_the_card_taken_away_mid_read_ends_it_without_identity(
@@ -195,7 +300,7 @@ async def test_the_card_taken_away_mid_read_ends_it_without_identity(
         async with asyncio.timeout(5):
             while not events:
                 await asyncio.sleep(0.005)
-        await s.sim.sim_remove_card(msgspec.convert({}, PresentCardParams))  # type: ignore[arg-type]
+        await s.sim.sim_remove_card(NoParams())
         with pytest.raises(MediaError, match="card removed"):
             await reading
         await s.host.wait_for(lambda: not s.device.card_present)
@@ -218,14 +323,12 @@ async def test_garbage_from_the_chip_is_a_hardware_error_and_the_reader_keeps_se
             await s.sim.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
 
 
-async def test_can_keys_and_chip_io(pcscd: Pcscd, tmp_path: Path) -> None:
+async def test_chip_io(pcscd: Pcscd, tmp_path: Path) -> None:
     async with stack(tmp_path, chip_io=True) as s:
         await present(s)
-        with pytest.raises(Unsupported, match="PACE"):
-            await read(s.device, AccessKey(can="123456"))
         answer = await s.device.chip_io(ChipIoParams(apdu=H("00a4040c07a0000002471001")), ctx())
         assert answer.response == b"\x90\x00"
-        assert s.device.capabilities() == {"chipIO": True, "pace": False}
+        assert s.device.capabilities() == {"chipIO": True, "pace": True}
 
 
 async def test_the_reader_goes_offline_with_pcscd_and_comes_back_by_itself(

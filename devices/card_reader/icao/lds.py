@@ -22,6 +22,7 @@ from . import tlv
 class Ef(IntEnum):
     """File identifiers of the eMRTD application's elementary files."""
 
+    CARD_ACCESS = 0x011C  # in the master file, readable before access control
     COM = 0x011E
     SOD = 0x011D
     DG1 = 0x0101

@@ -1,8 +1,11 @@
-"""Reading an eMRTD chip: SELECT, BAC, secure messaging, files, passive authentication.
+"""Reading an eMRTD chip: access control (PACE or BAC), secure messaging, files, verdicts.
 
 The protocol is written against a ``transmit`` coroutine (command APDU bytes in,
 response APDU bytes out), so the PC/SC driver and the worked-example tests run
-the same code.  Access is BAC only; PACE (the ``can`` key) is not implemented.
+the same code.  The chip's EF.CardAccess decides the access control: PACE
+when it offers a protocol this code runs (the only way in with a CAN), BAC
+otherwise.  Elliptic curve steps take milliseconds each, so they go through an
+``offload`` coroutine (the driver runs them on its PC/SC worker thread).
 """
 
 from __future__ import annotations
@@ -11,20 +14,37 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol, TypeVar
 
 from cryptography import x509
 
-from devices.card_reader.identity import BacKey, IdentityResult
-from devices.errors import AccessDenied, ProtocolError
+from devices.card_reader.identity import BacKey, IdentityResult, PaceKey
+from devices.errors import AccessDenied, ProtocolError, Unsupported
 
-from . import bac, lds, pa, tlv
+from . import aa, bac, ca, lds, pa, pace, tlv
 from .apdu import CommandApdu, ResponseApdu
 from .sm import SecureChannel
+
+T = TypeVar("T")
 
 #: One APDU exchange: command bytes in, response bytes (data + SW) out.
 Transmit = Callable[[bytes], Awaitable[bytes]]
 #: Progress callback: ``(file name, bytes read, file size)``.
 Progress = Callable[[str, int, int], None]
+
+
+class Offload(Protocol):
+    """Runs a CPU-bound step (milliseconds of elliptic curve arithmetic) off the event loop."""
+
+    def __call__(self, fn: Callable[[], T]) -> Awaitable[T]:
+        """Return an awaitable of ``fn()``."""
+        ...
+
+
+async def run_inline(fn: Callable[[], T]) -> T:
+    """An :class:`Offload` that runs the step in place (tests and the worked examples)."""
+    return fn()
+
 
 EMRTD_AID = bytes.fromhex("A0000002471001")
 #: Largest READ BINARY that fits a short response under 3DES secure messaging.
@@ -37,6 +57,12 @@ _SW_FILE_NOT_FOUND = 0x6A82
 #: Answers to EXTERNAL AUTHENTICATE meaning "wrong key": authentication failed,
 #: security status not satisfied, wrong data, conditions of use not satisfied.
 _SW_ACCESS_DENIED = frozenset({0x6300, 0x6982, 0x6A80, 0x6985})
+#: A plain command refused because it ended a secure messaging session.
+_SW_SESSION_ENDED = frozenset({0x6982, 0x6987, 0x6988})
+#: 63Cx: authentication failed, x tries left (PACE with a PIN-like password).
+_SW1_WARNING_COUNTER = 0x63
+#: MSE:Set AT refused because the chip has no such password (no CAN on this chip).
+_SW_REFERENCE_NOT_FOUND = 0x6A88
 
 #: Data groups read when EF.COM lists them (the portrait and MRZ are mandatory).
 READ_GROUPS: Mapping[int, tuple[str, int]] = {
@@ -64,9 +90,15 @@ class Nonces:
 class ChipSession:
     """One conversation with the chip's eMRTD application."""
 
-    def __init__(self, transmit: Transmit, chunk_bytes: int = SHORT_READ_MAX) -> None:
+    def __init__(
+        self,
+        transmit: Transmit,
+        chunk_bytes: int = SHORT_READ_MAX,
+        offload: Offload = run_inline,
+    ) -> None:
         self._transmit = transmit
         self._chunk = chunk_bytes
+        self._offload = offload
         self._channel: SecureChannel | None = None
 
     async def _send(self, command: CommandApdu) -> ResponseApdu:
@@ -77,13 +109,12 @@ class ChipSession:
         return self._channel.unprotect(answer)
 
     async def select_application(self) -> None:
-        """SELECT the eMRTD application by AID (plain).
+        """SELECT the eMRTD application by AID (under secure messaging after PACE).
 
         Raises:
             ProtocolError: the chip has no eMRTD application.
 
         """
-        self._channel = None
         answer = await self._send(CommandApdu(0x00, _INS_SELECT, 0x04, 0x0C, EMRTD_AID))
         if not answer.ok:
             raise ProtocolError(f"the chip has no eMRTD application (SW {answer.sw:04X})")
@@ -114,6 +145,127 @@ class ChipSession:
             raise ProtocolError(f"EXTERNAL AUTHENTICATE failed (SW {answer.sw:04X})")
         session = bac.terminal_session(keys, rnd_ic, nonces.rnd_ifd, nonces.k_ifd, answer.data)
         self._channel = SecureChannel(session)
+
+    async def read_card_access(self) -> list[pace.PaceInfo]:
+        """The PACEInfos of EF.CardAccess in the master file (read in plain; empty: no PACE).
+
+        Raises:
+            ProtocolError: the file is there but malformed or unreadable.
+
+        """
+        select = CommandApdu(0x00, _INS_SELECT, 0x02, 0x0C, lds.Ef.CARD_ACCESS.to_bytes(2))
+        answer = await self._send(select)
+        if answer.sw in _SW_SESSION_ENDED:
+            # The chip was still in an earlier read's secure messaging session: this
+            # plain command ended it without being run, so it is sent again (once).
+            answer = await self._send(select)
+        if not answer.ok:
+            return []  # BAC-only chips answer 6A82, some older ones other errors
+        content = await self._read_selected(lambda *_: None, "CardAccess")
+        return pace.parse_card_access(content)
+
+    async def pace(
+        self,
+        key: BacKey | PaceKey,
+        infos: list[pace.PaceInfo],
+        *,
+        terminal: pace.PaceTerminal | None = None,
+    ) -> None:
+        """Run PACE (ECDH generic mapping) with the first supported protocol of ``infos``.
+
+        ``terminal`` fixes the terminal's keys (the worked example).  One
+        attempt: a refused token is reported at once, never retried.
+
+        Raises:
+            AccessDenied: the chip refused the password (wrong CAN or MRZ data),
+                or has no CAN.
+            Unsupported: no offered protocol is one this code runs.
+            ProtocolError: the chip answered outside the protocol.
+
+        """
+        info = next((i for i in infos if i.supported), None)
+        if info is None:
+            raise Unsupported("the chip offers PACE only with mappings or curves not implemented")
+        reference, password = pace.password(key)
+        what = "the CAN" if reference == pace.PASSWORD_CAN else "the MRZ data"
+        if terminal is None:
+            terminal = pace.PaceTerminal(info, password)
+        mse = pace.mse_set_at(info, reference, with_parameter_id=len(infos) > 1)
+        answer = await self._send(mse)
+        if answer.sw == _SW_REFERENCE_NOT_FOUND and reference == pace.PASSWORD_CAN:
+            raise AccessDenied("access denied: this card does not support a CAN; use the MRZ data")
+        if not answer.ok:
+            raise ProtocolError(f"PACE: MSE:Set AT failed (SW {answer.sw:04X})")
+        nonce = await self._authenticate(None, b"", pace.GA_NONCE)
+        mapping = await self._offload(lambda: terminal.decrypt_nonce(nonce))
+        chip_mapping = await self._authenticate(pace.GA_MAP_TERMINAL, mapping, pace.GA_MAP_CHIP)
+        ephemeral = await self._offload(lambda: terminal.map_nonce(chip_mapping))
+        chip_ephemeral = await self._authenticate(
+            pace.GA_EPHEMERAL_TERMINAL, ephemeral, pace.GA_EPHEMERAL_CHIP
+        )
+        t_ifd = await self._offload(lambda: terminal.agree(chip_ephemeral))
+        answer = await self._send(
+            pace.general_authenticate(pace.GA_TOKEN_TERMINAL, t_ifd, last=True)
+        )
+        if answer.sw in _SW_ACCESS_DENIED or answer.sw >> 8 == _SW1_WARNING_COUNTER:
+            raise AccessDenied(f"access denied: {what} does not match the card")
+        if not answer.ok:
+            raise ProtocolError(f"PACE: mutual authentication failed (SW {answer.sw:04X})")
+        keys = terminal.check_chip_token(pace.dynamic_auth_object(answer.data, pace.GA_TOKEN_CHIP))
+        self._channel = SecureChannel.for_aes(keys.ks_enc, keys.ks_mac)
+
+    async def _authenticate(self, tag: int | None, value: bytes, answer_tag: int) -> bytes:
+        """One chained GENERAL AUTHENTICATE step; the value of the chip's ``answer_tag`` object.
+
+        Raises:
+            ProtocolError: the chip refused the step or its answer lacks the object.
+
+        """
+        answer = await self._send(pace.general_authenticate(tag, value, last=False))
+        if not answer.ok:
+            raise ProtocolError(f"PACE: GENERAL AUTHENTICATE failed (SW {answer.sw:04X})")
+        return pace.dynamic_auth_object(answer.data, answer_tag)
+
+    async def active_authentication(self, dg15: bytes, signature_algorithm: str | None) -> bool:
+        """INTERNAL AUTHENTICATE with a fresh challenge; True when DG15's key signed it.
+
+        Raises:
+            ProtocolError: DG15 or the algorithm DG14 names is not understood.
+
+        """
+        key = await self._offload(lambda: aa.parse_dg15(dg15))
+        nonce = aa.challenge()
+        answer = await self._send(aa.command(nonce))
+        if not answer.ok or not answer.data:
+            return False
+        signature = answer.data
+        return await self._offload(lambda: aa.verify(key, nonce, signature, signature_algorithm))
+
+    async def chip_authentication(self, dg14: ca.Dg14) -> bool | None:
+        """Chip Authentication with DG14's key; ``None`` when DG14 offers no protocol we run.
+
+        Secure messaging continues under the new keys: the chip is authentic
+        when it answers a SELECT of EF.COM under them.  After a failure the
+        session is over (the read has already been completed).
+
+        Raises:
+            ProtocolError: DG14's key is not understood.
+
+        """
+        chosen = dg14.choice()
+        if chosen is None:
+            return None
+        info, key = chosen
+        terminal = await self._offload(lambda: ca.CaTerminal(info, key))
+        public = await self._offload(terminal.public_key)
+        for command in ca.commands(info, public):
+            if not (await self._send(command)).ok:
+                return False
+        self._channel = await self._offload(terminal.session)
+        try:
+            return await self.select_file(lds.Ef.COM)
+        except ProtocolError:  # the chip's MAC is wrong, or it refused ours (6988)
+            return False
 
     async def select_file(self, fid: int) -> bool:
         """SELECT an elementary file of the application; False when it does not exist.
@@ -154,6 +306,9 @@ class ChipSession:
         """
         if not await self.select_file(fid):
             return None
+        return await self._read_selected(progress, name)
+
+    async def _read_selected(self, progress: Progress, name: str) -> bytes:
         data = bytearray(await self.read_binary(0, _HEADER_READ))
         _tag, length, value_offset = tlv.read_header(bytes(data) + bytes(_HEADER_READ))
         total = value_offset + length
@@ -166,31 +321,52 @@ class ChipSession:
         return bytes(data[:total])
 
 
+async def open_chip(session: ChipSession, key: BacKey | PaceKey) -> None:
+    """Access control: PACE when EF.CardAccess offers a protocol we run, else BAC; then SELECT.
+
+    Raises:
+        AccessDenied: the chip refused the key, or a CAN was given to a chip without PACE.
+        Unsupported: a CAN, and the chip offers PACE only in a form not implemented.
+        ProtocolError: the chip broke the protocol.
+
+    """
+    infos = await session.read_card_access()
+    if any(info.supported for info in infos) or (infos and isinstance(key, PaceKey)):
+        await session.pace(key, infos)
+        await session.select_application()
+        return
+    if isinstance(key, PaceKey):
+        raise AccessDenied("access denied: this card does not support a CAN; use the MRZ data")
+    await session.select_application()
+    await session.basic_access_control(key)
+
+
 async def read_identity(
     transmit: Transmit,
-    key: BacKey,
+    key: BacKey | PaceKey,
     progress: Progress,
     *,
     today: date,
     cscas: Iterable[x509.Certificate] | None,
     chunk_bytes: int = SHORT_READ_MAX,
-    nonces: Nonces | None = None,
+    offload: Offload = run_inline,
 ) -> IdentityResult:
-    """Open the chip with BAC and read COM, SOD, DG1, DG2, DG13 (DG14, DG15 when listed).
+    """Open the chip (PACE or BAC) and read COM, SOD, DG1, DG2, DG13 (DG14, DG15 when listed).
 
     Every read data group is checked against EF.SOD; the result carries each
-    passive authentication verdict.  Nothing is returned unless every file was
-    read in full.
+    passive authentication verdict, and the Active (DG15) and Chip (DG14)
+    Authentication verdicts, run after the files.  Nothing is returned unless
+    every file was read in full.
 
     Raises:
         AccessDenied: the chip refused the key.
+        Unsupported: a CAN for a chip whose PACE variant is not implemented.
         ProtocolError: the chip or a file broke the protocol or format.
-        MediaError, HardwareError, Offline: from ``transmit``.
+        MediaError, HardwareError, Offline: from ``transmit`` or ``offload``.
 
     """
-    session = ChipSession(transmit, chunk_bytes)
-    await session.select_application()
-    await session.basic_access_control(key, nonces)
+    session = ChipSession(transmit, chunk_bytes, offload)
+    await open_chip(session, key)
     com = await session.read_file(lds.Ef.COM, "COM", progress)
     if com is None:
         raise ProtocolError("the chip has no EF.COM")
@@ -206,9 +382,18 @@ async def read_identity(
                 groups[number] = content
     if 1 not in groups or 2 not in groups:  # noqa: PLR2004 - DG1 and DG2 are mandatory
         raise ProtocolError("the chip lacks DG1 or DG2")
+    dg14 = ca.parse_dg14(groups[14]) if 14 in groups else None  # noqa: PLR2004
+    # Active Authentication first: Chip Authentication ends the session when it fails.
+    active = None
+    if 15 in groups:  # noqa: PLR2004
+        algorithm = dg14.aa_signature if dg14 else None
+        active = await session.active_authentication(groups[15], algorithm)
+    chip = await session.chip_authentication(dg14) if dg14 else None
     return IdentityResult(
         mrz=lds.parse_dg1(groups[1], today),
         dg13=lds.parse_dg13(groups[13]) if 13 in groups else None,  # noqa: PLR2004
         face=lds.parse_dg2(groups[2]),
         passive_auth=pa.passive_auth(sod, groups, cscas),
+        chip_authentication=chip,
+        active_authentication=active,
     )

@@ -1,4 +1,4 @@
-"""A specimen card's chip files: EF.COM, DG1, DG2, DG13 and EF.SOD, built at run time.
+"""A specimen chip's files: EF.CardAccess, EF.COM, DG1, DG2, DG13-15, EF.SOD, built at run time.
 
 The PKI is generated in memory with ``cryptography`` (ECDSA P-256, or an RSA
 document signer on request): a test
@@ -21,13 +21,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from devices.card_reader.icao import tlv
+from devices.card_reader.icao import aa, ca, pace, tlv
 from devices.card_reader.icao.lds import DG_TAGS, TAG_COM, TAG_SOD, Dg13Field, Ef
 from devices.card_reader.icao.pa import LDS_SECURITY_OBJECT_OID, LdsSecurityObject
 from devices.card_reader.identity import SpecimenCard
 from devices.sim.card_reader import render_face
 
 _CERT_YEARS = 10
+#: PACE domain parameters of the specimen chips: brainpoolP256r1 (as the ICAO worked example).
+BRAINPOOL_P256R1 = 13
+NIST_P256 = 12
+PACE_AES_128 = f"{pace.ID_PACE}.2.2"
 _PORTRAIT_WIDTH, _PORTRAIT_HEIGHT = 180, 240
 
 
@@ -88,6 +92,41 @@ def make_pki(label: str = "CSCA", *, rsa_signer: bool = False) -> SpecimenPki:
         .sign(csca_key, hashes.SHA256())
     )
     return SpecimenPki(csca, signer, signer_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipKeys:
+    """A chip's private keys: Chip Authentication (ECDH) and Active Authentication."""
+
+    ca: ec.EllipticCurvePrivateKey
+    aa: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    @classmethod
+    def generate(cls, *, rsa_aa: bool = False) -> ChipKeys:
+        """Fresh keys: brainpoolP256r1 for both, or an RSA-2048 Active Authentication key."""
+        aa_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+            rsa.generate_private_key(65537, 2048)
+            if rsa_aa
+            else ec.generate_private_key(ec.BrainpoolP256R1())
+        )
+        return cls(ec.generate_private_key(ec.BrainpoolP256R1()), aa_key)
+
+    @property
+    def aa_signature(self) -> str | None:
+        """The ActiveAuthenticationInfo algorithm DG14 names (ECDSA keys only)."""
+        return None if isinstance(self.aa, rsa.RSAPrivateKey) else aa.ECDSA_PLAIN_SHA256
+
+
+#: Chip Authentication protocol of the specimen chips.
+CA_AES_128 = f"{ca.ID_CA_ECDH}.2"
+
+
+def build_dg14(keys: ChipKeys) -> bytes:
+    """DG14: the chip's Chip Authentication key and protocol, and its AA signature algorithm."""
+    der = keys.ca.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return ca.build_dg14(der, CA_AES_128, keys.aa_signature)
 
 
 @functools.cache
@@ -229,12 +268,22 @@ def build_sod(groups: Mapping[int, bytes], pki: SpecimenPki) -> bytes:
 
 
 def card_files(
-    card: SpecimenCard, pki: SpecimenPki | None = None, tamper: int | None = None
+    card: SpecimenCard,
+    pki: SpecimenPki | None = None,
+    tamper: int | None = None,
+    *,
+    pace_domain: int = BRAINPOOL_P256R1,
+    chip_keys: ChipKeys | None = None,
 ) -> dict[int, bytes]:
-    """Every file of ``card``'s eMRTD application, by file identifier.
+    """Every file of ``card``'s chip, by file identifier.
 
-    ``tamper`` names a data group whose content is changed after signing (one
-    byte of its last value flipped), as a forged chip would hold it.
+    A card with a CAN offers PACE (ECDH generic mapping, AES-128, on the
+    standardized domain parameters ``pace_domain``) in EF.CardAccess; one
+    without has no EF.CardAccess and opens with BAC only.  With ``chip_keys``
+    the chip has DG14 (Chip Authentication) and DG15 (Active Authentication)
+    holding their public halves, hashed in EF.SOD.  ``tamper`` names a
+    data group whose content is changed after signing (one byte of its last
+    value flipped), as a forged chip would hold it.
     """
     groups = {
         1: build_dg1(card.mrz_lines()),
@@ -242,13 +291,20 @@ def card_files(
     }
     if card.dg13:
         groups[13] = build_dg13(card)
+    if chip_keys is not None:
+        groups[14] = build_dg14(chip_keys)
+        groups[15] = aa.build_dg15(chip_keys.aa.public_key())
     sod = build_sod(groups, pki or shared_pki())
     if tamper is not None:
         forged = bytearray(groups[tamper])
         forged[-1] ^= 0x01
         groups[tamper] = bytes(forged)
-    fids = {1: Ef.DG1, 2: Ef.DG2, 13: Ef.DG13}
+    fids = {1: Ef.DG1, 2: Ef.DG2, 13: Ef.DG13, 14: Ef.DG14, 15: Ef.DG15}
     files = {fids[n]: content for n, content in groups.items()}
     files[Ef.COM] = build_com(sorted(groups))
     files[Ef.SOD] = sod
+    if card.can is not None:
+        files[Ef.CARD_ACCESS] = pace.build_card_access(
+            [pace.PaceInfo(PACE_AES_128, 2, pace_domain)]
+        )
     return {int(fid): content for fid, content in files.items()}

@@ -31,7 +31,7 @@ from devices.sim.wire import WireSimulator
 from devices.transports.pcsc import PcscContext
 
 from .chip import ChipFault, EmrtdChip
-from .files import card_files, shared_pki
+from .files import ChipKeys, card_files, shared_pki
 from .vpcd import VpcdCard
 
 #: vpcd's readers (reader.conf.d/vpcd): slot n is "Virtual PCD 00 0n" on port 35963 + n.
@@ -158,7 +158,9 @@ class VirtualCardSimulator(WireSimulator):
             )
         if self._card is not None:
             raise SequenceError("a card is already on the reader; remove it first")
-        chip = EmrtdChip(card_files(card), card.bac_key())
+        # A card with a CAN models a recent chip: PACE, Chip and Active Authentication.
+        keys = ChipKeys.generate() if card.can is not None else None
+        chip = EmrtdChip(card_files(card, chip_keys=keys), card.bac_key(), card.can, keys)
         chip.fault = self._fault
         self._card = VpcdCard(chip, card.atr, self.slot, self._apdu_s)
         self._task = asyncio.create_task(self._card.serve(), name=f"vcard-{self.device_id}")

@@ -9,6 +9,10 @@ response APDU.  Connecting inserts the card; closing the socket removes it.
 vpcd sends the length and the body in two writes, so Nagle on its side holds
 the body until our ACK, which Linux delays 40 ms: acknowledging at once
 (``TCP_QUICKACK`` after every read) takes an APDU from ~44 ms to ~0.3 ms.
+
+The chip answers each APDU on a worker thread (``asyncio.to_thread``): PACE
+and Chip Authentication cost milliseconds of elliptic curve arithmetic per
+step, which must not stall the loop the daemon (in ``./dev sim``) shares.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class VpcdCard:
             self.apdus += 1
             if self.apdu_delay_s:
                 await asyncio.sleep(self.apdu_delay_s)
-            return self.chip.process(body)
+            return await asyncio.to_thread(self.chip.process, body)
         match body[0]:
             case code if code in (_POWER_OFF, _RESET):
                 self.chip.reset()

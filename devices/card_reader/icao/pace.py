@@ -1,0 +1,375 @@
+"""PACE with the generic mapping over elliptic curves (ICAO 9303-11 sections 4.4, 9.2, 9.5).
+
+EF.CardAccess lists the chip's PACE protocols (:func:`parse_card_access`); this
+module runs ``id-PACE-ECDH-GM-AES-CBC-CMAC-128/192/256`` on the standardized
+NIST and brainpool curves.  Both ends are here: :class:`PaceTerminal` is what
+the driver runs, :class:`PaceChip` what the project's virtual card runs.  The
+password is the CAN (reference 2) or the MRZ information (reference 1).
+
+The exchange, after ``MSE:Set AT``: the chip sends ``z = E(K_pi, s)``; both
+sides exchange mapping keys and compute ``G' = s·G + H`` with ``H`` their
+shared point; they exchange ephemeral keys on ``G'`` and derive KS_enc and
+KS_mac from the shared x coordinate; each sends the other a token, the CMAC of
+the other's ephemeral public key.  A wrong password is caught by the chip at
+the last step (its token check fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from asn1crypto import core
+
+from devices.card_reader.identity import BacKey, PaceKey
+from devices.errors import ProtocolError
+
+from . import aes, ec, tlv
+from .apdu import SHORT_MAX_LE, CommandApdu
+
+#: id-PACE (BSI TR-03110 / ICAO 9303-11 9.2.1) and its ECDH generic mapping with AES.
+ID_PACE = "0.4.0.127.0.7.2.2.4"
+PACE_ECDH_GM_AES: dict[str, int] = {
+    f"{ID_PACE}.2.2": 16,  # id-PACE-ECDH-GM-AES-CBC-CMAC-128
+    f"{ID_PACE}.2.3": 24,  # id-PACE-ECDH-GM-AES-CBC-CMAC-192
+    f"{ID_PACE}.2.4": 32,  # id-PACE-ECDH-GM-AES-CBC-CMAC-256
+}
+#: Password references of MSE:Set AT (9303-11 table 11).
+PASSWORD_MRZ = 1
+PASSWORD_CAN = 2
+#: Key derivation counter of the PACE password key K_pi.
+KDF_PI = 3
+KDF_ENC = 1
+KDF_MAC = 2
+
+INS_MSE = 0x22
+INS_GENERAL_AUTHENTICATE = 0x86
+_CLA_CHAINING = 0x10
+_MSE_SET_AT_PACE = (0xC1, 0xA4)
+_TAG_DYNAMIC_AUTH = 0x7C
+_TAG_PUBLIC_KEY = 0x7F49
+_TAG_OID = 0x06
+_TAG_EC_POINT = 0x86
+_TAG_SEQUENCE = 0x30
+_TAG_SET = 0x31
+_TAG_INTEGER = 0x02
+#: MSE:Set AT data objects: protocol OID, password reference, domain parameter ID.
+DO_PROTOCOL, DO_PASSWORD, DO_PARAMETER_ID = 0x80, 0x83, 0x84
+#: General authenticate data objects, terminal -> chip and chip -> terminal, step by step.
+GA_NONCE, GA_MAP_TERMINAL, GA_MAP_CHIP = 0x80, 0x81, 0x82
+GA_EPHEMERAL_TERMINAL, GA_EPHEMERAL_CHIP = 0x83, 0x84
+GA_TOKEN_TERMINAL, GA_TOKEN_CHIP = 0x85, 0x86
+
+
+def _oid_text(encoded: bytes) -> str:
+    return str(core.ObjectIdentifier.load(tlv.encode(_TAG_OID, encoded)).dotted)
+
+
+def oid_bytes(dotted: str) -> bytes:
+    """The content octets of an OBJECT IDENTIFIER (without tag and length)."""
+    return bytes(core.ObjectIdentifier(dotted).contents)
+
+
+@dataclass(frozen=True, slots=True)
+class PaceInfo:
+    """One ``PACEInfo`` of EF.CardAccess.
+
+    Attributes:
+        protocol: the protocol OID, dotted.
+        version: 2 for current chips.
+        parameter_id: the standardized domain parameter ID (``None``: not given).
+
+    """
+
+    protocol: str
+    version: int
+    parameter_id: int | None
+
+    @property
+    def supported(self) -> bool:
+        """True for ECDH generic mapping with AES on a standardized curve."""
+        return self.protocol in PACE_ECDH_GM_AES and self.parameter_id in ec.STANDARD_DOMAINS
+
+    @property
+    def key_bytes(self) -> int:
+        """AES key length of the protocol, bytes."""
+        return PACE_ECDH_GM_AES[self.protocol]
+
+    @property
+    def domain(self) -> ec.Domain:
+        """The curve of :attr:`parameter_id`.
+
+        Raises:
+            ProtocolError: not a standardized elliptic curve.
+
+        """
+        domain = ec.STANDARD_DOMAINS.get(self.parameter_id or -1)
+        if domain is None:
+            raise ProtocolError(f"PACE: domain parameters {self.parameter_id} are not supported")
+        return domain
+
+    def encode(self) -> bytes:
+        """DER ``PACEInfo`` (what the chip's EF.CardAccess holds)."""
+        body = tlv.encode(_TAG_OID, oid_bytes(self.protocol))
+        body += tlv.encode(_TAG_INTEGER, bytes([self.version]))
+        if self.parameter_id is not None:
+            body += tlv.encode(_TAG_INTEGER, bytes([self.parameter_id]))
+        return tlv.encode(_TAG_SEQUENCE, body)
+
+
+def build_card_access(infos: list[PaceInfo]) -> bytes:
+    """EF.CardAccess: ``SecurityInfos``, a SET of the given PACEInfos."""
+    return tlv.encode(_TAG_SET, b"".join(info.encode() for info in infos))
+
+
+def parse_card_access(data: bytes) -> list[PaceInfo]:
+    """The PACEInfos of EF.CardAccess (other SecurityInfos are skipped).
+
+    Raises:
+        ProtocolError: not a SET of SecurityInfo sequences.
+
+    """
+    outer = tlv.read_tlv(data)
+    if outer.tag != _TAG_SET:
+        raise ProtocolError("EF.CardAccess: not a SET of SecurityInfos")
+    infos = []
+    for item in outer.children():
+        fields = item.children() if item.tag == _TAG_SEQUENCE else []
+        if len(fields) < 2 or fields[0].tag != _TAG_OID or fields[1].tag != _TAG_INTEGER:  # noqa: PLR2004
+            continue
+        protocol = _oid_text(fields[0].value)
+        if not protocol.startswith(ID_PACE + "."):
+            continue
+        parameter = None
+        if len(fields) > 2 and fields[2].tag == _TAG_INTEGER:  # noqa: PLR2004
+            parameter = int.from_bytes(fields[2].value, "big")
+        infos.append(PaceInfo(protocol, int.from_bytes(fields[1].value, "big"), parameter))
+    return infos
+
+
+def password(key: BacKey | PaceKey) -> tuple[int, bytes]:
+    """The password reference and encoding: the CAN's digits, or SHA-1 of the MRZ information."""
+    if isinstance(key, PaceKey):
+        return PASSWORD_CAN, key.can.encode("ascii")
+    return PASSWORD_MRZ, hashlib.sha1(key.mrz_information.encode("ascii")).digest()  # noqa: S324
+
+
+def password_key(encoded_password: bytes, key_bytes: int) -> bytes:
+    """K_pi, the key that encrypts the chip's nonce."""
+    return aes.derive_key(encoded_password, KDF_PI, key_bytes)
+
+
+def mapped_generator(domain: ec.Domain, nonce: bytes, shared: ec.Point) -> ec.Point:
+    """Generic mapping: ``G' = s·G + H``.
+
+    Raises:
+        ProtocolError: the mapping degenerates (a hostile peer).
+
+    """
+    scalar = int.from_bytes(nonce, "big")
+    return domain.add(domain.multiply(domain.generator, scalar), shared)
+
+
+def token(info: PaceInfo, ks_mac: bytes, public_key: bytes) -> bytes:
+    """Authentication token: CMAC over ``7F49 { 06 protocol OID, 86 public key }``, 8 bytes."""
+    body = tlv.encode(_TAG_OID, oid_bytes(info.protocol)) + tlv.encode(_TAG_EC_POINT, public_key)
+    return aes.cmac8(ks_mac, tlv.encode(_TAG_PUBLIC_KEY, body))
+
+
+@dataclass(frozen=True, slots=True)
+class PaceKeys:
+    """AES secure messaging keys established by PACE (the SSC starts at zero)."""
+
+    ks_enc: bytes
+    ks_mac: bytes
+
+
+def session_keys(shared_x: bytes, key_bytes: int) -> PaceKeys:
+    """KS_enc and KS_mac from the shared secret's x coordinate."""
+    return PaceKeys(
+        aes.derive_key(shared_x, KDF_ENC, key_bytes), aes.derive_key(shared_x, KDF_MAC, key_bytes)
+    )
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def mse_set_at(info: PaceInfo, reference: int, *, with_parameter_id: bool) -> CommandApdu:
+    """``MSE:Set AT``: protocol, password (and domain parameters when several are offered)."""
+    data = tlv.encode(DO_PROTOCOL, oid_bytes(info.protocol)) + tlv.encode(
+        DO_PASSWORD, bytes([reference])
+    )
+    if with_parameter_id and info.parameter_id is not None:
+        data += tlv.encode(DO_PARAMETER_ID, bytes([info.parameter_id]))
+    return CommandApdu(0x00, INS_MSE, *_MSE_SET_AT_PACE, data)
+
+
+def general_authenticate(tag: int | None, value: bytes, *, last: bool) -> CommandApdu:
+    """GENERAL AUTHENTICATE carrying one data object (``tag`` None: empty ``7C 00``).
+
+    Every step but the last is sent with command chaining (CLA ``10``).
+    """
+    inner = tlv.encode(tag, value) if tag is not None else b""
+    return CommandApdu(
+        0x00 if last else _CLA_CHAINING,
+        INS_GENERAL_AUTHENTICATE,
+        0,
+        0,
+        tlv.encode(_TAG_DYNAMIC_AUTH, inner),
+        le=SHORT_MAX_LE,
+    )
+
+
+def dynamic_auth_object(data: bytes, tag: int) -> bytes:
+    """The value of data object ``tag`` inside dynamic authentication data ``7C``.
+
+    Raises:
+        ProtocolError: no ``7C`` template or no such object.
+
+    """
+    try:
+        outer = tlv.read_tlv(data)
+        item = tlv.find(outer.value, tag) if outer.tag == _TAG_DYNAMIC_AUTH else None
+    except tlv.TlvError:
+        item = None
+    if item is None:
+        raise ProtocolError(f"PACE: the answer lacks data object {tag:02X}")
+    return item.value
+
+
+# --- the two ends -----------------------------------------------------------------------------
+
+
+class PaceTerminal:
+    """The terminal's side of one PACE run; each method is one step (run off the event loop)."""
+
+    def __init__(
+        self,
+        info: PaceInfo,
+        encoded_password: bytes,
+        *,
+        map_key: int | None = None,
+        ephemeral_key: int | None = None,
+    ) -> None:
+        """Prepare a run; ``map_key``/``ephemeral_key`` fix the private keys (tests only)."""
+        self.info = info
+        self.domain = info.domain
+        self._k_pi = password_key(encoded_password, info.key_bytes)
+        self._map_key = map_key or self.domain.random_scalar()
+        self._ephemeral_key = ephemeral_key or self.domain.random_scalar()
+        self._nonce = b""
+        self._generator: ec.Point = None
+        self._ephemeral_public = b""
+        self._chip_ephemeral = b""
+        self.keys: PaceKeys | None = None
+
+    def decrypt_nonce(self, encrypted: bytes) -> bytes:
+        """Step 1: decrypt the chip's nonce; return the terminal's mapping public key."""
+        if len(encrypted) != aes.BLOCK:
+            raise ProtocolError("PACE: the encrypted nonce is not one AES block")
+        self._nonce = aes.cbc_decrypt(self._k_pi, encrypted)
+        return self.domain.encode(self.domain.multiply(self.domain.generator, self._map_key))
+
+    def map_nonce(self, chip_map_public: bytes) -> bytes:
+        """Step 2: compute G' from the chip's mapping key; return the ephemeral public key."""
+        shared = self.domain.multiply(self.domain.decode(chip_map_public), self._map_key)
+        self._generator = mapped_generator(self.domain, self._nonce, shared)
+        public = self.domain.multiply(self._generator, self._ephemeral_key)
+        self._ephemeral_public = self.domain.encode(public)
+        return self._ephemeral_public
+
+    def agree(self, chip_ephemeral_public: bytes) -> bytes:
+        """Step 3: derive the session keys; return the terminal's token T_IFD.
+
+        Raises:
+            ProtocolError: the chip's key is ours echoed, or not on the curve.
+
+        """
+        if not self._ephemeral_public:
+            raise ProtocolError("PACE: key agreement before the mapping")
+        if hmac.compare_digest(chip_ephemeral_public, self._ephemeral_public):
+            raise ProtocolError("PACE: the chip echoed the terminal's ephemeral key")
+        point = self.domain.decode(chip_ephemeral_public)
+        shared = self.domain.multiply(point, self._ephemeral_key)
+        self.keys = session_keys(self.domain.x_bytes(shared), self.info.key_bytes)
+        self._chip_ephemeral = chip_ephemeral_public
+        return token(self.info, self.keys.ks_mac, chip_ephemeral_public)
+
+    def check_chip_token(self, chip_token: bytes) -> PaceKeys:
+        """Step 4: check T_IC; return the secure messaging keys.
+
+        Raises:
+            ProtocolError: T_IC is wrong (the chip accepted our token, so it is broken or hostile).
+
+        """
+        if self.keys is None:
+            raise ProtocolError("PACE: token before key agreement")
+        expected = token(self.info, self.keys.ks_mac, self._ephemeral_public)
+        if not hmac.compare_digest(expected, chip_token):
+            raise ProtocolError("PACE: the chip's authentication token is wrong")
+        return self.keys
+
+
+class PaceChip:
+    """The chip's side of one PACE run (the virtual card's)."""
+
+    def __init__(
+        self,
+        info: PaceInfo,
+        encoded_password: bytes,
+        *,
+        nonce: bytes,
+        map_key: int | None = None,
+        ephemeral_key: int | None = None,
+    ) -> None:
+        """Start a run with the chip's nonce ``s``; fixed private keys for tests only."""
+        self.info = info
+        self.domain = info.domain
+        self._nonce = nonce
+        self._k_pi = password_key(encoded_password, info.key_bytes)
+        self._map_key = map_key or self.domain.random_scalar()
+        self._ephemeral_key = ephemeral_key or self.domain.random_scalar()
+        self._generator: ec.Point = None
+        self._ephemeral_public = b""
+        self._terminal_ephemeral = b""
+        self.keys: PaceKeys | None = None
+
+    def encrypted_nonce(self) -> bytes:
+        """Step 1: ``z = E(K_pi, s)``."""
+        return aes.cbc_encrypt(self._k_pi, self._nonce)
+
+    def map_nonce(self, terminal_map_public: bytes) -> bytes:
+        """Step 2: compute G'; return the chip's mapping public key."""
+        shared = self.domain.multiply(self.domain.decode(terminal_map_public), self._map_key)
+        self._generator = mapped_generator(self.domain, self._nonce, shared)
+        return self.domain.encode(self.domain.multiply(self.domain.generator, self._map_key))
+
+    def agree(self, terminal_ephemeral_public: bytes) -> bytes:
+        """Step 3: derive the session keys; return the chip's ephemeral public key.
+
+        Raises:
+            ProtocolError: the terminal's key is not on the curve, or equals the chip's.
+
+        """
+        if self._generator is None:
+            raise ProtocolError("PACE: key agreement before the mapping")
+        self._ephemeral_public = self.domain.encode(
+            self.domain.multiply(self._generator, self._ephemeral_key)
+        )
+        if hmac.compare_digest(terminal_ephemeral_public, self._ephemeral_public):
+            raise ProtocolError("PACE: the terminal echoed the chip's ephemeral key")
+        point = self.domain.decode(terminal_ephemeral_public)
+        shared = self.domain.multiply(point, self._ephemeral_key)
+        self.keys = session_keys(self.domain.x_bytes(shared), self.info.key_bytes)
+        self._terminal_ephemeral = terminal_ephemeral_public
+        return self._ephemeral_public
+
+    def answer_token(self, terminal_token: bytes) -> bytes | None:
+        """Step 4: check T_IFD; return T_IC, or ``None`` when the password was wrong."""
+        if self.keys is None:
+            return None
+        expected = token(self.info, self.keys.ks_mac, self._ephemeral_public)
+        if not hmac.compare_digest(expected, terminal_token):
+            return None
+        return token(self.info, self.keys.ks_mac, self._terminal_ephemeral)
