@@ -473,23 +473,14 @@ class Ledger:
             LedgerError: no such active transaction, or SQLite failed.
 
         """
-        with self._write() as conn:
-            row = conn.execute(
-                "UPDATE transactions SET total = total + ?, coins = coins + 1"
-                " WHERE id = ? AND state = 'active' RETURNING device_id, total, coins, amount_due",
-                (value, transaction_id),
-            ).fetchone()
-            if row is None:
-                raise LedgerError(f"transaction {transaction_id} is not active")
-            return self._insert_credit(
-                conn,
-                row,
-                transaction_id=transaction_id,
-                value=value,
-                event_counter=event_counter,
-                at_ms=at_ms,
-                created=False,
-            )
+        return self._credit_into(
+            transaction_id,
+            value,
+            state="active",
+            refusal="is not active",
+            event_counter=event_counter,
+            at_ms=at_ms,
+        )
 
     def credit_recovered(
         self,
@@ -508,15 +499,38 @@ class Ledger:
             LedgerError: no such recovered transaction, or SQLite failed.
 
         """
+        return self._credit_into(
+            transaction_id,
+            value,
+            state="unknown",
+            refusal="is not a recovered one",
+            event_counter=event_counter,
+            at_ms=at_ms,
+        )
+
+    def _credit_into(
+        self,
+        transaction_id: str,
+        value: int,
+        *,
+        state: str,
+        refusal: str,
+        event_counter: int | None,
+        at_ms: int,
+    ) -> Credit:
+        """Add a coin to the transaction if it is in ``state``; commit with the cash box.
+
+        An ``unknown`` transaction takes coins only when a crash left it open (not an orphan).
+        """
         with self._write() as conn:
             row = conn.execute(
                 "UPDATE transactions SET total = total + ?, coins = coins + 1"
-                " WHERE id = ? AND state = 'unknown' AND orphan = 0"
+                " WHERE id = ? AND state = ? AND (state = 'active' OR orphan = 0)"
                 " RETURNING device_id, total, coins, amount_due",
-                (value, transaction_id),
+                (value, transaction_id, state),
             ).fetchone()
             if row is None:
-                raise LedgerError(f"transaction {transaction_id} is not a recovered one")
+                raise LedgerError(f"transaction {transaction_id} {refusal}")
             return self._insert_credit(
                 conn,
                 row,
