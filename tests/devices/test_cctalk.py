@@ -246,6 +246,25 @@ async def test_no_answer_is_offline_and_coins_fall_through(tmp_path: Path) -> No
         assert (coin.transaction_id, coin.index, coin.value) == (tx, 1, 5000)
 
 
+async def test_coins_taken_while_the_line_was_cut_are_credited_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.LINE_CUT))
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.OFFLINE)
+        # Still powered and enabled: the acceptor takes coins nobody can read.
+        assert r.device.insert_coin(1000).accepted
+        assert r.device.insert_coin(2000).accepted
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CLEAR))
+        coins = await r.wait_event("coinAccepted", 2, timeout=5)
+        assert [(c.transaction_id, c.index, c.value) for c in coins] == [
+            (tx, 1, 1000),
+            (tx, 2, 2000),
+        ]
+        assert r.named("eventsLost") == []
+
+
 async def test_power_cycle_reports_unknown_loss_and_reapplies_inhibit(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         tx = await deposit(r)
