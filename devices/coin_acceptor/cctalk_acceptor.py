@@ -182,8 +182,10 @@ class CctalkCoinAcceptor(CoinAcceptor):
             self._link = link
             try:
                 await self._write_inhibit(link, inhibited=True)
-                if self._counter is None:
-                    self._counter = await self.last_event_counter()
+                # The ledger's counter, not this object's: it moves in the same commit as
+                # each credit, so a run that failed half-way through a buffer resumes after
+                # exactly what was recorded.
+                self._counter = await self.last_event_counter()
                 await self._poll(link)
                 await self._check(link)
                 await self.hardware_ready()
@@ -289,15 +291,17 @@ class CctalkCoinAcceptor(CoinAcceptor):
         seen = step(last, now, len(buffered.events))
         if seen.reset:
             log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
+            await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
             self._counter = 0
-            await self.events_lost(None, LostReason.DEVICE_RESET)
-            await self.save_event_counter(0)
             # It powered up inhibited: apply what the deposit wants again.
             await self.hardware_ready()
             return
         if seen.lost:
-            await self.events_lost(seen.lost, LostReason.COUNTER_JUMP)
-        stored = seen.lost == 0
+            # Stored with the counter of the last lost event: the buffered ones follow.
+            await self.events_lost(
+                seen.lost, LostReason.COUNTER_JUMP, event_counter=previous(now, seen.new)
+            )
+        stored = True
         for back in reversed(range(seen.new)):
             event = buffered.events[back]
             counter = previous(now, back)
@@ -312,8 +316,8 @@ class CctalkCoinAcceptor(CoinAcceptor):
         if channel:
             value = self._table.get(channel)
             if value is None:
-                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL)
-                return False
+                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=counter)
+                return True
             await self.coin_inserted(value, counter)
             return True
         match classify(code):

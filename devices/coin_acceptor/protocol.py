@@ -531,7 +531,7 @@ class CoinAcceptor(Device):
         credit is committed to the ledger, then ``coinAccepted`` is emitted; the
         deposit ends when ``amountDue`` is reached.
 
-        Raises:
+        Raises (only when the coin is not recorded; after the commit nothing raises):
             ProtocolError: ``value`` is not positive (a driver bug).
             NotReady: the ledger is not open yet.
             LedgerError: the coin could not be recorded; the acceptor is inhibited
@@ -594,8 +594,10 @@ class CoinAcceptor(Device):
             self._refresh_condition()
             await self._sync_inhibit_quietly(force=True)
             raise
-        # A coin with no deposit means the hardware ignored its inhibit: tell it again.
-        await self._sync_inhibit(force=orphan)
+        # A coin with no deposit means the hardware ignored its inhibit: tell it again.  The
+        # coin is recorded: a failure now must not look like an unrecorded coin to the driver
+        # (it would credit it again); the inhibit is applied again when the acceptor answers.
+        await self._sync_inhibit_quietly(force=orphan)
 
     async def _credit(self, deposit: _Deposit | None, value: int, counter: int | None) -> Credit:
         """Commit a coin to the active deposit, the recovered one, or an orphan."""
@@ -624,11 +626,15 @@ class CoinAcceptor(Device):
         self._orphan_id = credit.record.transaction_id
         return credit
 
-    async def events_lost(self, count: int | None, reason: LostReason) -> None:
+    async def events_lost(
+        self, count: int | None, reason: LostReason, *, event_counter: int | None = None
+    ) -> None:
         """Report acceptor events the daemon could not see: ledger first, then ``eventsLost``.
 
         ``count`` is None when unknown.  They are charged to the active deposit,
         else to the transaction a crash left open (while recovering), else to none.
+        ``event_counter``: the acceptor's counter after them, stored in the same
+        commit (see :meth:`last_event_counter`).
 
         Raises:
             NotReady: the ledger is not open yet.
@@ -645,6 +651,7 @@ class CoinAcceptor(Device):
                 count=count,
                 reason=reason,
                 at_ms=now_ms(),
+                event_counter=event_counter,
             )
             log.critical(
                 "%s: %s acceptor events lost (%s)%s",

@@ -17,6 +17,7 @@ from devices.coin_acceptor.cctalk import (
     CoinError,
     ErrorKind,
     FrameError,
+    Header,
     classify,
     coin_id_for,
     coin_value,
@@ -265,6 +266,48 @@ async def test_coins_taken_while_the_line_was_cut_are_credited_when_it_returns(
         assert r.named("eventsLost") == []
 
 
+class CutAfterCredit(CctalkCoinDevice):
+    """A device whose line is cut right after it reported a credit (before the next request)."""
+
+    def handle(self, raw: bytes) -> bytes | None:
+        reply = super().handle(raw)
+        if reply is not None and raw[3] == Header.READ_BUFFERED_CREDIT and self.accepted:
+            self.set_fault(CctalkFaultParams(kind=CctalkFault.LINE_CUT))
+        return reply
+
+
+async def test_a_coin_is_credited_once_when_the_line_fails_just_after_its_credit(
+    tmp_path: Path,
+) -> None:
+    # The coin that reaches amountDue is committed, then the driver inhibits the acceptor;
+    # that request finds the line cut.  After the reconnection the buffer still holds the
+    # coin: the ledger's counter says it is done.
+    device = CutAfterCredit((1000, 2000, 5000))
+    async with rig(tmp_path, device=device) as r:
+        started = await r.driver.deposit_start(
+            DepositStartParams(currency="VND", amount_due=1000), ctx()
+        )
+        await until(lambda: device.enabled)
+        assert device.insert_coin(1000).accepted
+        await r.wait_event("coinAccepted")
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.OFFLINE)
+        device.set_fault(CctalkFaultParams(kind=CctalkFault.CLEAR))
+        device.accepted.clear()  # no further cut
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.ONLINE, 5)
+        await r.wait_event("depositEnded")
+        await asyncio.sleep(0.2)  # a few more polls
+        credited = r.named("coinAccepted")
+        assert [(c.transaction_id, c.value) for c in credited] == [(started.transaction_id, 1000)]
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        record = ledger.get(started.transaction_id)
+        assert record is not None
+        assert [c.value for c in record.credits] == [1000]
+        assert ledger.open_transactions(r.driver.id) == []  # no orphan holds the coin again
+    finally:
+        ledger.close()
+
+
 async def test_power_cycle_reports_unknown_loss_and_reapplies_inhibit(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         tx = await deposit(r)
@@ -295,6 +338,39 @@ async def test_counter_jump_beyond_the_buffer_is_reported_with_its_count(tmp_pat
         coins = await r.wait_event("coinAccepted", 5)
         assert [c.index for c in coins] == [1, 2, 3, 4, 5]
         assert await r.driver.last_event_counter() == 8
+
+
+class Crash(Exception):
+    """Raised where a process death is injected."""
+
+
+async def test_a_jump_is_reported_once_when_the_run_dies_before_the_buffered_coins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = CctalkCoinDevice((1000, 2000, 5000))
+    async with rig(tmp_path, device=device) as r:
+        await deposit(r)
+        link = r.driver._link
+        assert link is not None
+
+        async def die(value: int, event_counter: int | None = None) -> None:
+            raise Crash(f"died before crediting {value} (event {event_counter})")
+
+        # The loss is committed, then the run dies before the first buffered credit.
+        monkeypatch.setattr(r.driver, "coin_inserted", die)
+        async with link._lock:
+            for _ in range(8):
+                assert device.insert_coin(1000).accepted
+        await r.wait_event("eventsLost")
+    async with rig(tmp_path, device=device) as r:  # the next start
+        coins = await r.wait_event("coinAccepted", 5)
+        assert [c.value for c in coins] == [1000] * 5
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        assert [(lost.count, lost.reason) for lost in ledger.lost_events()] == [(3, "counterJump")]
+        assert ledger.last_event_counter(r.driver.id) == device.counter == 8
+    finally:
+        ledger.close()
 
 
 async def test_fraud_code_is_a_fraud_attempt(tmp_path: Path) -> None:
