@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from devices.coin_acceptor.counter import distance
 from devices.coin_acceptor.ledger import LEDGER_FILE
 from devices.coin_acceptor.protocol import EXIT_AFTER_COMMIT_ENV
 from tests.uiclient import UiClient, connect
@@ -75,6 +76,8 @@ class ChaosCounts:
     doubled_or_invented: int = 0
     lost_silently: int = 0
     settled: int = 0
+    #: Acceptor events the last graceful stop left unread (the next start reads them).
+    unread_at_stop: int = 0
     errors: list[str] = field(default_factory=list)
     #: For a failing run: each coin lost silently or doubled, with its story.
     diagnostics: list[str] = field(default_factory=list)
@@ -438,12 +441,23 @@ class Chaos:
             return
         await self.stop_daemon()
 
+    async def unread(self) -> int:
+        """Events the acceptor counted since the ledger's counter (no daemon running)."""
+        stats = await self.device.call(action="stats")
+        conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
+        try:
+            row = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
+        finally:
+            conn.close()
+        return distance(row[0], stats["counter"]) if row else stats["counter"]
+
     async def run(self, iterations: int) -> ChaosCounts:
         async with self.recording():
             for _ in range(iterations):
                 await self.iteration()
             await self.ensure_daemon()  # recover whatever the last kill left
             await self.stop_daemon()
+            self.counts.unread_at_stop = await self.unread()
             await self.next_boot()
         await self.compare()
         return self.counts

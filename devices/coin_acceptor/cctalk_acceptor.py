@@ -27,6 +27,7 @@ self-check fault code makes the device ``hardwareError`` until it clears.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Annotated, ClassVar
@@ -35,7 +36,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import Offline
+from devices.errors import DeviceError, Offline
 from devices.transports.serial import LineSettings, SerialPort
 
 from .cctalk import (
@@ -245,18 +246,47 @@ class CctalkCoinAcceptor(CoinAcceptor):
         if link is not None:
             await self._write_inhibit(link, inhibited=inhibited)
             return
-        for attempt in range(SAFE_STATE_OPEN_ATTEMPTS):
-            try:
-                port, link = await self._open_link()
-            except Offline:
-                # The supervisor's task may still be releasing the port.
-                if attempt + 1 == SAFE_STATE_OPEN_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.1)
-                continue
-            async with port:
-                await self._write_inhibit(link, inhibited=inhibited)
+        port, link = await self._open_link_once_free()
+        async with port:
+            await self._write_inhibit(link, inhibited=inhibited)
+
+    async def _open_link_once_free(self) -> tuple[SerialPort, CctalkLink]:
+        """Open the port outside :meth:`run`, where the supervisor's task may still hold it.
+
+        Raises:
+            Offline: still missing or busy after :data:`SAFE_STATE_OPEN_ATTEMPTS` tries.
+
+        """
+        for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
+            with contextlib.suppress(Offline):
+                return await self._open_link()
+            await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
+        return await self._open_link()
+
+    async def drain(self) -> None:
+        """After the stop's inhibit, read the buffer once more and credit what is new.
+
+        A coin that went in after the last poll is recorded and announced now,
+        to the deposit that took it, rather than at the next start (where an
+        acceptor power-cycled meanwhile would only report a reset, count
+        unknown).  Nothing to do when this run never read the coin table.
+        Failures are logged: the coins stay buffered for the next start.
+        """
+        if not self._table:
             return
+        try:
+            port, link = await self._open_link_once_free()
+            async with port:
+                # The ledger's counter: the cancelled poll may have committed a credit.
+                self._counter = await self.last_event_counter()
+                await self._poll(link)
+        except DeviceError as exc:
+            log.warning(
+                "%s: could not read the acceptor's buffer at the stop (%s);"
+                " the next start credits what it holds",
+                self.id,
+                exc,
+            )
 
     async def _write_inhibit(self, link: CctalkLink, *, inhibited: bool) -> None:
         mask = inhibit_mask(set() if inhibited else self._enabled_channels())
@@ -293,8 +323,9 @@ class CctalkCoinAcceptor(CoinAcceptor):
             log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
             await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
             self._counter = 0
-            # It powered up inhibited: apply what the deposit wants again.
-            await self.hardware_ready()
+            if not self._leaving:
+                # It powered up inhibited: apply what the deposit wants again.
+                await self.hardware_ready()
             return
         if seen.lost:
             # Stored with the counter of the last lost event: the buffered ones follow.

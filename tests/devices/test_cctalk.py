@@ -42,6 +42,7 @@ from devices.coin_acceptor.protocol import (
 )
 from devices.sim.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
 from devices.sim.pty import PtyPair
+from devices.supervisor import supervise
 from tests.support import RecordingHost, build, ctx, running
 
 # -- codec -----------------------------------------------------------------------------------
@@ -159,33 +160,55 @@ async def rig(
     device: CctalkCoinDevice | None = None,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
-    coins = (1000, 2000, 5000)
-    device = device or CctalkCoinDevice(coins, checksum=checksum, echo=echo)
+    device = device or CctalkCoinDevice(COINS, checksum=checksum, echo=echo)
     host = RecordingHost()
+    async with serving(tmp_path, device) as link:
+        driver = cctalk_driver(tmp_path, host, link, checksum=checksum, echo=echo, **settings)
+        async with running(driver, host):
+            yield Rig(device, driver, host)
+
+
+COINS = (1000, 2000, 5000)
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, device: CctalkCoinDevice) -> AsyncIterator[Path]:
+    """Serve ``device`` on a pty pair; yields the driver's end."""
     link = tmp_path / "run" / "coin.cctalk"
     async with await PtyPair.start(link, tmp_path / "run" / "coin.dev") as pair:
-        serving = asyncio.create_task(device.serve(pair.device))
-        driver = build(
-            "coinAcceptor",
-            "cctalk",
-            tmp_path,
-            host,
-            port=str(link),
-            coins=list(coins),
-            checksum=checksum.value,
-            echo=echo,
-            poll_ms=20,
-            reply_timeout_ms=100,
-            **settings,
-        )
-        assert isinstance(driver, CctalkCoinAcceptor)
+        task = asyncio.create_task(device.serve(pair.device))
         try:
-            async with running(driver, host):
-                yield Rig(device, driver, host)
+            yield link
         finally:
-            serving.cancel()
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await serving
+                await task
+
+
+def cctalk_driver(
+    tmp_path: Path,
+    host: RecordingHost,
+    link: Path,
+    *,
+    checksum: Checksum = Checksum.SIMPLE,
+    echo: bool = False,
+    **settings: Any,
+) -> CctalkCoinAcceptor:
+    driver = build(
+        "coinAcceptor",
+        "cctalk",
+        tmp_path,
+        host,
+        port=str(link),
+        coins=list(COINS),
+        checksum=checksum.value,
+        echo=echo,
+        poll_ms=20,
+        reply_timeout_ms=100,
+        **settings,
+    )
+    assert isinstance(driver, CctalkCoinAcceptor)
+    return driver
 
 
 async def deposit(r: Rig) -> str:
@@ -264,6 +287,36 @@ async def test_coins_taken_while_the_line_was_cut_are_credited_when_it_returns(
             (tx, 2, 2000),
         ]
         assert r.named("eventsLost") == []
+
+
+async def test_a_stop_credits_the_coin_taken_since_the_last_poll(tmp_path: Path) -> None:
+    # The daemon's stop: supervisor cancelled, safe_state(), aclose().  A coin that went in
+    # after the last poll is read once the acceptor is inhibited, and credited to its deposit.
+    device = CctalkCoinDevice(COINS)
+    host = RecordingHost()
+    async with serving(tmp_path, device) as link:
+        driver = cctalk_driver(tmp_path, host, link)
+        supervisor = asyncio.create_task(supervise(driver))
+        try:
+            await host.wait_for(lambda: driver.state is DeviceState.ONLINE)
+            started = await driver.deposit_start(DepositStartParams(currency="VND"), ctx())
+            await until(lambda: device.enabled)
+            bus = driver._link
+            assert bus is not None
+            async with bus._lock:  # no poll from here on
+                assert device.insert_coin(2000).accepted
+                supervisor.cancel()
+                await asyncio.wait({supervisor})
+            await driver.safe_state()
+            assert not device.enabled
+            credited = [data for _, name, data in host.events if name == "coinAccepted"]
+            assert [(c.transaction_id, c.value) for c in credited] == [
+                (started.transaction_id, 2000)
+            ]
+            assert await driver.last_event_counter() == device.counter
+        finally:
+            supervisor.cancel()
+            await driver.aclose()
 
 
 class CutAfterCredit(CctalkCoinDevice):
@@ -347,7 +400,7 @@ class Crash(Exception):
 async def test_a_jump_is_reported_once_when_the_run_dies_before_the_buffered_coins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    device = CctalkCoinDevice((1000, 2000, 5000))
+    device = CctalkCoinDevice(COINS)
     async with rig(tmp_path, device=device) as r:
         await deposit(r)
         link = r.driver._link
@@ -399,7 +452,7 @@ async def test_unknown_coin_is_rejected(tmp_path: Path) -> None:
 async def test_coins_buffered_while_the_daemon_was_down_join_the_recovered_deposit(
     tmp_path: Path,
 ) -> None:
-    device = CctalkCoinDevice((1000, 2000, 5000))
+    device = CctalkCoinDevice(COINS)
     async with rig(tmp_path, device=device) as r:
         tx = await deposit(r)
         device.insert_coin(1000)

@@ -58,6 +58,7 @@ async def test_a_coin_unread_at_a_graceful_stop_is_credited_at_the_next_start(
             await device.call(action="fault", kind="lineCut")
             await chaos.insert(1, down=False)
             await chaos.stop_daemon()
+            assert await chaos.unread() == 1
             await chaos.compare()
             assert (chaos.counts.accepted_by_device, chaos.counts.ledger_credits) == (1, 0)
             assert chaos.counts.lost_silently == 1, "not yet: the coin waits in the acceptor"
