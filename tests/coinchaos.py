@@ -32,6 +32,7 @@ import random
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from devices.coin_acceptor.counter import distance
 from devices.coin_acceptor.ledger import LEDGER_FILE
 from devices.coin_acceptor.protocol import EXIT_AFTER_COMMIT_ENV
 from tests.uiclient import UiClient, connect
@@ -47,6 +49,8 @@ REPO = Path(__file__).resolve().parents[1]
 BOARD = "chaos-0001"
 DEV = "coins"
 COINS = (1000, 2000, 5000)
+#: A failing run's diagnostics show what the daemons did this long around each coin, in ms.
+DIAGNOSIS_WINDOW_MS = 2000
 
 
 @dataclass
@@ -72,13 +76,36 @@ class ChaosCounts:
     doubled_or_invented: int = 0
     lost_silently: int = 0
     settled: int = 0
+    #: Acceptor events the last graceful stop left unread (the next start reads them).
+    unread_at_stop: int = 0
     errors: list[str] = field(default_factory=list)
+    #: For a failing run: each coin lost silently or doubled, with its story.
+    diagnostics: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """Counts as a plain dict (errors shortened)."""
-        out = {k: v for k, v in vars(self).items() if k != "errors"}
+        """Counts as a plain dict (errors shortened; diagnostics only when there are some)."""
+        out = {k: v for k, v in vars(self).items() if k not in ("errors", "diagnostics")}
         out["errors"] = self.errors[:5]
+        if self.diagnostics:
+            out["diagnostics"] = self.diagnostics
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Insertion:
+    """One coin dropped into the device, for the post-mortem of a failing run.
+
+    ``at_ms`` is wall-clock (Unix epoch ms, like the ledger's and the daemon log's
+    times); ``daemon`` is the pid of the daemon process at that moment, if any.
+    """
+
+    counter: int
+    value: int
+    accepted: bool
+    iteration: int
+    at_ms: int
+    daemon: int | None
+    down: bool
 
 
 class DeviceProcess:
@@ -182,6 +209,11 @@ class Chaos:
         self.reported: dict[tuple[str, int], int] = {}
         self._events: asyncio.Queue[Any] | None = None
         self._states: asyncio.Queue[Any] | None = None
+        #: Every coin inserted, and what happened to the daemon, for :meth:`_diagnose`.
+        self.insertions: list[Insertion] = []
+        self.timeline: list[tuple[int, str]] = []
+        #: Coins reported twice over MQTT with different values.
+        self._report_mismatches = 0
         # The daemons' logs, for a failing run's post-mortem.
         self._log = (tmp / "daemon.log").open("ab")
 
@@ -206,6 +238,10 @@ class Chaos:
             stderr=self._log,
         )
         self.counts.daemon_starts += 1
+        self._mark(f"daemon {self.daemon.pid} started (exit after commit {exit_after_commit})")
+
+    def _mark(self, what: str) -> None:
+        self.timeline.append((_now_ms(), what))
 
     def alive(self) -> bool:
         return self.daemon is not None and self.daemon.returncode is None
@@ -216,8 +252,10 @@ class Chaos:
         if self.daemon.returncode is None:
             self.daemon.send_signal(signal.SIGKILL)
             self.counts.sigkills += 1
+            self._mark(f"daemon {self.daemon.pid} SIGKILL")
         elif self.daemon.returncode == 137:
             self.counts.exits_after_commit += 1
+            self._mark(f"daemon {self.daemon.pid} had exited after a commit")
         await self.daemon.wait()
         self.daemon = None
 
@@ -242,6 +280,7 @@ class Chaos:
                         and payload.get("state") in ("online", "busy")
                     ):
                         self.session = payload["session"]
+                        self._mark(f"session {self.session} online")
                         return True
         except TimeoutError:
             self.counts.errors.append(f"not online within {timeout} s; states seen: {seen}")
@@ -292,7 +331,7 @@ class Chaos:
     def _report(self, key: tuple[str, int], value: int, how: str) -> None:
         if key in self.reported:
             if self.reported[key] != value:
-                self.counts.value_mismatches += 1
+                self._report_mismatches += 1
             return
         self.reported[key] = value
         setattr(self.counts, f"reported_by_{how}", getattr(self.counts, f"reported_by_{how}") + 1)
@@ -314,7 +353,19 @@ class Chaos:
     async def insert(self, count: int, *, down: bool) -> None:
         for _ in range(count):
             await asyncio.sleep(self.rng.uniform(0, 0.04))
-            await self.device.call(action="insertCoin", value=self.rng.choice(COINS))
+            value = self.rng.choice(COINS)
+            reply = await self.device.call(action="insertCoin", value=value)
+            self.insertions.append(
+                Insertion(
+                    counter=reply["counter"],
+                    value=value,
+                    accepted=reply["accepted"],
+                    iteration=self.counts.iterations,
+                    at_ms=_now_ms(),
+                    daemon=self.daemon.pid if self.alive() and self.daemon else None,
+                    down=down,
+                )
+            )
             self.counts.inserted += 1
             self.counts.inserted_while_down += down
 
@@ -340,7 +391,12 @@ class Chaos:
             await self.insert(self.rng.randint(1, 8), down=True)
         self.counts.iterations += 1
 
-    async def run(self, iterations: int) -> ChaosCounts:
+    @contextlib.asynccontextmanager
+    async def recording(self) -> AsyncIterator[None]:
+        """Record the daemon's coin events and states (a UI) while the block runs.
+
+        On the way out a daemon still running is killed and the log closed.
+        """
         async with (
             self.ui.subscription(f"{self.ui.root}/dev/{DEV}/evt/#") as events,
             self.ui.subscription(f"{self.ui.root}/dev/{DEV}/state") as states,
@@ -348,12 +404,7 @@ class Chaos:
             self._events, self._states = events, states
             pump = asyncio.create_task(self._pump_events())
             try:
-                for _ in range(iterations):
-                    await self.iteration()
-                await self.ensure_daemon()  # recover whatever the last kill left
-                assert self.daemon is not None
-                self.daemon.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(self.daemon.wait(), 15)
+                yield
                 await asyncio.sleep(0.2)  # the last events reach the pump
             finally:
                 pump.cancel()
@@ -362,10 +413,61 @@ class Chaos:
                 if self.alive():
                     await self.kill()
                 self._log.close()
+
+    async def stop_daemon(self) -> None:
+        """Stop the running daemon gracefully (SIGTERM, as systemd does) and wait for it."""
+        if not self.alive():
+            await self.kill()  # it exited on its own (after a commit): nothing to stop
+            return
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        self._mark(f"daemon {self.daemon.pid} SIGTERM")
+        await asyncio.wait_for(self.daemon.wait(), 15)
+        self.daemon = None
+
+    async def next_boot(self) -> None:
+        """Start the daemon once more with no coin going in, reconcile like a UI, stop it.
+
+        A graceful stop inhibits the acceptor but does not read its buffer again:
+        a coin it took just before (or while its line was cut) is still there,
+        unread, and the ledger's event counter says so.  It is credited at the
+        next start, before the device goes online; only after that start may
+        the device's, the ledger's and the UI's accounts be compared.
+        """
+        await self.start_daemon()
+        if not (await self.wait_online() and await self.reconcile()):
+            self.counts.errors.append("the last start did not come online and reconcile")
+            await self.kill()
+            return
+        await self.stop_daemon()
+
+    async def unread(self) -> int:
+        """Events the acceptor counted since the ledger's counter (no daemon running)."""
+        stats = await self.device.call(action="stats")
+        conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
+        try:
+            row = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
+        finally:
+            conn.close()
+        return distance(row[0], stats["counter"]) if row else stats["counter"]
+
+    async def run(self, iterations: int) -> ChaosCounts:
+        async with self.recording():
+            for _ in range(iterations):
+                await self.iteration()
+            await self.ensure_daemon()  # recover whatever the last kill left
+            await self.stop_daemon()
+            self.counts.unread_at_stop = await self.unread()
+            await self.next_boot()
         await self.compare()
         return self.counts
 
     async def compare(self) -> None:
+        """Compare the device's, the ledger's and the UI's accounts into :attr:`counts`.
+
+        Run it with no daemon running; it may run again later (every count it
+        sets is recomputed).
+        """
         stats = await self.device.call(action="stats")
         accepted = [tuple(pair) for pair in stats["accepted"]]
         self.counts.accepted_by_device = len(accepted)
@@ -379,30 +481,73 @@ class Chaos:
             lost, unknown = conn.execute(
                 "SELECT coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
             ).fetchone()
+            lost_rows = conn.execute(
+                "SELECT ts_ms, count, reason, transaction_id FROM lost_events ORDER BY rowid"
+            ).fetchall()
+            last_counter = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
         finally:
             conn.close()
         self.counts.ledger_credits = len(rows)
         self.counts.reported_lost = lost
         self.counts.unknown_losses = unknown
         # The ledger's credits must be the device's accepted coins in order, minus lost ones.
+        self.counts.doubled_or_invented = 0
         pos = 0
-        skipped = 0
+        skipped: list[int] = []
+        invented: list[tuple[int, int]] = []
         for counter, value, _tx, _idx in rows:
             while pos < len(accepted) and accepted[pos] != (counter, value):
-                skipped += 1
+                skipped.append(pos)
                 pos += 1
             if pos == len(accepted):
                 self.counts.doubled_or_invented += 1
+                invented.append((counter, value))
                 continue
             pos += 1
-        skipped += len(accepted) - pos
-        self.counts.lost_silently = skipped - lost
+        skipped += range(pos, len(accepted))
+        self.counts.lost_silently = len(skipped) - lost
+        self.counts.diagnostics = []
+        if self.counts.lost_silently or invented:
+            self._diagnose(accepted, skipped, invented, lost_rows, last_counter)
+        self.counts.missing_from_mqtt = 0
+        self.counts.value_mismatches = self._report_mismatches
         for _counter, value, tx, idx in rows:
             reported = self.reported.get((tx, idx))
             if reported is None:
                 self.counts.missing_from_mqtt += 1
             elif reported != value:
                 self.counts.value_mismatches += 1
+
+    def _diagnose(
+        self,
+        accepted: list[tuple[int, int]],
+        skipped: list[int],
+        invented: list[tuple[int, int]],
+        lost_rows: list[tuple[int, int | None, str, str | None]],
+        last_counter: tuple[int] | None,
+    ) -> None:
+        """Explain a failing run: every coin left out, the losses reported, the daemon's life."""
+        out = self.counts.diagnostics
+        by_coin = [i for i in self.insertions if i.accepted]
+        out.append(f"ledger's last event counter: {last_counter and last_counter[0]}")
+        moments: list[int] = []
+        for pos in skipped:
+            ins = by_coin[pos] if pos < len(by_coin) else None
+            out.append(f"device coin #{pos} {accepted[pos]} not credited; inserted: {ins}")
+            if ins is not None:
+                moments.append(ins.at_ms)
+        out.extend(f"not on the device: {pair}" for pair in invented)
+        out.extend(f"lost event row: {row}" for row in lost_rows)
+        # What the daemons did around those coins (the reported losses are among them).
+        out.extend(
+            f"{at} {what}"
+            for at, what in self.timeline
+            if any(abs(at - moment) <= DIAGNOSIS_WINDOW_MS for moment in moments)
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def run_chaos(tmp: Path, broker_port: int, iterations: int, seed: int) -> ChaosCounts:

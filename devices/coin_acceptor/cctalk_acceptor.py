@@ -27,6 +27,7 @@ self-check fault code makes the device ``hardwareError`` until it clears.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Annotated, ClassVar
@@ -35,7 +36,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import Offline
+from devices.errors import DeviceError, Offline
 from devices.transports.serial import LineSettings, SerialPort
 
 from .cctalk import (
@@ -182,8 +183,10 @@ class CctalkCoinAcceptor(CoinAcceptor):
             self._link = link
             try:
                 await self._write_inhibit(link, inhibited=True)
-                if self._counter is None:
-                    self._counter = await self.last_event_counter()
+                # The ledger's counter, not this object's: it moves in the same commit as
+                # each credit, so a run that failed half-way through a buffer resumes after
+                # exactly what was recorded.
+                self._counter = await self.last_event_counter()
                 await self._poll(link)
                 await self._check(link)
                 await self.hardware_ready()
@@ -243,18 +246,47 @@ class CctalkCoinAcceptor(CoinAcceptor):
         if link is not None:
             await self._write_inhibit(link, inhibited=inhibited)
             return
-        for attempt in range(SAFE_STATE_OPEN_ATTEMPTS):
-            try:
-                port, link = await self._open_link()
-            except Offline:
-                # The supervisor's task may still be releasing the port.
-                if attempt + 1 == SAFE_STATE_OPEN_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.1)
-                continue
-            async with port:
-                await self._write_inhibit(link, inhibited=inhibited)
+        port, link = await self._open_link_once_free()
+        async with port:
+            await self._write_inhibit(link, inhibited=inhibited)
+
+    async def _open_link_once_free(self) -> tuple[SerialPort, CctalkLink]:
+        """Open the port outside :meth:`run`, where the supervisor's task may still hold it.
+
+        Raises:
+            Offline: still missing or busy after :data:`SAFE_STATE_OPEN_ATTEMPTS` tries.
+
+        """
+        for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
+            with contextlib.suppress(Offline):
+                return await self._open_link()
+            await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
+        return await self._open_link()
+
+    async def drain(self) -> None:
+        """After the stop's inhibit, read the buffer once more and credit what is new.
+
+        A coin that went in after the last poll is recorded and announced now,
+        to the deposit that took it, rather than at the next start (where an
+        acceptor power-cycled meanwhile would only report a reset, count
+        unknown).  Nothing to do when this run never read the coin table.
+        Failures are logged: the coins stay buffered for the next start.
+        """
+        if not self._table:
             return
+        try:
+            port, link = await self._open_link_once_free()
+            async with port:
+                # The ledger's counter: the cancelled poll may have committed a credit.
+                self._counter = await self.last_event_counter()
+                await self._poll(link)
+        except DeviceError as exc:
+            log.warning(
+                "%s: could not read the acceptor's buffer at the stop (%s);"
+                " the next start credits what it holds",
+                self.id,
+                exc,
+            )
 
     async def _write_inhibit(self, link: CctalkLink, *, inhibited: bool) -> None:
         mask = inhibit_mask(set() if inhibited else self._enabled_channels())
@@ -289,15 +321,18 @@ class CctalkCoinAcceptor(CoinAcceptor):
         seen = step(last, now, len(buffered.events))
         if seen.reset:
             log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
+            await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
             self._counter = 0
-            await self.events_lost(None, LostReason.DEVICE_RESET)
-            await self.save_event_counter(0)
-            # It powered up inhibited: apply what the deposit wants again.
-            await self.hardware_ready()
+            if not self._leaving:
+                # It powered up inhibited: apply what the deposit wants again.
+                await self.hardware_ready()
             return
         if seen.lost:
-            await self.events_lost(seen.lost, LostReason.COUNTER_JUMP)
-        stored = seen.lost == 0
+            # Stored with the counter of the last lost event: the buffered ones follow.
+            await self.events_lost(
+                seen.lost, LostReason.COUNTER_JUMP, event_counter=previous(now, seen.new)
+            )
+        stored = True
         for back in reversed(range(seen.new)):
             event = buffered.events[back]
             counter = previous(now, back)
@@ -312,8 +347,8 @@ class CctalkCoinAcceptor(CoinAcceptor):
         if channel:
             value = self._table.get(channel)
             if value is None:
-                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL)
-                return False
+                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=counter)
+                return True
             await self.coin_inserted(value, counter)
             return True
         match classify(code):

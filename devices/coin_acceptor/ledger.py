@@ -549,8 +549,13 @@ class Ledger:
         count: int | None,
         reason: LostReason,
         at_ms: int,
+        event_counter: int | None = None,
     ) -> LostRecord:
         """Record acceptor events that were never seen (``count`` None: unknown); commit.
+
+        ``event_counter`` is the acceptor's counter after those events (the last
+        lost one's, or 0 after a reset), stored in the same commit like a
+        credit's, so a restart does not report them again.
 
         Raises:
             LedgerError: SQLite failed (or the transaction does not exist).
@@ -562,6 +567,8 @@ class Ledger:
                 " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (device_id, transaction_id, at_ms, count, reason.value),
             ).fetchone()
+            if event_counter is not None:
+                _store_counter(conn, device_id, event_counter, at_ms)
         return LostRecord(lost_id, device_id, transaction_id, at_ms, count, reason)
 
     def lost_events(self, device_id: str | None = None) -> list[LostRecord]:

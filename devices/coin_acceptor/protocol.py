@@ -419,6 +419,8 @@ class CoinAcceptor(Device):
         self._box_full = False
         self._fraud = False
         self._ledger_failed = False
+        # Set by safe_state(): the device is being left, nothing enables the acceptor again.
+        self._leaving = False
         # Orders credits, their events and the end of a transaction; never held across
         # hardware I/O, so a driver's poll task can always deliver a coin.
         self._credit_lock = asyncio.Lock()
@@ -531,7 +533,7 @@ class CoinAcceptor(Device):
         credit is committed to the ledger, then ``coinAccepted`` is emitted; the
         deposit ends when ``amountDue`` is reached.
 
-        Raises:
+        Raises (only when the coin is not recorded; after the commit nothing raises):
             ProtocolError: ``value`` is not positive (a driver bug).
             NotReady: the ledger is not open yet.
             LedgerError: the coin could not be recorded; the acceptor is inhibited
@@ -594,8 +596,11 @@ class CoinAcceptor(Device):
             self._refresh_condition()
             await self._sync_inhibit_quietly(force=True)
             raise
-        # A coin with no deposit means the hardware ignored its inhibit: tell it again.
-        await self._sync_inhibit(force=orphan)
+        # A coin with no deposit means the hardware ignored its inhibit: tell it again.  The
+        # coin is recorded: a failure now must not look like an unrecorded coin to the driver
+        # (it would credit it again); the inhibit is applied again when the acceptor answers.
+        # A device being left (safe_state) is inhibited already.
+        await self._sync_inhibit_quietly(force=orphan and not self._leaving)
 
     async def _credit(self, deposit: _Deposit | None, value: int, counter: int | None) -> Credit:
         """Commit a coin to the active deposit, the recovered one, or an orphan."""
@@ -624,11 +629,15 @@ class CoinAcceptor(Device):
         self._orphan_id = credit.record.transaction_id
         return credit
 
-    async def events_lost(self, count: int | None, reason: LostReason) -> None:
+    async def events_lost(
+        self, count: int | None, reason: LostReason, *, event_counter: int | None = None
+    ) -> None:
         """Report acceptor events the daemon could not see: ledger first, then ``eventsLost``.
 
         ``count`` is None when unknown.  They are charged to the active deposit,
         else to the transaction a crash left open (while recovering), else to none.
+        ``event_counter``: the acceptor's counter after them, stored in the same
+        commit (see :meth:`last_event_counter`).
 
         Raises:
             NotReady: the ledger is not open yet.
@@ -645,6 +654,7 @@ class CoinAcceptor(Device):
                 count=count,
                 reason=reason,
                 at_ms=now_ms(),
+                event_counter=event_counter,
             )
             log.critical(
                 "%s: %s acceptor events lost (%s)%s",
@@ -845,15 +855,33 @@ class CoinAcceptor(Device):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def safe_state(self) -> None:
-        """Inhibit the acceptor, whatever the deposit state.
+        """Inhibit the acceptor for good, whatever the deposit state; then :meth:`drain`.
+
+        The device is being left (daemon stop, ``kioskd safe-state``): nothing
+        enables the acceptor afterwards.  In a daemon (the ledger is open) the
+        coins the acceptor took before the inhibit are then credited.
 
         Raises:
             DeviceError: from :meth:`set_inhibit`.
 
         """
+        self._leaving = True
         async with self._hw_lock:
             await self.set_inhibit(True)
             self.update_detail(inhibited=True)
+        if self._ledger is not None:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Credit the coins a buffering acceptor took before the stop's inhibit.
+
+        Called by :meth:`safe_state` when the ledger is open.  Drivers whose
+        hardware reports each coin as it happens need nothing here; a driver
+        that reads a buffer (ccTalk) reads it once more, so a coin that went in
+        after the last read is recorded and announced by the run that saw it.
+        Failures are logged, never raised: the coins stay in the acceptor's
+        buffer for the next start.
+        """
 
     async def aclose(self) -> None:
         """Stop the deposit task and close the ledger (daemon shutdown).
@@ -911,6 +939,7 @@ class CoinAcceptor(Device):
             or self._box_full
             or self._fraud
             or self._ledger_failed
+            or self._leaving
         )
 
     async def _sync_inhibit(self, *, force: bool = False) -> None:

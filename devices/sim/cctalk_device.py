@@ -13,7 +13,9 @@ event when the device was awake to see it (inhibited coin, reject coin, fraud
 code).  A coin is never lost: the device counts both lists.
 
 Faults (``kind``): ``disconnect`` (no answer; coins fall through to the return
-cup), ``hardwareError``/``jam`` (self-check reports fault 3; coins returned),
+cup), ``lineCut`` (the serial line is cut but the acceptor keeps its power: no
+answer, and it goes on taking coins into its buffer as its inhibits say),
+``hardwareError``/``jam`` (self-check reports fault 3; coins returned),
 ``slow`` (every reply ``delayMs`` late), ``garbage`` (the next reply is noise),
 ``checksumError`` (the next reply has a bad checksum), ``powerCycle`` (counter
 back to 0, buffer and inhibits reset), ``fraud`` (the next coin is pulled back
@@ -91,6 +93,7 @@ class CctalkFault(StrEnum):
     CHECKSUM_ERROR = "checksumError"
     POWER_CYCLE = "powerCycle"
     FRAUD = "fraud"
+    LINE_CUT = "lineCut"
 
 
 class CctalkFaultParams(Params):
@@ -156,10 +159,13 @@ class CctalkCoinDevice:
     @property
     def enabled(self) -> bool:
         """True when the device would take at least one coin."""
-        return self.master_enabled and self.mask != 0 and self._answers()
+        return self.master_enabled and self.mask != 0 and self._powered()
+
+    def _powered(self) -> bool:
+        return self.fault is not CctalkFault.DISCONNECT
 
     def _answers(self) -> bool:
-        return self.fault is not CctalkFault.DISCONNECT
+        return self._powered() and self.fault is not CctalkFault.LINE_CUT
 
     def _event(self, result_a: int, result_b: int) -> None:
         self.counter = self.counter % COUNTER_MAX + 1
@@ -167,7 +173,7 @@ class CctalkCoinDevice:
 
     def insert_coin(self, value: int) -> Inserted:
         """Drop a coin of ``value`` whole units into the slot."""
-        if not self._answers():
+        if not self._powered():
             # Unpowered or dead: the coin falls straight through to the return cup.
             self.returned.append(value)
             return Inserted(accepted=False, counter=self.counter)

@@ -17,6 +17,7 @@ from devices.coin_acceptor.cctalk import (
     CoinError,
     ErrorKind,
     FrameError,
+    Header,
     classify,
     coin_id_for,
     coin_value,
@@ -41,6 +42,7 @@ from devices.coin_acceptor.protocol import (
 )
 from devices.sim.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
 from devices.sim.pty import PtyPair
+from devices.supervisor import supervise
 from tests.support import RecordingHost, build, ctx, running
 
 # -- codec -----------------------------------------------------------------------------------
@@ -158,33 +160,55 @@ async def rig(
     device: CctalkCoinDevice | None = None,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
-    coins = (1000, 2000, 5000)
-    device = device or CctalkCoinDevice(coins, checksum=checksum, echo=echo)
+    device = device or CctalkCoinDevice(COINS, checksum=checksum, echo=echo)
     host = RecordingHost()
+    async with serving(tmp_path, device) as link:
+        driver = cctalk_driver(tmp_path, host, link, checksum=checksum, echo=echo, **settings)
+        async with running(driver, host):
+            yield Rig(device, driver, host)
+
+
+COINS = (1000, 2000, 5000)
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, device: CctalkCoinDevice) -> AsyncIterator[Path]:
+    """Serve ``device`` on a pty pair; yields the driver's end."""
     link = tmp_path / "run" / "coin.cctalk"
     async with await PtyPair.start(link, tmp_path / "run" / "coin.dev") as pair:
-        serving = asyncio.create_task(device.serve(pair.device))
-        driver = build(
-            "coinAcceptor",
-            "cctalk",
-            tmp_path,
-            host,
-            port=str(link),
-            coins=list(coins),
-            checksum=checksum.value,
-            echo=echo,
-            poll_ms=20,
-            reply_timeout_ms=100,
-            **settings,
-        )
-        assert isinstance(driver, CctalkCoinAcceptor)
+        task = asyncio.create_task(device.serve(pair.device))
         try:
-            async with running(driver, host):
-                yield Rig(device, driver, host)
+            yield link
         finally:
-            serving.cancel()
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await serving
+                await task
+
+
+def cctalk_driver(
+    tmp_path: Path,
+    host: RecordingHost,
+    link: Path,
+    *,
+    checksum: Checksum = Checksum.SIMPLE,
+    echo: bool = False,
+    **settings: Any,
+) -> CctalkCoinAcceptor:
+    driver = build(
+        "coinAcceptor",
+        "cctalk",
+        tmp_path,
+        host,
+        port=str(link),
+        coins=list(COINS),
+        checksum=checksum.value,
+        echo=echo,
+        poll_ms=20,
+        reply_timeout_ms=100,
+        **settings,
+    )
+    assert isinstance(driver, CctalkCoinAcceptor)
+    return driver
 
 
 async def deposit(r: Rig) -> str:
@@ -246,6 +270,97 @@ async def test_no_answer_is_offline_and_coins_fall_through(tmp_path: Path) -> No
         assert (coin.transaction_id, coin.index, coin.value) == (tx, 1, 5000)
 
 
+async def test_coins_taken_while_the_line_was_cut_are_credited_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        tx = await deposit(r)
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.LINE_CUT))
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.OFFLINE)
+        # Still powered and enabled: the acceptor takes coins nobody can read.
+        assert r.device.insert_coin(1000).accepted
+        assert r.device.insert_coin(2000).accepted
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CLEAR))
+        coins = await r.wait_event("coinAccepted", 2, timeout=5)
+        assert [(c.transaction_id, c.index, c.value) for c in coins] == [
+            (tx, 1, 1000),
+            (tx, 2, 2000),
+        ]
+        assert r.named("eventsLost") == []
+
+
+async def test_a_stop_credits_the_coin_taken_since_the_last_poll(tmp_path: Path) -> None:
+    # The daemon's stop: supervisor cancelled, safe_state(), aclose().  A coin that went in
+    # after the last poll is read once the acceptor is inhibited, and credited to its deposit.
+    device = CctalkCoinDevice(COINS)
+    host = RecordingHost()
+    async with serving(tmp_path, device) as link:
+        driver = cctalk_driver(tmp_path, host, link)
+        supervisor = asyncio.create_task(supervise(driver))
+        try:
+            await host.wait_for(lambda: driver.state is DeviceState.ONLINE)
+            started = await driver.deposit_start(DepositStartParams(currency="VND"), ctx())
+            await until(lambda: device.enabled)
+            bus = driver._link
+            assert bus is not None
+            async with bus._lock:  # no poll from here on
+                assert device.insert_coin(2000).accepted
+                supervisor.cancel()
+                await asyncio.wait({supervisor})
+            await driver.safe_state()
+            assert not device.enabled
+            credited = [data for _, name, data in host.events if name == "coinAccepted"]
+            assert [(c.transaction_id, c.value) for c in credited] == [
+                (started.transaction_id, 2000)
+            ]
+            assert await driver.last_event_counter() == device.counter
+        finally:
+            supervisor.cancel()
+            await driver.aclose()
+
+
+class CutAfterCredit(CctalkCoinDevice):
+    """A device whose line is cut right after it reported a credit (before the next request)."""
+
+    def handle(self, raw: bytes) -> bytes | None:
+        reply = super().handle(raw)
+        if reply is not None and raw[3] == Header.READ_BUFFERED_CREDIT and self.accepted:
+            self.set_fault(CctalkFaultParams(kind=CctalkFault.LINE_CUT))
+        return reply
+
+
+async def test_a_coin_is_credited_once_when_the_line_fails_just_after_its_credit(
+    tmp_path: Path,
+) -> None:
+    # The coin that reaches amountDue is committed, then the driver inhibits the acceptor;
+    # that request finds the line cut.  After the reconnection the buffer still holds the
+    # coin: the ledger's counter says it is done.
+    device = CutAfterCredit((1000, 2000, 5000))
+    async with rig(tmp_path, device=device) as r:
+        started = await r.driver.deposit_start(
+            DepositStartParams(currency="VND", amount_due=1000), ctx()
+        )
+        await until(lambda: device.enabled)
+        assert device.insert_coin(1000).accepted
+        await r.wait_event("coinAccepted")
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.OFFLINE)
+        device.set_fault(CctalkFaultParams(kind=CctalkFault.CLEAR))
+        device.accepted.clear()  # no further cut
+        await r.host.wait_for(lambda: r.driver.condition is DeviceState.ONLINE, 5)
+        await r.wait_event("depositEnded")
+        await asyncio.sleep(0.2)  # a few more polls
+        credited = r.named("coinAccepted")
+        assert [(c.transaction_id, c.value) for c in credited] == [(started.transaction_id, 1000)]
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        record = ledger.get(started.transaction_id)
+        assert record is not None
+        assert [c.value for c in record.credits] == [1000]
+        assert ledger.open_transactions(r.driver.id) == []  # no orphan holds the coin again
+    finally:
+        ledger.close()
+
+
 async def test_power_cycle_reports_unknown_loss_and_reapplies_inhibit(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         tx = await deposit(r)
@@ -278,6 +393,39 @@ async def test_counter_jump_beyond_the_buffer_is_reported_with_its_count(tmp_pat
         assert await r.driver.last_event_counter() == 8
 
 
+class Crash(Exception):
+    """Raised where a process death is injected."""
+
+
+async def test_a_jump_is_reported_once_when_the_run_dies_before_the_buffered_coins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = CctalkCoinDevice(COINS)
+    async with rig(tmp_path, device=device) as r:
+        await deposit(r)
+        link = r.driver._link
+        assert link is not None
+
+        async def die(value: int, event_counter: int | None = None) -> None:
+            raise Crash(f"died before crediting {value} (event {event_counter})")
+
+        # The loss is committed, then the run dies before the first buffered credit.
+        monkeypatch.setattr(r.driver, "coin_inserted", die)
+        async with link._lock:
+            for _ in range(8):
+                assert device.insert_coin(1000).accepted
+        await r.wait_event("eventsLost")
+    async with rig(tmp_path, device=device) as r:  # the next start
+        coins = await r.wait_event("coinAccepted", 5)
+        assert [c.value for c in coins] == [1000] * 5
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        assert [(lost.count, lost.reason) for lost in ledger.lost_events()] == [(3, "counterJump")]
+        assert ledger.last_event_counter(r.driver.id) == device.counter == 8
+    finally:
+        ledger.close()
+
+
 async def test_fraud_code_is_a_fraud_attempt(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         await deposit(r)
@@ -304,7 +452,7 @@ async def test_unknown_coin_is_rejected(tmp_path: Path) -> None:
 async def test_coins_buffered_while_the_daemon_was_down_join_the_recovered_deposit(
     tmp_path: Path,
 ) -> None:
-    device = CctalkCoinDevice((1000, 2000, 5000))
+    device = CctalkCoinDevice(COINS)
     async with rig(tmp_path, device=device) as r:
         tx = await deposit(r)
         device.insert_coin(1000)
