@@ -11,7 +11,9 @@ the benchmark (``python -m bench.coins``, 200 iterations).  Three processes:
   before the publish (``KIOSKD_TEST_EXIT_AFTER_COMMIT``);
 - this harness, a UI on the broker recording what the daemon reports.
 
-At the end three accounts must agree:
+The run ends like a kiosk's day: a graceful stop (SIGTERM), then one more
+start with no coin going in, which credits whatever the stop left in the
+acceptor's buffer, and a UI's reconciliation.  Then three accounts must agree:
 
 - the device's list of accepted coins (counter, value), in order;
 - the ledger's credits in commit order, plus the events it reports lost: the
@@ -428,11 +430,11 @@ class Chaos:
     async def next_boot(self) -> None:
         """Start the daemon once more with no coin going in, reconcile like a UI, stop it.
 
-        A graceful stop inhibits the acceptor but does not read its buffer again:
-        a coin it took just before (or while its line was cut) is still there,
-        unread, and the ledger's event counter says so.  It is credited at the
-        next start, before the device goes online; only after that start may
-        the device's, the ledger's and the UI's accounts be compared.
+        A graceful stop inhibits the acceptor and reads its buffer once more,
+        but a coin it could not read (the line cut, a read that timed out) is
+        still there, and the ledger's event counter says so.  It is credited
+        at the next start, before the device goes online; only after that start
+        may the device's, the ledger's and the UI's accounts be compared.
         """
         await self.start_daemon()
         if not (await self.wait_online() and await self.reconcile()):
