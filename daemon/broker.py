@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import pwd
 import shutil
-import signal
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from devices.process import owned_child
 
-_PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -87,12 +84,6 @@ def _write_config(runtime_dir: Path, text: str) -> Path:
     return conf
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    # SIGKILL: mosquitto blocks SIGTERM in some phases, and it holds nothing to save.
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     until = loop.time() + timeout
@@ -149,8 +140,7 @@ async def embedded_broker(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         # Its own session: a Ctrl-C meant for the daemon must not stop the broker first.
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
+        **owned_child(),
     )
     try:
         await _wait_listening(port, proc, start_timeout)

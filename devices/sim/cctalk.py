@@ -19,7 +19,7 @@ import msgspec
 
 from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
 from devices.coin_acceptor.cctalk_acceptor import CctalkSettings
-from devices.errors import InvalidData
+from devices.errors import InvalidData, Offline
 
 from .cctalk_device import CctalkCoinDevice, CctalkFaultParams
 from .coin_acceptor import InsertCoinParams, ReturnedCoin
@@ -78,7 +78,8 @@ class CctalkSimulator(WireSimulator):
         """Stop serving and stop socat."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Offline: the pty went first (socat stopped); the device has nothing left to serve.
+            with contextlib.suppress(asyncio.CancelledError, Offline):
                 await self._task
             self._task = None
         if self._pair is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Self
 
 from devices.errors import Offline
+from devices.process import owned_child
 
 #: How long socat may take to create both links, in s.
 START_TIMEOUT_S = 5.0
@@ -61,6 +62,7 @@ class PtyPair:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            **owned_child(),
         )
         pair = cls(host, device, proc)
         try:

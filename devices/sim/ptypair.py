@@ -24,6 +24,8 @@ import struct
 import termios
 from pathlib import Path
 
+from devices.process import owned_child
+
 #: How long socat may take to create its link, in seconds.
 START_TIMEOUT_S = 3.0
 
@@ -73,6 +75,7 @@ class PtyPair:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
+                **owned_child(),
             )
         mine.setblocking(False)  # noqa: FBT003 - the socket API
         self._sock = mine

@@ -251,7 +251,10 @@ class SerialPort:
     async def aclose(self, timeout_s: float = 2.0) -> None:
         """Close the port (idempotent); waits up to ``timeout_s`` seconds for the close."""
         if not self._receiver.closed:
-            self._transport.abort()
+            # A transport already closing (the port vanished) must not be aborted again:
+            # pyserial-asyncio-fast would call connection_lost a second time, on no protocol.
+            if not self._transport.is_closing():
+                self._transport.abort()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     while not self._receiver.closed:
