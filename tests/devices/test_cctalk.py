@@ -12,6 +12,7 @@ import pytest
 
 from devices.base import DeviceState
 from devices.coin_acceptor.cctalk import (
+    CHANNELS,
     HOST_ADDRESS,
     BufferedEvent,
     Checksum,
@@ -279,6 +280,38 @@ async def test_a_late_reply_is_not_taken_for_the_next_requests_answer(tmp_path: 
             device.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await device
+
+
+class SlowFirstCoinId(CctalkCoinDevice):
+    """Answers the first coin id request after the host's timeout, the retry 40 ms late."""
+
+    def __init__(self) -> None:
+        super().__init__(COINS)
+        self.late = [0.15, 0.04]
+        self.coin_id_requests = 0
+
+    def handle(self, raw: bytes) -> bytes | None:
+        reply = super().handle(raw)
+        coin_id = raw[3] == Header.REQUEST_COIN_ID
+        self.coin_id_requests += coin_id
+        self.delay_s = self.late.pop(0) if (coin_id or len(self.late) == 1) and self.late else 0
+        return reply
+
+
+async def test_a_slow_answer_does_not_shift_the_coin_table(tmp_path: Path) -> None:
+    # Seen in the chaos test under load before the link waited for late replies: one
+    # start read {2: 1000, 3: 2000, 4: 5000}, crediting 2000 coins as 1000 and 5000 as 2000.
+    device = SlowFirstCoinId()
+    async with rig(tmp_path, device=device) as r:
+        assert device.late == []
+        assert r.driver._table == {1: 1000, 2: 2000, 3: 5000}
+        # The first read needed a retry: read again, and the two reads agree.
+        assert device.coin_id_requests >= 2 * CHANNELS + 1
+        tx = await deposit(r)
+        for value in COINS:
+            assert device.insert_coin(value).accepted
+        coins = await r.wait_event("coinAccepted", 3)
+        assert [(c.transaction_id, c.value) for c in coins] == [(tx, v) for v in COINS]
 
 
 async def test_garbage_and_checksum_errors_are_retried(tmp_path: Path) -> None:
