@@ -76,6 +76,8 @@ class ChaosCounts:
     missing_from_mqtt: int = 0
     value_mismatches: int = 0
     doubled_or_invented: int = 0
+    #: Credits of an accepted coin (same event counter) at another value.
+    wrong_values: int = 0
     lost_silently: int = 0
     settled: int = 0
     #: Acceptor events the last graceful stop left unread (the next start reads them).
@@ -492,25 +494,30 @@ class Chaos:
         self.counts.ledger_credits = len(rows)
         self.counts.reported_lost = lost
         self.counts.unknown_losses = unknown
-        # The ledger's credits must be the device's accepted coins in order, minus lost ones.
-        self.counts.doubled_or_invented = 0
+        # The ledger's credits must be the device's accepted coins in order, minus lost ones:
+        # each credit is matched to the next accepted coin with its event counter (unique
+        # over 255 events), which must have its value.  A credit with no such coin is
+        # doubled or invented and leaves the matching where it was.
         pos = 0
         skipped: list[int] = []
         invented: list[tuple[int, int]] = []
+        wrong: list[tuple[int, int]] = []
         for counter, value, _tx, _idx in rows:
-            while pos < len(accepted) and accepted[pos] != (counter, value):
-                skipped.append(pos)
-                pos += 1
-            if pos == len(accepted):
-                self.counts.doubled_or_invented += 1
+            match = next((j for j in range(pos, len(accepted)) if accepted[j][0] == counter), None)
+            if match is None:
                 invented.append((counter, value))
                 continue
-            pos += 1
+            skipped += range(pos, match)
+            if accepted[match][1] != value:
+                wrong.append((counter, value))
+            pos = match + 1
         skipped += range(pos, len(accepted))
+        self.counts.doubled_or_invented = len(invented)
+        self.counts.wrong_values = len(wrong)
         self.counts.lost_silently = len(skipped) - lost
         self.counts.diagnostics = []
-        if self.counts.lost_silently or invented:
-            self._diagnose(accepted, skipped, invented, lost_rows, last_counter)
+        if self.counts.lost_silently or invented or wrong:
+            self._diagnose(accepted, skipped, invented + wrong, lost_rows, last_counter)
         self.counts.missing_from_mqtt = 0
         self.counts.value_mismatches = self._report_mismatches
         for _counter, value, tx, idx in rows:
@@ -524,7 +531,7 @@ class Chaos:
         self,
         accepted: list[tuple[int, int]],
         skipped: list[int],
-        invented: list[tuple[int, int]],
+        invented: list[tuple[int, int]],  # and credited at a wrong value
         lost_rows: list[tuple[int, int | None, str, str | None]],
         last_counter: tuple[int] | None,
     ) -> None:
@@ -538,7 +545,7 @@ class Chaos:
             out.append(f"device coin #{pos} {accepted[pos]} not credited; inserted: {ins}")
             if ins is not None:
                 moments.append(ins.at_ms)
-        out.extend(f"not on the device: {pair}" for pair in invented)
+        out.extend(f"credit not on the device as such: {pair}" for pair in invented)
         out.extend(f"lost event row: {row}" for row in lost_rows)
         # What the daemons did around those coins (the reported losses are among them).
         out.extend(

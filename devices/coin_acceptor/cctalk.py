@@ -62,6 +62,20 @@ class Header(IntEnum):
     SIMPLE_POLL = 254
 
 
+#: Data lengths of the ACK to the requests the driver sends (Part 2).  ccTalk replies
+#: carry no request id: a reply of another length is a late answer to an earlier
+#: request, and the link treats it as a bad frame (and retries).
+REPLY_DATA_LENGTHS: dict[int, frozenset[int]] = {
+    Header.RESET: frozenset({0}),
+    Header.REQUEST_COIN_ID: frozenset({6}),
+    Header.MODIFY_MASTER_INHIBIT: frozenset({0}),
+    Header.READ_BUFFERED_CREDIT: frozenset({11}),
+    Header.MODIFY_INHIBIT_STATUS: frozenset({0}),
+    Header.PERFORM_SELF_CHECK: frozenset({1, 2}),
+    Header.SIMPLE_POLL: frozenset({0}),
+}
+
+
 class CoinError(IntEnum):
     """Coin acceptor error codes reported in a buffered event (result A = 0).
 

@@ -36,7 +36,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import DeviceError, Offline
+from devices.errors import DeviceError, Offline, ProtocolError
 from devices.transports.serial import LineSettings, SerialPort
 
 from .cctalk import (
@@ -64,6 +64,9 @@ SAFE_STATE_OPEN_ATTEMPTS = 3
 
 #: Longest opening the serial port may take (a USB adapter settling), in seconds.
 OPEN_TIMEOUT_S = 2.0
+
+#: Reads of the coin table at most when they need retries (two alike are trusted).
+COIN_TABLE_READS = 3
 
 
 class CctalkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +198,35 @@ class CctalkCoinAcceptor(CoinAcceptor):
                 self._link = None
 
     async def _read_coin_table(self, link: CctalkLink) -> dict[int, int]:
+        """Read the coin table; when a read needed retries, read it until two reads agree.
+
+        A coin id reply does not name its channel: a late answer taken for the
+        next channel's would shift the table and credit coins at the wrong value.
+
+        Raises:
+            ProtocolError: :data:`COIN_TABLE_READS` reads, each with retries, no two alike
+                (or bad frames only).
+            Nak: the acceptor refuses the request.
+            Offline: the acceptor stopped answering.
+
+        """
+        previous: dict[int, int] | None = None
+        for _ in range(COIN_TABLE_READS):
+            retried = link.retried
+            table = await self._read_coin_ids(link)
+            if link.retried == retried or table == previous:
+                break
+            log.info("%s: coin table read with retries; reading it again", self.id)
+            previous = table
+        else:
+            raise ProtocolError(f"the coin table read differently {COIN_TABLE_READS} times")
+        missing = set(self.settings.coins) - set(table.values())
+        if missing:
+            log.warning("%s: the acceptor has no channel for %s", self.id, sorted(missing))
+        log.info("%s: coin table %s", self.id, table)
+        return table
+
+    async def _read_coin_ids(self, link: CctalkLink) -> dict[int, int]:
         overrides = self.settings.coin_values
         table: dict[int, int] = {}
         for channel in range(1, CHANNELS + 1):
@@ -205,10 +237,6 @@ class CctalkCoinAcceptor(CoinAcceptor):
             value = configured or coin_value(coin_id)
             if value is not None:
                 table[channel] = value
-        missing = set(self.settings.coins) - set(table.values())
-        if missing:
-            log.warning("%s: the acceptor has no channel for %s", self.id, sorted(missing))
-        log.info("%s: coin table %s", self.id, table)
         return table
 
     def _enabled_channels(self) -> set[int]:

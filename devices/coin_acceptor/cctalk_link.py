@@ -4,10 +4,14 @@ Every request is a frame to one device address, answered by one frame with
 header 0 (ACK, with data) or 5 (NAK).  :meth:`CctalkLink.request`
 
 1. drops whatever is pending in the receive buffer (late replies, line noise);
+   after a timeout or a bad frame, first waits for the line to stay quiet for
+   ``reply_timeout_s`` (discarding what comes): a slow device's late reply to
+   an earlier attempt would otherwise pass for the answer to the next request;
 2. writes the frame, and on a single-wire bus (``echo``) reads its own bytes
    back first and checks them (a collision or a broken line shows here);
 3. reads the reply head (destination, length) and the rest within
-   ``reply_timeout_s`` and checks destination, source and checksum;
+   ``reply_timeout_s`` and checks destination, source, checksum and, for the
+   headers of :data:`~.cctalk.REPLY_DATA_LENGTHS`, the data length;
 4. on a timeout or a bad frame, starts again, ``retries`` times.
 
 All the requests the coin acceptor driver makes are idempotent (reads, inhibit
@@ -22,9 +26,22 @@ import logging
 from devices.errors import Offline, ProtocolError, Timeout
 from devices.transports.serial import SerialPort
 
-from .cctalk import HOST_ADDRESS, Checksum, FrameError, Header, decode, encode, frame_length
+from .cctalk import (
+    HOST_ADDRESS,
+    REPLY_DATA_LENGTHS,
+    Checksum,
+    FrameError,
+    Header,
+    decode,
+    encode,
+    frame_length,
+)
 
 log = logging.getLogger(__name__)
+
+#: Longest wait for a quiet line after a failed attempt, in reply timeouts (a babbling
+#: line must not hold the link forever).
+SETTLE_MAX_TIMEOUTS = 5
 
 
 class Nak(ProtocolError):
@@ -61,6 +78,8 @@ class CctalkLink:
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self._lock = asyncio.Lock()
+        #: An attempt failed: a late reply may still be on its way.
+        self._unsettled = False
         #: Attempts that failed and were retried (for diagnostics and tests).
         self.retried = 0
 
@@ -80,12 +99,19 @@ class CctalkLink:
                 if attempt:
                     self.retried += 1
                     log.debug("ccTalk header %d: retry %d after %s", header, attempt, last)
+                if self._unsettled:
+                    await self._settle()
                 try:
-                    return await self._exchange(frame)
+                    reply = await self._exchange(frame, header)
                 except Nak:
                     raise
                 except (Timeout, FrameError, ProtocolError) as exc:
                     last = exc
+                    self._unsettled = True
+                else:
+                    # After a retry the failed attempt's reply may still come: settle next time.
+                    self._unsettled = attempt > 0
+                    return reply
             if isinstance(last, Timeout):
                 raise Offline(
                     f"ccTalk device {self.address} did not answer header {header}"
@@ -95,7 +121,26 @@ class CctalkLink:
                 f"ccTalk device {self.address}: bad replies to header {header}: {last}"
             ) from last
 
-    async def _exchange(self, frame: bytes) -> bytes:
+    async def _settle(self) -> None:
+        """Discard what arrives until the line stays quiet for one reply timeout.
+
+        Bounded by :data:`SETTLE_MAX_TIMEOUTS` reply timeouts.
+
+        Raises:
+            Offline: the port vanished.
+
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + SETTLE_MAX_TIMEOUTS * self.reply_timeout_s
+        while loop.time() < until:
+            try:
+                late = await self.port.read(timeout_s=self.reply_timeout_s)
+            except Timeout:
+                break
+            log.debug("ccTalk: %d late bytes discarded", len(late))
+        self._unsettled = False
+
+    async def _exchange(self, frame: bytes, header: int) -> bytes:
         port = self.port
         port.discard_input()
         await port.write(frame, timeout_s=self.reply_timeout_s)
@@ -114,4 +159,7 @@ class CctalkLink:
             raise Nak(f"ccTalk device {self.address} answered NAK")
         if reply.header != Header.REPLY:
             raise FrameError(f"reply with header {reply.header}")
+        lengths = REPLY_DATA_LENGTHS.get(header)
+        if lengths is not None and len(reply.data) not in lengths:
+            raise FrameError(f"{len(reply.data)} data bytes in a reply to header {header}")
         return reply.data

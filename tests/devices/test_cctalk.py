@@ -12,6 +12,8 @@ import pytest
 
 from devices.base import DeviceState
 from devices.coin_acceptor.cctalk import (
+    CHANNELS,
+    HOST_ADDRESS,
     BufferedEvent,
     Checksum,
     CoinError,
@@ -26,10 +28,12 @@ from devices.coin_acceptor.cctalk import (
     enabled_channels,
     encode,
     error_name,
+    frame_length,
     inhibit_mask,
     parse_buffered,
 )
 from devices.coin_acceptor.cctalk_acceptor import CctalkCoinAcceptor
+from devices.coin_acceptor.cctalk_link import CctalkLink
 from devices.coin_acceptor.counter import distance, previous, step
 from devices.coin_acceptor.ledger import LEDGER_FILE, Ledger
 from devices.coin_acceptor.protocol import (
@@ -43,6 +47,7 @@ from devices.coin_acceptor.protocol import (
 from devices.sim.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
 from devices.sim.pty import PtyPair
 from devices.supervisor import supervise
+from devices.transports.serial import SerialPort
 from tests.support import RecordingHost, build, ctx, running
 
 # -- codec -----------------------------------------------------------------------------------
@@ -238,6 +243,75 @@ async def test_coins_are_credited_with_their_counter(
         ]
         assert r.named("coinRejected") == []  # an inhibited coin is not an event
         assert await r.driver.last_event_counter() == r.device.counter == 3
+
+
+async def test_a_late_reply_is_not_taken_for_the_next_requests_answer(tmp_path: Path) -> None:
+    # A slow device answers the first attempt of a request after the host's timeout, then
+    # the retry a little later: that second ACK must not pass for the reply to the next
+    # request (seen in the chaos test under load: an empty ACK read as a 229 reply).
+    delays = [0.15, 0.04]  # seconds before answering the first two frames, then at once
+    buffered = bytes([7, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+
+    listening = asyncio.Event()
+
+    async def slow_device(path: Path) -> None:
+        async with await SerialPort.open(str(path), timeout_s=5) as port:
+            listening.set()
+            while True:
+                head = await port.read_exactly(2, timeout_s=60)
+                raw = head + await port.read_exactly(frame_length(head) - 2, timeout_s=1)
+                request = decode(raw)
+                await asyncio.sleep(delays.pop(0) if delays else 0)
+                data = buffered if request.header == Header.READ_BUFFERED_CREDIT else b""
+                await port.write(encode(HOST_ADDRESS, 2, Header.REPLY, data), timeout_s=1)
+
+    link_path, device_path = tmp_path / "host.pty", tmp_path / "device.pty"
+    async with await PtyPair.start(link_path, device_path) as pair:
+        device = asyncio.create_task(slow_device(pair.device))
+        try:
+            await asyncio.wait_for(listening.wait(), 5)
+            async with await SerialPort.open(str(link_path), timeout_s=5) as port:
+                link = CctalkLink(port, address=2, reply_timeout_s=0.1, retries=2)
+                assert await link.request(Header.MODIFY_INHIBIT_STATUS, b"\x07\x00") == b""
+                assert link.retried >= 1
+                assert await link.request(Header.READ_BUFFERED_CREDIT) == buffered
+                assert await link.request(Header.SIMPLE_POLL) == b""
+        finally:
+            device.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await device
+
+
+class SlowFirstCoinId(CctalkCoinDevice):
+    """Answers the first coin id request after the host's timeout, the retry 40 ms late."""
+
+    def __init__(self) -> None:
+        super().__init__(COINS)
+        self.late = [0.15, 0.04]
+        self.coin_id_requests = 0
+
+    def handle(self, raw: bytes) -> bytes | None:
+        reply = super().handle(raw)
+        coin_id = raw[3] == Header.REQUEST_COIN_ID
+        self.coin_id_requests += coin_id
+        self.delay_s = self.late.pop(0) if (coin_id or len(self.late) == 1) and self.late else 0
+        return reply
+
+
+async def test_a_slow_answer_does_not_shift_the_coin_table(tmp_path: Path) -> None:
+    # Seen in the chaos test under load before the link waited for late replies: one
+    # start read {2: 1000, 3: 2000, 4: 5000}, crediting 2000 coins as 1000 and 5000 as 2000.
+    device = SlowFirstCoinId()
+    async with rig(tmp_path, device=device) as r:
+        assert device.late == []
+        assert r.driver._table == {1: 1000, 2: 2000, 3: 5000}
+        # The first read needed a retry: read again, and the two reads agree.
+        assert device.coin_id_requests >= 2 * CHANNELS + 1
+        tx = await deposit(r)
+        for value in COINS:
+            assert device.insert_coin(value).accepted
+        coins = await r.wait_event("coinAccepted", 3)
+        assert [(c.transaction_id, c.value) for c in coins] == [(tx, v) for v in COINS]
 
 
 async def test_garbage_and_checksum_errors_are_retried(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ async def test_no_coin_lost_or_doubled_across_kills(broker: Broker, tmp_path: Pa
     assert counts.inserted_while_down > 0, summary
     assert counts.accepted_by_device > 0, summary
     assert counts.doubled_or_invented == 0, summary
+    assert counts.wrong_values == 0, summary
     assert counts.lost_silently == 0, summary
     assert counts.unknown_losses == 0, summary
     assert counts.missing_from_mqtt == 0, summary
@@ -71,4 +72,5 @@ async def test_a_coin_unread_at_a_graceful_stop_is_credited_at_the_next_start(
     assert counts.lost_silently == counts.reported_lost == 0, summary
     assert len(chaos.reported) == 1, summary  # coinAccepted, depositRecovered or depositStatus
     assert counts.missing_from_mqtt == counts.doubled_or_invented == 0, summary
+    assert counts.wrong_values == 0, summary
     assert counts.errors == [], summary
