@@ -39,7 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100 round trips, 3 s idle window")
     parser.add_argument("--count", type=int, help="timed round trips per measurement")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="JSON results file")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "latest.json", help="JSON results file"
+    )
     args = parser.parse_args()
     count = args.count or (100 if args.quick else 500)
     plan = Plan(count=count, warmup=20 if args.quick else 50, idle_s=3.0 if args.quick else 10.0)
@@ -48,7 +50,9 @@ def main() -> None:
         print(f"[bench] {text}", file=sys.stderr, flush=True)
 
     meta = machine() | {
-        "quick": args.quick, "count": plan.count, "warmup": plan.warmup,
+        "quick": args.quick,
+        "count": plan.count,
+        "warmup": plan.warmup,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     results = asyncio.run(run_all(plan, progress))

@@ -45,14 +45,18 @@ async def coin_latency(broker_port: int, tmp: Path, poll_ms: int, coins: int) ->
     for entry in cfg.devices:
         if entry.device_class != "coinAcceptor":
             continue
-        settings = msgspec.structs.replace(entry.settings, poll_ms=poll_ms, cash_box_capacity=100_000)
+        settings = msgspec.structs.replace(
+            entry.settings, poll_ms=poll_ms, cash_box_capacity=100_000
+        )
         devices.append(msgspec.structs.replace(entry, settings=settings))
     cfg = cfg.replace(
         devices=tuple(devices),
         mqtt=msgspec.structs.replace(cfg.mqtt, port=broker_port),
         broker=msgspec.structs.replace(cfg.broker, embedded=False),
         daemon=msgspec.structs.replace(
-            cfg.daemon, state_dir=str(tmp / f"state-{poll_ms}"), runtime_dir=str(tmp / f"run-{poll_ms}")
+            cfg.daemon,
+            state_dir=str(tmp / f"state-{poll_ms}"),
+            runtime_dir=str(tmp / f"run-{poll_ms}"),
         ),
     )
     app = App(cfg)
@@ -69,7 +73,9 @@ async def coin_latency(broker_port: int, tmp: Path, poll_ms: int, coins: int) ->
             connect(broker_port, cfg.board.id, "bench-coins") as ui,
             ui.subscription(f"{ui.root}/dev/coinAcceptor/evt/coinAccepted") as queue,
         ):
-            started = await ui.device("coinAcceptor", "depositStart", {"currency": "VND", "timeoutMs": 600_000})
+            started = await ui.device(
+                "coinAcceptor", "depositStart", {"currency": "VND", "timeoutMs": 600_000}
+            )
             assert started["completionCode"] == "success", started
             while not sim.device.enabled:  # noqa: ASYNC110 - the device's bit, no event
                 await asyncio.sleep(0.01)
@@ -90,7 +96,14 @@ async def commit_time(directory: Path, coins: int) -> Stats:
     runner = await LedgerRunner.open(directory / LEDGER_FILE)
     samples: list[float] = []
     try:
-        tx = await runner.call(Ledger.begin, "bench", currency="VND", amount_due=None, timeout_ms=600_000, at_ms=now_ms())
+        tx = await runner.call(
+            Ledger.begin,
+            "bench",
+            currency="VND",
+            amount_due=None,
+            timeout_ms=600_000,
+            at_ms=now_ms(),
+        )
         for n in range(coins):
             t0 = time.perf_counter()
             await runner.call(Ledger.credit, tx.id, 1000, event_counter=n % 255 + 1, at_ms=now_ms())
@@ -102,7 +115,10 @@ async def commit_time(directory: Path, coins: int) -> Stats:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with procs.broker() as broker, tempfile.TemporaryDirectory(prefix="kioskd-bench-coins-", dir=args.dir) as tmp:
+    with (
+        procs.broker() as broker,
+        tempfile.TemporaryDirectory(prefix="kioskd-bench-coins-", dir=args.dir) as tmp,
+    ):
         base = Path(tmp)
         for poll_ms in args.poll_ms:
             stats = await coin_latency(broker.port, base, poll_ms, args.coins)
@@ -116,17 +132,28 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             chaos_dir.mkdir()
             t0 = time.monotonic()
             counts = await run_chaos(chaos_dir, broker.port, args.chaos, args.seed)
-            out["chaos"] = counts.as_dict() | {"seconds": round(time.monotonic() - t0, 1), "seed": args.seed}
+            out["chaos"] = counts.as_dict() | {
+                "seconds": round(time.monotonic() - t0, 1),
+                "seed": args.seed,
+            }
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.coins", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--coins", type=int, default=200, help="coins per latency/commit measurement")
-    parser.add_argument("--poll-ms", type=int, nargs="+", default=[100, 50], help="ccTalk poll intervals")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.coins", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--coins", type=int, default=200, help="coins per latency/commit measurement"
+    )
+    parser.add_argument(
+        "--poll-ms", type=int, nargs="+", default=[100, 50], help="ccTalk poll intervals"
+    )
     parser.add_argument("--chaos", type=int, default=200, help="chaos iterations (0: none)")
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
-    parser.add_argument("--dir", type=Path, default=None, help="where the ledgers live (its disk is measured)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the ledgers live (its disk is measured)"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 

@@ -25,8 +25,12 @@ async def serve(port: int, topic: str) -> None:
     decoder = msgspec.msgpack.Decoder()
     encoder = msgspec.msgpack.Encoder()
     async with aiomqtt.Client(
-        "127.0.0.1", port, identifier="bench-echo", protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True, socket_options=[NODELAY],
+        "127.0.0.1",
+        port,
+        identifier="bench-echo",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+        socket_options=[NODELAY],
     ) as client:
         await client.subscribe(topic, qos=1)
         print("ready", flush=True)
@@ -39,7 +43,11 @@ async def serve(port: int, topic: str) -> None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = MSGPACK
             props.CorrelationData = getattr(request, "CorrelationData", b"")
-            reply = {"type": "completion", "requestId": payload["requestId"], "completionCode": "success"}
+            reply = {
+                "type": "completion",
+                "requestId": payload["requestId"],
+                "completionCode": "success",
+            }
             await client.publish(response_topic, encoder.encode(reply), qos=1, properties=props)
 
 

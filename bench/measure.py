@@ -60,7 +60,9 @@ class CpuMeter:
         }
 
 
-async def timed(plan: Plan, once: Callable[[int], Awaitable[None]], cpu: CpuMeter) -> dict[str, Any]:
+async def timed(
+    plan: Plan, once: Callable[[int], Awaitable[None]], cpu: CpuMeter
+) -> dict[str, Any]:
     """Run ``once(i)`` sequentially: ``warmup`` untimed calls, then ``count`` timed ones."""
     for i in range(plan.warmup):
         await once(-1 - i)
@@ -75,7 +77,9 @@ async def timed(plan: Plan, once: Callable[[int], Awaitable[None]], cpu: CpuMete
 
 def _check(reply: dict[str, Any], what: str) -> None:
     if reply.get("completionCode") != "success":
-        raise RuntimeError(f"{what}: {reply.get('completionCode')}: {reply.get('errorDescription')}")
+        raise RuntimeError(
+            f"{what}: {reply.get('completionCode')}: {reply.get('errorDescription')}"
+        )
 
 
 # -- (a) the floor ---------------------------------------------------------------------
@@ -86,8 +90,14 @@ async def floor(plan: Plan) -> dict[str, Any]:
     topic = f"kiosk/v1/{FLOOR_BOARD}/cmd/echo"
     with procs.broker() as broker:
         echo = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.echo", str(broker.port), topic,
-            cwd=procs.REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bench.echo",
+            str(broker.port),
+            topic,
+            cwd=procs.REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
         )
         try:
             assert echo.stdout is not None
@@ -133,7 +143,9 @@ def queued_candidates(description: dict[str, Any]) -> list[tuple[str, str, dict[
             lights.append((dev["id"], "set", {"position": position, "mode": "on"}))
         elif dev["class"] == "printer" and "cut" in dev["commands"]:
             printers.append((dev["id"], "cut", {}))
-    return [c for c in lights + printers if description_command(description, c[0], c[1]).get("queued")]
+    return [
+        c for c in lights + printers if description_command(description, c[0], c[1]).get("queued")
+    ]
 
 
 def description_command(description: dict[str, Any], device: str, command: str) -> dict[str, Any]:
@@ -147,7 +159,10 @@ def description_command(description: dict[str, Any], device: str, command: str) 
 async def daemon_session(plan: Plan, setup: procs.SimSetup, xdg: Path) -> dict[str, Any]:
     """One daemon run: getStatus and queued round trips, paho clients, scan events."""
     out: dict[str, Any] = {}
-    async with procs.run_daemon(setup, xdg) as daemon, connect(daemon.port, BOARD, "bench-ui") as ui:
+    async with (
+        procs.run_daemon(setup, xdg) as daemon,
+        connect(daemon.port, BOARD, "bench-ui") as ui,
+    ):
         cpu = CpuMeter({"daemon": daemon.pid, "mosquitto": daemon.broker_pid()})
         status = await retained(ui, "status", lambda p: p.get("state") in READY_STATES)
         out["status"] = {"state": status["state"], "reasons": status["reasons"]}
@@ -162,12 +177,18 @@ async def daemon_session(plan: Plan, setup: procs.SimSetup, xdg: Path) -> dict[s
         for device, command, params in queued_candidates(description):
             info = description_command(description, device, command)
             entry: dict[str, Any] = {
-                "device": device, "command": command, "params": params,
+                "device": device,
+                "command": command,
+                "params": params,
                 "sideEffect": bool(info.get("sideEffect")),
             }
 
-            async def queued(_i: int, device: str = device, command: str = command,
-                             params: dict[str, Any] = params) -> None:
+            async def queued(
+                _i: int,
+                device: str = device,
+                command: str = command,
+                params: dict[str, Any] = params,
+            ) -> None:
                 _check(await ui.device(device, command, params), f"{device}/{command}")
 
             try:
@@ -261,8 +282,10 @@ def paho_round_trips(port: int, plan: Plan, nodelay: bool, cpu: CpuMeter) -> dic
             expected[0] = correlation
             answered.clear()
             client.publish(
-                f"kiosk/v1/{BOARD}/cmd/getStatus", encoder.encode({"requestId": f"p{i}"}),
-                qos=1, properties=props,
+                f"kiosk/v1/{BOARD}/cmd/getStatus",
+                encoder.encode({"requestId": f"p{i}"}),
+                qos=1,
+                properties=props,
             )
             if not answered.wait(5):
                 raise RuntimeError("paho: no reply within 5 s")
@@ -286,8 +309,11 @@ def paho_round_trips(port: int, plan: Plan, nodelay: bool, cpu: CpuMeter) -> dic
 
 async def _watch_ready(port: int) -> tuple[float, str, bool]:
     """Time at which a subscriber sees status ready/degraded, its state, and whether it was retained."""
-    async with connect(port, BOARD, "bench-watch") as ui, \
-            ui.subscription(f"{ui.root}/status") as queue, asyncio.timeout(15):
+    async with (
+        connect(port, BOARD, "bench-watch") as ui,
+        ui.subscription(f"{ui.root}/status") as queue,
+        asyncio.timeout(15),
+    ):
         while True:
             message = await queue.get()
             state = message.payload.get("state") if message.payload else None

@@ -82,7 +82,9 @@ def broker() -> Iterator[Broker]:
         conf.write_text(broker_config(port, None), encoding="utf-8")
         with (Path(tmp) / "mosquitto.log").open("wb") as log:
             # stderr to a file: mosquitto warns about running as root, which is noise here.
-            proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(
+                ["mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL, stderr=log
+            )
         try:
             _wait_port(port, proc)
             yield Broker(port, proc)
@@ -177,12 +179,16 @@ class Daemon:
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+            return "\n".join(
+                self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            )
         return ""
 
 
 @contextlib.asynccontextmanager
-async def run_daemon(setup: SimSetup, xdg_state: Path, start_timeout: float = 15.0) -> AsyncIterator[Daemon]:
+async def run_daemon(
+    setup: SimSetup, xdg_state: Path, start_timeout: float = 15.0
+) -> AsyncIterator[Daemon]:
     """Start ``python -m daemon`` with the embedded broker; SIGTERM it on exit."""
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     env |= {"XDG_STATE_HOME": str(xdg_state), "PYTHONUNBUFFERED": "1"}
@@ -190,8 +196,19 @@ async def run_daemon(setup: SimSetup, xdg_state: Path, start_timeout: float = 15
     with log_path.open("wb") as log:
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "daemon", *setup.args, "--mqtt-port", str(free_port()), "--ws-port", "0",
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            sys.executable,
+            "-m",
+            "daemon",
+            *setup.args,
+            "--mqtt-port",
+            str(free_port()),
+            "--ws-port",
+            "0",
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
         )
     running: Daemon | None = None
     try:

@@ -64,7 +64,9 @@ async def profile(target: str, count: int, top: int) -> None:
         cfg = sim_config()
         cfg = cfg.replace(
             mqtt=msgspec.structs.replace(cfg.mqtt, port=broker.port),
-            daemon=msgspec.structs.replace(cfg.daemon, state_dir=f"{tmp}/state", runtime_dir=f"{tmp}/run"),
+            daemon=msgspec.structs.replace(
+                cfg.daemon, state_dir=f"{tmp}/state", runtime_dir=f"{tmp}/run"
+            ),
             broker=msgspec.structs.replace(cfg.broker, embedded=False),
         )
         app = App(cfg)
@@ -96,8 +98,17 @@ async def profile(target: str, count: int, top: int) -> None:
 
 async def _run_driver(port: int, target: str, count: int) -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.profile", "--drive", str(port), target, "--count", str(count),
-        cwd=procs.REPO, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "bench.profile",
+        "--drive",
+        str(port),
+        target,
+        "--count",
+        str(count),
+        cwd=procs.REPO,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
     out, _ = await proc.communicate()
     if proc.returncode != 0:

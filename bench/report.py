@@ -27,14 +27,23 @@ class Target:
         return self.value <= self.limit
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "limit": self.limit, "unit": self.unit,
-                "pass": self.passed}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "limit": self.limit,
+            "unit": self.unit,
+            "pass": self.passed,
+        }
 
 
 def round_trips(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Daemon round trips the latency targets apply to: ``(label, stats)``."""
     rows = [("getStatus", results["getStatus"])]
-    rows += [(f"{q['device']}/{q['command']}", q["stats"]) for q in results.get("queued", []) if "stats" in q]
+    rows += [
+        (f"{q['device']}/{q['command']}", q["stats"])
+        for q in results.get("queued", [])
+        if "stats" in q
+    ]
     return rows
 
 
@@ -42,14 +51,23 @@ def targets(results: dict[str, Any]) -> list[Target]:
     floor_p99 = results["floor"]["p99"]
     found: list[Target] = []
     for label, stats in round_trips(results):
-        found.append(Target(f"{label} p99 / floor p99", round(stats["p99"] / floor_p99, 2), RTT_FLOOR_FACTOR, "x"))
+        found.append(
+            Target(
+                f"{label} p99 / floor p99",
+                round(stats["p99"] / floor_p99, 2),
+                RTT_FLOOR_FACTOR,
+                "x",
+            )
+        )
         found.append(Target(f"{label} p99", stats["p99"], RTT_P99_MS, "ms"))
     if "rss" in results:
         found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
     if "scanPty" in results:
         found.append(Target("scanPty p99", results["scanPty"]["p99"], SCAN_P99_MS, "ms"))
     if "startup" in results:
-        found.append(Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms"))
+        found.append(
+            Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms")
+        )
     found.extend(
         Target(f"slip render {width} dots p99", stats["p99"], SLIP_RENDER_MS, "ms")
         for width in (384, 576)
@@ -71,8 +89,11 @@ def _mark(target: Target) -> str:
 
 #: Per-device measurements: results key, row label, a note printed under the row.
 DEVICE_ROWS = (
-    ("scanEvent", "(e) sim scan -> evt/scanned (incl. sim hop)",
-     "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner"),
+    (
+        "scanEvent",
+        "(e) sim scan -> evt/scanned (incl. sim hop)",
+        "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner",
+    ),
     ("scanPty", "(f) scanner pty bytes -> evt/scanned (serial)", ""),
     ("takePicture", "(h) camera takePicture, face 720 x 960 JPEG", ""),
 )
@@ -84,12 +105,16 @@ def _slip_lines(slip: dict[str, Any] | None, by_name: dict[str, Target]) -> list
     lines = [""]
     for width in (384, 576):
         stats = slip[f"render{width}"]
-        lines.append(f"  (g) slip render, {width} dots: p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, "
-                     f"max {stats['max']:.1f} ms, CPU {stats['cpuMsMean']:.1f} ms/slip  "
-                     f"{_mark(by_name[f'slip render {width} dots p99'])}")
+        lines.append(
+            f"  (g) slip render, {width} dots: p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, "
+            f"max {stats['max']:.1f} ms, CPU {stats['cpuMsMean']:.1f} ms/slip  "
+            f"{_mark(by_name[f'slip render {width} dots p99'])}"
+        )
     stats = slip["print576"]
-    lines.append(f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
-                 f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)")
+    lines.append(
+        f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
+        f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)"
+    )
     return lines
 
 
@@ -97,11 +122,15 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     by_name = {t.name: t for t in checked}
     floor = results["floor"]
     lines = [
-        (f"kioskd bench{' --quick' if meta['quick'] else ''}: {meta['count']} round trips each after "
-         f"{meta['warmup']} warm-up, QoS 1, loopback"),
-        (f"  {meta['nproc']} x {meta['cpu']}, Linux {meta['kernel']}, Python {meta['python']}, "
-         f"mosquitto {meta['mosquitto']}; load average {' '.join(meta['loadavg'])} before, "
-         f"{' '.join(meta.get('loadavgAfter', ['?']))} after"),
+        (
+            f"kioskd bench{' --quick' if meta['quick'] else ''}: {meta['count']} round trips each after "
+            f"{meta['warmup']} warm-up, QoS 1, loopback"
+        ),
+        (
+            f"  {meta['nproc']} x {meta['cpu']}, Linux {meta['kernel']}, Python {meta['python']}, "
+            f"mosquitto {meta['mosquitto']}; load average {' '.join(meta['loadavg'])} before, "
+            f"{' '.join(meta.get('loadavgAfter', ['?']))} after"
+        ),
     ]
     sims = results["simulators"]
     line = f"  simulators: {len(sims['present'])}/{len(sims['present']) + len(sims['missing'])}"
@@ -120,8 +149,10 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
 
     def row(label: str, stats: dict[str, Any], ratio: bool = False, note: str = "") -> None:
         peer, broker = _cpu(stats)
-        text = (f"  {label:<46}{stats['p50']:>7.2f}{stats['p99']:>8.2f}{stats['max']:>8.2f}"
-                f"  {peer:>5.2f}+{broker:<4.2f}")
+        text = (
+            f"  {label:<46}{stats['p50']:>7.2f}{stats['p99']:>8.2f}{stats['max']:>8.2f}"
+            f"  {peer:>5.2f}+{broker:<4.2f}"
+        )
         text += f"  {stats['p99'] / floor['p99']:>8.2f}x" if ratio else " " * 11
         if note:
             text += f"  {note}"
@@ -147,8 +178,11 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     lines += _footprint(results, by_name)
     lines += _slip_lines(results.get("slip"), by_name)
     missed = [t for t in checked if not t.passed]
-    lines += ["", f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
-              + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else "")]
+    lines += [
+        "",
+        f"  targets: {len(checked) - len(missed)}/{len(checked)} PASS"
+        + (f"; MISS: {', '.join(t.name for t in missed)}" if missed else ""),
+    ]
     if missed:
         lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
     return "\n".join(lines)
@@ -161,14 +195,18 @@ def _footprint(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]
         s = results["startup"]
         lines += [
             "",
-            (f"  (d) start -> ready seen: median {s['medianMs']:.0f} ms, max {s['maxMs']:.0f} ms "
-             f"({len(s['runsMs'])} runs: {', '.join(f'{v:.0f}' for v in s['runsMs'])}; "
-             f"states {', '.join(sorted(set(s['states'])))})  "
-             f"{_mark(by_name['start -> ready (max of runs)'])}"),
+            (
+                f"  (d) start -> ready seen: median {s['medianMs']:.0f} ms, max {s['maxMs']:.0f} ms "
+                f"({len(s['runsMs'])} runs: {', '.join(f'{v:.0f}' for v in s['runsMs'])}; "
+                f"states {', '.join(sorted(set(s['states'])))})  "
+                f"{_mark(by_name['start -> ready (max of runs)'])}"
+            ),
             f"      SIGTERM -> exit: {', '.join(f'{v:.0f}' for v in s['stopMs'])} ms",
         ]
         if s["seenRetained"]:
-            lines.append(f"      {s['seenRetained']} run(s): ready was already retained when the watcher subscribed")
+            lines.append(
+                f"      {s['seenRetained']} run(s): ready was already retained when the watcher subscribed"
+            )
     if "rss" in results:
         rss = results["rss"]
         lines.append(

@@ -72,8 +72,13 @@ async def scan_latency(count: int, warmup: int) -> dict[str, Any]:
         pair = PtyPair(tmp / "scanner.tty")
         await pair.start()
         try:
-            setup = procs.SimSetup(["run", "--config", str(_config(tmp, pair.driver_link))], ["scanner"])
-            async with procs.run_daemon(setup, tmp) as daemon, connect(daemon.port, BOARD, "bench-scan") as ui:
+            setup = procs.SimSetup(
+                ["run", "--config", str(_config(tmp, pair.driver_link))], ["scanner"]
+            )
+            async with (
+                procs.run_daemon(setup, tmp) as daemon,
+                connect(daemon.port, BOARD, "bench-scan") as ui,
+            ):
                 await _online(ui)
                 reply = await ui.device("scanner", "setMode", {"continuous": True})
                 assert reply["completionCode"] == "success", reply

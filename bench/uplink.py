@@ -92,7 +92,9 @@ async def replay(count: int, inflight: int, tmp: Path) -> dict[str, Any]:
     await outbox.open()
     started = time.perf_counter()
     for start in range(0, count, 1000):
-        await asyncio.gather(*(outbox.append(make(outbox)) for _ in range(min(1000, count - start))))
+        await asyncio.gather(
+            *(outbox.append(make(outbox)) for _ in range(min(1000, count - start)))
+        )
     fill_s = time.perf_counter() - started
     fill_peak = vm_hwm_kib()
     Path("/proc/self/clear_refs").write_text("5", encoding="ascii")  # noqa: ASYNC240 - resets VmHWM

@@ -132,9 +132,13 @@ class FleetModel:
     @staticmethod
     def _birth(board: Board, data: dict[str, Any]) -> Outcome:
         old = board.birth
-        same_connection = old is not None and old.get("bdSeq") == data.get("bdSeq")
-        if same_connection and old is not None and old.get("ts", 0) > data.get("ts", 0):
-            return Outcome.STALE
+        if old is not None and old.get("bdSeq") == data.get("bdSeq"):
+            # The same connection's birth again: the broker re-sends the retained copy at
+            # every (re)subscription. The stream's seq goes on, so last_seq must not reset.
+            if old.get("ts", 0) == data.get("ts", 0):
+                return Outcome.DUPLICATE
+            if old.get("ts", 0) > data.get("ts", 0):
+                return Outcome.STALE
         board.birth = data
         board.last_seq = 0
         if board.death is not None and board.death.get("bdSeq") != data.get("bdSeq"):

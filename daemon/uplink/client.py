@@ -328,7 +328,11 @@ class Uplink:
                 await self._connect_once()
             except* (aiomqtt.MqttError, TransportError, OSError, ssl.SSLError) as group:
                 self.connect_failures += 1
-                self.last_error = describe_failure(group.exceptions[0], self._paho_error.text)
+                self.last_error = describe_failure(
+                    group.exceptions[0],
+                    self._paho_error.text,
+                    client_certificate=self._endpoint.tls and bool(self._settings.cert_file),
+                )
             else:
                 return
             if self.connected.is_set():
@@ -479,8 +483,24 @@ class Uplink:
             await self._view.restart_device(request.device)
 
 
-def describe_failure(exc: BaseException, paho_error: str | None = None) -> str:
-    """A clear, actionable sentence for a failed fleet connection (``paho_error``: paho's last)."""
+#: How a TLS connection the broker dropped before CONNACK shows, when its alert got lost.
+_DROPPED = ("eof occurred in violation of protocol", "connection reset", "broken pipe")
+
+
+def describe_failure(
+    exc: BaseException, paho_error: str | None = None, *, client_certificate: bool = False
+) -> str:
+    """A clear, actionable sentence for a failed fleet connection.
+
+    Args:
+        exc: what the connection attempt raised.
+        paho_error: paho's last logged error, where a TLS alert from the broker shows.
+        client_certificate: the board presented a client certificate over TLS. Under
+            TLS 1.3 the broker checks it only after the client's handshake is done; the
+            broker's alert races its close, so a refusal may reach the board as a bare
+            EOF or reset before CONNACK instead of an alert.
+
+    """
     text = str(exc) or type(exc).__name__
     if isinstance(exc, TransportError):
         return text
@@ -493,4 +513,9 @@ def describe_failure(exc: BaseException, paho_error: str | None = None) -> str:
         return f"the broker refused this board's client certificate ({text})"
     if "not authorized" in lowered or "bad user name" in lowered:
         return f"the broker refused the credentials ({text})"
+    if client_certificate and any(s in lowered for s in _DROPPED):
+        return (
+            "the broker dropped the TLS connection before CONNACK: most likely it refused "
+            f"this board's client certificate (check cert_file against its CA) ({text})"
+        )
     return text

@@ -209,9 +209,7 @@ class GpioDocumentSlot(DocumentSlot):
             self._direction = MotorDirection.STOPPED
             self.update_detail(shutter=Shutter.CLOSED)
             self._sense()
-            self.set_condition(
-                DeviceState.HARDWARE_ERROR if self._jammed else DeviceState.ONLINE
-            )
+            self.set_condition(DeviceState.HARDWARE_ERROR if self._jammed else DeviceState.ONLINE)
             async for _edge in self._inputs.edges():
                 self._sense()
             raise Offline("the slot's inputs were closed")

@@ -94,8 +94,8 @@ class GpioLightsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     """
 
     pin_factory: PinFactoryName = ""
-    positions: Annotated[dict[str, LightPins], Meta(min_length=1, max_length=64)] = (
-        msgspec.field(default_factory=_reference_positions)
+    positions: Annotated[dict[str, LightPins], Meta(min_length=1, max_length=64)] = msgspec.field(
+        default_factory=_reference_positions
     )
     slow_hz: Hz = 1.0
     medium_hz: Hz = 2.0

@@ -465,8 +465,6 @@ class GpioLockers(Lockers):
         self, action: str, compartment: int, ctx: CommandContext, outcome: str
     ) -> None:
         try:
-            await self.audit_log.append(
-                compartment, action, ctx.client_id, ctx.request_id, outcome
-            )
+            await self.audit_log.append(compartment, action, ctx.client_id, ctx.request_id, outcome)
         except sqlite3.Error:
             log.exception("%s: could not record %s of compartment %d", self.id, action, compartment)

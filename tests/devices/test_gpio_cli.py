@@ -51,8 +51,10 @@ tamper = { pin = 16, pull = "up" }
 
 
 def test_a_pin_used_twice_in_one_device_and_on_an_expander(tmp_path):
-    slot = write(tmp_path, BOARD + '[devices.slot]\nclass = "documentSlot"\ndriver = "gpio"\n'
-                 'inside = { pin = 5 }\n')
+    slot = write(
+        tmp_path,
+        BOARD + '[devices.slot]\nclass = "documentSlot"\ndriver = "gpio"\ninside = { pin = 5 }\n',
+    )
     with pytest.raises(ConfigError, match=r"devices\.slot\.inside.*GPIO5.*devices\.slot\.entry"):
         load(slot)
     lockers = write(
@@ -68,7 +70,10 @@ compartments = [
 ]
 """,
     )
-    with pytest.raises(ConfigError, match=r"i2c-1/0x20/B0 is already used by `devices\.lockers\.compartments\.0\.door`"):
+    with pytest.raises(
+        ConfigError,
+        match=r"i2c-1/0x20/B0 is already used by `devices\.lockers\.compartments\.0\.door`",
+    ):
         load(lockers)
     # The reference wiring of all four GPIO classes together is valid.
     together = write(
@@ -126,9 +131,13 @@ compartments = [
         release_mock_factory("cli-safe-state")
 
 
-async def test_kioskd_lockers_open_and_audit_through_the_daemon(tmp_path, broker, daemon, ui: UiClient):
+async def test_kioskd_lockers_open_and_audit_through_the_daemon(
+    tmp_path, broker, daemon, ui: UiClient
+):
     (tmp_path / "cli").mkdir()
-    config = write(tmp_path / "cli", f'[board]\nid = "{daemon.board}"\n[mqtt]\nport = {broker.port}\n')
+    config = write(
+        tmp_path / "cli", f'[board]\nid = "{daemon.board}"\n[mqtt]\nport = {broker.port}\n'
+    )
     runner = CliRunner()
     opening = asyncio.create_task(
         asyncio.to_thread(
@@ -157,7 +166,10 @@ async def test_kioskd_lockers_open_and_audit_through_the_daemon(tmp_path, broker
     )
     assert audit.exit_code == 0, audit.output
     lines = [line.split("\t") for line in audit.output.splitlines()]
-    assert [(f[2], f[3], f[4]) for f in lines] == [("open", "2", "opened"), ("assign", "3", "timeOut")]
+    assert [(f[2], f[3], f[4]) for f in lines] == [
+        ("open", "2", "opened"),
+        ("assign", "3", "timeOut"),
+    ]
     assert all(f[5].startswith("kioskd-technician-") for f in lines)
 
 

@@ -23,7 +23,11 @@ from tests.support import RecordingHost, ctx, make_env, running
 
 LIGHTS: dict[str, Any] = {
     "positions": {
-        "printer": {"red": {"pin": 9}, "green": {"pin": 10}, "blue": {"pin": 11, "active_high": False}},
+        "printer": {
+            "red": {"pin": 9},
+            "green": {"pin": 10},
+            "blue": {"pin": 11, "active_high": False},
+        },
         "lockers": {"pin": {"pin": 12, "frequency_hz": 800}},
     }
 }

@@ -42,7 +42,10 @@ MIXED: dict[str, Any] = {
     "compartments": [
         {"lock": {"pin": 23}, "door": {"pin": 24, "pull": "up"}},
         {"lock": {"pin": 25}, "door": {"pin": 12, "pull": "up"}, "occupied": {"pin": 22}},
-        {"lock": {"pin": 0, "expander": "main"}, "door": {"pin": 8, "expander": "main", "pull": "up"}},
+        {
+            "lock": {"pin": 0, "expander": "main"},
+            "door": {"pin": 8, "expander": "main", "pull": "up"},
+        },
         {
             "lock": {"pin": 1, "expander": "main", "active_high": False},
             "door": {"pin": 9, "expander": "main", "pull": "up"},
@@ -131,7 +134,9 @@ async def citizen_pulls(sim: GpioLockersSimulator, n: int) -> None:
 @pytest.mark.parametrize("n", [2, 4], ids=["header-pins", "mcp23017"])
 async def test_a_citizen_opens_and_closes(tmp_path, n):
     async with bank(tmp_path) as (device, sim, host):
-        opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=n), ctx("r-7")))
+        opening = asyncio.create_task(
+            device.open_compartment(OpenParams(compartment=n), ctx("r-7"))
+        )
         await citizen_pulls(sim, n)
         await asyncio.wait_for(opening, 3)
         assert device.door(n) is Door.OPEN
@@ -190,7 +195,9 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
     async with bank(tmp_path, left_open_ms=10_000) as (device, sim, host):
         for n in (2, 4):
             # Staff load it: no event when it closes full.
-            loading = asyncio.create_task(device.assign_compartment(OpenParams(compartment=n), ctx()))
+            loading = asyncio.create_task(
+                device.assign_compartment(OpenParams(compartment=n), ctx())
+            )
             await citizen_pulls(sim, n)
             await asyncio.wait_for(loading, 3)
             sim.load(n)
@@ -254,7 +261,14 @@ def test_settings_are_checked():
         )
     with pytest.raises(msgspec.ValidationError, match="pull-ups only"):
         msgspec.convert(
-            {"compartments": [{"lock": {"pin": 0, "expander": "main"}, "door": {"pin": 8, "expander": "main", "pull": "down"}}]},
+            {
+                "compartments": [
+                    {
+                        "lock": {"pin": 0, "expander": "main"},
+                        "door": {"pin": 8, "expander": "main", "pull": "down"},
+                    }
+                ]
+            },
             GpioLockersSettings,
         )
     with pytest.raises(msgspec.ValidationError, match=r"0\.\.15"):

@@ -41,6 +41,9 @@ def test_model_dedupes_by_msg_id_and_never_goes_back_in_time() -> None:
     board = next(iter(model.boards.values()))
     assert board.health is not None
     assert board.health["status"] == "ready"
+    # A feed that reconnects gets the retained birth again mid-stream: not a new connection.
+    assert model.ingest(f"{FLEET_ROOT}/birth", birth, MSGPACK, now=13) is Outcome.DUPLICATE
+    assert board.last_seq == 2
     assert board.seq_gaps == 0
     event = stamped(3, 4, 4000, device="printer", kind="paperLow")  # seq 3 went missing
     model.ingest(f"{FLEET_ROOT}/event/paperLow", event, MSGPACK, now=14)
