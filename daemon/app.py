@@ -2,11 +2,13 @@
 
 Start-up: validate config (done by the caller), open the idempotency store,
 create devices (nothing opens yet), then in one TaskGroup run the broker link,
-a supervisor per device, the queue workers and the watchdog.  Once connected
-and every device has left ``starting`` (or ``ready_timeout`` passed) the
-retained status says ``ready``/``degraded`` and systemd hears READY=1.
-Shutdown: ``stopping``, queues drained, every device put in its safe state,
-retained ``offline``, then disconnect.
+the watchdog, the uplink and, once the link connected (or
+:data:`FIRST_CONNECT_WAIT_S` passed), a supervisor per device and the queue
+workers.  Once every device has left
+``starting`` (or ``ready_timeout`` passed) the retained status says
+``ready``/``degraded`` and systemd hears READY=1.
+Shutdown: ``stopping``, queues drained, supervisors ended, every device put in
+its safe state, retained ``offline``, then disconnect.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ CLOCK_SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
 STALE_SCAN_S = 2.0
 #: Seconds the uplink gets at shutdown to send its clean death and close its outbox.
 UPLINK_STOP_S = 5.0
+#: Seconds devices wait for the first broker connection before starting anyway: what
+#: a driver announces at start (``depositRecovered``) then reaches the UIs, not the void.
+FIRST_CONNECT_WAIT_S = 2.0
+#: Seconds a cancelled device supervisor gets to unwind before the safe state.
+SUPERVISOR_STOP_S = 2.0
 
 
 def now_ms() -> int:
@@ -449,6 +456,9 @@ class App:
                     if self.uplink is None
                     else group.create_task(self.uplink.run(), name="uplink")
                 )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_CONNECT_WAIT_S):
+                        await self.link.connected.wait()
                 self._supervisors = {
                     d.id: group.create_task(supervise(d), name=f"supervise-{d.id}")
                     for d in self.devices.values()
@@ -464,6 +474,9 @@ class App:
                     await queues
                 for task in self._supervisors.values():
                     task.cancel()
+                # A driver unwinding (closing its port, ending a retry) must be done before
+                # safe_state() talks to the same hardware.
+                await asyncio.wait(set(self._supervisors.values()), timeout=SUPERVISOR_STOP_S)
                 failures = await safe_state_all(self.devices)
                 for device_id, error in failures.items():
                     if error is not None:

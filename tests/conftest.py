@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +21,12 @@ from daemon.config import Config, sim_config
 from daemon.mqtt.schema import DaemonState
 from tests.pcsc_stack import _pcsc_stack_for_pcsc_drivers, pcscd  # noqa: F401 - fixtures
 from tests.uiclient import UiClient, connect
+
+# python-escpos logs through the root logger's module functions (``logging.info``),
+# which call ``basicConfig()`` when the root has no handler: between test phases
+# pytest's capture handlers are gone, and a printer thread would then bind a handler
+# to that moment's captured stderr, closed later ("I/O operation on closed file").
+logging.getLogger().addHandler(logging.NullHandler())
 
 
 @dataclass

@@ -39,7 +39,9 @@ VPCD_SLOTS = 2
 #: A contactless chip's turnaround per APDU, s (a 223-byte READ BINARY at 424 kbit/s and
 #: the chip's own work); keeps a read long enough to take the card away in the middle.
 CHIP_APDU_S = 0.01
-_POWER_TIMEOUT_S = 3.0
+#: Deadline for pcscd to power a card or see it gone, s. pcscd notices both at its next
+#: reader poll (every 0.4 s) and is slower on a busy machine.
+_POWER_TIMEOUT_S = 10.0
 _POLL_MS = 200
 
 
@@ -124,8 +126,12 @@ class VirtualCardSimulator(WireSimulator):
         (folder / "test-csca.pem").write_bytes(shared_pki().csca_pem)
 
     async def aclose(self) -> None:
-        """Take any card away and free the slot."""
-        await self._disconnect()
+        """Take any card away, wait until pcscd sees the reader empty, and free the slot.
+
+        The next user of the slot then starts with a reader pcscd knows is empty.
+        """
+        if self._card is not None:
+            await self._take_away()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -186,6 +192,11 @@ class VirtualCardSimulator(WireSimulator):
         """
         if self._card is None:
             raise SequenceError("no card on the reader")
+        await self._take_away()
+        return NoResult()
+
+    async def _take_away(self) -> None:
+        """Disconnect from vpcd; return once pcscd reports the reader empty (bounded)."""
         await self._disconnect()
         with contextlib.suppress(OSError, HardwareError, TimeoutError):
             async with (
@@ -196,7 +207,6 @@ class VirtualCardSimulator(WireSimulator):
                 status = await pcsc.wait_status(reader, None, 0)
                 while status.present:
                     status = await pcsc.wait_status(reader, status, _POLL_MS)
-        return NoResult()
 
     async def _disconnect(self) -> None:
         task, self._task, self._card = self._task, None, None
