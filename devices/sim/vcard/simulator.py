@@ -149,7 +149,10 @@ class VirtualCardSimulator(WireSimulator):
         return self._slot
 
     async def sim_present_card(self, params: PresentCardParams) -> NoResult:
-        """Insert a specimen card; complete once pcscd has powered it.
+        """Insert a specimen card; complete once pcscd has powered it and reports it present.
+
+        pcscd powers the card before it publishes the reader's new state: a client
+        asking in between still hears "no card", so both are waited for.
 
         Raises:
             InvalidData: no specimen card of that name.
@@ -174,7 +177,7 @@ class VirtualCardSimulator(WireSimulator):
         done, _ = await asyncio.wait(
             {powered, self._task}, timeout=_POWER_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
         )
-        if powered not in done:
+        if powered not in done or not await self._reader_shows(present=True):
             powered.cancel()
             await self._disconnect()
             raise HardwareError(
@@ -198,6 +201,13 @@ class VirtualCardSimulator(WireSimulator):
     async def _take_away(self) -> None:
         """Disconnect from vpcd; return once pcscd reports the reader empty (bounded)."""
         await self._disconnect()
+        await self._reader_shows(present=False)
+
+    async def _reader_shows(self, *, present: bool) -> bool:
+        """Wait until pcscd reports a card on the slot's reader (``present``) or none.
+
+        Returns False if it did not within :data:`_POWER_TIMEOUT_S` or PC/SC failed.
+        """
         with contextlib.suppress(OSError, HardwareError, TimeoutError):
             async with (
                 asyncio.timeout(_POWER_TIMEOUT_S),
@@ -205,8 +215,10 @@ class VirtualCardSimulator(WireSimulator):
             ):
                 reader = vpcd_reader(self.slot)
                 status = await pcsc.wait_status(reader, None, 0)
-                while status.present:
+                while status.present != present:
                     status = await pcsc.wait_status(reader, status, _POLL_MS)
+                return True
+        return False
 
     async def _disconnect(self) -> None:
         task, self._task, self._card = self._task, None, None
