@@ -43,6 +43,18 @@ class DeviceState(StrEnum):
     POWER_OFF = "powerOff"
 
 
+class OpenClosed(StrEnum):
+    """A door, cover or shutter as its switch sees it (state detail values)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+    @classmethod
+    def of(cls, is_open: bool) -> OpenClosed:
+        """``open`` if ``is_open``, else ``closed``."""
+        return cls.OPEN if is_open else cls.CLOSED
+
+
 #: States in which a queued command is refused with ``deviceNotReady`` without reaching the driver.
 UNREACHABLE = frozenset(
     {DeviceState.STARTING, DeviceState.OFFLINE, DeviceState.NO_DEVICE, DeviceState.POWER_OFF},

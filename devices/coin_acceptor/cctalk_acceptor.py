@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -55,7 +54,7 @@ from .cctalk import (
 from .cctalk_link import CctalkLink, Nak
 from .counter import previous, step
 from .ledger import LostReason
-from .protocol import CoinAcceptor, RejectReason
+from .protocol import CoinAcceptor, CoinTable, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ OPEN_TIMEOUT_S = 2.0
 COIN_TABLE_READS = 3
 
 
-class CctalkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CctalkSettings(CoinTable, frozen=True, forbid_unknown_fields=True):
     """``[devices.<id>]`` options of a ccTalk coin acceptor.
 
     ``port``: serial device (a udev symlink such as ``/dev/kiosk-coins``);
@@ -80,10 +79,9 @@ class CctalkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     separate lines).  ``poll_ms``: buffered credit poll interval (<= 200, so the
     five-event buffer cannot overflow from coins alone).  ``reply_timeout_ms``:
     per request; ``retries``: further attempts after a timeout or a bad frame.
-    ``self_check_ms``: fault poll interval.  ``coins``: values (whole
-    ``currency`` units) to accept; ``coin_values``: value per channel (index 0 =
-    channel 1, 0 = decode the coin id) for acceptors with non-standard ids.
-    ``cash_box_capacity``: coins before the box is full.
+    ``self_check_ms``: fault poll interval.  ``coin_values``: value per channel
+    (index 0 = channel 1, 0 = decode the coin id) for acceptors with non-standard
+    ids.  The coin table options are :class:`CoinTable`'s.
     """
 
     port: str = "/dev/ttyUSB0"
@@ -95,15 +93,11 @@ class CctalkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reply_timeout_ms: Annotated[int, Meta(ge=20, le=2000)] = 200
     retries: Annotated[int, Meta(ge=0, le=10)] = 2
     self_check_ms: Annotated[int, Meta(ge=100, le=60_000)] = 500
-    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
     coin_values: tuple[Annotated[int, Meta(ge=0)], ...] = ()
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
-    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
 
     def __post_init__(self) -> None:
         """Reject an empty or repetitive coin list and an over-long channel table."""
-        if not self.coins or len(set(self.coins)) != len(self.coins):
-            raise ValueError("coins must list distinct values")
+        super().__post_init__()
         if len(self.coin_values) > CHANNELS:
             raise ValueError(f"coin_values has at most {CHANNELS} channels")
 
@@ -112,6 +106,8 @@ class CctalkCoinAcceptor(CoinAcceptor):
     """A ccTalk coin acceptor; see the module docstring."""
 
     Settings: ClassVar[type[msgspec.Struct]] = CctalkSettings
+
+    settings: CctalkSettings
 
     def __init__(
         self,
@@ -130,21 +126,6 @@ class CctalkCoinAcceptor(CoinAcceptor):
         self._fault_code = 0
         self._master_inhibit = True
         self._self_check = True
-
-    @property
-    def currency(self) -> str:
-        """The configured currency."""
-        return self.settings.currency
-
-    @property
-    def coin_values(self) -> Sequence[int]:
-        """The configured coins to accept, whole currency units."""
-        return self.settings.coins
-
-    @property
-    def cash_box_capacity(self) -> int:
-        """The configured capacity, coins."""
-        return self.settings.cash_box_capacity
 
     def acceptor_condition(self) -> DeviceState:
         """Return hardwareError while the self-check reports a fault, else the class's."""

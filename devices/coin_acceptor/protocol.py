@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
+import msgspec
 from msgspec import Meta
 
 from devices.base import (
@@ -111,6 +112,25 @@ MAX_DEPOSIT_TIMEOUT_MS = 600_000
 
 Amount = Annotated[int, Meta(gt=0, description="whole currency units (VND)")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+
+
+class CoinTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[devices.<id>]`` options every coin acceptor driver has.
+
+    ``coins``: values (whole ``currency`` units) of the coins to accept (Vietnam has
+    no coins in circulation; kiosks built for tokens or coins are configured with such
+    a table).  ``currency``: ISO 4217 code.  ``cash_box_capacity``: coins the cash box
+    holds before it is ``full``.
+    """
+
+    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
+    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
+
+    def __post_init__(self) -> None:
+        """Reject an empty or repetitive coin list (msgspec reports it as the key's error)."""
+        if not self.coins or len(set(self.coins)) != len(self.coins):
+            raise ValueError("coins must list distinct values")
 
 
 class CashBoxState(StrEnum):
@@ -407,6 +427,9 @@ class CoinAcceptor(Device):
     }
     detail_type: ClassVar[type[Message]] = CoinAcceptorDetail
 
+    #: The driver's options (a :class:`CoinTable` subclass); set by its ``__init__``.
+    settings: CoinTable
+
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
         self._ledger: LedgerRunner | None = None
@@ -427,22 +450,22 @@ class CoinAcceptor(Device):
         # Serializes set_inhibit calls; the wanted state is decided inside it.
         self._hw_lock = asyncio.Lock()
 
-    # -- what drivers provide ----------------------------------------------------------------
-
     @property
-    @abc.abstractmethod
     def currency(self) -> str:
         """ISO 4217 code of the coins this acceptor takes (``VND``)."""
+        return self.settings.currency
 
     @property
-    @abc.abstractmethod
     def coin_values(self) -> Sequence[int]:
         """Values (whole currency units) of the coins the acceptor recognises."""
+        return self.settings.coins
 
     @property
-    @abc.abstractmethod
     def cash_box_capacity(self) -> int:
         """Coins the cash box holds before it is ``full``."""
+        return self.settings.cash_box_capacity
+
+    # -- what drivers provide ----------------------------------------------------------------
 
     @abc.abstractmethod
     async def set_inhibit(self, inhibited: bool) -> None:

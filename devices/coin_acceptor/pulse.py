@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -49,12 +48,12 @@ from devices.errors import HardwareError
 from devices.transports.gpio import PinFactoryName, on_loop, open_pin_factory
 
 from .ledger import LostReason
-from .protocol import CoinAcceptor
+from .protocol import CoinAcceptor, CoinTable
 
 log = logging.getLogger(__name__)
 
 
-class PulseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class PulseSettings(CoinTable, frozen=True, forbid_unknown_fields=True):
     """``[devices.<id>]`` options of a pulse coin acceptor.
 
     Pins are gpiozero names (``GPIO17``, ``BOARD11``).  ``pulse_pin``: credit
@@ -62,8 +61,8 @@ class PulseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     usual case; the internal pull-up is enabled).  ``inhibit_pin``: output to
     the acceptor's INHIBIT input; ``inhibit_level`` (``high``/``low``) is the
     level that refuses coins.  ``fault_pin``: optional error output (active low).
-    ``coins``/``pulses``: coin values (whole ``currency`` units) and pulses per
-    coin, pairwise.  ``pulse_min_ms``/``pulse_max_ms``: valid pulse widths;
+    ``pulses``: pulses per coin, pairwise with ``coins``.
+    ``pulse_min_ms``/``pulse_max_ms``: valid pulse widths;
     ``train_gap_ms``: silence that ends a train (longer than the acceptor's
     pulse spacing, shorter than its gap between coins).  ``inhibit_during_train``:
     inhibit from a train's first pulse until it is credited (merged-train guard).
@@ -75,21 +74,19 @@ class PulseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     inhibit_pin: str = "GPIO27"
     inhibit_level: Annotated[str, Meta(pattern=r"^(high|low)$")] = "high"
     fault_pin: str | None = None
-    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
     pulses: tuple[Annotated[int, Meta(ge=1, le=50)], ...] = (1, 2, 5)
     pulse_min_ms: Annotated[int, Meta(ge=1, le=500)] = 10
     pulse_max_ms: Annotated[int, Meta(ge=2, le=2000)] = 150
     train_gap_ms: Annotated[int, Meta(ge=10, le=5000)] = 200
     inhibit_during_train: bool = True
     pin_factory: PinFactoryName = ""
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
-    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
 
     def __post_init__(self) -> None:
         """Check the coin table and the timing windows."""
-        if not self.coins or len(self.coins) != len(self.pulses):
+        super().__post_init__()
+        if len(self.coins) != len(self.pulses):
             raise ValueError("coins and pulses must list one pulse count per coin")
-        if len(set(self.coins)) != len(self.coins) or len(set(self.pulses)) != len(self.pulses):
+        if len(set(self.pulses)) != len(self.pulses):
             raise ValueError("coins and pulses must be distinct")
         if self.pulse_min_ms >= self.pulse_max_ms:
             raise ValueError("pulse_min_ms must be below pulse_max_ms")
@@ -125,6 +122,8 @@ class PulseCoinAcceptor(CoinAcceptor):
 
     Settings: ClassVar[type[msgspec.Struct]] = PulseSettings
 
+    settings: PulseSettings
+
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: PulseSettings
     ) -> None:
@@ -142,21 +141,6 @@ class PulseCoinAcceptor(CoinAcceptor):
         self._trains: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         #: Pulses ignored by the glitch filter (diagnostics, tests).
         self.glitches = 0
-
-    @property
-    def currency(self) -> str:
-        """The configured currency."""
-        return self.settings.currency
-
-    @property
-    def coin_values(self) -> Sequence[int]:
-        """The configured coin values, whole currency units."""
-        return self.settings.coins
-
-    @property
-    def cash_box_capacity(self) -> int:
-        """The configured capacity, coins."""
-        return self.settings.cash_box_capacity
 
     def capabilities(self) -> dict[str, Any]:
         """The class's, plus: a pulse acceptor cannot report the coins it rejects."""

@@ -30,7 +30,15 @@ import msgspec
 from gpiozero.pins import Factory
 from msgspec import Meta
 
-from devices.base import CommandContext, DeviceEnv, DeviceHost, DeviceState, NoParams, NoResult
+from devices.base import (
+    CommandContext,
+    DeviceEnv,
+    DeviceHost,
+    DeviceState,
+    NoParams,
+    NoResult,
+    OpenClosed,
+)
 from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import (
@@ -44,7 +52,7 @@ from devices.transports.gpio import (
     open_pin_factory,
 )
 
-from .protocol import DocumentSlot, EjectResult, MotorDirection, Shutter, SlotTiming
+from .protocol import DocumentSlot, EjectResult, MotorDirection, SlotTiming
 
 
 class MotorPins(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -207,7 +215,7 @@ class GpioDocumentSlot(DocumentSlot):
                 factory, {"entry": self.settings.entry, "inside": self.settings.inside}
             )
             self._direction = MotorDirection.STOPPED
-            self.update_detail(shutter=Shutter.CLOSED)
+            self.update_detail(shutter=OpenClosed.CLOSED)
             self._sense()
             self.set_condition(DeviceState.HARDWARE_ERROR if self._jammed else DeviceState.ONLINE)
             async for _edge in self._inputs.edges():
@@ -230,7 +238,7 @@ class GpioDocumentSlot(DocumentSlot):
             self._inputs.close()
             self._inputs = None
         self._direction = MotorDirection.STOPPED
-        self.update_detail(shutter=Shutter.CLOSED)
+        self.update_detail(shutter=OpenClosed.CLOSED)
 
     def _sense(self) -> None:
         assert self._inputs is not None
@@ -352,4 +360,4 @@ class GpioDocumentSlot(DocumentSlot):
             finally:
                 if owned:
                     factory.close()
-        self.update_detail(shutter=Shutter.CLOSED)
+        self.update_detail(shutter=OpenClosed.CLOSED)

@@ -40,6 +40,7 @@ from devices.base import (
     Message,
     NoParams,
     NoResult,
+    OpenClosed,
 )
 from devices.errors import HardwareError, SequenceError
 
@@ -51,13 +52,6 @@ class SlotMedia(StrEnum):
     ENTERING = "entering"
     INSIDE = "inside"
     JAMMED = "jammed"
-
-
-class Shutter(StrEnum):
-    """Shutter position."""
-
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class MotorDirection(StrEnum):
@@ -72,7 +66,7 @@ class DocumentSlotDetail(Message):
     """State detail of a document slot."""
 
     media: SlotMedia = SlotMedia.ABSENT
-    shutter: Shutter = Shutter.CLOSED
+    shutter: OpenClosed = OpenClosed.CLOSED
 
 
 class DocumentInserted(Message):
@@ -228,7 +222,7 @@ class DocumentSlot(Device):
 
     async def _shutter(self, open_: bool) -> None:
         await self._move_shutter(open_)
-        self.update_detail(shutter=Shutter.OPEN if open_ else Shutter.CLOSED)
+        self.update_detail(shutter=OpenClosed.of(open_))
 
     async def _make_safe(self) -> None:
         """Motor stopped, shutter closed (the end of every sequence)."""

@@ -30,7 +30,7 @@ import msgspec
 from gpiozero.pins import Factory
 from msgspec import Meta
 
-from devices.base import CommandContext, DeviceEnv, DeviceHost, DeviceState
+from devices.base import CommandContext, DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import DeviceError, Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import (
@@ -44,7 +44,7 @@ from devices.transports.gpio import (
 from devices.transports.mcp23017 import ExpanderSettings, Mcp23017, open_bus
 
 from .audit import AuditLog, audit_path
-from .protocol import Door, LockerLayout, Lockers
+from .protocol import LockerLayout, Lockers
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ class GpioLockers(Lockers):
         assert self._io is not None
         active = self._io.active(name)
         if name.startswith("door"):
-            self.door_sensed(int(name.removeprefix("door")), Door.OPEN if active else Door.CLOSED)
+            self.door_sensed(int(name.removeprefix("door")), OpenClosed.of(active))
         else:
             self.occupied_sensed(int(name.removeprefix("occupied")), active)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -38,6 +37,7 @@ from devices.base import (
     DeviceState,
     Message,
     NoResult,
+    OpenClosed,
     Params,
 )
 from devices.errors import InvalidData, SequenceError, Timeout
@@ -46,17 +46,10 @@ from devices.errors import InvalidData, SequenceError, Timeout
 Compartment = Annotated[int, Meta(ge=1, description="compartment number, from 1")]
 
 
-class Door(StrEnum):
-    """A door's position as its sensor sees it."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class CompartmentState(Message):
     """One compartment in the state detail."""
 
-    door: Door = Door.CLOSED
+    door: OpenClosed = OpenClosed.CLOSED
     occupied: Annotated[
         bool | None,
         Meta(description="something inside; null: no occupancy sensor fitted"),
@@ -139,7 +132,7 @@ class Lockers(Device):
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
-        self._doors: dict[int, Door] = {}
+        self._doors: dict[int, OpenClosed] = {}
         self._left_open: set[int] = set()
         self._occupied: dict[int, bool] = {}
         self._collecting: set[int] = set()
@@ -181,11 +174,11 @@ class Lockers(Device):
 
     # --- what drivers call -----------------------------------------------------------
 
-    def door(self, compartment: int) -> Door:
+    def door(self, compartment: int) -> OpenClosed:
         """Return a compartment's door as last sensed (closed until reported)."""
-        return self._doors.get(compartment, Door.CLOSED)
+        return self._doors.get(compartment, OpenClosed.CLOSED)
 
-    def door_sensed(self, compartment: int, door: Door) -> None:
+    def door_sensed(self, compartment: int, door: OpenClosed) -> None:
         """Report a door sensor.
 
         The first report of a compartment only records it; later changes raise
@@ -195,7 +188,7 @@ class Lockers(Device):
         if known and self._doors[compartment] is door:
             return
         self._doors[compartment] = door
-        if door is Door.OPEN:
+        if door is OpenClosed.OPEN:
             loop = asyncio.get_running_loop()
             self._timers[compartment] = loop.call_later(
                 self.layout.left_open_s,
@@ -209,9 +202,9 @@ class Lockers(Device):
             self._left_open.discard(compartment)
         self._publish_doors()
         if known:
-            name = "compartmentOpened" if door is Door.OPEN else "compartmentClosed"
+            name = "compartmentOpened" if door is OpenClosed.OPEN else "compartmentClosed"
             self.emit(name, CompartmentEvent(compartment=compartment))
-        if door is Door.CLOSED and compartment in self._collecting:
+        if door is OpenClosed.CLOSED and compartment in self._collecting:
             self._collecting.discard(compartment)
             if self._occupied.get(compartment):
                 self.emit("compartmentNotEmptied", CompartmentEvent(compartment=compartment))
@@ -288,13 +281,13 @@ class Lockers(Device):
         if not 1 <= n <= count:
             raise InvalidData(f"compartment must be 1 to {count} (found {n})")
         await self._check_lockers()
-        if self.door(n) is Door.OPEN:
+        if self.door(n) is OpenClosed.OPEN:
             raise SequenceError(f"compartment {n} is already open")
         timeout_s = self.layout.open_timeout_s
         outcome = "error"
         try:
             await self._release(n)
-            if not await self.wait_until(lambda: self.door(n) is Door.OPEN, timeout_s):
+            if not await self.wait_until(lambda: self.door(n) is OpenClosed.OPEN, timeout_s):
                 outcome = "timeOut"
                 raise Timeout(f"compartment {n} was not opened within {timeout_s:g} s")
             outcome = "opened"

@@ -44,11 +44,11 @@ from escpos.capabilities import CAPABILITIES, Profile
 from escpos.printer import Dummy
 from PIL import Image
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import HardwareError, MediaError, Offline
 
 from .links import Connection, FileLink, Link, NetworkLink, SerialLink, UsbLink
-from .protocol import CoverState, PaperLevel, Printer, PrinterSettings
+from .protocol import PaperLevel, Printer, PrinterSettings
 from .status import COVER_OPEN as _COVER_OPEN
 from .status import (
     DLE_EOT,
@@ -297,7 +297,7 @@ class EscposPrinter(Printer):
         )
         self.report_media(
             paper=paper,
-            cover=CoverState.OPEN if status.cover_open else CoverState.CLOSED,
+            cover=OpenClosed.of(status.cover_open),
             jammed=status.cutter_jam,
         )
         # The link is up: the condition follows the status, also right after (re)connecting.

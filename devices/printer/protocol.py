@@ -34,6 +34,7 @@ from devices.base import (
     Message,
     NoParams,
     NoResult,
+    OpenClosed,
     Params,
 )
 from devices.errors import HardwareError, MediaError, Unsupported
@@ -63,13 +64,6 @@ class PaperStatus(StrEnum):
     JAMMED = "jammed"
 
 
-class CoverState(StrEnum):
-    """State detail ``cover``."""
-
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class PrinterDetail(Message):
     """State detail of a printer.
 
@@ -78,7 +72,7 @@ class PrinterDetail(Message):
     """
 
     paper: PaperStatus = PaperStatus.FULL
-    cover: CoverState = CoverState.CLOSED
+    cover: OpenClosed = OpenClosed.CLOSED
 
 
 class PaperThreshold(Message):
@@ -184,7 +178,7 @@ class Printer(Device):
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
         self._supply = PaperLevel.FULL
-        self._cover = CoverState.CLOSED
+        self._cover = OpenClosed.CLOSED
         self._jammed = False
 
     @property
@@ -289,7 +283,7 @@ class Printer(Device):
             raise HardwareError("paper is jammed in the printer")
         if self._supply is PaperLevel.OUT:
             raise MediaError("the printer is out of paper")
-        if self._cover is CoverState.OPEN:
+        if self._cover is OpenClosed.OPEN:
             raise MediaError("the printer cover is open")
 
     # ------------------------------------------------------------ driver side
@@ -301,7 +295,7 @@ class Printer(Device):
         """
         if self._jammed:
             return DeviceState.HARDWARE_ERROR
-        if self._supply is PaperLevel.OUT or self._cover is CoverState.OPEN:
+        if self._supply is PaperLevel.OUT or self._cover is OpenClosed.OPEN:
             return DeviceState.USER_ERROR
         return DeviceState.ONLINE
 
@@ -309,7 +303,7 @@ class Printer(Device):
         self,
         *,
         paper: PaperLevel | None = None,
-        cover: CoverState | None = None,
+        cover: OpenClosed | None = None,
         jammed: bool | None = None,
     ) -> None:
         """Record what the printer's sensors say (drivers call this on the event loop).

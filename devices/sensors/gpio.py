@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import InputPin, Inputs, PinFactoryName, open_pin_factory
 
-from .protocol import CabinetDoor, Presence, Sensors
+from .protocol import Presence, Sensors
 
 
 class GpioSensorsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,7 +93,7 @@ class GpioSensors(Sensors):
                 factory.close()
 
     def _door(self, open_: bool) -> None:
-        self.door_sensed(CabinetDoor.OPEN if open_ else CabinetDoor.CLOSED)
+        self.door_sensed(OpenClosed.of(open_))
 
     async def _check_sensors(self) -> None:
         if self._inputs is None:

@@ -11,25 +11,17 @@ is open or tamper is latched, but both make the daemon ``degraded``
 from __future__ import annotations
 
 import abc
-from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from devices.base import Command, CommandContext, Device, Message, NoParams, NoResult
-
-
-class CabinetDoor(StrEnum):
-    """The cabinet door as its switch sees it."""
-
-    OPEN = "open"
-    CLOSED = "closed"
+from devices.base import Command, CommandContext, Device, Message, NoParams, NoResult, OpenClosed
 
 
 class SensorsDetail(Message):
     """State detail of the cabinet sensors."""
 
-    door: CabinetDoor = CabinetDoor.CLOSED
+    door: OpenClosed = OpenClosed.CLOSED
     tamper: Annotated[
         bool,
         Meta(description="latched since a tamper switch tripped; cleared by `resetTamper`"),
@@ -85,14 +77,14 @@ class Sensors(Device):
         assert isinstance(detail, SensorsDetail)
         return detail
 
-    def door_sensed(self, door: CabinetDoor) -> None:
+    def door_sensed(self, door: OpenClosed) -> None:
         """Report the door switch; a change raises ``doorOpened`` or ``doorClosed``."""
         if door is self._state.door:
             return
         self.update_detail(door=door)
         self.emit(
-            "doorOpened" if door is CabinetDoor.OPEN else "doorClosed",
-            DoorOpened() if door is CabinetDoor.OPEN else DoorClosed(),
+            "doorOpened" if door is OpenClosed.OPEN else "doorClosed",
+            DoorOpened() if door is OpenClosed.OPEN else DoorClosed(),
         )
 
     def tamper_detected(self) -> None:
@@ -103,7 +95,7 @@ class Sensors(Device):
     def status_reasons(self) -> list[str]:
         """``door:open`` while the door is open, ``tamper`` while tamper is latched."""
         reasons = []
-        if self._state.door is CabinetDoor.OPEN:
+        if self._state.door is OpenClosed.OPEN:
             reasons.append("door:open")
         if self._state.tamper:
             reasons.append("tamper")

@@ -15,14 +15,12 @@ and ``jam`` -> hardwareError (coins returned; enabling fails, inhibiting works);
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
-import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
-from devices.coin_acceptor.protocol import CoinAcceptor, RejectReason
+from devices.coin_acceptor.protocol import CoinAcceptor, CoinTable, RejectReason
 from devices.errors import DeviceError, Offline, ProtocolError
 
 from .faults import FAULT_ACTION, FaultKind, Simulated
@@ -42,22 +40,8 @@ class ReturnedCoin(Message):
     value: int
 
 
-class SimCoinAcceptorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[devices.<id>]`` options of the simulated coin acceptor.
-
-    ``coins``: the coin table, whole units of ``currency`` (Vietnam has no coins in
-    circulation; kiosks built for tokens or coins are configured with such a table).
-    ``cash_box_capacity``: coins the cash box holds before it is full.
-    """
-
-    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
-    cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
-
-    def __post_init__(self) -> None:
-        """Reject an empty or repetitive coin table (msgspec reports it as the key's error)."""
-        if not self.coins or len(set(self.coins)) != len(self.coins):
-            raise ValueError("coins must list distinct values")
+class SimCoinAcceptorSettings(CoinTable, frozen=True, forbid_unknown_fields=True):
+    """``[devices.<id>]`` options of the simulated coin acceptor: the coin table alone."""
 
 
 class SimCoinAcceptor(Simulated, CoinAcceptor):
@@ -70,6 +54,8 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
         "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),
     }
 
+    settings: SimCoinAcceptorSettings
+
     def __init__(
         self,
         device_id: str,
@@ -80,21 +66,6 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
         super().__init__(device_id, host, env)
         self.settings = settings
         self._hw_inhibited = True
-
-    @property
-    def currency(self) -> str:
-        """The configured currency."""
-        return self.settings.currency
-
-    @property
-    def coin_values(self) -> Sequence[int]:
-        """The configured coin table, whole currency units."""
-        return self.settings.coins
-
-    @property
-    def cash_box_capacity(self) -> int:
-        """The configured capacity, coins."""
-        return self.settings.cash_box_capacity
 
     @property
     def hardware_inhibited(self) -> bool:

@@ -15,9 +15,9 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, Params, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoResult, OpenClosed, Params, SimAction
 from devices.errors import InvalidData, SequenceError
-from devices.lockers.protocol import Door, LockerLayout, Lockers
+from devices.lockers.protocol import LockerLayout, Lockers
 
 from .faults import FAULT_ACTION, FaultKind, Simulated
 
@@ -101,7 +101,7 @@ class SimLockers(Simulated, Lockers):
 
     def _sense(self, compartment: int) -> None:
         if self.fault not in _BLIND:
-            self.door_sensed(compartment, Door.OPEN if compartment in self._open else Door.CLOSED)
+            self.door_sensed(compartment, OpenClosed.of(compartment in self._open))
 
     def _compartment(self, params: CompartmentParams) -> int:
         n = params.compartment

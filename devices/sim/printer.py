@@ -14,8 +14,17 @@ from typing import Annotated, ClassVar
 import msgspec
 from PIL import Image
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
-from devices.printer.protocol import CoverState, PaperLevel, Printer, PrinterSettings
+from devices.base import (
+    DeviceEnv,
+    DeviceHost,
+    DeviceState,
+    Message,
+    NoResult,
+    OpenClosed,
+    Params,
+    SimAction,
+)
+from devices.printer.protocol import PaperLevel, Printer, PrinterSettings
 from devices.printer.slip import encode_png
 
 from .faults import FAULT_ACTION, FaultKind, Simulated
@@ -162,5 +171,5 @@ class SimPrinter(Simulated, Printer):
 
     async def sim_cover(self, params: CoverParams) -> NoResult:
         """Open or close the paper lid."""
-        self.report_media(cover=CoverState.OPEN if params.open else CoverState.CLOSED)
+        self.report_media(cover=OpenClosed.of(params.open))
         return NoResult()

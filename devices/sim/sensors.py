@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, Params, SimAction
-from devices.sensors.protocol import CabinetDoor, Sensors
+from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, OpenClosed, Params, SimAction
+from devices.sensors.protocol import Sensors
 
 from .faults import FAULT_ACTION, Simulated
 
@@ -45,7 +45,7 @@ class SimSensors(Simulated, Sensors):
     async def sim_door(self, params: DoorParams) -> NoResult:
         """Move the door (a dead sensor board reads nothing)."""
         await self.check_faults()
-        self.door_sensed(CabinetDoor.OPEN if params.open else CabinetDoor.CLOSED)
+        self.door_sensed(OpenClosed.of(params.open))
         return NoResult()
 
     async def sim_tamper(self, _params: NoParams) -> NoResult:

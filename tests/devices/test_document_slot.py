@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.base import DeviceState, NoParams
-from devices.document_slot.protocol import DocumentSlotDetail, MotorDirection, Shutter, SlotMedia
+from devices.base import DeviceState, NoParams, OpenClosed
+from devices.document_slot.protocol import DocumentSlotDetail, MotorDirection, SlotMedia
 from devices.errors import CompletionCode, HardwareError, Offline, SequenceError, completion_code
 from devices.sim.document_slot import MotorOutput, ShutterOutput, SimDocumentSlot
 from devices.sim.faults import FaultKind, FaultParams
@@ -44,7 +44,7 @@ def shutter_log(host: RecordingHost) -> list[bool]:
 
 def assert_safe(device: SimDocumentSlot, host: RecordingHost) -> None:
     """Motor stopped and shutter closed, as the world and the detail see it."""
-    assert detail(device).shutter is Shutter.CLOSED
+    assert detail(device).shutter is OpenClosed.CLOSED
     assert shutter_log(host)[-1:] in ([], [False])
     assert motor_log(host)[-1:] in ([], [MotorDirection.STOPPED])
 
@@ -66,7 +66,7 @@ async def test_accept_takes_a_document_in(tmp_path):
     async with running(device, host):
         accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
         await shutter_opens(host)
-        assert detail(device).shutter is Shutter.OPEN
+        assert detail(device).shutter is OpenClosed.OPEN
         await asyncio.sleep(0.05)
         assert not accepting.done()  # waits for a document
         await device.sim_insert_document(NoParams())
@@ -142,7 +142,7 @@ async def test_a_document_pulled_back_out_is_waited_for_again(tmp_path):
         await device.sim_take_document(NoParams())
         await asyncio.sleep(0.05)
         assert not accepting.done()
-        assert detail(device).shutter is Shutter.OPEN
+        assert detail(device).shutter is OpenClosed.OPEN
         await device.sim_insert_document(NoParams())
         await asyncio.wait_for(accepting, 2)
         assert detail(device).media is SlotMedia.INSIDE
@@ -156,7 +156,7 @@ async def test_eject_until_taken(tmp_path):
         await accept_one(device, host)
         ejecting = asyncio.create_task(device.eject(NoParams(), ctx()))
         await host.wait_for(lambda: detail(device).media is SlotMedia.ENTERING, 2)
-        assert detail(device).shutter is Shutter.OPEN
+        assert detail(device).shutter is OpenClosed.OPEN
         await device.sim_take_document(NoParams())
         result = await asyncio.wait_for(ejecting, 2)
         assert result.taken
@@ -270,5 +270,5 @@ async def test_safe_state_without_run(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     await device.safe_state()
-    assert detail(device).shutter is Shutter.CLOSED
+    assert detail(device).shutter is OpenClosed.CLOSED
     assert motor_log(host) == []

@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from devices.base import DeviceState, NoParams
+from devices.base import DeviceState, NoParams, OpenClosed
 from devices.errors import Unsupported
 from devices.lights.gpio import GpioLights, GpioLightsSettings
 from devices.lights.protocol import LightColor, LightMode, SetParams
 from devices.sensors.gpio import GpioSensors, GpioSensorsSettings
-from devices.sensors.protocol import CabinetDoor, Presence, SensorsDetail
+from devices.sensors.protocol import Presence, SensorsDetail
 from devices.sim.gpio_lights import GpioLightsSimulator
 from devices.sim.gpio_sensors import GpioSensorsSimulator
 from devices.transports.gpio import release_mock_factory, share_mock_factory
@@ -100,7 +100,7 @@ async def test_sensors_door_tamper_and_presence(tmp_path):
     async with wired(tmp_path, GpioSensorsSimulator, GpioSensors, settings) as (device, sim, host):
         assert device.status_reasons() == []
         await sim.switch("door", active=True)
-        assert detail(device).door is CabinetDoor.OPEN
+        assert detail(device).door is OpenClosed.OPEN
         assert device.status_reasons() == ["door:open"]
         assert device.state is DeviceState.ONLINE
         await sim.person(present=True)

@@ -12,11 +12,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from devices.base import DeviceState
+from devices.base import DeviceState, OpenClosed
 from devices.errors import Offline, SequenceError, Timeout
 from devices.lockers.audit import read_audit
 from devices.lockers.gpio import GpioLockers, GpioLockersSettings
-from devices.lockers.protocol import Door, OpenParams
+from devices.lockers.protocol import OpenParams
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.gpio_lockers import GpioLockersSimulator
 from devices.sim.lockers import LockOutput
@@ -139,10 +139,10 @@ async def test_a_citizen_opens_and_closes(tmp_path, n):
         )
         await citizen_pulls(sim, n)
         await asyncio.wait_for(opening, 3)
-        assert device.door(n) is Door.OPEN
+        assert device.door(n) is OpenClosed.OPEN
         assert coil_log(host, n)[:2] == [True, False]
         sim.shut(n)
-        await host.wait_for(lambda: device.door(n) is Door.CLOSED, 2)
+        await host.wait_for(lambda: device.door(n) is OpenClosed.CLOSED, 2)
         assert host.event_names() == ["compartmentOpened", "compartmentClosed"]
         rows = list(read_audit(device.audit_log.path))
         assert [(r.compartment, r.action, r.outcome, r.request_id) for r in rows] == [
@@ -202,7 +202,7 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
             await asyncio.wait_for(loading, 3)
             sim.load(n)
             sim.shut(n)
-            await host.wait_for(lambda n=n: device.door(n) is Door.CLOSED, 2)
+            await host.wait_for(lambda n=n: device.door(n) is OpenClosed.CLOSED, 2)
             await host.wait_for(lambda n=n: device.detail.compartments[str(n)].occupied is True, 2)
             assert "compartmentNotEmptied" not in host.event_names()
             # A citizen opens it and leaves without the papers.

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from devices.base import DeviceState, NoParams
+from devices.base import DeviceState, NoParams, OpenClosed
 from devices.errors import HardwareError, InvalidData, Offline
 from devices.lights.protocol import (
     DEFAULT_POSITIONS,
@@ -17,7 +17,7 @@ from devices.lights.protocol import (
     LightsDetail,
     SetParams,
 )
-from devices.sensors.protocol import CabinetDoor, SensorsDetail
+from devices.sensors.protocol import SensorsDetail
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.lights import SimLights, SimLightsSettings
 from devices.sim.sensors import DoorParams, SimSensors
@@ -137,12 +137,12 @@ async def test_cabinet_door(tmp_path):
     async with running(device, host):
         assert device.status_reasons() == []
         await device.sim_door(DoorParams(open=True))
-        assert sensor_detail(device).door is CabinetDoor.OPEN
+        assert sensor_detail(device).door is OpenClosed.OPEN
         assert device.status_reasons() == ["door:open"]
         assert device.state is DeviceState.ONLINE  # the daemon is degraded, not the device
         await device.sim_door(DoorParams(open=True))  # no change, no event
         await device.sim_door(DoorParams(open=False))
-        assert sensor_detail(device).door is CabinetDoor.CLOSED
+        assert sensor_detail(device).door is OpenClosed.CLOSED
         assert device.status_reasons() == []
         assert host.event_names() == ["doorOpened", "doorClosed"]
 

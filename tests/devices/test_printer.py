@@ -15,7 +15,7 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageFont, ImageOps
 
-from devices.base import DeviceState, NoParams, NoResult
+from devices.base import DeviceState, NoParams, NoResult, OpenClosed
 from devices.errors import (
     CompletionCode,
     HardwareError,
@@ -27,7 +27,6 @@ from devices.errors import (
 )
 from devices.printer import slip
 from devices.printer.protocol import (
-    CoverState,
     PaperLevel,
     PaperStatus,
     PaperThreshold,
@@ -387,7 +386,7 @@ async def test_cover_open_is_a_user_error(tmp_path: Path) -> None:
     async with running(device, host):
         await device.sim_cover(CoverParams(open=True))
         assert device.state is DeviceState.USER_ERROR
-        assert detail(device).cover is CoverState.OPEN
+        assert detail(device).cover is OpenClosed.OPEN
         with pytest.raises(MediaError, match="cover is open"):
             await device.print_slip(slip_params(), ctx())
         with pytest.raises(MediaError, match="cover is open"):
