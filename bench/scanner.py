@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from devices.sim.ptypair import PtyPair
+from devices.sim.pty import PtyLine
 from tests.uiclient import UiClient, connect
 
 from . import procs
@@ -69,7 +69,7 @@ async def scan_latency(count: int, warmup: int) -> dict[str, Any]:
     """Time ``count`` scans (after ``warmup`` untimed ones); returns the stats in ms."""
     with tempfile.TemporaryDirectory(prefix="kioskd-bench-scan-") as tmp_name:
         tmp = Path(tmp_name)
-        pair = PtyPair(tmp / "scanner.tty")
+        pair = PtyLine(tmp / "scanner.tty")
         await pair.start()
         try:
             setup = procs.SimSetup(

@@ -16,7 +16,7 @@ from devices.base import DeviceEnv, DeviceHost
 from devices.scanner.frames import TERMINATORS
 from devices.scanner.serial import SerialScannerSettings
 
-from .ptypair import PtyPair
+from .pty import PtyLine
 from .scanner_wire import ScannerWireSimulator
 
 #: Three frames no encoding-strict decoder accepts (a burst of line noise).
@@ -28,7 +28,7 @@ class SerialScannerSimulator(ScannerWireSimulator):
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
-        self.pair = PtyPair(env.runtime_dir / f"{device_id}.tty")
+        self.pair = PtyLine(env.runtime_dir / f"{device_id}.tty")
         self.settings = SerialScannerSettings()
 
     def driver_settings(self, settings: msgspec.Struct) -> msgspec.Struct:

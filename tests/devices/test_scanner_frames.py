@@ -20,7 +20,7 @@ from devices.scanner.frames import (
     decode_frame,
     parse_text,
 )
-from devices.sim.ptypair import PtyPair
+from devices.sim.pty import PtyLine
 from devices.transports.serial import LineSettings, SerialPort
 
 VIETNAMESE = "Hồ sơ số 000.00.12.H29-241123-0001 — Nguyễn Văn Thứ"
@@ -122,7 +122,7 @@ def test_noise_monitor() -> None:
 
 
 async def test_serial_port_reads_writes_and_sees_the_port_vanish(tmp_path: Path) -> None:
-    pair = PtyPair(tmp_path / "driver")
+    pair = PtyLine(tmp_path / "driver")
     await pair.start()
     try:
         port = await SerialPort.open(str(pair.driver_link), timeout_s=2)
@@ -151,7 +151,7 @@ async def test_serial_port_reads_writes_and_sees_the_port_vanish(tmp_path: Path)
 
 
 async def test_serial_port_write_reaches_the_far_end(tmp_path: Path) -> None:
-    pair = PtyPair(tmp_path / "driver")
+    pair = PtyLine(tmp_path / "driver")
     await pair.start()
     try:
         async with await SerialPort.open(str(pair.driver_link), timeout_s=2) as port:
@@ -168,7 +168,7 @@ async def test_serial_port_write_reaches_the_far_end(tmp_path: Path) -> None:
 
 
 async def test_refused_line_settings_leave_the_port_free(tmp_path: Path) -> None:
-    pair = PtyPair(tmp_path / "driver")
+    pair = PtyLine(tmp_path / "driver")
     await pair.start()
     try:
         # A pty refuses parity: the open fails cleanly and releases its exclusive lock.
