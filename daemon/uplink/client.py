@@ -331,7 +331,7 @@ class Uplink:
                 self.last_error = describe_failure(
                     group.exceptions[0],
                     self._paho_error.text,
-                    client_certificate=self._endpoint.tls and bool(self._settings.cert_file),
+                    client_certificate=self._settings.cert_file is not None,  # mqtts only
                 )
             else:
                 return

@@ -123,8 +123,8 @@ class CoinTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     holds before it is ``full``.
     """
 
-    coins: tuple[Annotated[int, Meta(gt=0)], ...] = (1000, 2000, 5000)
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "VND"
+    coins: tuple[Amount, ...] = (1000, 2000, 5000)
+    currency: Currency = "VND"
     cash_box_capacity: Annotated[int, Meta(gt=0, le=100_000)] = 500
 
     def __post_init__(self) -> None:
