@@ -17,7 +17,8 @@ async def test_set_a_light(
     lights = rig.device("lights")
     capabilities = described[lights.id]["capabilities"]
     position = capabilities["positions"][0]
-    colors = capabilities.get("colors") or []
+    # Only a position with colours takes `color` (a single-colour light refuses it).
+    colors = capabilities["positionColors"][position]
     color = "green" if "green" in colors else (colors[0] if colors else None)
     want: dict[str, Any] = {"position": position, "mode": "slowFlash"}
     if color is not None:

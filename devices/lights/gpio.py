@@ -5,7 +5,8 @@ frequency; a flash is half duty at the flash rate (``slow_hz``, ``medium_hz``,
 ``quick_hz``), so the pin factory's PWM does the flashing and no task or
 thread of ours toggles pins.  An RGB light shows a colour by which of its
 channels are driven (white: all three, yellow: red and green, ...); a single
-colour light shows its own colour and refuses another.
+colour light shows its own colour and refuses another (its ``positionColors``
+capability is empty).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from gpiozero.pins import Factory
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import Offline, Unsupported
+from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import PinFactoryName, PwmOutput, PwmPin, open_pin_factory
 
@@ -158,6 +159,10 @@ class GpioLights(Lights):
         """From ``positions``, in order."""
         return tuple(self.settings.positions)
 
+    def colors(self, position: str) -> tuple[LightColor, ...]:
+        """Every colour of :data:`CHANNELS` for an RGB light, none for a single-colour one."""
+        return () if self.settings.positions[position].pin is not None else tuple(CHANNELS)
+
     async def run(self) -> None:
         """Claim the lines (every light off) and hold them until cancelled.
 
@@ -191,11 +196,7 @@ class GpioLights(Lights):
     def _drive(self, channels: dict[str, PwmOutput], light: Light) -> None:
         spec = self.settings.positions[light.position]
         if "pin" in channels:
-            if light.color is not None:
-                raise Unsupported(
-                    f"light {light.position!r} has one colour of its own: omit `color`"
-                )
-            wanted = {"pin": True}
+            wanted = {"pin": True}  # set_light refused any colour (colors() is empty)
         else:
             red, green, blue = CHANNELS[light.color or spec.default_color]
             wanted = {"red": red, "green": green, "blue": blue}

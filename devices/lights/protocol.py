@@ -2,7 +2,10 @@
 
 ``set`` changes one position; the state detail holds every position.  Flash
 rates are the driver's (typically slow about 1 Hz, medium 2 Hz, quick 4 Hz).
-Positions come from the driver's settings; an unknown one is invalidData.
+Positions come from the driver's settings; an unknown one is invalidData.  Not
+every light has colours: ``capabilities.positionColors`` says, per position,
+which colours ``set`` accepts; a single-colour light (an empty list) refuses
+any ``color`` with unsupportedCommand.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import Command, CommandContext, Device, Message, Params
-from devices.errors import InvalidData
+from devices.errors import InvalidData, Unsupported
 
 #: Positions of a standard kiosk, in the order they are listed.
 DEFAULT_POSITIONS: tuple[str, ...] = (
@@ -74,8 +77,32 @@ class SetParams(Params):
     mode: LightMode
     color: Annotated[
         LightColor | None,
-        Meta(description="omitted: the fixture's own colour"),
+        Meta(
+            description=(
+                "omitted: the fixture's own colour; only a colour of the position's "
+                "`capabilities.positionColors`"
+            )
+        ),
     ] = None
+
+
+class LightsCapabilities(Message):
+    """``capabilities`` of a lights device in ``description``."""
+
+    positions: Annotated[list[str], Meta(description="the configured positions, in order")]
+    colors: Annotated[
+        list[LightColor],
+        Meta(description="every colour of the set; which position shows which: `positionColors`"),
+    ]
+    position_colors: Annotated[
+        dict[str, list[LightColor]],
+        Meta(
+            description=(
+                "per position, the colours `set` accepts; empty: a single-colour light "
+                "(omit `color`, or the command fails with unsupportedCommand)"
+            )
+        ),
+    ]
 
 
 class Light(Message):
@@ -102,6 +129,10 @@ class Lights(Device):
         """The configured positions."""
 
     @abc.abstractmethod
+    def colors(self, position: str) -> tuple[LightColor, ...]:
+        """The colours a configured ``position`` can show (empty: a single-colour light)."""
+
+    @abc.abstractmethod
     async def _check_lights(self) -> None:
         """Raise if the light controller cannot work now (start of every command).
 
@@ -124,12 +155,20 @@ class Lights(Device):
 
         Raises:
             InvalidData: the position is not configured.
+            Unsupported: a ``color`` the position cannot show (a single-colour light).
             Offline, HardwareError: the controller is unreachable or failed.
 
         """
         if params.position not in self.positions:
             known = ", ".join(self.positions)
             raise InvalidData(f"no light position {params.position!r} (known: {known})")
+        if params.color is not None and params.color not in self.colors(params.position):
+            raise Unsupported(
+                f"light {params.position!r} has one colour of its own: omit `color` "
+                "(capabilities.positionColors)"
+                if not self.colors(params.position)
+                else f"light {params.position!r} cannot show {params.color}"
+            )
         await self._check_lights()
         light = Light(position=params.position, mode=params.mode, color=params.color)
         await self._show(light)
@@ -140,8 +179,15 @@ class Lights(Device):
         return light
 
     def capabilities(self) -> dict[str, Any]:
-        """``positions`` and ``colors`` a UI may use."""
-        return {"positions": list(self.positions), "colors": [c.value for c in LightColor]}
+        """:class:`LightsCapabilities`: ``positions``, ``colors`` and ``positionColors``."""
+        caps = LightsCapabilities(
+            positions=list(self.positions),
+            colors=list(LightColor),
+            position_colors={p: list(self.colors(p)) for p in self.positions},
+        )
+        built = msgspec.to_builtins(caps)
+        assert isinstance(built, dict)
+        return built
 
     async def safe_state(self) -> None:
         """Every light off."""

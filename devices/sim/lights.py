@@ -8,7 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, SimAction
-from devices.lights.protocol import DEFAULT_POSITIONS, Light, LightMode, Lights
+from devices.lights.protocol import DEFAULT_POSITIONS, Light, LightColor, LightMode, Lights
 
 from .faults import FAULT_ACTION, Simulated
 
@@ -18,17 +18,23 @@ class SimLightsSettings(msgspec.Struct, forbid_unknown_fields=True):
 
     Attributes:
         positions: light position names, unique.
+        single_color: positions whose light has one colour of its own (it refuses
+            ``color``, as a real one-LED light does); the others show every colour.
 
     """
 
     positions: Annotated[list[str], Meta(min_length=1, max_length=64)] = msgspec.field(
         default_factory=lambda: list(DEFAULT_POSITIONS),
     )
+    single_color: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
-        """Reject duplicate or empty position names."""
+        """Reject duplicate or empty position names, and unknown single-colour positions."""
         if len(set(self.positions)) != len(self.positions) or not all(self.positions):
             raise ValueError("positions must be unique, non-empty names")
+        unknown = sorted(set(self.single_color) - set(self.positions))
+        if unknown:
+            raise ValueError(f"single_color names positions not in `positions`: {unknown}")
 
 
 class SimLights(Simulated, Lights):
@@ -52,6 +58,10 @@ class SimLights(Simulated, Lights):
     def positions(self) -> tuple[str, ...]:
         """From the ``positions`` setting."""
         return tuple(self.settings.positions)
+
+    def colors(self, position: str) -> tuple[LightColor, ...]:
+        """None for a ``single_color`` position, else every colour."""
+        return () if position in self.settings.single_color else tuple(LightColor)
 
     def connected(self) -> None:
         """Start with every light off when the controller (re)connects."""

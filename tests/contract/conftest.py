@@ -62,7 +62,11 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         "poll_ms": 10,
     },
     ("camera", "sim"): {"capture_ms": 20},
-    # The first position an RGB light, so the suite's colours can be shown.
+    # The first position an RGB light, so the suite's colours can be shown; the others one colour.
+    ("lights", "sim"): {
+        "positions": ["scanner", "cardReader", "printer", "coinAcceptor", "documentSlot"],
+        "single_color": ["cardReader", "printer", "coinAcceptor", "documentSlot"],
+    },
     ("lights", "gpio"): {
         "positions": {
             "scanner": {"red": {"pin": 9}, "green": {"pin": 10}, "blue": {"pin": 11}},

@@ -18,6 +18,7 @@ from tests.uiclient import UiClient
 CONTRACT_CLASSES = ("lights",)
 DEV = "lights"
 MODES = ("off", "on", "slowFlash", "mediumFlash", "quickFlash")
+COLORS = ("white", "red", "green", "yellow", "blue", "cyan", "magenta")
 
 
 async def positions(ui: UiClient) -> list[str]:
@@ -31,6 +32,42 @@ async def test_description_lists_the_contract(ui: UiClient, drivers: dict[str, s
     assert idle["state"] == "online"
     assert set(idle["detail"]["positions"]) == set(info["capabilities"]["positions"])
     assert all(p["mode"] == "off" for p in idle["detail"]["positions"].values())
+
+
+async def test_capabilities_say_which_positions_have_colour(ui: UiClient) -> None:
+    """``positionColors`` (added to v1): per position, the colours ``set`` accepts, and it does."""
+    caps = (await device_info(ui, DEV))["capabilities"]
+    assert set(caps["positionColors"]) == set(caps["positions"])
+    assert set(caps["colors"]) == set(COLORS)
+    # The suites' wiring: the first position an RGB light, the others single-colour.
+    first, *others = caps["positions"]
+    assert set(caps["positionColors"][first]) == set(COLORS)
+    assert others
+    assert all(caps["positionColors"][p] == [] for p in others)
+    async with outputs(ui, DEV, "light") as lights:
+        for position, colors in caps["positionColors"].items():
+            for color in colors:
+                wanted = {"position": position, "mode": "on", "color": color}
+                assert ok(await ui.device(DEV, "set", wanted)) == wanted
+            if not colors:
+                refused = {"position": position, "mode": "on", "color": "green"}
+                failed(await ui.device(DEV, "set", refused), "unsupportedCommand")
+                wanted = {"position": position, "mode": "on"}
+                assert ok(await ui.device(DEV, "set", wanted))["mode"] == "on"
+        await asyncio.sleep(0.1)
+        shown = [
+            (m.payload["position"], m.payload["mode"], m.payload.get("color"))
+            for m in drain(lights)
+        ]
+    expected = [
+        (position, "on", color)
+        for position, colors in caps["positionColors"].items()
+        for color in colors or [None]
+    ]
+    assert shown == expected
+    current = await state(ui, DEV)
+    assert all(v["mode"] == "on" for v in current["detail"]["positions"].values())
+    assert all(current["detail"]["positions"][p]["color"] is None for p in others)
 
 
 async def test_set_shows_the_light(ui: UiClient) -> None:

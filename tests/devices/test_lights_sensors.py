@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from devices.base import DeviceState, NoParams, OpenClosed
-from devices.errors import HardwareError, InvalidData, Offline
+from devices.errors import HardwareError, InvalidData, Offline, Unsupported
 from devices.lights.protocol import (
     DEFAULT_POSITIONS,
     Light,
@@ -88,6 +88,26 @@ async def test_set_refuses_unknown_positions_and_modes(tmp_path):
         msgspec.convert({"position": "exit", "mode": "on", "color": "purple"}, SetParams)
     with pytest.raises(msgspec.ValidationError, match="unique"):
         msgspec.convert({"positions": ["a", "a"]}, SimLightsSettings)
+
+
+async def test_single_colour_positions_refuse_a_colour(tmp_path):
+    host = RecordingHost()
+    device = lights(tmp_path, host, positions=["scanner", "printer"], single_color=["printer"])
+    async with running(device, host):
+        assert device.capabilities()["positionColors"] == {
+            "scanner": [c.value for c in LightColor],
+            "printer": [],
+        }
+        host.outputs.clear()
+        green = SetParams(position="printer", mode=LightMode.ON, color=LightColor.GREEN)
+        with pytest.raises(Unsupported, match="one colour of its own"):
+            await device.set_light(green, ctx())
+        assert light_outputs(host) == []
+        assert positions(device)["printer"] == ("off", None)
+        await device.set_light(SetParams(position="printer", mode=LightMode.ON), ctx())
+        assert positions(device)["printer"] == ("on", None)
+    with pytest.raises(msgspec.ValidationError, match="single_color"):
+        msgspec.convert({"positions": ["a"], "single_color": ["b"]}, SimLightsSettings)
 
 
 async def test_lights_faults_and_safe_state(tmp_path):
