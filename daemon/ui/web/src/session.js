@@ -84,13 +84,18 @@ export class Session {
     return done.result ?? {};
   }
 
-  /** Set a guide light; failures are not the citizen's problem (logged, not shown). */
+  /**
+   * Set a guide light; failures are not the citizen's problem (logged, not shown).
+   * `color` goes only to a position whose `capabilities.positionColors` lists it: a
+   * single-colour light refuses any colour (unsupportedCommand) and shows its own.
+   */
   async light(position, mode, color) {
     const info = this.link.deviceOf("lights");
     if (!info || !(info.capabilities?.positions ?? []).includes(position)) return;
     if (mode === "off") this.lights.delete(position);
     else this.lights.add(position);
-    const params = color ? { position, mode, color } : { position, mode };
+    const colors = info.capabilities.positionColors?.[position] ?? [];
+    const params = color && colors.includes(color) ? { position, mode, color } : { position, mode };
     const done = await this.link.request(info.id, "set", params);
     if (done.completionCode !== "success") console.warn("light", position, done.completionCode);
   }
