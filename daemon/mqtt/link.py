@@ -89,7 +89,10 @@ class Link:
         self._client: aiomqtt.Client | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
+        #: Publishes dropped (disconnected, refused).
         self.dropped = 0
+        #: Connections made so far; more than one means the link was lost and rejoined.
+        self.connects = 0
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(
@@ -125,6 +128,7 @@ class Link:
                     self._client = client
                     await client.subscribe([(f, 1) for f in self.subscriptions])
                     await self._on_connect()
+                    self.connects += 1
                     self.connected.set()
                     backoff = 0.1
                     log.info("connected to broker %s:%d", self._host, self._port)
@@ -180,6 +184,11 @@ class Link:
         except aiomqtt.MqttError as exc:
             self.dropped += 1
             log.debug("publish to %s failed: %s", topic, exc)
+        except ValueError:
+            # paho refuses a topic it cannot send (too long, invalid UTF-8); callers
+            # validate reply topics first (Topics.reply_client), so this is a bug.
+            self.dropped += 1
+            log.exception("publish to %.80r refused by paho", topic)
 
     async def subscribe(self, topic_filter: str) -> None:
         """Subscribe now (if connected) at QoS 1."""

@@ -7,6 +7,15 @@ from enum import Enum, auto
 
 API_ROOT = "kiosk/v1"
 
+#: Longest reply topic accepted, in UTF-8 bytes.  MQTT allows 65 535; a reply topic is
+#: ``kiosk/v1/{board}/reply/{clientId}/...`` and a few dozen bytes in practice, and the
+#: daemon keeps it for the whole life of a request.
+MAX_REPLY_TOPIC_BYTES = 1024
+
+# MQTT 5 section 1.5.4: a topic must not contain U+0000 (the broker drops the connection
+# of whoever publishes one) and should not contain other control characters.
+_CONTROL = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)])
+
 
 class Kind(Enum):
     """What an incoming topic addresses."""
@@ -96,9 +105,17 @@ class Topics:
         """The client id owning a reply topic, or None if the topic is not a valid reply topic.
 
         Valid: ``kiosk/v1/{b}/reply/{c}`` optionally followed by ``/...``, with a
-        non-empty ``{c}`` and no wildcard characters anywhere.
+        non-empty ``{c}``, no wildcard or control characters anywhere, valid UTF-8 of
+        at most :data:`MAX_REPLY_TOPIC_BYTES`.  Anything else could not be published
+        (or would make the broker drop the daemon's connection), so it is never used.
         """
         if not topic.startswith(self.reply_root) or "+" in topic or "#" in topic:
+            return None
+        try:
+            size = len(topic.encode("utf-8"))
+        except UnicodeEncodeError:  # lone surrogates: not valid UTF-8
+            return None
+        if size > MAX_REPLY_TOPIC_BYTES or not _CONTROL.isdisjoint(topic):
             return None
         client, _, _ = topic[len(self.reply_root) :].partition("/")
         return client or None

@@ -1,0 +1,61 @@
+"""Hostile requests from one client never cost another client its answers.
+
+Over a real mosquitto: reply topics the broker would refuse (U+0000, control
+characters, longer than the limit) are never published, so the daemon keeps its
+connection and every concurrent request of another client is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from daemon.mqtt.topics import MAX_REPLY_TOPIC_BYTES
+from tests.conftest import Broker, RunningDaemon
+from tests.uiclient import JSON, MSGPACK, UiClient
+
+
+def _hostile_reply_topics(ui: UiClient) -> list[str]:
+    base = f"{ui.root}/reply/{ui.client_id}"
+    return [
+        f"{base}/a\x00b",
+        f"{base}/\x01",
+        f"{base}/\x7f",
+        f"{base}/\u0085",
+        f"{base}/" + "x" * (MAX_REPLY_TOPIC_BYTES + 1),
+        f"{base}/" + "y" * 70_000,
+    ]
+
+
+async def test_bad_reply_topics_never_disconnect_the_daemon(
+    broker: Broker, daemon: RunningDaemon, ui: UiClient, ui_factory
+) -> None:
+    async with ui_factory("ui2") as victim:
+        assert daemon.app.link.connects == 1
+        calls = [victim.daemon("getStatus", timeout=15) for _ in range(100)]
+        attacks = [
+            ui.send(
+                f"{ui.root}/cmd/getStatus",
+                {"requestId": f"a{i}", "replyTo": topic},
+                content_type=codec,
+            )
+            for i, topic in enumerate(_hostile_reply_topics(ui))
+            for codec in (JSON, MSGPACK)
+        ]
+        results = await asyncio.gather(*calls, *attacks)
+        completions = results[: len(calls)]
+        assert [c["completionCode"] for c in completions] == ["success"] * 100
+        # After the attacks: still the first connection, still serving.
+        assert (await ui.daemon("getStatus"))["completionCode"] == "success"
+        assert daemon.app.link.connects == 1
+        assert daemon.app.link.dropped == 0
+        assert daemon.app.router.dropped >= len(attacks)
+
+
+async def test_a_reply_topic_at_the_limit_is_answered(ui: UiClient) -> None:
+    head = f"{ui.root}/reply/{ui.client_id}/"
+    topic = head + "z" * (MAX_REPLY_TOPIC_BYTES - len(head.encode()))
+    async with ui.subscription(topic) as replies:
+        await ui.send(f"{ui.root}/cmd/getStatus", {"requestId": "edge", "replyTo": topic})
+        reply = (await asyncio.wait_for(replies.get(), 5)).payload
+    assert reply["requestId"] == "edge"
+    assert reply["completionCode"] == "success"
