@@ -29,12 +29,17 @@ from .ui.server import UiError, UiSite, serve_ui
 
 EX_UNAVAILABLE = 69
 
+# Help texts are plain text.  They name TOML tables (``[daemon] state_dir``) and
+# defaults (``[/]``) in brackets, which rich markup would swallow as style tags or
+# reject with a MarkupError; markdown would drop ``<id>``.  With markup off, typer
+# uses click's plain help formatter, which every sub-app inherits from this root.
 app = typer.Typer(
     name="kioskd",
     help="Device daemon of a self-service administrative kiosk.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.add_typer(fleet_app)
 app.add_typer(provision_app, name="provision")
@@ -151,7 +156,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run the daemon (``--sim``: every device simulated, with an embedded broker)."""
+    """Run the daemon (--sim: every device simulated, with an embedded broker)."""
     cfg = _config(config, sim)
     daemon = cfg.daemon
     temp_runtime: str | None = None

@@ -40,12 +40,16 @@ def provision(
     fleet_password_file: Annotated[
         Path | None, typer.Option(help="File holding the fleet broker password.")
     ] = None,
-    mqtt_port: Annotated[int | None, typer.Option(help="Local broker TCP port [1883].")] = None,
-    ws_port: Annotated[
-        int | None, typer.Option(help="Websockets port for the UI, 0: none [9001].")
+    mqtt_port: Annotated[
+        int | None, typer.Option(help="Local broker TCP port (default: 1883).")
     ] = None,
-    ws_bind: Annotated[str | None, typer.Option(help="Websockets interface [lo].")] = None,
-    ui: Annotated[list[str] | None, typer.Option(help="MQTT user of a kiosk UI [ui].")] = None,
+    ws_port: Annotated[
+        int | None, typer.Option(help="Websockets port for the UI, 0: none (default: 9001).")
+    ] = None,
+    ws_bind: Annotated[str | None, typer.Option(help="Websockets interface (default: lo).")] = None,
+    ui: Annotated[
+        list[str] | None, typer.Option(help="MQTT user of a kiosk UI (default: ui).")
+    ] = None,
     assign: Annotated[
         list[str] | None, typer.Option(help="What a serial port holds: ttyUSB0=coinAcceptor.")
     ] = None,
@@ -60,7 +64,7 @@ def provision(
     ] = None,
     root: Annotated[Path, typer.Option(help="Install into this root (image/chroot).")] = Path("/"),
     sysfs_root: Annotated[
-        Path | None, typer.Option(help="Detect hardware below this root [/].")
+        Path | None, typer.Option(help="Detect hardware below this root (default: /).")
     ] = None,
     kioskd_bin: Annotated[str | None, typer.Option(help="kioskd path in the unit.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Non-interactive.")] = False,
