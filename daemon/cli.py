@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import tempfile
@@ -19,7 +18,7 @@ from provisioning.cli import app as provision_app
 from . import __version__, logs
 from .app import App, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
-from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
 from .fleet.cli import fleet_app
 from .ledger_cli import app as ledger_app
 from .lockers_cli import lockers_app
@@ -73,11 +72,6 @@ def _setup_logging(level: str) -> None:
     # journald adds timestamps and the unit; keep lines short and greppable.
     # Replaces any handler set on import (python-escpos calls logging.basicConfig()).
     logs.setup(level)
-
-
-def _default_sim_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "kioskd-sim"
 
 
 def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
@@ -164,7 +158,7 @@ def run(
         temp_runtime = tempfile.mkdtemp(prefix="kioskd-sim-")
         daemon = msgspec.structs.replace(
             daemon,
-            state_dir=str(_default_sim_state_dir()),
+            state_dir=str(sim_state_dir()),
             runtime_dir=temp_runtime,
         )
     if state_dir is not None:

@@ -363,6 +363,16 @@ def load(path: Path) -> Config:
 SIM_FLEET_ENV = "KIOSKD_SIM_FLEET"
 
 
+def sim_state_dir() -> Path:
+    """Where ``--sim`` keeps the simulated board's state: ``$XDG_STATE_HOME/kioskd-sim``.
+
+    ``kioskd run --sim`` writes its ledger and audits there and the technician
+    commands' ``--sim`` read them there, so both see the same simulated board.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "kioskd-sim"
+
+
 def sim_config() -> Config:
     """The built-in simulation config: board ``sim-0001``, every device class simulated.
 

@@ -23,7 +23,7 @@ import typer
 
 from devices.lockers.audit import audit_path, read_audit
 
-from .config import EX_CONFIG, Config, ConfigError, load, sim_config
+from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
 from .mqtt.codec import JSON_CODEC
 from .mqtt.link import NODELAY, publish_properties
 from .mqtt.topics import Topics
@@ -114,6 +114,12 @@ def _run_command(
     if port is not None:
         config = config.replace(mqtt=msgspec.structs.replace(config.mqtt, port=port))
     params = {"compartment": compartment, "timeoutMs": timeout_ms}
+    # The daemon answers only once the door is seen open: say so before the wait.
+    typer.echo(
+        f"{device}: {command} {compartment}: waiting up to {timeout_ms / 1000:g} s"
+        " for its door to be opened",
+        err=True,
+    )
     try:
         done = asyncio.run(
             request(config, device, command, params, timeout_ms / 1000 + REPLY_MARGIN_S)
@@ -184,7 +190,13 @@ def audit(
 ) -> None:
     """Print every recorded open of a locker bank, oldest first (times in UTC)."""
     cfg = _config(config, sim)
-    path = audit_path(state_dir or Path(cfg.daemon.state_dir), device)
+    if state_dir is None:
+        # --sim reads the board that ``kioskd run --sim`` runs, not sim.toml's default.
+        state_dir = sim_state_dir() if config is None else Path(cfg.daemon.state_dir)
+    path = audit_path(state_dir, device)
+    if not path.exists():
+        typer.echo(f"kioskd lockers: no open recorded yet (no {path})", err=True)
+        return
     for row in read_audit(path):
         when = datetime.fromtimestamp(row.ts_ms / 1000, UTC).isoformat(timespec="seconds")
         typer.echo(

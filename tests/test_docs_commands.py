@@ -11,6 +11,7 @@ A few documented commands that need no hardware are run for real.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import shlex
@@ -24,6 +25,8 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from daemon.cli import app
+from daemon.config import sim_state_dir
+from devices.lockers.audit import AuditLog, audit_path
 from tests.cli_tree import PROG, root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -261,3 +264,21 @@ def test_version_prints_a_version() -> None:
     result = CliRunner().invoke(app, ["version"], prog_name=PROG)
     assert result.exit_code == 0
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", result.output)
+
+
+def test_lockers_audit_sim_reads_the_board_run_sim_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kioskd lockers audit --sim`` once read sim.toml's /var/lib/kioskd: silently empty."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["lockers", "audit", "--sim"], prog_name=PROG)
+    assert empty.exit_code == 0, empty.output
+    assert "no open recorded yet" in empty.output
+    path = audit_path(sim_state_dir(), "lockers")
+    assert path.is_relative_to(tmp_path)
+    path.parent.mkdir(parents=True)
+    asyncio.run(AuditLog(path).append(3, "open", "ui1", "r1", "opened"))
+    result = runner.invoke(app, ["lockers", "audit", "--sim"], prog_name=PROG)
+    assert result.exit_code == 0, result.output
+    assert result.output.split("\t")[2:5] == ["open", "3", "opened"]
