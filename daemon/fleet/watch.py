@@ -121,12 +121,22 @@ async def run_watch(
     def sink(topic: str, payload: bytes, content_type: str | None) -> None:
         model.ingest(topic, payload, content_type)
 
+    def view() -> Table:
+        table = render(model)
+        if not connected.is_set():
+            # feed() retries quietly; without this a wrong URL shows an empty table forever.
+            table.caption = f"not connected to {broker.url}: retrying"
+        return table
+
+    connected = asyncio.Event()
     filters = session_filters(tenant) + telemetry_filters(tenant)
-    task = asyncio.get_running_loop().create_task(feed(broker, filters, sink), name="fleet-feed")
+    task = asyncio.get_running_loop().create_task(
+        feed(broker, filters, sink, connected), name="fleet-feed"
+    )
     try:
-        with Live(render(model), console=console, auto_refresh=False) as live:
+        with Live(view(), console=console, auto_refresh=False) as live:
             while not task.done():
-                live.update(render(model), refresh=True)
+                live.update(view(), refresh=True)
                 await asyncio.wait({task}, timeout=REFRESH_S)
         task.result()
     finally:
