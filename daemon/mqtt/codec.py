@@ -2,10 +2,13 @@
 
 A request whose MQTT 5 content type is ``application/json`` is answered in
 JSON (bytes as base64 strings); everything else is MessagePack (bytes as bin).
+A request without a content type (every MQTT 3.1.1 request) is JSON when its
+payload starts with ``{``, which no MessagePack map does (see :func:`for_request`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,3 +61,20 @@ def for_content_type(content_type: str | None) -> Codec:
     if content_type is not None and content_type.split(";", 1)[0].strip().lower() == JSON:
         return JSON_CODEC
     return MSGPACK_CODEC
+
+
+# A MessagePack map starts with 0x80-0x8f, 0xde or 0xdf; 0x7b (``{``) is the positive
+# fixint 123 and JSON's whitespace bytes are fixints too, so such a payload is never a map.
+_JSON_START = re.compile(rb"[ \t\r\n]*\{")
+
+
+def for_request(content_type: str | None, payload: bytes) -> Codec:
+    """The codec of a request, which its replies use too.
+
+    The content type decides when there is one (see :func:`for_content_type`); without
+    one (MQTT 3.1.1 has none) a payload whose first non-whitespace byte is ``{`` is JSON
+    and anything else MessagePack.
+    """
+    if content_type is None and _JSON_START.match(payload):
+        return JSON_CODEC
+    return for_content_type(content_type)

@@ -18,7 +18,7 @@ import msgspec
 from devices.base import Device, Message, NoResult, Params, SimControl
 from devices.errors import CompletionCode, DeviceError, completion_code
 
-from .codec import Codec, DecodeError, for_content_type
+from .codec import Codec, DecodeError, for_request
 from .requests import Lifecycle, Reply, Request
 from .schema import CancelParams, CancelResult, Envelope
 from .topics import Addressed, Kind, Topics
@@ -83,11 +83,11 @@ class Router:
 
     def _request(self, addressed: Addressed, message: aiomqtt.Message) -> None:
         props = message.properties
-        codec = for_content_type(getattr(props, "ContentType", None))
         correlation = getattr(props, "CorrelationData", None)
         reply_topic: str | None = getattr(props, "ResponseTopic", None)
         expiry: int | None = getattr(props, "MessageExpiryInterval", None)
         payload = message.payload if isinstance(message.payload, bytes) else b""
+        codec = for_request(getattr(props, "ContentType", None), payload)
         doc, problem = self._decode(payload, codec)
         if reply_topic is None and isinstance(doc, dict) and isinstance(doc.get("replyTo"), str):
             reply_topic = doc["replyTo"]
@@ -99,14 +99,7 @@ class Router:
             if addressed.kind is Kind.SIM_ACTION and reply_topic is None and problem is None:
                 self._sim_action(addressed, doc, None)
                 return
-            self.dropped += 1
-            log.warning(
-                "dropped request on %s: %s",
-                message.topic,
-                "no reply topic"
-                if reply_topic is None
-                else "reply topic outside the reply subtree",
-            )
+            self._drop(str(message.topic), reply_topic, codec, problem)
             return
         reply = Reply(client, request_id, reply_topic, correlation, codec)
         if problem is not None:
@@ -126,6 +119,18 @@ class Router:
                 self._sim_action(addressed, doc, reply)
             case _:
                 pass
+
+    def _drop(self, topic: str, reply_topic: str | None, codec: Codec, problem: str | None) -> None:
+        """Count and log a request that cannot be answered (never its payload)."""
+        self.dropped += 1
+        if reply_topic is not None:
+            why = "reply topic outside the reply subtree"
+        elif problem is not None:
+            # replyTo may be in the payload, but the payload could not be read.
+            why = f"no reply topic ({codec.name} payload unreadable: {problem})"
+        else:
+            why = "no reply topic (no MQTT 5 response topic, no replyTo key)"
+        log.warning("dropped request on %s: %s", topic, why)
 
     def _decode(self, payload: bytes, codec: Codec) -> tuple[Any, str | None]:
         """The decoded map, or the reason it is not one."""
