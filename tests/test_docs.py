@@ -45,3 +45,46 @@ def test_api_md_lists_every_command_of_every_class() -> None:
     for cls in asyncapi.device_classes().values():
         for command in cls.commands:
             assert f"| `{command}` |" in text
+
+
+def test_generated_text_does_not_depend_on_docstring_indentation() -> None:
+    """msgspec 0.22 kept a docstring's indentation in schema descriptions; 0.23 dedents."""
+    as_022 = {
+        "description": "Summary.\n\n    Details,\n    more.",
+        "default": {"description": "  x"},
+    }
+    as_023 = {"description": "Summary.\n\nDetails,\nmore.", "default": {"description": "  x"}}
+    assert asyncapi._normalise(as_022) == asyncapi._normalise(as_023) == as_023
+    assert as_022["default"] == {"description": "  x"}, "data values are not rewritten"
+
+
+def test_every_request_requires_a_request_id() -> None:
+    doc = json.loads(asyncapi.asyncapi_text())
+    envelope = doc["components"]["schemas"]["Envelope"]
+    assert "requestId" in envelope["required"]
+    for key, channel in doc["channels"].items():
+        if "/cmd/" not in channel["address"]:
+            continue
+        payload = doc["components"]["messages"][key]["payload"]
+        refs = [payload] if "$ref" in payload else payload["allOf"]
+        assert {"$ref": "#/components/schemas/Envelope"} in refs, key
+
+
+def test_bytes_fields_describe_both_encodings() -> None:
+    schemas = json.loads(asyncapi.asyncapi_text())["components"]["schemas"]
+    apdu = schemas["ChipIoParams"]["properties"]["apdu"]
+    assert apdu["contentEncoding"] == "base64"
+    assert apdu["x-msgpack-type"] == "bin"
+    assert "MessagePack bin" in apdu["description"]
+    assert "base64" in apdu["description"]
+
+
+def test_overpayment_fields_say_what_they_hold() -> None:
+    schemas = json.loads(asyncapi.asyncapi_text())["components"]["schemas"]
+    accepted = schemas["CoinAccepted"]["properties"]
+    ended = schemas["DepositEnded"]["properties"]
+    assert accepted["overpaid"]["type"] == "boolean"
+    assert ended["overpaymentAmount"]["type"] == "integer"
+    assert accepted["overpayment"]["deprecated"] is True
+    assert ended["overpayment"]["deprecated"] is True
+    assert "`overpayment?` (deprecated)" in asyncapi.reference_markdown()

@@ -11,6 +11,7 @@ A test fails when any of them is stale; ``python -m daemon.mqtt.asyncapi
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from daemon import __version__
 from devices.base import Device
 from devices.registry import DEVICE_CLASSES, DRIVERS, resolve
 
-from .codec import MSGPACK
+from .codec import JSON, MSGPACK
 from .schema import (
     Ack,
     CancelParams,
@@ -41,6 +42,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 BEGIN = "<!-- BEGIN GENERATED: python -m daemon.mqtt.asyncapi --write -->"
 END = "<!-- END GENERATED -->"
 _REF = "#/components/schemas/{name}"
+#: Keys whose values are data, not schemas: never rewritten by :func:`_normalise`.
+_DATA_KEYS = frozenset({"default", "examples", "enum", "const"})
+_BYTES_NOTE = "Bytes: MessagePack bin; in JSON a padded base64 string (RFC 4648)"
 
 
 def device_classes() -> dict[str, type[Device]]:
@@ -83,9 +87,61 @@ def _ref(tp: type) -> dict[str, str]:
     return {"$ref": _REF.format(name=tp.__name__)}
 
 
+def _bytes_field(node: dict[str, Any]) -> None:
+    """Say that a bytes field is bin in MessagePack (msgspec describes only JSON's base64).
+
+    JSON Schema has no binary type, so the field keeps msgspec's base64 string for
+    JSON validators and gains a description and an ``x-msgpack-type`` extension.
+    """
+    note = _BYTES_NOTE
+    if "minLength" in node or "maxLength" in node:
+        note += "; the length limits count base64 characters"
+    own = node.get("description")
+    node["description"] = f"{own}. {note}" if own else note
+    node["x-msgpack-type"] = "bin"
+
+
+def _normalise(node: Any) -> Any:
+    """Make generated schemas independent of msgspec's cosmetics, in place.
+
+    Descriptions are cleaned with :func:`inspect.cleandoc` (msgspec 0.22 kept a
+    docstring's indentation, 0.23 dedents it), and bytes fields describe both
+    encodings.
+    """
+    if isinstance(node, list):
+        for item in node:
+            _normalise(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            elif key not in _DATA_KEYS:
+                _normalise(value)
+        if node.get("type") == "string" and node.get("contentEncoding") == "base64":
+            _bytes_field(node)
+    return node
+
+
+def _optional_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope of a sim action: ``requestId`` is needed only with a reply topic."""
+    return {
+        "type": "object",
+        "title": "SimEnvelope",
+        "description": (
+            "Envelope keys of a sim action. Without a reply topic the action is "
+            "performed and nothing is answered; with one (MQTT 5 response topic or "
+            "``replyTo``) ``requestId`` is required, as in Envelope, and a completion follows."
+        ),
+        "properties": envelope["properties"],
+    }
+
+
 def build() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of wire API v1."""
     _, schemas = msgspec.json.schema_components(_schema_types(), ref_template=_REF)
+    _normalise(schemas)
+    schemas["SimEnvelope"] = _optional_envelope(schemas[Envelope.__name__])
+    sim_envelope = {"$ref": _REF.format(name="SimEnvelope")}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -93,7 +149,17 @@ def build() -> dict[str, Any]:
         "board": {"description": "Board id, e.g. hcm-q6-0001"},
         "device": {"description": "Device id from the board's config"},
         "client": {"description": "The requester's MQTT client id"},
+        "suffix": {
+            "description": (
+                "The rest of the reply topic, chosen by the requester "
+                "(one or more topic levels, e.g. 1 or ui/42)"
+            )
+        },
     }
+
+    def request(params: type) -> dict[str, Any]:
+        """A request payload: the envelope (``requestId`` ...) and the command's parameters."""
+        return {"allOf": [_ref(Envelope), _ref(params)]}
 
     def add(key: str, address: str, payload: Any, action: str, summary: str) -> None:
         used = {p: params[p] for p in params if "{" + p + "}" in address}
@@ -130,14 +196,14 @@ def build() -> dict[str, Any]:
         add(
             f"daemon.{name}",
             f"{root}/cmd/{name}",
-            _ref(Envelope),
+            _ref(Envelope),  # no parameters besides the envelope
             "receive",
             f"Daemon command {name}; completion result: {result.__name__}.",
         )
     add(
         "daemon.cancel",
         f"{root}/cmd/cancel",
-        _ref(CancelParams),
+        request(CancelParams),
         "receive",
         "Cancel the requester's queued or running long commands; result: CancelResult.",
     )
@@ -158,7 +224,7 @@ def build() -> dict[str, Any]:
             add(
                 f"{cls_name}.cmd.{name}",
                 f"{root}/dev/{{device}}/cmd/{name}",
-                _ref(command.params),
+                request(command.params),
                 "receive",
                 f"{cls_name} {name}; completion result: {command.result.__name__}.",
             )
@@ -183,7 +249,7 @@ def build() -> dict[str, Any]:
             add(
                 f"{cls_name}.sim.{name}",
                 f"{root}/sim/{{device}}/{name}",
-                _ref(action.params),
+                {"allOf": [sim_envelope, _ref(action.params)]},
                 "receive",
                 f"Simulator action: {action.doc}.",
             )
@@ -192,7 +258,12 @@ def build() -> dict[str, Any]:
         "info": {
             "title": "kioskd local MQTT API",
             "version": "1",
-            "description": f"Generated from kioskd {__version__} message types. See docs/api.md.",
+            "description": (
+                f"Generated from kioskd {__version__} message types. See docs/api.md. "
+                f"Payloads are {MSGPACK} unless a request asks for {JSON}: by its MQTT 5 "
+                "content type, or, without a content type (MQTT 3.1.1), by a payload "
+                "that starts with '{'; replies use the request's encoding."
+            ),
         },
         "defaultContentType": MSGPACK,
         "channels": channels,
@@ -205,6 +276,15 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _deprecated(field: msgspec.inspect.Field) -> bool:
+    """The field is marked ``deprecated`` in its JSON schema (kept on the wire for v1)."""
+    kind = field.type
+    return (
+        isinstance(kind, msgspec.inspect.Metadata)
+        and (kind.extra_json_schema or {}).get("deprecated") is True
+    )
+
+
 def _fields(tp: type) -> str:
     if not issubclass(tp, msgspec.Struct):
         return ""
@@ -213,7 +293,8 @@ def _fields(tp: type) -> str:
     parts = []
     for field in info.fields:
         optional = "?" if not field.required else ""
-        parts.append(f"`{field.encode_name}{optional}`")
+        deprecated = " (deprecated)" if _deprecated(field) else ""
+        parts.append(f"`{field.encode_name}{optional}`{deprecated}")
     return ", ".join(parts) or "—"
 
 

@@ -21,8 +21,9 @@ API_VERSION = 1
 class Envelope(msgspec.Struct, rename="camel", kw_only=True):
     """Keys every request may carry besides its parameters.
 
-    ``timeoutMs`` shortens the command's deadline (clamped to its maximum);
-    ``replyTo`` is the reply topic for MQTT 3.1.1 clients.
+    ``requestId`` is required: replies, idempotency and ``cancel`` name the request
+    by it.  ``timeoutMs`` shortens the command's deadline (clamped to its maximum);
+    ``replyTo`` is the reply topic for MQTT 3.1.1 clients, which have no response topic.
     """
 
     request_id: Annotated[str, Meta(min_length=1, max_length=128)]

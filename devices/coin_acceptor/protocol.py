@@ -112,6 +112,15 @@ MAX_DEPOSIT_TIMEOUT_MS = 600_000
 
 Amount = Annotated[int, Meta(gt=0, description="whole currency units (VND)")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+# v1 named two different things ``overpayment``: a flag on a coin and an amount on a
+# transaction.  Both stay on the wire (v1 only adds) beside fields named for what they hold.
+OverpaidFlag = Annotated[
+    bool, Meta(description="deprecated: use overpaid", extra_json_schema={"deprecated": True})
+]
+OverpaymentAmount = Annotated[
+    int,
+    Meta(description="deprecated: use overpaymentAmount", extra_json_schema={"deprecated": True}),
+]
 
 
 class CoinTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -201,13 +210,15 @@ class CoinRecord(Message):
     """One coin of a transaction.
 
     ``index`` is 1 for the first coin; ``value`` whole VND; ``ts`` Unix epoch ms;
-    ``overpayment`` is true when the total after it exceeds ``amountDue``.
+    ``overpaid`` is true when the total after it exceeds ``amountDue``
+    (``overpayment``: the same flag under its deprecated v1 name).
     """
 
     index: int
     value: int
     ts: int
-    overpayment: bool = False
+    overpaid: bool = False
+    overpayment: OverpaidFlag = False
 
 
 class DepositTransaction(Message):
@@ -217,8 +228,9 @@ class DepositTransaction(Message):
     ``evt/depositRecovered``.
     Amounts are whole units of ``currency`` (VND); times are Unix epoch ms.
     ``state``: ``active|ended|unknown|settled``.  ``reason`` (``amountReached|
-    timeout|ended``) is set once ended.  ``overpayment`` is the amount paid above
-    ``amountDue`` (0 without one).  ``orphan`` marks coins the acceptor took while
+    timeout|ended``) is set once ended.  ``overpaymentAmount`` is the amount paid
+    above ``amountDue`` (0 without one; ``overpayment``: the same amount under its
+    deprecated v1 name).  ``orphan`` marks coins the acceptor took while
     no deposit was active.  ``lostEvents`` counts acceptor events reported lost
     while it was open (coins that may be in the cash box without a credit);
     ``lostUnknown`` is true when the acceptor reset and that count is unknown.
@@ -229,7 +241,8 @@ class DepositTransaction(Message):
     currency: str
     amount_due: int | None
     total: int
-    overpayment: int
+    overpayment_amount: int
+    overpayment: OverpaymentAmount
     reason: EndReason | None
     orphan: bool
     started_ts: int
@@ -256,15 +269,17 @@ class CoinAccepted(Message):
     """``evt/coinAccepted``: a coin is in the ledger.
 
     ``index`` is its position in the transaction (1 = first), ``value`` and
-    ``total`` (the transaction's total after it) are whole VND; ``overpayment``
-    is true when ``total`` exceeds ``amountDue``.
+    ``total`` (the transaction's total after it) are whole VND; ``overpaid`` is
+    true when ``total`` exceeds ``amountDue`` (``overpayment``: the same flag under
+    its deprecated v1 name; the amount comes with ``depositEnded``).
     """
 
     transaction_id: str
     index: int
     value: int
     total: int
-    overpayment: bool = False
+    overpaid: bool = False
+    overpayment: OverpaidFlag = False
 
 
 class CoinRejected(Message):
@@ -281,15 +296,17 @@ class CoinRejected(Message):
 class DepositEnded(Message):
     """``evt/depositEnded``: the transaction takes no more coins.
 
-    ``total``, ``amountDue`` and ``overpayment`` (paid above ``amountDue``) are
-    whole VND; ``reason`` is ``amountReached``, ``timeout`` or ``ended``.
+    ``total``, ``amountDue`` and ``overpaymentAmount`` (paid above ``amountDue``)
+    are whole VND (``overpayment``: the same amount under its deprecated v1 name);
+    ``reason`` is ``amountReached``, ``timeout`` or ``ended``.
     """
 
     transaction_id: str
     total: int
     reason: EndReason
     amount_due: int | None = None
-    overpayment: int = 0
+    overpayment_amount: int = 0
+    overpayment: OverpaymentAmount = 0
 
 
 class FraudDetected(Message):
@@ -343,6 +360,7 @@ def transaction_message(record: TransactionRecord) -> DepositTransaction:
         currency=record.currency,
         amount_due=record.amount_due,
         total=record.total,
+        overpayment_amount=record.overpayment,
         overpayment=record.overpayment,
         reason=record.reason,
         orphan=record.orphan,
@@ -352,7 +370,13 @@ def transaction_message(record: TransactionRecord) -> DepositTransaction:
         recovered_ts=record.recovered_ms,
         settled_ts=record.settled_ms,
         coins=[
-            CoinRecord(index=c.index, value=c.value, ts=c.ts_ms, overpayment=c.overpayment)
+            CoinRecord(
+                index=c.index,
+                value=c.value,
+                ts=c.ts_ms,
+                overpaid=c.overpayment,
+                overpayment=c.overpayment,
+            )
             for c in record.credits
         ],
         lost_events=record.lost_events,
@@ -582,6 +606,7 @@ class CoinAcceptor(Device):
                         index=record.index,
                         value=value,
                         total=credit.total,
+                        overpaid=record.overpayment,
                         overpayment=record.overpayment,
                     ),
                 )
@@ -1044,6 +1069,7 @@ class CoinAcceptor(Device):
                     total=record.total,
                     reason=deposit.reason,
                     amount_due=record.amount_due,
+                    overpayment_amount=record.overpayment,
                     overpayment=record.overpayment,
                 ),
             )

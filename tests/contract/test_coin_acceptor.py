@@ -88,7 +88,7 @@ async def test_full_deposit_reaches_the_amount_due(ui: UiClient) -> None:
         assert ended["transactionId"] == tx
         assert ended["total"] == due
         assert ended["reason"] == "amountReached"
-        assert ended.get("overpayment", 0) == 0
+        assert ended["overpaymentAmount"] == ended["overpayment"] == 0
 
         after = await state(ui, DEV, lambda s: s["detail"]["inhibited"] is True)
         assert after["detail"].get("transactionId") is None
@@ -242,12 +242,19 @@ async def test_overpayment_is_reported(ui: UiClient) -> None:
         await ui.sim(DEV, "insertCoin", {"value": big})
         accepted = (await evt.next("coinAccepted"))["data"]
         assert accepted["total"] == big
-        assert accepted["overpayment"] is (big > small)
+        assert accepted["overpaid"] is (big > small)
         ended = (await evt.next("depositEnded"))["data"]
     assert ended["transactionId"] == tx
     assert ended["reason"] == "amountReached"
     assert ended["amountDue"] == small
-    assert ended["overpayment"] == big - small
+    assert ended["overpaymentAmount"] == big - small
+    # v1's deprecated names are still sent, with the same values.
+    assert accepted["overpayment"] is accepted["overpaid"]
+    assert ended["overpayment"] == ended["overpaymentAmount"]
+    record = ok(await ui.device(DEV, "depositEnd", {"transactionId": tx}))
+    assert record["overpaymentAmount"] == record["overpayment"] == big - small
+    assert [c["overpaid"] for c in record["coins"]] == [big > small]
+    assert [c["overpayment"] for c in record["coins"]] == [big > small]
 
 
 async def test_full_cash_box_is_a_user_error(ui: UiClient) -> None:

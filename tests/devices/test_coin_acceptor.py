@@ -194,9 +194,15 @@ async def test_overpayment_is_recorded_and_flagged(tmp_path: Path) -> None:
         await insert(device, 1000)
         await host.wait_for(lambda: named(host, "depositEnded"))
         accepted = named(host, "coinAccepted")
-        assert [c.overpayment for c in accepted] == [False, True]
+        assert [c.overpaid for c in accepted] == [False, True]
         (ended,) = named(host, "depositEnded")
-        assert (ended.total, ended.overpayment, ended.reason) == (3000, 500, "amountReached")
+        assert (ended.total, ended.overpayment_amount, ended.reason) == (3000, 500, "amountReached")
+        # v1's deprecated names carry the same values.
+        assert [c.overpayment for c in accepted] == [False, True]
+        assert ended.overpayment == 500
+        (record,) = await status(device, tx)
+        assert (record.overpayment_amount, record.overpayment) == (500, 500)
+        assert [(c.overpaid, c.overpayment) for c in record.coins] == [(False, False), (True, True)]
         assert db_rows(
             tmp_path,
             "SELECT idx, value, overpayment FROM credits WHERE transaction_id = ? ORDER BY idx",
