@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
@@ -47,9 +48,9 @@ def step(name: str) -> Iterator[None]:
     try:
         yield
     except (StepFailed, plan.PlanError, proposal.ProposalError, OSError) as exc:
-        console.print(f"[red]✗[/red] {name}: {exc}")
+        console.print(f"[red]✗[/red] {escape(name)}: {escape(str(exc))}")
         raise typer.Exit(EX_FAILED) from None
-    console.print(f"[green]✓[/green] {name}")
+    console.print(f"[green]✓[/green] {escape(name)}")
 
 
 def _kioskd_bin() -> str:
@@ -108,7 +109,7 @@ def _confirm_devices(devices: dict[str, dict[str, Any]], notes: list[str]) -> di
         console.print("[bold]Proposed devices[/bold]")
         console.print(text, markup=False)
         for note in notes:
-            console.print(f"[yellow]![/yellow] {note}")
+            console.print(f"[yellow]![/yellow] {escape(note)}")
         choice = Prompt.ask("Use this device config?", choices=["y", "e", "n"], default="y")
         if choice == "y":
             return devices
@@ -117,7 +118,7 @@ def _confirm_devices(devices: dict[str, dict[str, Any]], notes: list[str]) -> di
         try:
             devices = tomllib.loads(_edit(text)).get("devices", {})
         except tomllib.TOMLDecodeError as exc:
-            console.print(f"[red]not valid TOML:[/red] {exc}")
+            console.print(f"[red]not valid TOML:[/red] {escape(str(exc))}")
 
 
 def _ask(answers: dict[str, Any]) -> None:
@@ -154,7 +155,7 @@ def _report(changes: list[files.Change], *, quiet_unchanged: bool = True) -> Non
             continue
         pending = f" (owner {change.pending} created at first boot)" if change.pending else ""
         detail = f": {change.detail}" if change.detail else ""
-        console.print(f"  {change.action.value:9} {change.path}{detail}{pending}")
+        console.print(f"  {change.action.value:9} {change.path}{detail}{pending}", markup=False)
 
 
 def provision_one(answers: plan.Answers, root: Path, *, dry_run: bool, check: bool) -> int:
@@ -170,17 +171,17 @@ def provision_one(answers: plan.Answers, root: Path, *, dry_run: bool, check: bo
         # Secrets would be new on a tree without them: that is drift too.
         drift = [c for c in files.drift(root, wanted) if c.action is not files.Action.UNCHANGED]
         if drift:
-            console.print(f"[red]✗[/red] drift in {root}:")
+            console.print(f"[red]✗[/red] drift in {escape(str(root))}:")
             _report(drift)
             return EX_DRIFT
-        console.print(f"[green]✓[/green] {root}: no drift ({len(wanted)} files)")
+        console.print(f"[green]✓[/green] {escape(str(root))}: no drift ({len(wanted)} files)")
         return 0
     with step("dry run: nothing written" if dry_run else f"install into {root}"):
         changes = files.apply(root, wanted, dry_run=dry_run)
         if not dry_run and any(c.pending for c in changes):
             note = _sysusers(root)
             if note:
-                console.print(f"  {note}")
+                console.print(f"  {note}", markup=False)
             changes = [
                 c if c.action is not files.Action.UNCHANGED else later
                 for c, later in zip(changes, files.apply(root, wanted), strict=True)
@@ -283,7 +284,7 @@ def main(
                 provision_one(_answers(answers), board_root, dry_run=dry_run, check=check),
             )
     except (StepFailed, plan.PlanError, OSError) as exc:
-        console.print(f"[red]✗[/red] {exc}")
+        console.print(f"[red]✗[/red] {escape(str(exc))}")
         raise typer.Exit(EX_FAILED) from None
     if status:
         raise typer.Exit(status)
@@ -323,5 +324,5 @@ def _devices(
         answers["devices"] = _confirm_devices(proposed.devices, proposed.notes)
         return
     for note in proposed.notes:
-        console.print(f"  [yellow]![/yellow] {note}")
+        console.print(f"  [yellow]![/yellow] {escape(note)}")
     answers["devices"] = proposed.devices

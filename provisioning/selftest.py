@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import aiomqtt
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from daemon.mqtt.codec import DecodeError, for_content_type
 from daemon.mqtt.link import publish_properties
@@ -359,7 +360,7 @@ class Technician:
     async def do(self, device: str, action: str, instruction: str) -> None:
         """Print what to do; the check waits for the device to see it."""
         del action
-        self.console.print(f"[bold cyan]→ {device}:[/bold cyan] {instruction}")
+        self.console.print(f"[bold cyan]→ {escape(device)}:[/bold cyan] {escape(instruction)}")
 
 
 def main(
@@ -376,7 +377,7 @@ def main(
         cfg = load(config)
         password = credentials.read_text(encoding="utf-8").splitlines()[0]
     except (ConfigError, OSError, IndexError) as exc:
-        console.print(f"[red]✗[/red] {exc}")
+        console.print(f"[red]✗[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     try:
         report = asyncio.run(
@@ -391,13 +392,15 @@ def main(
             )
         )
     except (SelfTestError, aiomqtt.MqttError, TimeoutError) as exc:
-        console.print(f"[red]✗[/red] cannot reach the daemon: {exc}")
+        console.print(f"[red]✗[/red] cannot reach the daemon: {escape(str(exc))}")
         raise typer.Exit(2) from None
     for result in report.results:
         mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
-        console.print(f"{mark} {result.device} ({result.check}): {result.detail}")
+        console.print(
+            f"{mark} {escape(result.device)} ({escape(result.check)}): {escape(result.detail)}"
+        )
     path = report_file or Path(cfg.daemon.state_dir) / f"selftest-{int(time.time())}.json"
     path.write_text(report.to_json(), encoding="utf-8")
-    console.print(f"report: {path}")
+    console.print(f"report: {path}", markup=False)
     if not report.passed:
         raise typer.Exit(1)

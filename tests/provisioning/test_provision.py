@@ -12,7 +12,9 @@ from pathlib import Path
 import aiomqtt
 import msgspec
 import pytest
+import typer
 
+from provisioning import flow
 from tests.provisioning import support
 
 BOARD = "hcm-q6-0001"
@@ -248,3 +250,13 @@ def test_tmpfiles_agree_with_provisioning(tmp_path: Path, image: tuple[Path, int
     check = support.provision(root, "--check")
     assert check.returncode == 0, check.stdout
     assert stat.S_IMODE((root / "etc/kioskd").stat().st_mode) == 0o750
+
+
+def test_a_step_failure_with_brackets_prints_as_written(capsys) -> None:
+    """Error texts name TOML tables and paths: rich must not read them as markup."""
+    why = "missing [devices.printer] in /etc/kioskd/[/]kioskd.toml"
+    with pytest.raises(typer.Exit), flow.step("read [daemon] config"):
+        raise flow.StepFailed(why)
+    out = capsys.readouterr().out
+    assert "read [daemon] config" in out
+    assert why in out
