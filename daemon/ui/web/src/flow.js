@@ -4,7 +4,7 @@
 import { displayToIso, expectedExpiry, isoToDisplay, parseCardQr, validIdNumber } from "./cccd.js";
 import { date, money, pick, t } from "./i18n.js";
 import { CommandError } from "./session.js";
-import { button, h, progress, spinner } from "./ui.js";
+import { button, h, pictogram, progress, spinner } from "./ui.js";
 import { AbortedError } from "./wire.js";
 
 /** The visit cannot go on (the reason is shown already); the kiosk cleans up. */
@@ -231,7 +231,7 @@ async function askAccessKey(s) {
       heading(t("keyTitle")),
       para(scannerDown ? t("keyScannerDown") : t("keyScan")),
       note ? para(note, "problem") : null,
-      h("div", { class: "pictogram qr", "aria-hidden": "true" }),
+      pictogram("qr"),
       actions(button(t("keyType"), () => choose("type"), { kind: "secondary", id: "key-type" })),
     ]);
     if (got.choice === "type") return askTyped(s);
@@ -246,7 +246,7 @@ async function waitForCard(s) {
   s.kiosk.stage.show("identify-card", () => [
     heading(t("cardTitle")),
     para(t("cardText")),
-    h("div", { class: "pictogram card", "aria-hidden": "true" }),
+    pictogram("card"),
     spinner(t("cardTitle")),
   ]);
   await withRetry(s, () => s.cmd("cardReader", "waitForCard", { timeoutMs: CARD_TIMEOUT_MS }), {
@@ -363,7 +363,7 @@ async function acceptOnce(s, procedure) {
     para(view.feeding ? t("docsFeeding") : t("docsText")),
     h("p", {}, t("docsNeeded")),
     h("ul", { class: "docs" }, ...pick(procedure.documents).map((d) => h("li", {}, d))),
-    view.feeding ? spinner(t("docsFeeding")) : h("div", { class: "pictogram slot", "aria-hidden": "true" }),
+    view.feeding ? spinner(t("docsFeeding")) : pictogram("slot"),
   ]);
   s.light("documentSlot", "slowFlash", "green");
   const inserted = s.watch("documentSlot", (kind, name) => (name === "documentInserted" ? true : undefined));
@@ -611,7 +611,7 @@ export async function runCollect(s, code) {
     const got = await scanOrTap(s, "collect-scan", (choose) => [
       heading(t("collectTitle")),
       para(t("collectScan")),
-      h("div", { class: "pictogram qr", "aria-hidden": "true" }),
+      pictogram("qr"),
       actions(button(t("back"), () => choose("back"), { kind: "secondary", id: "back" })),
     ]);
     if (got.choice) throw new VisitEnded("back");
@@ -633,7 +633,7 @@ export async function runCollect(s, code) {
     heading(t("collectTitle")),
     para(view.open ? t("lockerTake", { n }) : t("lockerOpening", { n }), "big"),
     view.leftOpen ? para(t("lockerLeftOpen", { n }), "problem") : null,
-    h("div", { class: "pictogram locker", "aria-hidden": "true" }, String(n)),
+    pictogram("locker", n),
   ];
   s.light("lockers", "quickFlash", "green");
   try {

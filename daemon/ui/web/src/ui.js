@@ -36,6 +36,72 @@ export function progress(fraction, label) {
   );
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** Create an SVG element (attributes only: the page's CSP forbids inline styles). */
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+  el.append(...children);
+  return el;
+}
+
+const LINE = { fill: "none", stroke: "currentColor", "stroke-width": 6, "stroke-linecap": "round", "stroke-linejoin": "round" };
+const SOLID = { fill: "currentColor" };
+const PAPER = { fill: "#ffffff", stroke: "currentColor", "stroke-width": 5, "stroke-linejoin": "round" };
+
+/** QR finder pattern at (x, y): a 24-unit square with a solid centre. */
+const finder = (x, y) => [
+  svg("rect", { x: x + 3, y: y + 3, width: 18, height: 18, ...LINE, "stroke-width": 5 }),
+  svg("rect", { x: x + 8, y: y + 8, width: 8, height: 8, ...SOLID }),
+];
+
+/** The drawings, on a 160 x 120 grid. */
+const DRAWINGS = {
+  // A QR code under a scanner's beam.
+  qr: () => [
+    svg("rect", { x: 40, y: 14, width: 80, height: 80, rx: 6, ...PAPER }),
+    ...finder(48, 22),
+    ...finder(88, 22),
+    ...finder(48, 62),
+    ...[[76, 24], [76, 44], [56, 50], [92, 54], [100, 70], [80, 76], [100, 84], [72, 64]].map(([x, y]) =>
+      svg("rect", { x, y, width: 8, height: 8, ...SOLID }),
+    ),
+    svg("line", { x1: 24, y1: 108, x2: 136, y2: 108, ...LINE, stroke: "#0d6b2f" }),
+  ],
+  // The ID card with its chip, going down into the reader.
+  card: () => [
+    svg("rect", { x: 28, y: 10, width: 104, height: 66, rx: 8, ...PAPER }),
+    svg("rect", { x: 40, y: 28, width: 22, height: 18, rx: 3, fill: "#b07a00" }),
+    svg("circle", { cx: 108, cy: 34, r: 9, ...SOLID }),
+    svg("path", { d: "M94 62 q14 -18 28 0", ...LINE, "stroke-width": 5 }),
+    svg("line", { x1: 40, y1: 60, x2: 76, y2: 60, ...LINE, "stroke-width": 4 }),
+    svg("rect", { x: 14, y: 88, width: 132, height: 24, rx: 6, ...SOLID }),
+    svg("rect", { x: 26, y: 97, width: 108, height: 6, rx: 3, fill: "#ffffff" }),
+  ],
+  // A sheet going down into the document slot.
+  slot: () => [
+    svg("path", { d: "M48 8 h48 l16 16 v64 h-64 z", ...PAPER }),
+    svg("path", { d: "M96 8 v16 h16", ...LINE, "stroke-width": 4 }),
+    ...[36, 50, 64].map((y) => svg("line", { x1: 60, y1: y, x2: 100, y2: y, ...LINE, "stroke-width": 4 })),
+    svg("rect", { x: 14, y: 92, width: 132, height: 20, rx: 6, ...SOLID }),
+    svg("rect", { x: 30, y: 99, width: 100, height: 6, rx: 3, fill: "#ffffff" }),
+  ],
+  // A compartment door with its number and handle.
+  locker: (n) => [
+    svg("rect", { x: 34, y: 6, width: 92, height: 108, rx: 6, ...PAPER }),
+    ...[18, 28].map((y) => svg("line", { x1: 52, y1: y, x2: 108, y2: y, ...LINE, "stroke-width": 4 })),
+    svg("line", { x1: 112, y1: 56, x2: 112, y2: 80, ...LINE }),
+    svg("text", { x: 76, y: 90, "text-anchor": "middle", "font-size": 48, "font-weight": 700, fill: "currentColor" }, String(n ?? "")),
+  ],
+};
+
+/** A simple drawing of what to do (`qr`, `card`, `slot`, `locker` with its number); decorative. */
+export function pictogram(kind, n) {
+  const drawing = svg("svg", { viewBox: "0 0 160 120", focusable: "false" }, ...DRAWINGS[kind](n));
+  return h("div", { class: `pictogram ${kind}`, "aria-hidden": "true" }, drawing);
+}
+
 /** An indeterminate spinner for waits without a measurable progress. */
 export function spinner(label) {
   return h("div", { class: "spinner", role: "status", "aria-label": label });
