@@ -90,7 +90,7 @@ async def test_set_refuses_unknown_positions_and_modes(tmp_path):
         msgspec.convert({"positions": ["a", "a"]}, SimLightsSettings)
 
 
-async def test_single_colour_positions_refuse_a_colour(tmp_path):
+async def test_single_colour_positions_refuse_a_colour(tmp_path: Path) -> None:
     host = RecordingHost()
     device = lights(tmp_path, host, positions=["scanner", "printer"], single_color=["printer"])
     async with running(device, host):

@@ -21,7 +21,7 @@ async def _seen(lights: asyncio.Queue[Any], position: str, timeout: float = 5.0)
     """The next light ``position`` shows that is not ``off``."""
     async with asyncio.timeout(timeout):
         while True:
-            shown = (await lights.get()).payload
+            shown: dict[str, Any] = (await lights.get()).payload
             if shown["position"] == position and shown["mode"] != "off":
                 return shown
 
