@@ -24,15 +24,20 @@ reached is ``offline``; the supervisor reconnects.
 
 Threads: every blocking call (python-escpos/pyusb/pyserial/socket) runs on the
 device's one I/O thread (``escpos-<id>``) and is bounded by its own timeout;
-the event loop awaits it with that timeout plus :data:`_GRACE_S`.
+the event loop awaits it with that timeout plus :data:`_GRACE_S`.  A cancelled
+command leaves its call running on the thread (it cannot be interrupted);
+:meth:`EscposPrinter.aclose` makes a wait for the printer's answers end at its
+next read and stops the thread only once the call has returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -156,6 +161,8 @@ class EscposPrinter(Printer):
         self.settings = settings
         # The named thread seam: every blocking printer call runs here, one at a time.
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"escpos-{device_id}")
+        #: Set by aclose(): the I/O thread stops waiting for the printer's answers.
+        self._closing = threading.Event()
         self._link: Link | None = None
         self._lock = asyncio.Lock()
         self._mute = False
@@ -181,7 +188,10 @@ class EscposPrinter(Printer):
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._io, functools.partial(fn, *args))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s + _GRACE_S)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+            # arrives as the call completes, and run()'s poll loop then outlives shutdown.
+            async with asyncio.timeout(timeout_s + _GRACE_S):
+                return await asyncio.shield(future)
         except TimeoutError:
             self._drop_link()
             raise HardwareError("the printer connection hung past its timeout") from None
@@ -224,15 +234,16 @@ class EscposPrinter(Printer):
     def _read_status(self, link: Link) -> bytes | None:
         """Send the four ``DLE EOT`` requests; their answers, or None if they do not come."""
         timeout_s = self.settings.status_timeout_ms / 1000
+        poll_s = self.settings.progress_poll_ms / 1000
         link.drain()
         link.write(STATUS_REQUESTS, self.settings.write_timeout_ms / 1000)
         until = time.monotonic() + timeout_s
         answers = b""
         while len(answers) < STATUS_COUNT:
             remaining = until - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._closing.is_set():
                 return None
-            answers += link.read(remaining)
+            answers += link.read(min(remaining, poll_s))
         return answers
 
     def _send_job(self, link: Link, job: bytes) -> _Outcome:
@@ -243,7 +254,7 @@ class EscposPrinter(Printer):
             return _Outcome.PRINTED
         poll_s = s.progress_poll_ms / 1000
         until = time.monotonic() + s.print_timeout_ms / 1000
-        while (now := time.monotonic()) < until:
+        while (now := time.monotonic()) < until and not self._closing.is_set():
             for byte in link.read(min(poll_s, until - now)):
                 if is_printed_answer(byte):
                     return _Outcome.PRINTED
@@ -431,6 +442,17 @@ class EscposPrinter(Printer):
         """Printers hold nothing that must be made safe."""
 
     async def aclose(self) -> None:
-        """Close the connection and stop the I/O thread."""
+        """Close the connection and stop the I/O thread once its last call returned.
+
+        A wait for the printer's answers ends at its next read (within
+        ``progress_poll_ms``); a write the printer holds off may take up to
+        ``write_timeout_ms``, of which this waits :data:`_GRACE_S` seconds at most
+        (process exit then waits for the rest).
+        """
+        self._closing.set()
         self._drop_link()
+        idle = asyncio.get_running_loop().run_in_executor(self._io, time.monotonic)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_GRACE_S):
+                await idle  # queued behind the running call and the link's close
         self._io.shutdown(wait=False, cancel_futures=False)

@@ -102,7 +102,10 @@ class PcscContext:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, fn, *args)
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+            # arrives as the call completes, and a reader's wait loop then never ends.
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError:
             raise Timeout(f"PC/SC call did not return within {timeout_s:.1f} s") from None
 
@@ -152,12 +155,10 @@ class PcscContext:
             return
         if context is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    asyncio.get_running_loop().run_in_executor(
+                async with asyncio.timeout(CALL_MARGIN_S):
+                    await asyncio.get_running_loop().run_in_executor(
                         executor, scard.SCardReleaseContext, context
-                    ),
-                    CALL_MARGIN_S,
-                )
+                    )
         executor.shutdown(wait=False, cancel_futures=True)
 
     @property
