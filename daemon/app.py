@@ -7,8 +7,12 @@ the watchdog, the uplink and, once the link connected (or
 workers.  Once every device has left
 ``starting`` (or ``ready_timeout`` passed) the retained status says
 ``ready``/``degraded`` and systemd hears READY=1.
-Shutdown: ``stopping``, queues drained, supervisors ended, every device put in
-its safe state, retained ``offline``, then disconnect.
+Shutdown, in an order that lets everything outlive what uses it: ``stopping``
+(from here no supervisor starts a driver again and new requests are refused),
+running commands cancelled and completed, supervisors ended, every device put
+in its safe state, devices closed (their threads and executors), retained
+``offline``, disconnect, then the simulators (their child processes) and the
+idempotency store.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Protocol
 import msgspec
 
 from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message, SimAction, SimControl
+from devices.errors import NotReady
 from devices.registry import resolve, resolve_simulator
 from devices.sim.wire import WireSimulator
 from devices.supervisor import supervise
@@ -63,6 +68,8 @@ UPLINK_STOP_S = 5.0
 FIRST_CONNECT_WAIT_S = 2.0
 #: Seconds a cancelled device supervisor gets to unwind before the safe state.
 SUPERVISOR_STOP_S = 2.0
+#: Seconds cancelled commands get to end (and be completed) before the supervisors stop.
+COMMAND_STOP_S = 2.0
 
 
 def now_ms() -> int:
@@ -240,6 +247,8 @@ class App:
         self._stale_scan: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._supervisors: dict[str, asyncio.Task[None]] = {}
+        #: Set once shutdown begins: supervisors then never (re)start a driver.
+        self._stopping = asyncio.Event()
         self.uplink = Uplink(config, self) if config.uplink.enabled else None
         self.observers: list[DeviceObserver] = [self.uplink] if self.uplink else []
 
@@ -409,16 +418,21 @@ class App:
 
         Raises:
             KeyError: no such device (or the daemon is not running).
+            NotReady: the daemon is stopping.
 
         """
         task = self._supervisors[device_id]
         device = self.devices[device_id]
         assert self._group is not None
+        if self._stopping.is_set():
+            raise NotReady("the daemon is stopping")
         task.cancel()
         await asyncio.wait({task})
+        if self._stopping.is_set():
+            raise NotReady("the daemon is stopping")
         device.set_condition(DeviceState.STARTING)
         self._supervisors[device_id] = self._group.create_task(
-            supervise(device), name=f"supervise-{device_id}"
+            supervise(device, stopping=self._stopping), name=f"supervise-{device_id}"
         )
 
     # -- run -------------------------------------------------------------------
@@ -441,6 +455,60 @@ class App:
             "kioskd %s ready: board %s, session %s", __version__, self.config.board.id, self.session
         )
 
+    async def _stop_devices(self, queues: asyncio.Task[None]) -> None:
+        """Stop commands, then supervisors, then make every device safe and close it.
+
+        Each step waits for the one before, so no driver restarts after stopping
+        began and no task uses a thread, executor or port that was closed under
+        it.  Commands get :data:`COMMAND_STOP_S` seconds, supervisors
+        :data:`SUPERVISOR_STOP_S` (see :meth:`_end_supervisors`).  An overrun is
+        logged; a device whose driver (or any command) still runs is then made
+        safe but not closed: process exit releases what it holds.
+        """
+        self._stopping.set()
+        self.lifecycle.close()
+        self._set_phase(DaemonState.STOPPING)
+        queues.cancel()
+        _, late = await asyncio.wait({queues}, timeout=COMMAND_STOP_S)
+        if late:
+            log.error("commands still running %g s after the stop", COMMAND_STOP_S)
+        # A driver unwinding (closing its port, ending a retry) must be done before
+        # safe_state() talks to the same hardware.
+        running = await self._end_supervisors()
+        failures = await safe_state_all(self.devices)
+        for device_id, error in failures.items():
+            if error is not None:
+                log.error("safe state of %s failed: %s", device_id, error)
+        for device in self.devices.values():
+            if device.id not in running and not late:
+                await device.aclose()
+
+    async def _end_supervisors(self) -> set[str]:
+        """Cancel every supervisor and wait for it; return the ids of those still running.
+
+        Each round waits up to :data:`SUPERVISOR_STOP_S` seconds.  A driver still
+        running after the first has lost its cancellation (a library that swallows
+        it, as ``asyncio.wait_for`` on Python 3.11 does when the awaited call
+        completes at the same moment): that is logged as the bug it is, and the
+        driver is cancelled once more.  ``stopping`` is set, so whatever ends its
+        ``run()`` the supervisor does not start it again.
+        """
+        pending = set(self._supervisors.values())
+        for attempt in range(2):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=SUPERVISOR_STOP_S)
+            if pending:
+                log.error(
+                    "drivers still running %g s after being cancelled: %s%s",
+                    SUPERVISOR_STOP_S,
+                    ", ".join(sorted(t.get_name() for t in pending)),
+                    "; cancelling them again" if attempt == 0 else "; left running",
+                )
+        return {i for i, task in self._supervisors.items() if not task.done()}
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down in order."""
         await self.store.open()
@@ -460,7 +528,9 @@ class App:
                     async with asyncio.timeout(FIRST_CONNECT_WAIT_S):
                         await self.link.connected.wait()
                 self._supervisors = {
-                    d.id: group.create_task(supervise(d), name=f"supervise-{d.id}")
+                    d.id: group.create_task(
+                        supervise(d, stopping=self._stopping), name=f"supervise-{d.id}"
+                    )
                     for d in self.devices.values()
                 }
                 queues = group.create_task(self.lifecycle.serve(), name="queues")
@@ -468,21 +538,7 @@ class App:
                 await stop.wait()
                 self.notifier.notify("STOPPING=1")
                 ready.cancel()
-                self._set_phase(DaemonState.STOPPING)
-                queues.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await queues
-                for task in self._supervisors.values():
-                    task.cancel()
-                # A driver unwinding (closing its port, ending a retry) must be done before
-                # safe_state() talks to the same hardware.
-                await asyncio.wait(set(self._supervisors.values()), timeout=SUPERVISOR_STOP_S)
-                failures = await safe_state_all(self.devices)
-                for device_id, error in failures.items():
-                    if error is not None:
-                        log.error("safe state of %s failed: %s", device_id, error)
-                for device in self.devices.values():
-                    await device.aclose()
+                await self._stop_devices(queues)
                 self._publish(self.topics.status, self._status(DaemonState.OFFLINE), retain=True)
                 await self.link.flush()
                 if self.uplink is not None and uplink is not None:

@@ -6,6 +6,7 @@ One supervisor task per device, so one device's failure never touches the others
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -18,35 +19,60 @@ log = logging.getLogger(__name__)
 async def supervise(
     device: Device,
     *,
+    stopping: asyncio.Event | None = None,
     backoff_min_s: float = 0.2,
     backoff_max_s: float = 2.0,
     stable_after_s: float = 10.0,
 ) -> None:
-    """Run ``device.run()`` forever, restarting it after failures.
+    """Run ``device.run()``, restarting it after failures, until cancelled or ``stopping``.
 
     Backoff doubles from ``backoff_min_s`` to ``backoff_max_s`` (seconds, with
     full jitter) and resets once the device stayed up ``stable_after_s``.  The
     default cap keeps "replugged -> online" within about two seconds.
+
+    Once ``stopping`` is set the driver is never started again: a ``run()``
+    that ends then (its link closed under it, a cancellation it lost) ends the
+    supervisor, and a backoff wait ends at once.  The caller sets ``stopping``
+    before it cancels the task, so no restart can race the daemon's shutdown.
     """
+    stopping = stopping or asyncio.Event()
     loop = asyncio.get_running_loop()
     backoff = backoff_min_s
-    while True:
+    while not stopping.is_set():
         started = loop.time()
         try:
             await device.run()
-        except Offline as exc:
-            log.warning("%s offline: %s", device.id, exc)
-            device.set_condition(DeviceState.OFFLINE)
         except DeviceError as exc:
-            log.warning("%s failed: %s", device.id, exc)
-            device.set_condition(DeviceState.HARDWARE_ERROR)
-        except Exception:
-            log.exception("%s driver crashed", device.id)
-            device.set_condition(DeviceState.HARDWARE_ERROR)
+            if stopping.is_set():
+                log.debug("%s ended while stopping: %s", device.id, exc)
+                return
+            _report_failure(device, exc)
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback by _report_failure
+            _report_failure(device, exc)  # a bug, also while stopping: never hidden
+            if stopping.is_set():
+                return
         else:
+            if stopping.is_set():
+                return
             log.error("%s driver returned; restarting it", device.id)
             device.set_condition(DeviceState.OFFLINE)
         if loop.time() - started >= stable_after_s:
             backoff = backoff_min_s
-        await asyncio.sleep(random.uniform(backoff_min_s, backoff))  # noqa: S311 - jitter, not crypto
+        delay_s = random.uniform(backoff_min_s, backoff)  # noqa: S311 - jitter, not crypto
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await stopping.wait()
         backoff = min(backoff * 2, backoff_max_s)
+
+
+def _report_failure(device: Device, exc: Exception) -> None:
+    """Log why ``device.run()`` failed and publish the condition it leaves the device in."""
+    if isinstance(exc, Offline):
+        log.warning("%s offline: %s", device.id, exc)
+        device.set_condition(DeviceState.OFFLINE)
+    elif isinstance(exc, DeviceError):
+        log.warning("%s failed: %s", device.id, exc)
+        device.set_condition(DeviceState.HARDWARE_ERROR)
+    else:
+        log.error("%s driver crashed", device.id, exc_info=exc)
+        device.set_condition(DeviceState.HARDWARE_ERROR)

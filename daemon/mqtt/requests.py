@@ -5,6 +5,9 @@ it enters the queue; a request decided before any queue gets only a completion.
 Deadlines are ``loop.time()`` values (monotonic).  A request still queued at
 its deadline completes ``timeOut`` without running; a running interruptible
 command is stopped at its deadline; a non-interruptible one (a print) finishes.
+At shutdown (:meth:`Lifecycle.close`, then cancelling :meth:`Lifecycle.serve`)
+every command task has ended and its requester has a completion before
+``serve`` returns: no command outlives the driver, thread or port it uses.
 """
 
 from __future__ import annotations
@@ -73,7 +76,6 @@ class _Queue:
     device: Device
     items: deque[Request] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    running: Request | None = None
 
 
 class Lifecycle:
@@ -93,6 +95,9 @@ class Lifecycle:
         self._queues: dict[str, _Queue] = {}
         self._inflight: dict[tuple[str, str], Request] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        #: Running commands that bypass the queues (``queued=False``).
+        self._direct: set[asyncio.Task[Message]] = set()
+        self._closed = False
 
     # -- replies ---------------------------------------------------------------
 
@@ -161,8 +166,15 @@ class Lifecycle:
         """Give a device its queue (its worker runs in :meth:`serve`)."""
         self._queues[device.id] = _Queue(device)
 
+    def close(self) -> None:
+        """Refuse every new request from now on (``deviceNotReady``): the daemon is stopping."""
+        self._closed = True
+
     def submit(self, req: Request) -> None:
         """Take a validated device command: replay, run directly, or queue and ack."""
+        if self._closed:
+            self.complete(req.reply, CompletionCode.DEVICE_NOT_READY, "the daemon is stopping")
+            return
         if req.spec.side_effect and req.reply.request_id is not None and self._replayed(req):
             return
         if not req.spec.queued:
@@ -171,6 +183,8 @@ class Lifecycle:
                 self._call(req),
                 name=f"{req.device.id}:{req.name}",
             )
+            self._direct.add(req.task)
+            req.task.add_done_callback(self._direct.discard)
             req.task.add_done_callback(lambda _t: self._settle(req))
             return
         queue = self._queues[req.device.id]
@@ -245,10 +259,21 @@ class Lifecycle:
     # -- execution -------------------------------------------------------------
 
     async def serve(self) -> None:
-        """Run every device's queue worker until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for queue in self._queues.values():
-                group.create_task(self._worker(queue), name=f"queue-{queue.device.id}")
+        """Run every device's queue worker until cancelled.
+
+        Cancelled, it returns once every command it started has ended and been
+        completed (a running command is cancelled; waiting ones complete
+        ``deviceNotReady``).
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                for queue in self._queues.values():
+                    group.create_task(self._worker(queue), name=f"queue-{queue.device.id}")
+        finally:
+            for task in self._direct:
+                task.cancel()
+            if self._direct:
+                await asyncio.wait(set(self._direct))
 
     async def _worker(self, queue: _Queue) -> None:
         loop = asyncio.get_running_loop()
@@ -279,20 +304,23 @@ class Lifecycle:
                     req.expiry.cancel()
                 if req.finished:
                     continue
-                queue.running = req
                 # Only a command that takes a while shows as busy: publishing busy and
                 # online around every quick command doubled the messages per request.
                 busy = loop.call_later(
                     BUSY_AFTER_S, functools.partial(queue.device.set_busy, busy=True)
                 )
+                req.task = loop.create_task(self._call(req), name=f"{req.device.id}:{req.name}")
                 try:
-                    req.task = loop.create_task(self._call(req), name=f"{req.device.id}:{req.name}")
                     await asyncio.wait({req.task})
-                    self._settle(req)
                 finally:
-                    queue.running = None
+                    # Cancelled (the daemon stops): the command ends before this worker,
+                    # so it never outlives its driver, and its requester hears why.
+                    if not req.task.done():
+                        req.task.cancel()
+                        await asyncio.wait({req.task})
                     busy.cancel()
                     queue.device.set_busy(False)
+                    self._settle(req)
         finally:
             self._drain(queue)
 
@@ -342,8 +370,6 @@ class Lifecycle:
 
     def _drain(self, queue: _Queue) -> None:
         """Complete what is still queued when the worker stops (daemon shutdown)."""
-        if queue.running is not None and queue.running.task is not None:
-            queue.running.task.cancel()
         while queue.items:
             req = queue.items.popleft()
             self._finish(req, CompletionCode.DEVICE_NOT_READY, "the daemon is stopping", ran=False)
