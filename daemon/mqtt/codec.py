@@ -18,8 +18,32 @@ MSGPACK = "application/msgpack"
 JSON = "application/json"
 
 
+#: Deepest nesting of maps and arrays a request may have.  No command needs more than a
+#: few levels; the limit keeps every later step (conversion, encoding) far from Python's
+#: recursion limit, which the decoders themselves hit at about 1 000 levels.
+MAX_DEPTH = 32
+_TOO_DEEP = f"payload nests maps or arrays deeper than {MAX_DEPTH} levels"
+
+
 class DecodeError(ValueError):
     """The payload is not a well-formed document of its codec."""
+
+
+def _too_deep(doc: Any, limit: int) -> bool:
+    """Whether ``doc`` nests maps/arrays deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +62,18 @@ class Codec:
         """Decode to builtin values.
 
         Raises:
-            DecodeError: malformed payload.
+            DecodeError: malformed payload, or nested deeper than :data:`MAX_DEPTH`.
 
         """
         try:
-            return self._decode(payload)
+            doc = self._decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise DecodeError(f"payload is not valid {self.name}: {exc}") from None
+        except RecursionError:
+            raise DecodeError(_TOO_DEEP) from None
+        if _too_deep(doc, MAX_DEPTH):
+            raise DecodeError(_TOO_DEEP)
+        return doc
 
     @property
     def name(self) -> str:

@@ -82,6 +82,14 @@ class Router:
             self._clear_retained(topic)
 
     def _request(self, addressed: Addressed, message: aiomqtt.Message) -> None:
+        if message.retain:
+            # Delivered from the broker's store at (re)subscribe: a request someone
+            # published retained, which would otherwise run again at every restart.
+            self.dropped += 1
+            log.warning(
+                "ignored a retained request on %s (requests are never retained)", message.topic
+            )
+            return
         props = message.properties
         correlation = getattr(props, "CorrelationData", None)
         reply_topic: str | None = getattr(props, "ResponseTopic", None)

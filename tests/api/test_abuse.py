@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from daemon.mqtt.topics import MAX_REPLY_TOPIC_BYTES
-from tests.conftest import Broker, RunningDaemon
+from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.uiclient import JSON, MSGPACK, UiClient
 
 
@@ -59,3 +61,44 @@ async def test_a_reply_topic_at_the_limit_is_answered(ui: UiClient) -> None:
         reply = (await asyncio.wait_for(replies.get(), 5)).payload
     assert reply["requestId"] == "edge"
     assert reply["completionCode"] == "success"
+
+
+async def test_deeply_nested_payloads_get_invalid_data(ui: UiClient) -> None:
+    """msgpack 200 000 deep and JSON 1 000 deep: one invalidData each, the daemon serves on."""
+    cases = [
+        (b"\x91" * 200_000 + b"\x90", MSGPACK),
+        (b"[" * 1000 + b"]" * 1000, JSON),
+        (b'{"requestId":"d","a":' + b"[" * 40 + b"]" * 40 + b"}", JSON),
+    ]
+    for raw, content_type in cases:
+        correlation = f"deep{len(raw)}".encode()
+        queue = ui._reply_queue(correlation)
+        await ui.send(
+            f"{ui.root}/cmd/getStatus",
+            None,
+            raw=raw,
+            content_type=content_type,
+            response_topic=ui.reply_topic(),
+            correlation=correlation,
+        )
+        reply = (await asyncio.wait_for(queue.get(), 5)).payload
+        assert reply["completionCode"] == "invalidData"
+        assert "deeper than" in reply["errorDescription"]
+    assert (await ui.daemon("getStatus"))["completionCode"] == "success"
+
+
+async def test_retained_requests_are_never_run(broker: Broker, tmp_path, ui_factory) -> None:
+    """A request published retained would run at every daemon start: it is ignored."""
+    board = "sim-0001"
+    async with ui_factory("ui1") as ui:
+        async with ui.subscription(ui.reply_topic("retained")) as replies:
+            await ui.client.publish(
+                f"kiosk/v1/{board}/cmd/getStatus",
+                msgspec.msgpack.encode({"requestId": "r", "replyTo": ui.reply_topic("retained")}),
+                qos=1,
+                retain=True,
+            )
+            async with run_daemon(make_config(broker.port, tmp_path)) as daemon:
+                assert (await ui.daemon("getStatus"))["completionCode"] == "success"
+                assert replies.empty()
+                assert daemon.app.router.dropped == 1
