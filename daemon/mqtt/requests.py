@@ -34,8 +34,21 @@ log = logging.getLogger(__name__)
 #: A queued command running longer than this (seconds) publishes state ``busy``.
 BUSY_AFTER_S = 0.1
 
+#: Longest ``errorDescription`` sent or remembered, in characters.  A description may
+#: quote client input (a validation error names the offending key, a device error the
+#: transaction asked for); what is longer is cut, so neither a reply nor an idempotency
+#: record ever holds more than this of what a client sent.
+MAX_DESCRIPTION = 300
+
 #: ``send(topic, payload, content_type, correlation)``: publish one reply.
 Send = Callable[[str, bytes, str, bytes | None], None]
+
+
+def _bounded(description: str | None) -> str | None:
+    """``description`` cut to :data:`MAX_DESCRIPTION` characters (``…`` marks a cut)."""
+    if description is None or len(description) <= MAX_DESCRIPTION:
+        return description
+    return description[: MAX_DESCRIPTION - 1] + "…"
 
 
 @dataclass(eq=False, slots=True)
@@ -119,7 +132,7 @@ class Lifecycle:
             Completion(
                 request_id=reply.request_id,
                 completion_code=code,
-                error_description=description,
+                error_description=_bounded(description),
                 result=result,
             ),
         )
@@ -144,7 +157,7 @@ class Lifecycle:
             if ran:
                 stored = {
                     "completionCode": code.value,
-                    "errorDescription": description,
+                    "errorDescription": _bounded(description),
                     "result": msgspec.to_builtins(result) if result is not None else None,
                 }
                 self._track(self._store.finish(req.reply.client_id, req.reply.request_id, stored))

@@ -20,7 +20,7 @@ from devices.errors import CompletionCode, DeviceError, completion_code
 
 from .codec import Codec, DecodeError, for_request
 from .requests import Lifecycle, Reply, Request
-from .schema import CancelParams, CancelResult, Envelope
+from .schema import MAX_REQUEST_ID, CancelParams, CancelResult, Envelope
 from .topics import Addressed, Kind, Topics
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ class Router:
         if reply_topic is None and isinstance(doc, dict) and isinstance(doc.get("replyTo"), str):
             reply_topic = doc["replyTo"]
         raw_id = doc.get("requestId") if isinstance(doc, dict) else None
-        request_id = raw_id if isinstance(raw_id, str) else None
+        # An over-long id is invalid (Envelope): answered with requestId null, not echoed.
+        request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_REQUEST_ID else None
 
         client = self._topics.reply_client(reply_topic) if reply_topic is not None else None
         if client is None or reply_topic is None:

@@ -17,6 +17,9 @@ from devices.errors import CompletionCode
 
 API_VERSION = 1
 
+#: Longest ``requestId``, in characters.
+MAX_REQUEST_ID = 128
+
 
 class Envelope(msgspec.Struct, rename="camel", kw_only=True):
     """Keys every request may carry besides its parameters.
@@ -26,7 +29,7 @@ class Envelope(msgspec.Struct, rename="camel", kw_only=True):
     ``replyTo`` is the reply topic for MQTT 3.1.1 clients, which have no response topic.
     """
 
-    request_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    request_id: Annotated[str, Meta(min_length=1, max_length=MAX_REQUEST_ID)]
     timeout_ms: Annotated[int, Meta(gt=0)] | None = None
     reply_to: str | None = None
 

@@ -112,6 +112,8 @@ MAX_DEPOSIT_TIMEOUT_MS = 600_000
 
 Amount = Annotated[int, Meta(gt=0, description="whole currency units (VND)")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+#: A transaction id a client names (the daemon makes them: UUIDs, 36 characters).
+TransactionRef = Annotated[str, Meta(min_length=1, max_length=64)]
 # v1 named two different things ``overpayment``: a flag on a coin and an amount on a
 # transaction.  Both stay on the wire (v1 only adds) beside fields named for what they hold.
 OverpaidFlag = Annotated[
@@ -182,13 +184,13 @@ class DepositStartParams(Params):
 class DepositEndParams(Params):
     """``depositEnd``: the transaction to end (active) or settle (unknown)."""
 
-    transaction_id: str
+    transaction_id: TransactionRef
 
 
 class DepositStatusParams(Params):
     """``depositStatus``: one transaction, or without an id the active and unsettled ones."""
 
-    transaction_id: str | None = None
+    transaction_id: TransactionRef | None = None
 
 
 # -- results and events ----------------------------------------------------------------------

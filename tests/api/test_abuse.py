@@ -11,6 +11,7 @@ import asyncio
 
 import msgspec
 
+from daemon.mqtt.requests import MAX_DESCRIPTION
 from daemon.mqtt.topics import MAX_REPLY_TOPIC_BYTES
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.uiclient import JSON, MSGPACK, UiClient
@@ -102,3 +103,24 @@ async def test_retained_requests_are_never_run(broker: Broker, tmp_path, ui_fact
                 assert (await ui.daemon("getStatus"))["completionCode"] == "success"
                 assert replies.empty()
                 assert daemon.app.router.dropped == 1
+
+
+async def test_errors_never_echo_more_than_a_short_prefix_of_client_input(
+    daemon: RunningDaemon, ui: UiClient
+) -> None:
+    huge = "x" * 200_000
+    end = await ui.device("coinAcceptor", "depositEnd", {"transactionId": huge})
+    slip = await ui.device("printer", "printSlip", {"template": "appointment", "fields": {huge: 1}})
+    long_id = await ui.call(f"{ui.root}/cmd/getStatus", request_id=huge)
+    for reply in (end, slip, long_id):
+        assert reply["completionCode"] == "invalidData"
+        assert len(reply["errorDescription"]) <= MAX_DESCRIPTION
+    assert long_id["requestId"] is None
+    # A side-effect command that ran and failed is remembered with the bounded text.
+    unknown = "0" * 64
+    ran = await ui.device("coinAcceptor", "depositEnd", {"transactionId": unknown})
+    assert unknown in ran["errorDescription"]
+    records = daemon.app.store._records
+    stored = [record.completion for _, record in records.values() if record.completion]
+    assert stored
+    assert all(len(c["errorDescription"] or "") <= MAX_DESCRIPTION for c in stored)
