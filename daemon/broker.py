@@ -91,7 +91,8 @@ async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: 
         if proc.returncode is not None:
             raise BrokerError(f"mosquitto exited with status {proc.returncode}")
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 0.5)
+            async with asyncio.timeout(0.5):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
         except (OSError, TimeoutError):
             if loop.time() > until:
                 raise BrokerError(
@@ -150,7 +151,8 @@ async def embedded_broker(
         if proc.returncode is None:
             proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), 3)
+                async with asyncio.timeout(3):
+                    await proc.wait()
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

@@ -311,8 +311,11 @@ class Uplink:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True if :meth:`stop` was called."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+        # meets the event being set, and this task would outlive its TaskGroup.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
         return self._stop.is_set()
 
     async def _health_loop(self) -> None:

@@ -224,8 +224,9 @@ class Session:
     async def _deleter(self) -> None:
         while True:
             await self._ack_event.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ack_full.wait(), DELETE_DELAY_S)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps a cancellation
+                async with asyncio.timeout(DELETE_DELAY_S):
+                    await self._ack_full.wait()
             ids, self._acked = self._acked, []
             self._ack_event.clear()
             self._ack_full.clear()
