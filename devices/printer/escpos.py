@@ -50,7 +50,7 @@ from escpos.printer import Dummy
 from PIL import Image
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
-from devices.errors import HardwareError, MediaError, Offline
+from devices.errors import HardwareError, MediaError, Offline, ProtocolError
 
 from .links import Connection, FileLink, Link, NetworkLink, SerialLink, UsbLink
 from .protocol import PaperLevel, Printer, PrinterSettings
@@ -165,7 +165,7 @@ class EscposPrinter(Printer):
         self._closing = threading.Event()
         self._link: Link | None = None
         self._lock = asyncio.Lock()
-        self._mute = False
+        self._mute = False  # no answer, or garbage, to the last status request
         self._mechanical_error = False
         # The named profile with the paper's width, so python-escpos neither warns nor
         # refuses 576 dots (a Profile instance: Dummy takes no other profile object).
@@ -266,7 +266,7 @@ class EscposPrinter(Printer):
     # ------------------------------------------------------------ status
 
     def media_condition(self) -> DeviceState:
-        """Paper and cover, overridden by a mute printer or a mechanical error."""
+        """Paper and cover, overridden by a mute or garbling printer or a mechanical error."""
         if self._mute or self._mechanical_error:
             return DeviceState.HARDWARE_ERROR
         return super().media_condition()
@@ -296,7 +296,13 @@ class EscposPrinter(Printer):
                 f"the printer did not answer a status request within "
                 f"{self.settings.status_timeout_ms} ms",
             )
-        status = PrinterStatus.decode(answers)
+        try:
+            status = PrinterStatus.decode(answers)
+        except ProtocolError:
+            # Garbage is no usable answer either: the state shows it, not only the command.
+            self._mute = True
+            self.set_condition(DeviceState.HARDWARE_ERROR)
+            raise
         self._mute = False
         self._mechanical_error = status.mechanical_error
         paper = (

@@ -36,6 +36,7 @@ class SimCamera(Simulated, Camera):
 
     Settings = SimCameraSettings
     sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+    polled: ClassVar[bool] = False  # a camera is read for a picture only
 
     settings: SimCameraSettings
 

@@ -143,6 +143,7 @@ class SimCardReader(Simulated, CardReader):
         ),
         "removeCard": SimAction("sim_remove_card", NoParams, "take the card off the reader"),
     }
+    polled: ClassVar[bool] = False  # the chip is read for a command only
 
     def __init__(
         self,

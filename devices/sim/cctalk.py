@@ -92,8 +92,14 @@ class CctalkSimulator(WireSimulator):
         return self.device
 
     async def sim_insert_coin(self, params: InsertCoinParams) -> NoResult:
-        """Drop a coin: the device credits it (read at the next poll) or gives it back."""
-        result = self._device().insert_coin(params.value)
+        """Drop a coin: the device credits it (read at the next poll) or gives it back.
+
+        Under the ``slow`` fault the coin is validated (and this completes) ``delayMs`` late.
+        """
+        device = self._device()
+        if device.validation_s:
+            await asyncio.sleep(device.validation_s)
+        result = device.insert_coin(params.value)
         if not result.accepted:
             self.host.sim_output(self.device_id, "returned", ReturnedCoin(value=params.value))
         return NoResult()

@@ -16,8 +16,9 @@ Faults (``kind``): ``disconnect`` (no answer; coins fall through to the return
 cup), ``lineCut`` (the serial line is cut but the acceptor keeps its power: no
 answer, and it goes on taking coins into its buffer as its inhibits say),
 ``hardwareError``/``jam`` (self-check reports fault 3; coins returned),
-``slow`` (every reply ``delayMs`` late), ``garbage`` (the next reply is noise),
-``checksumError`` (the next reply has a bad checksum), ``powerCycle`` (counter
+``slow`` (each coin is validated ``delayMs`` late; replies stay prompt, as
+ccTalk's reply timeouts demand), ``garbage`` (every reply is noise until
+``clear``), ``checksumError`` (the next reply has a bad checksum), ``powerCycle`` (counter
 back to 0, buffer and inhibits reset), ``fraud`` (the next coin is pulled back
 on a string: error ``code``, 20 by default, and returned), ``clear``.
 
@@ -138,7 +139,10 @@ class CctalkCoinDevice:
         self.coin_ids = [coin_id_for(v) for v in coins] + ["......"] * (CHANNELS - len(coins))
         self.values = list(coins)
         self.fault: CctalkFault | None = None
+        #: Every reply is sent this late, in s (tests set it; no fault does).
         self.delay_s = 0.0
+        #: How long the ``slow`` fault makes a coin's validation take, in s.
+        self.validation_s = 0.0
         self.fraud_code: int | None = None
         self._garble_next: CctalkFault | None = None
         #: Coins that went into the cash box: ``(event counter, value)``, in order.
@@ -199,15 +203,16 @@ class CctalkCoinDevice:
         """Apply a ``fault`` action."""
         match params.kind:
             case CctalkFault.CLEAR:
-                self.fault, self.delay_s, self.fraud_code, self._garble_next = None, 0.0, None, None
+                self.fault, self.validation_s = None, 0.0
+                self.fraud_code, self._garble_next = None, None
             case CctalkFault.POWER_CYCLE:
                 self.power_cycle()
             case CctalkFault.FRAUD:
                 self.fraud_code = params.code
-            case CctalkFault.GARBAGE | CctalkFault.CHECKSUM_ERROR:
+            case CctalkFault.CHECKSUM_ERROR:
                 self._garble_next = params.kind
             case CctalkFault.SLOW:
-                self.fault, self.delay_s = params.kind, params.delay_ms / 1000
+                self.fault, self.validation_s = params.kind, params.delay_ms / 1000
             case _:
                 self.fault = params.kind
 
@@ -227,7 +232,7 @@ class CctalkCoinDevice:
         header = Header.NAK if data is None else Header.REPLY
         reply = encode(HOST_ADDRESS, self.address, header, data or b"", self.checksum)
         garble, self._garble_next = self._garble_next, None
-        if garble is CctalkFault.GARBAGE:
+        if self.fault is CctalkFault.GARBAGE:
             reply = os.urandom(len(reply))
         elif garble is CctalkFault.CHECKSUM_ERROR:
             reply = reply[:-1] + bytes([reply[-1] ^ 0x5A])

@@ -8,13 +8,14 @@ Coins are never lost in the simulator: each one is either credited or returned.
 
 Faults: ``disconnect`` -> offline (coins fall through, returned); ``hardwareError``
 and ``jam`` -> hardwareError (coins returned; enabling fails, inhibiting works);
-``garbage`` -> the next coin's validation report is garbled: ``coinRejected``
-(``validationFailed``) and the coin is returned; ``slow`` delays every action.
+``garbage`` -> hardwareError, and a coin's garbled validation report is
+``coinRejected`` (``validationFailed``), the coin returned; ``slow`` -> each
+coin is validated ``delayMs`` late (``insertCoin`` completes then), commands
+answer at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, ClassVar
 
 from msgspec import Meta
@@ -25,7 +26,7 @@ from devices.errors import DeviceError, Offline, ProtocolError
 
 from .faults import FAULT_ACTION, FaultKind, Simulated
 
-_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM)
+_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE, FaultKind.UNRESPONSIVE)
 
 
 class InsertCoinParams(Params):
@@ -94,7 +95,7 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
         return self.fault is FaultKind.DISCONNECT
 
     def acceptor_condition(self) -> DeviceState:
-        """Return hardwareError while a hardwareError/jam fault is set, else the class's."""
+        """Return hardwareError while a fault other than disconnect or slow is set."""
         if self.fault in _FAULTY:
             return DeviceState.HARDWARE_ERROR
         return super().acceptor_condition()
@@ -115,11 +116,9 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
 
         """
         if inhibited:
-            if self._delay_s:
-                await asyncio.sleep(self._delay_s)
             if self._disconnected():
                 raise Offline("simulated device is disconnected")
-        else:
+        elif self.fault is not FaultKind.SLOW:  # slow validates coins late, not commands
             await self.check_faults()
         self._hw_inhibited = inhibited
 

@@ -14,9 +14,10 @@ Sim actions, as the behavioural printer's (:mod:`devices.sim.printer`):
 roll ends after that many more dot rows, mid-slip if need be), ``cover {open}``,
 ``fault {kind}``: ``disconnect`` (connections dropped, new ones closed at once;
 the pty vanishes), ``hardwareError`` (unrecoverable error), ``jam`` (autocutter
-error), ``slow`` (``DLE EOT 1`` answered ``delayMs`` late), ``garbage`` (the next
-status answer is garbage), ``unresponsive`` (takes bytes, answers nothing),
-``clear``.
+error), ``slow`` (each job takes ``delayMs`` longer to print: ``GS r 1`` is
+answered that late, while real-time status answers stay prompt, as on a real
+printer), ``garbage`` (every status answer is garbage until ``clear``),
+``unresponsive`` (takes bytes, answers nothing), ``clear``.
 
 While the printer is stopped (paper out, cover open, an error) it answers the
 real-time requests and discards everything else, and a slip in progress is lost.
@@ -268,6 +269,8 @@ class EscposPrinterSimulator(WireSimulator):
                 case StatusRequest(n=n) if 1 <= n <= STATUS_COUNT:
                     await self._answer_status(session, n)
                 case PrintedRequest(n=1) if not self.stopped:
+                    if self._fault is FaultKind.SLOW:
+                        await asyncio.sleep(self._delay_s)
                     session.send(bytes((self._sensors.printed_answer(),)))
                 case _ if self.stopped:
                     pass  # a stopped printer discards what it cannot print
@@ -281,10 +284,7 @@ class EscposPrinterSimulator(WireSimulator):
                     pass  # text, feeds and settings leave no trace on the saved slip
 
     async def _answer_status(self, session: _Session, n: int) -> None:
-        if n == 1 and self._fault is FaultKind.SLOW:
-            await asyncio.sleep(self._delay_s)
         if self._fault is FaultKind.GARBAGE:
-            self._fault = None
             session.send(_GARBAGE)
             return
         session.send(bytes((self._sensors.answer(n),)))

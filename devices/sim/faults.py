@@ -2,13 +2,18 @@
 
 The ``fault`` sim action sets one fault at a time; ``clear`` removes it.
 
+Every fault lasts until ``clear`` (docs/api.md, "Simulators", has the table
+per class; wire simulators follow the same table):
+
 - ``disconnect``: the device goes ``offline`` (its :meth:`Device.run` raises
-  :class:`Offline`) and comes back by itself after ``clear``.
+  :class:`Offline`); commands ``deviceNotReady``.
 - ``hardwareError``: state ``hardwareError``; commands fail with it.
 - ``jam``: class-specific (printer, document slot); by default like hardwareError
   with the jam recorded in the error.
-- ``slow``: every command waits ``delayMs`` before it starts.
-- ``garbage``: the next command reads garbage from the device -> ``hardwareError``.
+- ``slow``: every hardware action waits ``delayMs`` before it starts, then succeeds.
+- ``garbage``: everything read from the device is garbage: commands fail
+  ``hardwareError``; the state is ``hardwareError`` when the driver also reads
+  the device between commands (:attr:`Simulated.polled`), else stays ``online``.
 - ``unresponsive``: the device is connected but answers nothing: ``hardwareError``
   (a wire simulator takes the bytes and stays silent, so the driver times out).
 """
@@ -53,6 +58,9 @@ class Simulated(Device):
     """
 
     sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+    #: Whether the real driver reads the device between commands (a status poll, a
+    #: serial line), so that garbage shows in the state and not only in commands.
+    polled: ClassVar[bool] = True
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -83,7 +91,9 @@ class Simulated(Device):
 
     def connected(self) -> None:
         """Called when the simulated link is up; sets the condition (override to refine)."""
-        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.UNRESPONSIVE):
+        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.UNRESPONSIVE) or (
+            self._fault is FaultKind.GARBAGE and self.polled
+        ):
             self.set_condition(DeviceState.HARDWARE_ERROR)
         else:
             self.set_condition(DeviceState.ONLINE)
@@ -111,7 +121,7 @@ class Simulated(Device):
         Raises:
             Offline: while disconnected.
             HardwareError: for ``hardwareError`` and ``jam``.
-            ProtocolError: once, for ``garbage``.
+            ProtocolError: for ``garbage``.
 
         """
         if self._delay_s:
@@ -124,7 +134,6 @@ class Simulated(Device):
             case FaultKind.JAM:
                 raise HardwareError("simulated jam")
             case FaultKind.GARBAGE:
-                self._fault = None
                 raise ProtocolError("garbage bytes from the device")
             case FaultKind.UNRESPONSIVE:
                 raise HardwareError("simulated device does not answer")

@@ -12,8 +12,10 @@ A hand acts on the sheet: it pushes one in through the open shutter (and lets
 go, or holds it), and pulls out one that sticks out of the mouth, even while
 the rollers run (a person pulls harder than rollers grip).  A held sheet does
 not move, so the motor stalls and the driver sees a jam.  The ``jam`` fault
-makes the sheet stuck where it is, or, in an empty slot, crumples one across
-both sensors; ``clear`` is a technician taking the stuck sheet out.
+crumples the sheet in the slot (or one in an empty slot) across both sensors
+and sticks it there, so the driver sees the jam at rest within its ``jam_ms``,
+not only at the next motor action; ``clear`` is a technician taking the stuck
+sheet out.
 
 The sim actions are those of the behavioural simulator: ``insertDocument``
 (push in, let go) and ``takeDocument`` (pull out); ``out/motor`` and
@@ -246,7 +248,7 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         return NoResult()
 
     async def sim_fault(self, params: FaultParams) -> NoResult:
-        """``jam`` sticks the sheet (crumples one in an empty slot); ``clear`` removes it.
+        """``jam`` crumples a sheet across both sensors and sticks it; ``clear`` removes it.
 
         Raises:
             Unsupported: other kinds: GPIO has no link to cut or slow down.
@@ -254,8 +256,8 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         """
         if params.kind is FaultKind.JAM:
             self.stuck = True
-            if self.head is None:
-                self.head = INSIDE_AT + 20.0
+            # Crumpled: it covers both sensors, whatever stretch of the path it was on.
+            self.head, self.hand = INSIDE_AT + 20.0, Hand.AWAY
         elif params.kind is FaultKind.CLEAR:
             if self.stuck:
                 self.head, self.hand = None, Hand.AWAY

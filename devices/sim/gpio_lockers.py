@@ -10,7 +10,9 @@ reed switches and occupancy sensors drive their input lines.
 Sim actions as the behavioural simulator: ``openCompartment`` (pull a door),
 ``closeCompartment`` (shut it); ``out/lock`` shows every coil change.  The
 ``disconnect`` fault makes the expanders stop acknowledging on the I2C bus;
-``clear`` brings them back.  Tests may also put papers in (:meth:`load`) and
+``clear`` brings them back.  A bank wired to header pins alone has no bus to
+lose: it refuses ``disconnect`` (``unsupportedCommand``), as it refuses the
+other kinds.  Tests may also put papers in (:meth:`load`) and
 take them out (:meth:`collect`) to drive the occupancy sensors.
 """
 
@@ -235,10 +237,12 @@ class GpioLockersSimulator(GpioWireSimulator):
         """``disconnect``: the expanders stop acknowledging; ``clear``: they answer again.
 
         Raises:
-            Unsupported: other kinds.
+            Unsupported: other kinds, and ``disconnect`` on a bank without expanders.
 
         """
         if params.kind is FaultKind.DISCONNECT:
+            if not self.bank.expanders:
+                raise Unsupported("a locker bank on header pins alone has no bus to disconnect")
             self.bus.nack = True
         elif params.kind is FaultKind.CLEAR:
             self.bus.nack = False

@@ -108,7 +108,7 @@ class SimPrinter(Simulated, Printer):
 
     def media_condition(self) -> DeviceState:
         """Paper and cover, overridden by an injected hardware fault."""
-        if self.fault in (FaultKind.HARDWARE_ERROR, FaultKind.UNRESPONSIVE):
+        if self.fault in (FaultKind.HARDWARE_ERROR, FaultKind.UNRESPONSIVE, FaultKind.GARBAGE):
             return DeviceState.HARDWARE_ERROR
         return super().media_condition()
 

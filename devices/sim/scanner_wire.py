@@ -8,8 +8,9 @@ real one would, and ``fault`` acts on the transport:
   ``clear`` plugs it back in.
 - ``hardwareError`` / ``jam``: the line fills with noise (what a wrong baud rate
   or a damaged cable delivers) until ``clear``; scans fail.
-- ``garbage``: one burst of undecodable frames and a frame cut short, then the
-  scanner works again.
+- ``garbage``: until ``clear``, bursts of undecodable frames and frames cut
+  short; scans fail.  Either way the driver sees the noise and turns
+  ``hardwareError``; after ``clear`` it is ``online`` once the line is quiet.
 - ``slow``: every scan is sent ``delayMs`` late.
 """
 
@@ -21,13 +22,15 @@ import contextlib
 from typing import ClassVar
 
 from devices.base import DeviceEnv, DeviceHost, NoResult, SimAction
-from devices.errors import HardwareError, InvalidData, Offline
+from devices.errors import HardwareError, InvalidData, Offline, Unsupported
 from devices.scanner.frames import AIM_IDENTIFIERS
 
 from .faults import FaultKind, FaultParams
 from .scanner import ScanParams, SimScanner
 from .wire import WireSimulator
 
+#: Faults that fill the line with bytes the driver cannot decode.
+_NOISY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE)
 #: Seconds between two noise bursts while ``hardwareError`` is active.
 NOISE_PERIOD_S = 0.1
 #: How long ``scan`` waits for the driver to take the bytes, in seconds.
@@ -108,7 +111,7 @@ class ScannerWireSimulator(WireSimulator):
             await asyncio.sleep(self._delay_s)
         if self._fault is FaultKind.DISCONNECT:
             raise Offline("simulated scanner is unplugged")
-        if self._fault in (FaultKind.HARDWARE_ERROR, FaultKind.JAM):
+        if self._fault in _NOISY:
             raise HardwareError("simulated scanner is faulted")
         self.send_code(params.text, params.symbology)
         await self._delivered()
@@ -135,8 +138,15 @@ class ScannerWireSimulator(WireSimulator):
             await asyncio.sleep(0.001)
 
     async def sim_fault(self, params: FaultParams) -> NoResult:
-        """``sim/{d}/fault``: act on the transport (see the module doc)."""
+        """``sim/{d}/fault``: act on the transport (see the module doc).
+
+        Raises:
+            Unsupported: ``unresponsive``: a scanner only sends, so silence is no fault.
+
+        """
         kind = params.kind
+        if kind is FaultKind.UNRESPONSIVE:
+            raise Unsupported("a scanner only sends: unresponsive is no fault it can show")
         await self._stop_noise()
         self._delay_s = params.delay_ms / 1000 if kind is FaultKind.SLOW else 0.0
         if kind is FaultKind.DISCONNECT:
@@ -146,19 +156,12 @@ class ScannerWireSimulator(WireSimulator):
         if self._fault is FaultKind.DISCONNECT:
             await self.plug()
         self._fault = None
-        match kind:
-            case FaultKind.HARDWARE_ERROR | FaultKind.JAM:
-                self._fault = kind
-                self.send_noise()
-                self._noise = asyncio.create_task(
-                    self._keep_noisy(), name=f"{self.device_id}-noise"
-                )
-            case FaultKind.GARBAGE:
-                self.send_garbage()
-            case FaultKind.SLOW:
-                self._fault = kind
-            case _:
-                pass
+        if kind in (*_NOISY, FaultKind.SLOW):
+            self._fault = kind
+        if kind in _NOISY:
+            # Garbage starts with frames cut short, then both keep the line noisy.
+            (self.send_garbage if kind is FaultKind.GARBAGE else self.send_noise)()
+            self._noise = asyncio.create_task(self._keep_noisy(), name=f"{self.device_id}-noise")
         return NoResult()
 
     async def _keep_noisy(self) -> None:

@@ -75,12 +75,12 @@ class V4l2CameraSimulator(WireSimulator):
         """Apply the ``fault`` action to the recording.
 
         Raises:
-            Unsupported: ``slow``, which a recording cannot show.
+            Unsupported: ``slow`` and ``unresponsive``, which a recording cannot show.
 
         """
         match params.kind:
-            case FaultKind.SLOW:
-                raise Unsupported("a recorded webcam stream cannot be slowed")
+            case FaultKind.SLOW | FaultKind.UNRESPONSIVE:
+                raise Unsupported(f"a recorded webcam stream cannot show {params.kind}")
             case FaultKind.DISCONNECT:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()

@@ -218,7 +218,8 @@ async def test_faults(tmp_path: Path) -> None:
         await device.sim_fault(FaultParams(kind=FaultKind.GARBAGE))
         with pytest.raises(HardwareError):
             await device.take_picture(params, ctx())
-        await device.take_picture(params, ctx())  # garbage spoils one picture only
+        await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))  # garbage lasts until clear
+        await device.take_picture(params, ctx())
         await device.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         await host.wait_for(lambda: device.state is DeviceState.OFFLINE)
         with pytest.raises(Offline):

@@ -314,13 +314,13 @@ async def test_a_slow_answer_does_not_shift_the_coin_table(tmp_path: Path) -> No
         assert [(c.transaction_id, c.value) for c in coins] == [(tx, v) for v in COINS]
 
 
-async def test_garbage_and_checksum_errors_are_retried(tmp_path: Path) -> None:
+async def test_checksum_errors_are_retried(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         tx = await deposit(r)
         link = r.driver._link
         assert link is not None
         before = link.retried
-        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.GARBAGE))
+        r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CHECKSUM_ERROR))
         await until(lambda: link.retried > before)
         r.device.set_fault(CctalkFaultParams(kind=CctalkFault.CHECKSUM_ERROR))
         await until(lambda: link.retried > before + 1)

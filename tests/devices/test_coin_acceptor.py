@@ -34,6 +34,7 @@ from devices.errors import (
     MediaError,
     NotReady,
     Offline,
+    ProtocolError,
     SequenceError,
 )
 from devices.sim.coin_acceptor import InsertCoinParams, ReturnedCoin, SimCoinAcceptor
@@ -529,7 +530,8 @@ async def test_garbage_rejects_the_coin(tmp_path: Path) -> None:
         await insert(device, 2000)
         assert named(host, "coinRejected") == [CoinRejected(reason=RejectReason.VALIDATION_FAILED)]
         assert returned(host) == [2000]
-        assert state(device) is DeviceState.ONLINE
+        assert state(device) is DeviceState.HARDWARE_ERROR  # garbage lasts until clear
+        await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await insert(device, 2000)  # the citizen tries again
         assert named(host, "coinAccepted") == [
             CoinAccepted(transaction_id=tx, index=1, value=2000, total=2000)
@@ -538,7 +540,14 @@ async def test_garbage_rejects_the_coin(tmp_path: Path) -> None:
 
 async def test_failed_enable_ends_the_new_deposit(tmp_path: Path) -> None:
     async with started(tmp_path) as (device, host):
-        await device.sim_fault(FaultParams(kind=FaultKind.GARBAGE))
+        inhibit = device.set_inhibit
+
+        async def garbled_enable(inhibited: bool) -> None:
+            if not inhibited:
+                raise ProtocolError("a garbled answer to the enable")
+            await inhibit(inhibited)
+
+        device.set_inhibit = garbled_enable  # type: ignore[method-assign]
         with pytest.raises(HardwareError):
             await start(device)
         await host.wait_for(lambda: named(host, "depositEnded"))
@@ -546,6 +555,7 @@ async def test_failed_enable_ends_the_new_deposit(tmp_path: Path) -> None:
         assert (ended.reason, ended.total) == ("ended", 0)
         assert detail(device).transaction_id is None
         assert device.hardware_inhibited
+        device.set_inhibit = inhibit  # type: ignore[method-assign]
         await start(device)  # nothing left behind blocks the next deposit
 
 

@@ -339,11 +339,13 @@ async def test_disconnect_goes_offline_and_reconnects(tmp_path: Path, connection
         assert len(printed(host)) == 1
 
 
-async def test_garbage_status_fails_one_command(tmp_path: Path) -> None:
+async def test_garbage_status_is_a_hardware_error_until_cleared(tmp_path: Path) -> None:
     async with rig(tmp_path, poll_ms=60_000) as (device, sim, host):
         await sim.sim_fault(FaultParams(kind=FaultKind.GARBAGE))
         with pytest.raises(ProtocolError, match="status request"):
             await device.print_slip(slip_request(), ctx())
+        assert device.state is DeviceState.HARDWARE_ERROR
+        await sim.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await device.print_slip(slip_request(), ctx())
         assert len(printed(host)) == 1
 
