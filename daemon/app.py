@@ -207,6 +207,7 @@ class App:
             state_dir / "idempotency.sqlite3",
             window_s=config.api.idempotency_window,
             max_records=config.api.idempotency_max_records,
+            max_per_client=config.api.idempotency_max_per_client,
         )
         self.link = Link(
             host=config.mqtt.host,
@@ -228,7 +229,12 @@ class App:
             connect_timeout=config.mqtt.connect_timeout,
             reconnect_max=config.mqtt.reconnect_max,
         )
-        self.lifecycle = Lifecycle(self._send_reply, self.store, config.api.max_queue)
+        self.lifecycle = Lifecycle(
+            self._send_reply,
+            self.store,
+            max_queue=config.api.max_queue,
+            max_per_client=config.api.max_queue_per_client,
+        )
         for device in self.devices.values():
             self.lifecycle.add_device(device)
         self.router = Router(

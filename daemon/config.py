@@ -77,12 +77,18 @@ class ApiConfig(_Section, frozen=True):
 
     ``idempotency_window`` is seconds (10 min by the contract); ``max_queue`` is
     requests waiting per device beyond which new ones are refused ``deviceNotReady``.
+    One client may have at most ``max_queue_per_client`` requests queued or running
+    on one device (so it cannot fill a queue for everyone) and at most
+    ``idempotency_max_per_client`` remembered side-effect requests (its oldest is
+    forgotten beyond that, so it cannot push other clients' records out).
     """
 
     max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     idempotency_window: Seconds = 600.0
     idempotency_max_records: Annotated[int, Meta(ge=100, le=1_000_000)] = 10_000
+    idempotency_max_per_client: Annotated[int, Meta(ge=10, le=1_000_000)] = 1_000
     max_queue: Annotated[int, Meta(ge=1, le=1000)] = 32
+    max_queue_per_client: Annotated[int, Meta(ge=1, le=1000)] = 16
 
 
 class DaemonConfig(_Section, frozen=True):

@@ -7,12 +7,20 @@ daemon stopped while the request ran: its outcome is unknown and it is not run
 again either.  Requests that never ran (not ready, expired in the queue) are
 forgotten.  SQLite work happens on one named worker thread (``idempotency-db``)
 because a synchronous=FULL commit is an fsync that may take tens of ms on an SD card.
+
+Memory is bounded by design: a record keeps what a replay needs (device, command,
+the encoded completion, whose description the lifecycle has already cut to 300
+characters), never the request's parameters; there are at most ``max_records`` of
+them, and at most ``max_per_client`` of one client, so one client cannot push every
+other client's records out.  At the defaults (10 000 and 1 000) a record takes about
+0.5 kB of memory with 36-character ids and a short completion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,21 +51,42 @@ class Record:
     completion: dict[str, Any] | None
 
 
+class _Entry:
+    """One record in memory: the completion stays encoded until a retry needs it."""
+
+    __slots__ = ("command", "completion", "created_ms", "device")
+
+    def __init__(
+        self, created_ms: int, device: str, command: str, completion: bytes | None
+    ) -> None:
+        self.created_ms = created_ms
+        # Interned: thousands of records share one string per device and command.
+        self.device = sys.intern(device)
+        self.command = sys.intern(command)
+        self.completion = completion
+
+
 class IdempotencyStore:
-    """Records bounded by age (``window_s``) and count (``max_records``).
+    """Records bounded by age (``window_s``), count (``max_records``) and per client.
 
     Lookups are answered from memory (loaded at :meth:`open`), so the request
     path stays synchronous and FIFO; writes go to SQLite in call order on the
-    worker thread and return futures the caller may await.
+    worker thread and return futures the caller may await.  When a client already
+    has ``max_per_client`` records, its oldest is forgotten (memory and SQLite).
     """
 
-    def __init__(self, path: Path, *, window_s: float, max_records: int) -> None:
+    def __init__(
+        self, path: Path, *, window_s: float, max_records: int, max_per_client: int
+    ) -> None:
         self._path = path
         self._window_ms = int(window_s * 1000)
         self._max = max_records
+        self._max_per_client = max_per_client
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-db")
         self._db: sqlite3.Connection | None = None
-        self._records: dict[tuple[str, str], tuple[int, Record]] = {}
+        # Both in insertion (= creation) order: the first entry is the oldest.
+        self._records: dict[tuple[str, str], _Entry] = {}
+        self._by_client: dict[str, dict[str, _Entry]] = {}
 
     async def open(self) -> None:
         """Open (creating) the database, drop expired records and load the rest.
@@ -80,6 +109,7 @@ class IdempotencyStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute(_SCHEMA)
         db.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_ms)")
+        db.execute("CREATE INDEX IF NOT EXISTS requests_client ON requests (client_id, created_ms)")
         self._db = db
         now = _now_ms()
         db.execute("DELETE FROM requests WHERE created_ms < ?", (now - self._window_ms,))
@@ -88,8 +118,7 @@ class IdempotencyStore:
             "FROM requests ORDER BY created_ms",
         ).fetchall()
         for client_id, request_id, device, command, created, blob in rows:
-            completion = None if blob is None else msgspec.msgpack.decode(blob)
-            self._records[(client_id, request_id)] = (created, Record(device, command, completion))
+            self._add(client_id, request_id, _Entry(created, device, command, blob))
         self._trim_memory(now)
 
     def _close(self) -> None:
@@ -110,20 +139,36 @@ class IdempotencyStore:
 
         return asyncio.get_running_loop().run_in_executor(self._pool, work)
 
+    def _add(self, client_id: str, request_id: str, entry: _Entry) -> None:
+        """Insert (as the newest) and drop the client's oldest beyond its share."""
+        self._remove(client_id, request_id)
+        self._records[(client_id, request_id)] = entry
+        own = self._by_client.setdefault(client_id, {})
+        own[request_id] = entry
+        if len(own) > self._max_per_client:
+            self._remove(client_id, next(iter(own)))
+
+    def _remove(self, client_id: str, request_id: str) -> None:
+        self._records.pop((client_id, request_id), None)
+        own = self._by_client.get(client_id)
+        if own is not None and own.pop(request_id, None) is not None and not own:
+            del self._by_client[client_id]
+
     def _trim_memory(self, now_ms: int) -> None:
         oldest_kept = now_ms - self._window_ms
         while self._records:
-            key, (created, _) = next(iter(self._records.items()))
-            if created >= oldest_kept and len(self._records) <= self._max:
+            (client_id, request_id), entry = next(iter(self._records.items()))
+            if entry.created_ms >= oldest_kept and len(self._records) <= self._max:
                 break
-            del self._records[key]
+            self._remove(client_id, request_id)
 
     def lookup(self, client_id: str, request_id: str) -> Record | None:
         """The record of a request within the window, if any."""
         entry = self._records.get((client_id, request_id))
-        if entry is None or entry[0] < _now_ms() - self._window_ms:
+        if entry is None or entry.created_ms < _now_ms() - self._window_ms:
             return None
-        return entry[1]
+        completion = None if entry.completion is None else msgspec.msgpack.decode(entry.completion)
+        return Record(entry.device, entry.command, completion)
 
     def begin(
         self,
@@ -134,9 +179,7 @@ class IdempotencyStore:
     ) -> asyncio.Future[None]:
         """Remember a request entering its queue; await the result before running it."""
         now = _now_ms()
-        key = (client_id, request_id)
-        self._records.pop(key, None)
-        self._records[key] = (now, Record(device, command, None))
+        self._add(client_id, request_id, _Entry(now, device, command, None))
         self._trim_memory(now)
         return self._write(
             (
@@ -145,6 +188,13 @@ class IdempotencyStore:
                     "requests ORDER BY created_ms DESC LIMIT -1 OFFSET ?)"
                 ),
                 (now - self._window_ms, self._max - 1),
+            ),
+            (
+                (
+                    "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests "
+                    "WHERE client_id = ? ORDER BY created_ms DESC LIMIT -1 OFFSET ?)"
+                ),
+                (client_id, self._max_per_client - 1),
             ),
             (
                 "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
@@ -156,20 +206,20 @@ class IdempotencyStore:
         self, client_id: str, request_id: str, completion: dict[str, Any]
     ) -> asyncio.Future[None]:
         """Store the completion replayed to retries."""
-        key = (client_id, request_id)
-        entry = self._records.get(key)
+        blob = msgspec.msgpack.encode(completion)
+        entry = self._records.get((client_id, request_id))
         if entry is not None:
-            self._records[key] = (entry[0], Record(entry[1].device, entry[1].command, completion))
+            entry.completion = blob
         return self._write(
             (
                 "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
-                (msgspec.msgpack.encode(completion), client_id, request_id),
+                (blob, client_id, request_id),
             ),
         )
 
     def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
         """Drop the record of a request that did not run."""
-        self._records.pop((client_id, request_id), None)
+        self._remove(client_id, request_id)
         return self._write(
             (
                 "DELETE FROM requests WHERE client_id = ? AND request_id = ?",

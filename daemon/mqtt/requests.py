@@ -94,19 +94,31 @@ class _Queue:
 class Lifecycle:
     """Runs device commands for the MQTT API.
 
+    What one client can make it hold is bounded: at most ``max_per_client`` of its
+    requests are queued or running on one device (each holding at most one payload's
+    worth of parameters), so a client can neither fill a device's queue for the
+    others nor grow the daemon's memory with requests.
+
     Args:
         send: publishes a reply (non-blocking).
         store: idempotency records of side-effect commands.
         max_queue: requests waiting per device before new ones are refused.
+        max_per_client: requests of one client queued or running on one device
+            before its new ones there are refused.
 
     """
 
-    def __init__(self, send: Send, store: IdempotencyStore, max_queue: int) -> None:
+    def __init__(
+        self, send: Send, store: IdempotencyStore, *, max_queue: int, max_per_client: int
+    ) -> None:
         self._send = send
         self._store = store
         self._max_queue = max_queue
+        self._max_per_client = max_per_client
         self._queues: dict[str, _Queue] = {}
         self._inflight: dict[tuple[str, str], Request] = {}
+        #: Requests admitted and not finished, per ``(clientId, device)``.
+        self._held: dict[tuple[str, str], int] = {}
         self._background: set[asyncio.Future[Any]] = set()
         #: Running commands that bypass the queues (``queued=False``).
         self._direct: set[asyncio.Task[Message]] = set()
@@ -152,6 +164,7 @@ class Lifecycle:
         req.finished = True
         if self._inflight.get(req.key) is req:
             del self._inflight[req.key]
+        self._release(req)
         self.complete(req.reply, code, description, result)
         if req.spec.side_effect and req.reply.request_id is not None:
             if ran:
@@ -190,7 +203,17 @@ class Lifecycle:
             return
         if req.spec.side_effect and req.reply.request_id is not None and self._replayed(req):
             return
+        held = self._held.get((req.reply.client_id, req.device.id), 0)
+        if held >= self._max_per_client:
+            self.complete(
+                req.reply,
+                CompletionCode.DEVICE_NOT_READY,
+                f"{req.device.id}: this client already has {held} requests queued or running "
+                f"(at most {self._max_per_client} per client)",
+            )
+            return
         if not req.spec.queued:
+            self._hold(req)
             self._inflight[req.key] = req
             req.task = asyncio.get_running_loop().create_task(
                 self._call(req),
@@ -215,11 +238,26 @@ class Lifecycle:
                 req.device.id,
                 req.name,
             )
+        self._hold(req)
         self._inflight[req.key] = req
         queue.items.append(req)
         queue.wake.set()
         req.expiry = asyncio.get_running_loop().call_at(req.deadline, self._expire, req)
         self._publish(req.reply, Ack(request_id=req.reply.request_id or ""))
+
+    def _hold(self, req: Request) -> None:
+        """Count an admitted request against its client's share of its device."""
+        key = (req.reply.client_id, req.device.id)
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def _release(self, req: Request) -> None:
+        """Uncount a finished request (every admitted request finishes exactly once)."""
+        key = (req.reply.client_id, req.device.id)
+        left = self._held.get(key, 0) - 1
+        if left > 0:
+            self._held[key] = left
+        else:
+            self._held.pop(key, None)
 
     def _expire(self, req: Request) -> None:
         """A request still queued at its deadline completes ``timeOut`` without running."""

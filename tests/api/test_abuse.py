@@ -120,7 +120,8 @@ async def test_errors_never_echo_more_than_a_short_prefix_of_client_input(
     unknown = "0" * 64
     ran = await ui.device("coinAcceptor", "depositEnd", {"transactionId": unknown})
     assert unknown in ran["errorDescription"]
-    records = daemon.app.store._records
-    stored = [record.completion for _, record in records.values() if record.completion]
-    assert stored
-    assert all(len(c["errorDescription"] or "") <= MAX_DESCRIPTION for c in stored)
+    record = daemon.app.store.lookup(ui.client_id, ran["requestId"])
+    assert record is not None
+    assert record.completion is not None
+    assert unknown in record.completion["errorDescription"]
+    assert len(record.completion["errorDescription"]) <= MAX_DESCRIPTION
