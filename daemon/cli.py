@@ -15,7 +15,7 @@ import typer
 
 from provisioning.cli import app as provision_app
 
-from . import __version__, logs
+from . import __version__, logs, sim_runtime
 from .app import App, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
@@ -152,29 +152,25 @@ def run(
 ) -> None:
     """Run the daemon (--sim: every device simulated, with an embedded broker)."""
     cfg = _config(config, sim)
-    daemon = cfg.daemon
-    temp_runtime: str | None = None
-    if sim and config is None:
-        temp_runtime = tempfile.mkdtemp(prefix="kioskd-sim-")
-        daemon = msgspec.structs.replace(
-            daemon,
-            state_dir=str(sim_state_dir()),
-            runtime_dir=temp_runtime,
-        )
-    if state_dir is not None:
-        daemon = msgspec.structs.replace(daemon, state_dir=str(state_dir))
-    if log_level is not None:
-        daemon = msgspec.structs.replace(daemon, log_level=log_level)
-    cfg = cfg.replace(daemon=daemon)
-    _setup_logging(cfg.daemon.log_level)
-    try:
-        ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
-        asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
-    except (BrokerError, UiError) as exc:
-        raise _fail(str(exc), EX_UNAVAILABLE) from None
-    finally:
-        if temp_runtime is not None:
-            shutil.rmtree(temp_runtime, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        daemon = cfg.daemon
+        if sim and config is None:
+            daemon = msgspec.structs.replace(
+                daemon,
+                state_dir=str(sim_state_dir()),
+                runtime_dir=str(stack.enter_context(sim_runtime.runtime_dir())),
+            )
+        if state_dir is not None:
+            daemon = msgspec.structs.replace(daemon, state_dir=str(state_dir))
+        if log_level is not None:
+            daemon = msgspec.structs.replace(daemon, log_level=log_level)
+        cfg = cfg.replace(daemon=daemon)
+        _setup_logging(cfg.daemon.log_level)
+        try:
+            ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
+            asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
+        except (BrokerError, UiError) as exc:
+            raise _fail(str(exc), EX_UNAVAILABLE) from None
 
 
 app.command("ui")(ui)

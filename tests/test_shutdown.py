@@ -37,8 +37,11 @@ from tests.uiclient import Received, UiClient, connect
 
 KIOSKD = [sys.executable, "-m", "daemon"]
 BOARD = "sim-0001"
-#: A stop (SIGTERM to exit) must take well under systemd's patience; this is the bound.
-STOP_LIMIT_S = 1.5
+#: A stop (SIGTERM to exit) must take well under systemd's patience (TimeoutStopSec=30 in
+#: systemd/kioskd.service); this bound is a tenth of it.  Quiet, the stops take 0.16-0.7 s
+#: (printed with -s); with both cores kept busy by a CPU hog, a stop that meets the
+#: drivers still starting took up to 2.8 s, which a tighter bound would call a failure.
+STOP_LIMIT_S = 3.0
 BAD_LINE = re.compile(r"^(ERROR|CRITICAL)\b|Traceback|cannot schedule new futures", re.MULTILINE)
 
 
@@ -73,11 +76,11 @@ class Kioskd:
 
 
 @contextlib.contextmanager
-def kioskd_sim(tmp_path: Path, name: str) -> Iterator[Kioskd]:
+def kioskd_sim(tmp_path: Path, name: str, **env_extra: str) -> Iterator[Kioskd]:
     """``kioskd run --sim`` on free ports, state in ``tmp_path/state``; killed if left running."""
     port = free_port()
     log = tmp_path / f"{name}.log"
-    env = {k: v for k, v in os.environ.items() if k != "KIOSKD_SIM_FLEET"}
+    env = {k: v for k, v in os.environ.items() if k != "KIOSKD_SIM_FLEET"} | env_extra
     argv = [*KIOSKD, "run", "--sim", "--mqtt-port", str(port), "--ws-port", "0", "--ui-port", "0"]
     argv += ["--state-dir", str(tmp_path / "state")]
     with log.open("wb") as out:
@@ -334,3 +337,21 @@ async def test_thread_seam_keeps_a_cancellation_that_meets_the_result(
     task.cancel()
     await asyncio.wait({task})
     assert task.cancelled(), f"the cancellation was lost: the call returned {task.result()!r}"
+
+
+def test_a_killed_sim_run_leaves_nothing_behind_after_the_next_start(tmp_path: Path) -> None:
+    """SIGKILL cannot clean up; the next ``--sim`` start removes the dead run's folder."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with kioskd_sim(tmp_path, "killed", TMPDIR=str(tmp)) as first:
+        first.wait_log(" ready: board ")
+        (left,) = tmp.glob("kioskd-sim-*")
+        first.proc.kill()
+        first.proc.wait()
+    assert left.is_dir()
+    with kioskd_sim(tmp_path, "next", TMPDIR=str(tmp)) as second:
+        second.wait_log(" ready: board ")
+        assert not left.exists()
+        (own,) = tmp.glob("kioskd-sim-*")
+        assert_clean(second, *second.terminate())
+    assert not own.exists()

@@ -122,6 +122,7 @@ class Link:
     async def run(self) -> None:
         """Connect, serve and reconnect forever (until cancelled)."""
         backoff = 0.1
+        failures = 0
         while True:
             try:
                 async with self._make_client() as client:
@@ -131,11 +132,21 @@ class Link:
                     self.connects += 1
                     self.connected.set()
                     backoff = 0.1
-                    log.info("connected to broker %s:%d", self._host, self._port)
+                    log.info(
+                        "connected to broker %s:%d%s",
+                        self._host,
+                        self._port,
+                        f" after {failures} failed attempts" if failures else "",
+                    )
+                    failures = 0
                     async for message in client.messages:
                         self._on_message(message)
             except aiomqtt.MqttError as exc:
-                log.warning("broker %s:%d: %s", self._host, self._port, exc)
+                # The first failure of an outage is a warning; the retries that follow
+                # say nothing new until the link is back (then one INFO line counts them).
+                level = logging.WARNING if failures == 0 else logging.DEBUG
+                failures += 1
+                log.log(level, "broker %s:%d: %s", self._host, self._port, exc)
             finally:
                 self._client = None
                 self.connected.clear()
