@@ -150,6 +150,12 @@ def _read_local(path: str, what: str) -> bytes:
 def _fleet(answers: Answers, root: Path) -> tuple[list[Wanted], dict[str, Any] | None]:
     if answers.fleet_url is None:
         return [], None
+    if answers.fleet_password is not None and not answers.fleet_url.startswith("mqtts://"):
+        # The board would send its fleet password in clear to whoever is on the path.
+        raise PlanError(
+            f"--fleet-password-file needs a TLS fleet URL: give --fleet-url mqtts://..."
+            f" (found {answers.fleet_url!r})"
+        )
     installed_ca = read_existing(root, f"{FLEET}/ca.pem")
     if answers.fleet_ca is not None:
         ca = _read_local(answers.fleet_ca, "fleet CA")

@@ -169,3 +169,22 @@ def test_fleet_identity(tmp_path: Path) -> None:
     refused = support.provision(root, "--yes", "--fleet-cert", str(cert))
     assert refused.returncode == 2
     assert "not issued for this board's key" in refused.stdout
+
+
+def test_fleet_password_needs_tls(tmp_path: Path) -> None:
+    """A fleet password over plain mqtt:// is refused, naming the option; nothing is written."""
+    _, _, ca_path = _ca(tmp_path)
+    root = support.make_image(tmp_path / "image")
+    password = tmp_path / "fleet.password"
+    password.write_text("s3cret-fleet\n")
+    args = ["--yes", "--simulate", "--board", "hcm-q6-0008", "--fleet-ca", str(ca_path)]
+    args += ["--fleet-password-file", str(password)]
+    refused = support.provision(root, *args, "--fleet-url", "mqtt://fleet.example:1883")
+    assert refused.returncode == 2
+    assert "--fleet-url mqtts://" in refused.stdout
+    assert "mqtt://fleet.example:1883" in refused.stdout
+    assert not (root / "etc/kioskd").exists()
+    done = support.provision(root, *args, "--fleet-url", "mqtts://fleet.example:8883")
+    assert done.returncode == 0, done.stdout
+    uplink = tomllib.loads((root / "etc/kioskd/kioskd.toml").read_text())["uplink"]
+    assert uplink["password_file"] == "/etc/kioskd/fleet/password"
