@@ -6,9 +6,12 @@ one process-wide factory that closing any device may tear down).  The factory
 comes from the driver's ``pin_factory`` setting (:func:`open_pin_factory`).
 
 gpiozero calls edge callbacks on its own threads (lgpio's and RPi.GPIO's alert
-threads; MockPin calls them in whoever drives the pin).  :class:`Inputs` hands
-each edge to the event loop with ``loop.call_soon_threadsafe`` and debounces it
-there: a level counts once it has been stable for the input's ``debounce_ms``.
+threads; MockPin calls them in whoever drives the pin).  :class:`Inputs` stamps
+each edge there with ``time.monotonic()``, hands it to the event loop with
+``loop.call_soon_threadsafe`` and debounces it there on those stamps: a level
+counts once it has been stable for the input's ``debounce_ms`` between its edges,
+however late a busy loop runs them (judged when the loop ran them, a level held
+longer than the debounce but ended before a stalled loop caught up was lost).
 gpiozero's own ``bounce_time`` is not used: each backend implements it
 differently (an edge lock-out on RPi.GPIO, a glitch filter on lgpio) and
 MockPin not at all, so it could neither be relied on nor tested.
@@ -171,7 +174,8 @@ class Edge:
     Attributes:
         name: the input's name in its :class:`Inputs`.
         active: its new level.
-        at: ``loop.time()`` when the level settled, seconds.
+        at: when the level settled (its edge plus the debounce), seconds on the
+            clock of ``loop.time()``; earlier than now if the loop ran late.
 
     """
 
@@ -218,21 +222,29 @@ class _Input:
         # active); a normally-closed switch on a pull-up is active high, so flip.
         self._invert = pull_up is not None and spec.active_high == pull_up
         self._raw = self.stable = bool(self._device.is_active) ^ self._invert
+        #: When the raw level began, ``time.monotonic()`` in the callback's thread.
+        self._raw_at = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._device.when_activated = lambda: self._from_thread(not self._invert)
         self._device.when_deactivated = lambda: self._from_thread(self._invert)
 
     def _from_thread(self, active: bool) -> None:
+        # Stamped here: the loop may run the edge much later than it happened.
+        at = time.monotonic()
         with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            self._loop.call_soon_threadsafe(self._edge, active)
+            self._loop.call_soon_threadsafe(self._edge, active, at)
 
-    def _edge(self, active: bool) -> None:
-        self._raw = active
+    def _edge(self, active: bool, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        # The level this edge ends may have held past the debounce while the loop
+        # was busy and its timer had not run: it settled then, so it counts.
+        if self._raw != self.stable and at - self._raw_at >= self._debounce_s:
+            self._settle()
+        self._raw, self._raw_at = active, at
         if self._debounce_s:
-            self._timer = self._loop.call_later(self._debounce_s, self._settle)
+            self._timer = self._loop.call_at(at + self._debounce_s, self._settle)
         else:
             self._settle()
 
@@ -240,7 +252,7 @@ class _Input:
         self._timer = None
         if self._raw != self.stable:
             self.stable = self._raw
-            self._settled(Edge(self.name, self.stable, self._loop.time()))
+            self._settled(Edge(self.name, self.stable, self._raw_at + self._debounce_s))
 
     def close(self) -> None:
         if self._timer is not None:

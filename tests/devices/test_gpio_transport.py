@@ -66,9 +66,9 @@ async def test_edges_from_another_thread_reach_the_loop_debounced(mock):
     callback_threads: set[int] = set()
     original = inputs._inputs["door"]._edge
 
-    def spy(active: bool) -> None:
+    def spy(active: bool, at: float) -> None:
         callback_threads.add(threading.get_ident())
-        original(active)
+        original(active, at)
 
     inputs._inputs["door"]._edge = spy
 
@@ -97,7 +97,9 @@ async def test_a_glitch_shorter_than_the_debounce_is_ignored(mock):
     await asyncio.sleep(0)
     pin = mock.pin(5)
     pin.drive_high()
-    await asyncio.sleep(0.005)
+    # Not asyncio.sleep: the edges are stamped when driven, and a loaded loop may
+    # resume a sleeping test long after the debounce, making the glitch a level.
+    time.sleep(0.001)
     pin.drive_low()
     await asyncio.sleep(0.06)
     assert seen == []
@@ -110,6 +112,31 @@ async def test_a_glitch_shorter_than_the_debounce_is_ignored(mock):
     inputs.close()
     await asyncio.wait_for(task, 1)
     assert [e.active for e in seen] == [True]
+
+
+async def test_a_level_that_held_counts_though_the_loop_ran_late(mock: MockFactory) -> None:
+    """Debounced on when the edges happened, not on when a busy loop got to them."""
+    inputs = Inputs(mock, {"entry": InputPin(pin=5, debounce_ms=10)})
+    seen: list[Edge] = []
+    task = asyncio.create_task(collect(inputs, seen))
+    await asyncio.sleep(0)
+    pin = mock.pin(5)
+    # The loop is busy throughout (nothing here yields): a 30 ms pulse and, later,
+    # a glitch reach it only afterwards, all at once.
+    high_at = time.monotonic()
+    pin.drive_high()
+    time.sleep(0.03)
+    low_at = time.monotonic()
+    pin.drive_low()
+    time.sleep(0.03)
+    pin.drive_high()
+    pin.drive_low()
+    await asyncio.sleep(0.05)
+    assert [e.active for e in seen] == [True, False], "the pulse counts, the glitch does not"
+    assert high_at + 0.01 <= seen[0].at < low_at, "settled when it happened, not when run"
+    assert not inputs.active("entry")
+    inputs.close()
+    await asyncio.wait_for(task, 1)
 
 
 async def test_pulls_and_active_levels(mock):
