@@ -427,8 +427,12 @@ class GpioLockers(Lockers):
             try:
                 await asyncio.sleep(pulse_s)
             finally:
-                self._rested_at[compartment] = loop.time()
-                await io.set_lock(compartment, energized=False)
+                # The rest starts once the coil is off: the write (an I2C transfer on
+                # a thread for an expander) may take a while on a busy board.
+                try:
+                    await io.set_lock(compartment, energized=False)
+                finally:
+                    self._rested_at[compartment] = loop.time()
 
     async def _release(self, compartment: int) -> None:
         if self._io is None:

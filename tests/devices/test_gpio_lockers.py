@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -152,15 +153,18 @@ async def test_a_citizen_opens_and_closes(tmp_path, n):
 
 async def test_a_citizen_who_never_opens_gets_pulses_with_cool_down_then_timeout(tmp_path):
     async with bank(tmp_path, open_timeout_ms=900) as (device, sim, _host):
-        loop = asyncio.get_running_loop()
         changes: list[tuple[float, bool]] = []
-        original = sim._coils_changed
+        chip = sim.chips["main"]  # compartment 3's coil is on the expander
+        written = chip.on_output
 
         def record() -> None:
-            original()
-            changes.append((loop.time(), sim.energized(3)))
+            # Timed at the write, on the driver's I/O thread: the loop may run its
+            # echo (``_coils_changed``) late under load, which shortens a rest it measures.
+            changes.append((time.monotonic(), sim.energized(3)))
+            if written is not None:
+                written()
 
-        sim._coils_changed = record  # type: ignore[method-assign]
+        chip.on_output = record
         with pytest.raises(Timeout):
             await device.open_compartment(OpenParams(compartment=3), ctx("r-8"))
         edges = [(t, on) for i, (t, on) in enumerate(changes) if i == 0 or changes[i - 1][1] != on]
@@ -168,8 +172,11 @@ async def test_a_citizen_who_never_opens_gets_pulses_with_cool_down_then_timeout
         ends = [t for t, on in edges if not on]
         # 900 ms of 60 ms pulses with 150 ms rests: about four pulses, each rested.
         assert 3 <= len(starts) <= 5, edges
+        # The wait's timeout cancels the pulser: its last pulse may be cut short.
         for start, end in zip(starts, ends, strict=False):
-            assert 0.04 <= end - start <= 0.2
+            assert end - start <= 0.2
+        for start, end in zip(starts[:-1], ends, strict=False):
+            assert end - start >= 0.04
         for end, start in zip(ends, starts[1:], strict=False):
             assert start - end >= 0.14, "cool-down between pulses"
         assert not sim.energized(3)
