@@ -101,7 +101,9 @@ async def test_a_held_sheet_stalls_the_motor_and_is_a_jam(tmp_path):
         accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert(hold=True)
-        assert sim.motor_direction() is MotorDirection.FORWARD
+        # The driver starts the rollers a debounce after the entry sensor: under load
+        # the simulated hand may have pushed the sheet home before that.
+        await host.wait_for(lambda: sim.motor_direction() is MotorDirection.FORWARD, 1)
         with pytest.raises(HardwareError, match="jammed"):
             await asyncio.wait_for(accepting, 2)
         assert device.state is DeviceState.HARDWARE_ERROR
