@@ -50,9 +50,6 @@ ROLLER_SPEED = 400.0
 HAND_SPEED = 500.0
 #: Physics step while something moves, s.
 TICK_S = 0.005
-#: Sensor line bounce at each change: flips and their spacing, s.
-BOUNCE_FLIPS = 2
-BOUNCE_STEP_S = 0.0003
 
 
 class Hand(StrEnum):
@@ -98,7 +95,6 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         self._moved = asyncio.Event()
         self._settled = asyncio.Event()
         self._physics: asyncio.Task[None] | None = None
-        self._bounces: dict[str, asyncio.Task[None]] = {}
         self._levels: dict[str, bool] = {}
 
     def configure(self, settings: msgspec.Struct) -> None:
@@ -125,12 +121,10 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
 
     async def aclose(self) -> None:
         """Stop the physics and release the factory."""
-        tasks = [t for t in (self._physics, *self._bounces.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if self._physics is not None:
+            self._physics.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._physics
         self._physics = None
         await super().aclose()
 
@@ -329,18 +323,4 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         if self._levels[name] is level:
             return
         self._levels[name] = level
-        running = self._bounces.pop(name, None)
-        if running is not None:
-            running.cancel()
-        self._bounces[name] = asyncio.create_task(
-            self._bounce(pin, level), name=f"{self.device_id}-{name}-bounce"
-        )
-
-    @staticmethod
-    async def _bounce(pin: SimPin, level: bool) -> None:
-        for _ in range(BOUNCE_FLIPS):
-            pin.drive(level)
-            await asyncio.sleep(BOUNCE_STEP_S)
-            pin.drive(not level)
-            await asyncio.sleep(BOUNCE_STEP_S)
-        pin.drive(level)
+        pin.bounce_to(level)

@@ -22,6 +22,9 @@ from devices.transports.gpio import release_mock_factory, share_mock_factory
 
 from .wire import WireSimulator
 
+#: Glitches of a contact or sensor line at each change.
+BOUNCE_FLIPS = 2
+
 
 class SimPin(MockPWMPin):  # type: ignore[misc]  # gpiozero is untyped
     """A mock pin wired to the simulated world.
@@ -44,6 +47,18 @@ class SimPin(MockPWMPin):  # type: ignore[misc]  # gpiozero is untyped
                 self.drive_high()
             else:
                 self.drive_low()
+
+    def bounce_to(self, level: bool, flips: int = BOUNCE_FLIPS) -> None:
+        """Move the line to ``level`` with contact bounce: ``flips`` glitches, then the level.
+
+        The edges come back to back, microseconds apart, as a real contact's do.  The
+        driver stamps edges as they happen, so however late the loop runs, a bounce
+        never holds long enough to pass for a level.
+        """
+        for _ in range(flips):
+            self.drive(level)
+            self.drive(not level)
+        self.drive(level)
 
     def _set_pull(self, value: str) -> None:
         super()._set_pull(value)

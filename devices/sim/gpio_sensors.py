@@ -25,9 +25,6 @@ from .sensors import DoorParams
 
 #: How long a tamper trip holds the switch, s.
 TRIP_S = 0.1
-#: Contact bounce at each change: flips and their spacing, s.
-BOUNCE_FLIPS = 2
-BOUNCE_STEP_S = 0.0003
 #: Margin past an input's debounce before a switch counts as moved, s.
 SETTLE_S = 0.01
 
@@ -69,12 +66,7 @@ class GpioSensorsSimulator(GpioWireSimulator):
         """
         pin, spec = self.pins[name]
         level = active == spec.active_high
-        for _ in range(BOUNCE_FLIPS):
-            pin.drive(level)
-            await asyncio.sleep(BOUNCE_STEP_S)
-            pin.drive(not level)
-            await asyncio.sleep(BOUNCE_STEP_S)
-        pin.drive(level)
+        pin.bounce_to(level)
         await asyncio.sleep(spec.debounce_ms / 1000 + SETTLE_S)
 
     async def person(self, present: bool) -> None:
