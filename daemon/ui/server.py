@@ -5,6 +5,16 @@ server starts and requests never touch the disk.  ``/config.json`` tells the
 page where the broker's websockets listener is and which board to talk to.
 A browser must load the UI from ``http://127.0.0.1``: a ``file:`` or ``data:``
 page may not open a websocket to a local address.
+
+``/credential.json`` gives the page its broker login, to the page alone: only
+with the request header ``X-Kioskd-UI: 1`` (a cross-origin ``fetch`` with a
+custom header is preflighted, and this server answers no preflight and sends
+no CORS header, so another local page can neither send it nor read the
+answer), only for a ``Host`` of this server's own loopback origin (a
+DNS-rebound name is refused), never when the browser says the request is
+cross-site (``Sec-Fetch-Site``), and with ``Cache-Control: no-store``.
+Every response forbids framing.  At most :data:`MAX_CONNECTIONS` clients are
+served at once; beyond, a client gets 503 at once.
 """
 
 from __future__ import annotations
@@ -29,6 +39,14 @@ MAX_HEAD_BYTES = 8192
 HEAD_TIMEOUT_S = 10.0
 #: How long a response may take to drain to the client, seconds.
 WRITE_TIMEOUT_S = 10.0
+#: Connections served at once; more are answered 503 and closed.
+MAX_CONNECTIONS = 16
+#: How long a connection over the cap may take to send its head before its 503, seconds.
+OVER_CAP_READ_S = 0.5
+#: The header a request for the credential must carry (a cross-origin fetch sending it
+#: is preflighted, and the preflight fails).
+CREDENTIAL_HEADER = "x-kioskd-ui"
+CREDENTIAL_PATH = "/credential.json"
 _TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -36,7 +54,14 @@ _TYPES = {
     ".json": "application/json",
     ".svg": "image/svg+xml",
 }
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 class UiError(RuntimeError):
@@ -56,26 +81,43 @@ class UiSite(msgspec.Struct, frozen=True, rename="camel"):
     ws_url: str
 
 
+class UiCredential(msgspec.Struct, frozen=True):
+    """The page's broker login (``/credential.json``); both None: an anonymous broker.
+
+    Attributes:
+        username: the UI's broker user, e.g. ``ui``.
+        password: its password.
+
+    """
+
+    username: str | None = None
+    password: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Resource:
     body: bytes
     content_type: str
 
 
-def _headers(status: int, resource: _Resource | None, *, allow: str | None = None) -> bytes:
+def _headers(
+    status: int, resource: _Resource | None, *, allow: str | None = None, store: bool = True
+) -> bytes:
     lines = [
         f"HTTP/1.1 {status} {_REASONS[status]}",
         f"Content-Length: {len(resource.body) if resource else 0}",
         "Connection: close",
-        "Cache-Control: no-cache",
+        "Cache-Control: no-cache" if store else "Cache-Control: no-store",
         "X-Content-Type-Options: nosniff",
         "Referrer-Policy: no-referrer",
-        # The page may talk only to its own origin and a loopback broker.
+        # The page may talk only to its own origin and a loopback broker, and no page
+        # may frame it (a frame could be driven by clicks the citizen cannot see).
         (
             "Content-Security-Policy: default-src 'self'; connect-src 'self' "
             "ws://127.0.0.1:* ws://localhost:*; img-src 'self' blob: data:; "
-            "worker-src 'self' blob:"
+            "worker-src 'self' blob:; frame-ancestors 'none'"
         ),
+        "X-Frame-Options: DENY",
     ]
     if resource is not None:
         lines.append(f"Content-Type: {resource.content_type}")
@@ -84,8 +126,10 @@ def _headers(status: int, resource: _Resource | None, *, allow: str | None = Non
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-def load_resources(root: Path, site: UiSite) -> dict[str, _Resource]:
-    """Read every file under ``root`` into memory, keyed by URL path, plus ``/config.json``.
+def load_resources(
+    root: Path, site: UiSite, credential: UiCredential | None = None
+) -> dict[str, _Resource]:
+    """Read every file under ``root`` into memory, keyed by URL path, plus the two JSON files.
 
     Blocking file reads: call it before the loop serves, or in a thread.
 
@@ -106,13 +150,38 @@ def load_resources(root: Path, site: UiSite) -> dict[str, _Resource]:
         resources[url] = _Resource(path.read_bytes(), content_type)
     resources["/"] = resources["/index.html"]
     resources["/config.json"] = _Resource(msgspec.json.encode(site), _TYPES[".json"])
+    resources[CREDENTIAL_PATH] = _Resource(
+        msgspec.json.encode(credential or UiCredential()), _TYPES[".json"]
+    )
     return resources
+
+
+def _fields(head: bytes) -> dict[str, str]:
+    """Header fields of a request head, names in lower case (the last of a repeated name)."""
+    fields = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def _may_read_credential(fields: Mapping[str, str], origins: frozenset[str]) -> bool:
+    """Whether a credential request comes from this server's own page (see the module doc)."""
+    if fields.get(CREDENTIAL_HEADER) != "1":
+        return False
+    if "http://" + fields.get("host", "") not in origins:
+        return False
+    if fields.get("sec-fetch-site", "same-origin") != "same-origin":
+        return False
+    return fields.get("origin", next(iter(origins))) in origins
 
 
 async def _respond(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     resources: Mapping[str, _Resource],
+    origins: frozenset[str],
 ) -> None:
     try:
         async with asyncio.timeout(HEAD_TIMEOUT_S):
@@ -128,11 +197,18 @@ async def _respond(
     if method not in {"GET", "HEAD"}:
         writer.write(_headers(405, None, allow="GET, HEAD"))
         return
-    resource = resources.get(unquote(urlsplit(target).path))
+    path = unquote(urlsplit(target).path)
+    resource = resources.get(path)
     if resource is None:
         writer.write(_headers(404, None))
         return
-    writer.write(_headers(200, resource))
+    if path == CREDENTIAL_PATH:
+        if not _may_read_credential(_fields(head), origins):
+            writer.write(_headers(403, None, store=False))
+            return
+        writer.write(_headers(200, resource, store=False))
+    else:
+        writer.write(_headers(200, resource))
     if method == "GET":
         writer.write(resource.body)
 
@@ -144,26 +220,44 @@ async def serve_ui(
     *,
     host: str = "127.0.0.1",
     root: Path = STATIC_DIR,
+    credential: UiCredential | None = None,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> AsyncIterator[str]:
     """Serve the UI on ``http://host:port/`` for the duration of the context; yields that URL.
 
     ``port`` 0 picks a free port.  Only files present under ``root`` at start are
     served; a path is looked up as a key, never joined to the file system.
+    ``credential`` is the page's broker login (none: an anonymous broker).
 
     Raises:
         UiError: no bundle under ``root``, or the port cannot be bound.
 
     """
-    resources = await asyncio.to_thread(load_resources, root, site)
+    resources = await asyncio.to_thread(load_resources, root, site, credential)
+    origins: frozenset[str] = frozenset()
+    active = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active
+        active += 1
         try:
-            await _respond(reader, writer, resources)
+            if active > max_connections:
+                # Read the head first (briefly): closing on unread bytes resets the
+                # connection, and the client would see no answer at all.
+                with contextlib.suppress(
+                    TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+                ):
+                    async with asyncio.timeout(OVER_CAP_READ_S):
+                        await reader.readuntil(b"\r\n\r\n")
+                writer.write(_headers(503, None))
+            else:
+                await _respond(reader, writer, resources, origins)
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await writer.drain()
         except (OSError, TimeoutError):
             pass  # the client went away; nothing to clean beyond the socket
         finally:
+            active -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -174,6 +268,7 @@ async def serve_ui(
         raise UiError(f"cannot serve the UI on {host}:{port}: {exc.strerror}") from None
     bound = server.sockets[0].getsockname()[1]
     url = f"http://{host}:{bound}/"
+    origins = frozenset({f"http://{host}:{bound}", f"http://localhost:{bound}"})
     log.info("reference UI on %s (broker %s)", url, site.ws_url)
     async with server:
         yield url

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from daemon.ui.bundle import STATIC_DIR, problems, sources_digest, stamp
-from daemon.ui.server import UiError, UiSite, serve_ui
+from daemon.ui.server import MAX_CONNECTIONS, UiCredential, UiError, UiSite, serve_ui
 
 SITE = UiSite(board="test-0001", ws_url="ws://127.0.0.1:9")
 
@@ -65,6 +65,9 @@ async def test_server_serves_the_bundle_and_the_page_config() -> None:
         assert headers["content-type"] == "text/html; charset=utf-8"
         assert body == (STATIC_DIR / "index.html").read_bytes()
         assert "connect-src 'self' ws://127.0.0.1:*" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert not any(name.startswith("access-control-") for name in headers)
         status, headers, body = await _get(port, b"GET /config.json?x=1 HTTP/1.1\r\n\r\n")
         assert msgspec.json.decode(body) == {"board": "test-0001", "wsUrl": "ws://127.0.0.1:9"}
         status, headers, body = await _get(port, b"HEAD /kiosk.js HTTP/1.1\r\n\r\n")
@@ -121,3 +124,57 @@ def test_kioskd_ui_command_serves_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+LOGIN = UiCredential(username="ui", password="s3cret-ui")
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
+async def test_the_credential_goes_to_the_page_alone() -> None:
+    async with serve_ui(SITE, 0, credential=LOGIN) as url:
+        port = _port(url)
+        own = f"Host: 127.0.0.1:{port}\r\n".encode()
+        asked = b"GET /credential.json HTTP/1.1\r\n" + own + b"X-Kioskd-UI: 1\r\n"
+        status, headers, body = await _get(port, asked + b"Sec-Fetch-Site: same-origin\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK"
+        assert msgspec.json.decode(body) == {"username": "ui", "password": "s3cret-ui"}
+        assert headers["cache-control"] == "no-store"
+        assert headers["x-frame-options"] == "DENY"
+        assert not any(name.startswith("access-control-") for name in headers)
+        refused = [
+            b"GET /credential.json HTTP/1.1\r\n" + own + b"\r\n",  # no custom header
+            asked + b"Origin: http://127.0.0.1:1\r\n\r\n",  # another local origin
+            asked + b"Sec-Fetch-Site: same-site\r\n\r\n",
+            asked + b"Sec-Fetch-Site: cross-site\r\n\r\n",
+            # A DNS-rebound name resolving to 127.0.0.1 is not this server's origin.
+            b"GET /credential.json HTTP/1.1\r\nHost: evil.example:%d\r\nX-Kioskd-UI: 1\r\n\r\n"
+            % port,
+            # The preflight of a cross-origin fetch with the header gets no CORS answer.
+            b"OPTIONS /credential.json HTTP/1.1\r\n" + own + b"Origin: http://localhost:1\r\n"
+            b"Access-Control-Request-Headers: x-kioskd-ui\r\n\r\n",
+        ]
+        for request in refused:
+            status, headers, body = await _get(port, request)
+            assert status in ("HTTP/1.1 403 Forbidden", "HTTP/1.1 405 Method Not Allowed"), request
+            assert b"s3cret" not in body
+            assert not any(name.startswith("access-control-") for name in headers)
+
+
+async def test_connections_beyond_the_cap_get_503() -> None:
+    async with serve_ui(SITE, 0) as url:
+        port = _port(url)
+        # Clients that connect and say nothing hold their slot until the head timeout.
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS)]
+        try:
+            await asyncio.sleep(0.1)
+            status, _, _ = await _get(port, b"GET / HTTP/1.1\r\n\r\n")
+            assert status == "HTTP/1.1 503 Service Unavailable"
+        finally:
+            for _, writer in idle:
+                writer.close()
+        await asyncio.sleep(0.1)
+        status, _, _ = await _get(port, b"GET / HTTP/1.1\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK"
