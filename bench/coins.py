@@ -1,8 +1,9 @@
 """``python -m bench.coins``: coin -> coinAccepted latency, ledger commit time, chaos counts.
 
 1. Latency: the daemon in-process with the ``cctalk`` driver against its wire
-   simulator (socat pty pair), a real mosquitto and a UI client; a coin is
-   dropped into the emulated acceptor and the clock stops when the UI receives
+   simulator (its own process on a socat pty pair), a real mosquitto and a UI
+   client; a coin is dropped into the emulated acceptor (a request on its control
+   socket, well under a ms) and the clock stops when the UI receives
    ``evt/coinAccepted``.  It includes the wait for the next 229 poll (uniform
    in ``[0, poll_ms]``), the serial exchange, the fsynced ledger commit and
    the MQTT hop; measured for each ``--poll-ms``.
@@ -68,7 +69,6 @@ async def coin_latency(broker_port: int, tmp: Path, poll_ms: int, coins: int) ->
             await asyncio.sleep(0.01)
         sim = app.simulators["coinAcceptor"]
         assert isinstance(sim, CctalkSimulator)
-        assert sim.device is not None
         async with (
             connect(broker_port, cfg.board.id, "bench-coins") as ui,
             ui.subscription(f"{ui.root}/dev/coinAcceptor/evt/coinAccepted") as queue,
@@ -77,13 +77,13 @@ async def coin_latency(broker_port: int, tmp: Path, poll_ms: int, coins: int) ->
                 "coinAcceptor", "depositStart", {"currency": "VND", "timeoutMs": 600_000}
             )
             assert started["completionCode"] == "success", started
-            while not sim.device.enabled:  # noqa: ASYNC110 - the device's bit, no event
-                await asyncio.sleep(0.01)
+            while not (await sim.call({"action": "stats"}, dict))["enabled"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the device's bit, no event to wait for
             for _ in range(coins):
                 # Not in step with the poll: the wait for it is part of the latency.
                 await asyncio.sleep(random.uniform(0.05, 0.15))
                 t0 = time.perf_counter()
-                sim.device.insert_coin(1000)
+                await sim.call({"action": "insertCoin", "value": 1000}, dict)
                 await asyncio.wait_for(queue.get(), 5)
                 samples.append(time.perf_counter() - t0)
     finally:
