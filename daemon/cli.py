@@ -191,7 +191,9 @@ def safe_state(config: ConfigOption = None, sim: SimOption = False) -> None:
     try:
         from devices.base import DeviceEnv  # noqa: PLC0415 - only this command needs it
 
-        env = DeviceEnv(cfg.board.id, Path(cfg.daemon.state_dir), env_dir)
+        # --sim: the board of ``kioskd run --sim``, whose simulated acceptor may outlive it.
+        state_dir = sim_state_dir() if sim and config is None else Path(cfg.daemon.state_dir)
+        env = DeviceEnv(cfg.board.id, state_dir, env_dir)
         results = asyncio.run(safe_state_configured(cfg, env))
     finally:
         shutil.rmtree(env_dir, ignore_errors=True)

@@ -144,13 +144,21 @@ def test_unknown_wire_simulator_names_the_key() -> None:
     assert "teleprinter" in str(caught.value)
 
 
-def test_safe_state_command_without_daemon() -> None:
+def test_safe_state_command_without_daemon(tmp_path: Path) -> None:
     out = subprocess.run(
-        [*KIOSKD, "safe-state", "--sim"], capture_output=True, text=True, timeout=60, check=False
+        [*KIOSKD, "safe-state", "--sim"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},
     )
     assert out.returncode == 0, out.stderr
     for device in ("coinAcceptor", "documentSlot", "lockers", "lights"):
         assert f"{device}: safe" in out.stdout
+    # The board of `kioskd run --sim`; its simulated acceptor was started and stopped there.
+    assert (tmp_path / "kioskd-sim" / "sim-cctalk" / "coinAcceptor").is_dir()
+    assert not (tmp_path / "kioskd-sim" / "sim-cctalk" / "coinAcceptor" / "device.json").exists()
 
 
 async def test_sim_mode_embedded_broker_survives_nothing_after_kill_9(tmp_path: Path) -> None:
