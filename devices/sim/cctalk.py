@@ -223,9 +223,14 @@ class CctalkSimulator(WireSimulator):
     async def start(self) -> None:
         """Reconnect to the device a killed run left, else start one; return once it serves.
 
+        A device that answers with other settings, or that no record names, is
+        stopped first (up to :data:`STOP_TIMEOUT_S`); one that does not answer within
+        :data:`CONTROL_TIMEOUT_S` is killed.
+
         Raises:
             Offline: socat is missing, the device process did not start within
                 :data:`SPAWN_TIMEOUT_S`, or its control socket path is too long.
+            OSError: the device's folder cannot be created under ``state_dir``.
 
         """
         settings = self._settings
