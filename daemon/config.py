@@ -72,6 +72,20 @@ class BrokerConfig(_Section, frozen=True):
     ws_port: Port | None = 9001
 
 
+class UiConfig(_Section, frozen=True):
+    """``[ui]``: what ``kioskd ui`` tells the kiosk's browser.
+
+    ``ws_url`` is the broker's websockets listener (default
+    ``ws://127.0.0.1:{[broker] ws_port}``); ``username`` and ``password_file``
+    (its first line) are the UI's broker login, which the UI server hands its
+    own page only (docs/ui.md); none: an anonymous broker.
+    """
+
+    ws_url: Annotated[str, Meta(pattern=r"^wss?://")] | None = None
+    username: str | None = None
+    password_file: str | None = None
+
+
 class ApiConfig(_Section, frozen=True):
     """``[api]``: limits of the MQTT API.
 
@@ -156,6 +170,7 @@ class _Raw(_Section, frozen=True):
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -169,6 +184,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     api: ApiConfig
     daemon: DaemonConfig
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     devices: tuple[DeviceConfig, ...]
 
     def replace(self, **changes: Any) -> Config:
@@ -301,6 +317,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
         api=raw.api,
         daemon=raw.daemon,
         uplink=raw.uplink,
+        ui=raw.ui,
         devices=devices,
     )
 

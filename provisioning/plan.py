@@ -224,6 +224,13 @@ def config_tables(answers: Answers, uplink: dict[str, Any] | None) -> dict[str, 
     }
     if uplink is not None:
         tables["uplink"] = uplink
+    if answers.ws_port is not None and answers.uis:
+        # What `kioskd ui` hands the kiosk's browser: the listener and the first UI's login.
+        tables["ui"] = {
+            "ws_url": f"ws://127.0.0.1:{answers.ws_port}",
+            "username": answers.uis[0],
+            "password_file": f"{CREDENTIALS}/{answers.uis[0]}.password",
+        }
     tables["devices"] = answers.devices
     return tables
 
@@ -312,9 +319,10 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
             Wanted(
                 f"{CREDENTIALS}/{user}.password",
                 f"{password}\n".encode(),
-                0o600,
+                # `kioskd ui` (run as kioskd) reads a UI's to hand it to its own page.
+                0o640 if user in answers.uis else 0o600,
                 DAEMON_USER if user == DAEMON_USER else "root",
-                DAEMON_USER if user == DAEMON_USER else "root",
+                "root" if user == TECHNICIAN_USER else DAEMON_USER,
                 secret=True,
             )
             for user, password in passwords.items()

@@ -375,6 +375,7 @@ def config_markdown() -> str:
         ("api", config.ApiConfig),
         ("daemon", config.DaemonConfig),
         ("uplink", config.UplinkConfig),
+        ("ui", config.UiConfig),
     ):
         summary = (tp.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip()
         lines += [f"### `[{section}]`", "", summary[0].upper() + summary[1:], ""]

@@ -2,6 +2,9 @@
 
 ``kioskd run --sim`` serves the UI itself (``--ui-port``); this command is for a
 board where kioskd runs under systemd and the kiosk's browser needs the pages.
+The broker URL and the UI's broker login come from the config's ``[ui]`` table,
+which ``kioskd provision`` writes; run it as a user that can read the config and
+the UI's password file (``kioskd``, or root).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from typing import Annotated
 
 import typer
 
-from daemon.config import EX_CONFIG, ConfigError, load, sim_config
+from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config
 
-from .server import UiError, UiSite, serve_ui
+from .server import UiCredential, UiError, UiSite, serve_ui
 
 #: Default port of the UI server.
 DEFAULT_PORT = 8080
@@ -23,14 +26,36 @@ DEFAULT_PORT = 8080
 EX_UNAVAILABLE = 69
 
 
-async def _serve_until_stopped(site: UiSite, port: int) -> None:
+async def _serve_until_stopped(site: UiSite, port: int, credential: UiCredential) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with serve_ui(site, port) as url:
+    async with serve_ui(site, port, credential=credential) as url:
         typer.echo(f"kiosk UI: {url}  technician: {url}tech.html  (broker {site.ws_url})")
         await stop.wait()
+
+
+def page_login(cfg: Config) -> UiCredential:
+    """The UI's broker login from ``[ui]`` (none without ``username``).
+
+    Raises:
+        ConfigError: the password file cannot be read.
+
+    """
+    if cfg.ui.username is None:
+        return UiCredential()
+    password = None
+    if cfg.ui.password_file is not None:
+        try:
+            lines = Path(cfg.ui.password_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(
+                f"{cfg.source}: key `ui.password_file`: cannot read {cfg.ui.password_file}:"
+                f" {exc.strerror}"
+            ) from None
+        password = lines[0] if lines else ""
+    return UiCredential(username=cfg.ui.username, password=password)
 
 
 def ui(
@@ -47,19 +72,22 @@ def ui(
     port: Annotated[int, typer.Option(help="Loopback HTTP port (0: a free port).")] = DEFAULT_PORT,
     ws_url: Annotated[
         str | None,
-        typer.Option(help="Broker websockets URL (default: ws://127.0.0.1:[broker] ws_port)."),
+        typer.Option(
+            help="Broker websockets URL (default: [ui] ws_url, else from [broker] ws_port)."
+        ),
     ] = None,
 ) -> None:
     """Serve the reference kiosk UI on http://127.0.0.1:PORT (without --config: the sim board)."""
     try:
         cfg = load(config) if config is not None else sim_config()
+        credential = page_login(cfg)
     except ConfigError as exc:
         typer.echo(f"kioskd: invalid config: {exc}", err=True)
         raise typer.Exit(EX_CONFIG) from None
-    ws_port = cfg.broker.ws_port or 9001
-    site = UiSite(board=cfg.board.id, ws_url=ws_url or f"ws://127.0.0.1:{ws_port}")
+    default_url = cfg.ui.ws_url or f"ws://127.0.0.1:{cfg.broker.ws_port or 9001}"
+    site = UiSite(board=cfg.board.id, ws_url=ws_url or default_url)
     try:
-        asyncio.run(_serve_until_stopped(site, port))
+        asyncio.run(_serve_until_stopped(site, port, credential))
     except UiError as exc:
         typer.echo(f"kioskd: {exc}", err=True)
         raise typer.Exit(EX_UNAVAILABLE) from None

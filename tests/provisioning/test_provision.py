@@ -24,7 +24,7 @@ EXPECTED = {
     "etc/kioskd/kioskd.toml": (0o640, "root", "kioskd"),
     "etc/kioskd/provision.json": (0o640, "root", "kioskd"),
     "etc/kioskd/credentials/kioskd.password": (0o600, "kioskd", "kioskd"),
-    "etc/kioskd/credentials/ui.password": (0o600, "root", "root"),
+    "etc/kioskd/credentials/ui.password": (0o640, "root", "kioskd"),
     "etc/kioskd/credentials/technician.password": (0o600, "root", "root"),
     "etc/mosquitto/conf.d/kioskd.conf": (0o644, "root", "root"),
     "etc/mosquitto/kioskd.passwd": (0o600, "mosquitto", "mosquitto"),

@@ -71,6 +71,14 @@ export function explain(s, err) {
   return { text: t("errOther", { code: err.code }), retry: true };
 }
 
+/** A refused locker open: not opened in time, a code the compartment does not take, a lockout. */
+function explainLocker(s, err) {
+  if (err.code === "timeOut") return { text: t("errLockerTimeout"), retry: true };
+  if (err.code === "userError" && /code/i.test(err.description)) return { text: t("errLockerCode"), retry: false };
+  if (err.code === "fraudAttempt") return { text: t("errLockerLockedOut"), retry: false };
+  return explain(s, err);
+}
+
 /** Show a problem; resolves "retry" or "cancel" (the latter ends the visit). */
 async function problem(s, text, { retry = true, extra = null } = {}) {
   const choice = await s.ask("problem", (choose) => [
@@ -642,9 +650,10 @@ export async function runCollect(s, code) {
       async () => {
         view.open = false;
         s.kiosk.stage.show("collect-open", render);
-        await s.cmd("lockers", "open", { compartment: n });
+        // The daemon opens the compartment only with the code staff assigned it: the slip's.
+        await s.cmd("lockers", "open", { compartment: n, code: dossierCode });
       },
-      { explainErr: (_s, err) => (err.code === "timeOut" ? { text: t("errLockerTimeout"), retry: true } : explain(s, err)) },
+      { explainErr: (_s, err) => explainLocker(s, err) },
     );
     view.open = true;
     s.kiosk.stage.show("collect-take", render);

@@ -5,7 +5,7 @@ import { lang, money, pick, setLang, t } from "./i18n.js";
 import { DemoOffice } from "./office.js";
 import { Session } from "./session.js";
 import { Stage, button, h, spinner } from "./ui.js";
-import { AbortedError, KioskLink } from "./wire.js";
+import { AbortedError, KioskLink, fetchCredential } from "./wire.js";
 
 /** Timings, seconds, overridable in the page URL (?idle=30&warn=10&pay=60&done=10) for demos and tests. */
 function readSettings() {
@@ -45,7 +45,8 @@ class Kiosk {
     this.stage.show("connecting", () => [h("h1", { tabindex: -1 }, t("connecting")), spinner(t("connecting"))]);
     const config = await (await fetch("config.json", { cache: "no-cache" })).json();
     this.office = await DemoOffice.load("office-demo.json");
-    this.link = new KioskLink({ url: config.wsUrl, board: config.board, clientPrefix: "kiosk" });
+    const credential = await fetchCredential();
+    this.link = new KioskLink({ url: config.wsUrl, board: config.board, clientPrefix: "kiosk", credential });
     for (const type of ["status", "connection"]) this.link.addEventListener(type, () => this._outage());
     this.link.addEventListener("event", () => {
       if (this.session) this.poke();

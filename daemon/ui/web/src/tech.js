@@ -1,7 +1,7 @@
 // The technician page: live retained device states, the broadcast event log (never
 // identity data: a scanned code's text is hidden) and the simulator controls.
 import { button, h } from "./ui.js";
-import { KioskLink } from "./wire.js";
+import { KioskLink, fetchCredential } from "./wire.js";
 
 const MAX_LOG = 200;
 /** Event data keys that may hold what a citizen showed the kiosk; never displayed. */
@@ -76,7 +76,8 @@ function controls(link, info, report) {
 async function main() {
   const config = await (await fetch("config.json", { cache: "no-cache" })).json();
   document.querySelector("#board").textContent = config.board;
-  const link = new KioskLink({ url: config.wsUrl, board: config.board, clientPrefix: "tech" });
+  const credential = await fetchCredential();
+  const link = new KioskLink({ url: config.wsUrl, board: config.board, clientPrefix: "tech", credential });
   const tbody = document.querySelector("#devices tbody");
   const badge = document.querySelector("#daemon-status");
   const events = document.querySelector("#events");

@@ -26,15 +26,27 @@ function randomId(bytes = 6) {
 }
 
 /**
+ * The page's broker login, from its own server: {username, password}, both null on an
+ * anonymous broker.  The server hands it out only to a same-origin request carrying
+ * this header (docs/ui.md), and the browser must not keep it: `no-store`.
+ */
+export async function fetchCredential() {
+  const response = await fetch("credential.json", { cache: "no-store", headers: { "X-Kioskd-UI": "1" } });
+  if (!response.ok) throw new Error(`credential.json: HTTP ${response.status}`);
+  return response.json();
+}
+
+/**
  * One UI's link to the daemon.  Events (EventTarget):
  * `connection` {connected}, `status` {status}, `description` {description},
  * `state` {device, message}, `event` {device, event, message},
  * `simout` {device, what, data}.
  */
 export class KioskLink extends EventTarget {
-  constructor({ url, board, clientPrefix = "ui" }) {
+  constructor({ url, board, clientPrefix = "ui", credential = null }) {
     super();
     this.url = url;
+    this.credential = credential;
     this.board = board;
     this.clientId = `${clientPrefix}-${randomId()}`;
     this.root = `kiosk/v1/${board}`;
@@ -61,6 +73,7 @@ export class KioskLink extends EventTarget {
       reconnectPeriod: 1000,
       connectTimeout: 5000,
       keepalive: 30,
+      ...(this.credential?.username ? { username: this.credential.username, password: this.credential.password ?? "" } : {}),
     });
     this.client.on("message", (topic, payload, packet) => this._onMessage(topic, payload, packet));
     this.client.on("close", () => this._setConnected(false));
