@@ -50,6 +50,10 @@ TimeoutOption = Annotated[
     int, typer.Option(help="How long the door may take to be opened, ms.", min=100, max=180_000)
 ]
 Compartment = Annotated[int, typer.Argument(min=1, help="Compartment number, from 1.")]
+CodeOption = Annotated[
+    str | None,
+    typer.Option(help="The dossier code printed on the citizen's slip (see each command)."),
+]
 
 
 def _config(config: Path | None, sim: bool) -> Config:
@@ -110,10 +114,13 @@ def _run_command(
     command: str,
     compartment: int,
     timeout_ms: int,
+    code: str | None = None,
 ) -> None:
     if port is not None:
         config = config.replace(mqtt=msgspec.structs.replace(config.mqtt, port=port))
-    params = {"compartment": compartment, "timeoutMs": timeout_ms}
+    params: dict[str, Any] = {"compartment": compartment, "timeoutMs": timeout_ms}
+    if code is not None:
+        params["code"] = code
     # The daemon answers only once the door is seen open: say so before the wait.
     typer.echo(
         f"{device}: {command} {compartment}: waiting up to {timeout_ms / 1000:g} s"
@@ -147,8 +154,13 @@ def open_compartment(
     device: DeviceOption = "lockers",
     port: PortOption = None,
     timeout_ms: TimeoutOption = 60_000,
+    code: CodeOption = None,
 ) -> None:
-    """Open a compartment (as a collection): succeeds once its door is seen open."""
+    """Open a compartment; succeeds once its door is seen open.
+
+    With --code: a citizen's collection (the code is checked, and used up once the
+    door opened).  Without: a staff open, which leaves the compartment's code as it is.
+    """
     _run_command(
         _config(config, sim),
         port=port,
@@ -156,6 +168,7 @@ def open_compartment(
         command="open",
         compartment=compartment,
         timeout_ms=timeout_ms,
+        code=code,
     )
 
 
@@ -168,8 +181,13 @@ def assign_compartment(
     device: DeviceOption = "lockers",
     port: PortOption = None,
     timeout_ms: TimeoutOption = 60_000,
+    code: CodeOption = None,
 ) -> None:
-    """Open a compartment to load it (audited as a staff load)."""
+    """Open a compartment to load it (audited as a staff load).
+
+    With --code, the citizen opens it later with that code (the dossier code on the
+    slip); the daemon keeps only a salted hash.  Without, its code stays as it is.
+    """
     _run_command(
         _config(config, sim),
         port=port,
@@ -177,6 +195,7 @@ def assign_compartment(
         command="assign",
         compartment=compartment,
         timeout_ms=timeout_ms,
+        code=code,
     )
 
 

@@ -180,6 +180,8 @@ class CommandContext:
         client_id: the requester's MQTT client id (from its reply topic).
         deadline: ``loop.time()`` at which the command must end, in seconds.
         emit: sends an intermediate ``event`` reply to the requester alone.
+        staff: the requester has the technician role, so a command may do for it what
+            it refuses a citizen-facing UI (end another client's deposit).
 
     """
 
@@ -187,6 +189,7 @@ class CommandContext:
     client_id: str
     deadline: float
     emit: EventSink
+    staff: bool = False
 
     def remaining(self) -> float:
         """Seconds left before the deadline (never negative)."""

@@ -154,7 +154,7 @@ LONG_COMMANDS: list[tuple[str, str, dict[str, Any]]] = [
     ("cardReader", "waitForCard", {"timeoutMs": 60_000}),
     ("scanner", "read", {"timeoutMs": 60_000}),
     ("documentSlot", "accept", {"timeoutMs": 60_000}),
-    ("lockers", "open", {"compartment": 1, "timeoutMs": 60_000}),
+    ("lockers", "assign", {"compartment": 1, "timeoutMs": 60_000}),
     ("printer", "printSlip", {"template": "appointment", "fields": _slip_fields(), "copies": 3}),
 ]
 

@@ -6,9 +6,15 @@ open; the citizen pulls the door.  A door that stays open longer than
 ``userError`` (a person shuts it) until every left-open door is closed.
 
 Staff load compartments with ``assign`` (the technician's ``kioskd lockers
-assign``), which opens a door like ``open``.  A compartment opened by ``open``
-(a citizen's collection) that is still occupied when its door closes raises
-``compartmentNotEmptied``.  Drivers may record every open for disputes
+assign``), which opens a door like ``open`` and, with a ``code`` (the dossier
+code printed on the slip), gives the compartment that code.  A citizen's
+``open`` must carry the code: the daemon checks it against the salted hash
+kept by :mod:`devices.lockers.codes`, refuses a wrong or missing one (a few
+wrong ones lock the compartment out for a while), and uses the assignment up
+once the door opened.  A staff requester (``ctx.staff``) may ``open`` without a
+code; its open leaves the assignment alone.  A compartment opened by ``open``
+that is still occupied when its door closes raises ``compartmentNotEmptied``.
+Drivers may record every open and every refused code for disputes
 (:meth:`Lockers._audit`).
 
 Drivers release and re-lock locks and report door and occupancy sensors
@@ -22,6 +28,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
+import math
+import sqlite3
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -40,7 +49,11 @@ from devices.base import (
     OpenClosed,
     Params,
 )
-from devices.errors import InvalidData, SequenceError, Timeout
+from devices.errors import AccessDenied, FraudAttempt, InvalidData, SequenceError, Timeout
+
+from .codes import MAX_CODE_CHARS, CodeStore, Verdict, codes_path
+
+log = logging.getLogger(__name__)
 
 #: A compartment number (from 1; the upper bound is ``capabilities.compartments``).
 Compartment = Annotated[int, Meta(ge=1, description="compartment number, from 1")]
@@ -69,10 +82,34 @@ class LockersDetail(Message):
     ] = msgspec.field(default_factory=dict)
 
 
+#: A collection code as typed or scanned (compared blank-trimmed and in upper case).
+Code = Annotated[str, Meta(min_length=1, max_length=MAX_CODE_CHARS)]
+
+
 class OpenParams(Params):
     """``open`` parameters."""
 
     compartment: Compartment
+    code: Annotated[
+        Code | None,
+        Meta(
+            description="the code staff assigned the compartment (the dossier code on the"
+            " slip); required unless the requester is staff"
+        ),
+    ] = None
+
+
+class AssignParams(Params):
+    """``assign`` parameters."""
+
+    compartment: Compartment
+    code: Annotated[
+        Code | None,
+        Meta(
+            description="the code a citizen will open it with (the dossier code on the slip);"
+            " replaces the compartment's code once its door opened; none: the code is kept"
+        ),
+    ] = None
 
 
 class CompartmentEvent(Message):
@@ -115,7 +152,7 @@ class Lockers(Device):
         # A technician loading a compartment; the same sequence, audited as a load.
         "assign": Command(
             "assign_compartment",
-            OpenParams,
+            AssignParams,
             NoResult,
             60_000,
             180_000,
@@ -137,6 +174,7 @@ class Lockers(Device):
         self._occupied: dict[int, bool] = {}
         self._collecting: set[int] = set()
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        self.codes = CodeStore(codes_path(env.state_dir, device_id))
 
     # --- what drivers implement ------------------------------------------------------
 
@@ -170,7 +208,11 @@ class Lockers(Device):
     async def _audit(
         self, action: str, compartment: int, ctx: CommandContext, outcome: str
     ) -> None:
-        """Record one ``open``/``assign`` and how it ended; by default nothing is kept."""
+        """Record one ``open``/``assign`` and how it ended; by default nothing is kept.
+
+        ``outcome``: ``opened``, ``timeOut``, ``canceled``, ``error``, or for an
+        ``open`` refused before its lock moved ``noCode``, ``wrongCode``, ``lockedOut``.
+        """
 
     # --- what drivers call -----------------------------------------------------------
 
@@ -249,20 +291,84 @@ class Lockers(Device):
     async def open_compartment(self, params: OpenParams, ctx: CommandContext) -> NoResult:
         """Release a compartment's lock for a citizen; complete when its door is seen open.
 
-        Raises: as :meth:`_unlock_until_open`.
+        The citizen's code is checked first (a staff requester may give none);
+        a right one is used up once the door opened.
+
+        Raises:
+            InvalidData: no such compartment, or no code from a non-staff requester.
+            AccessDenied: a wrong code (or the compartment holds no assignment).
+            FraudAttempt: the compartment is locked out after too many wrong codes.
+            sqlite3.Error: the codes cannot be read (nothing opens).
+            others: as :meth:`_unlock_until_open`.
+
         """
-        await self._unlock_until_open("open", params.compartment, ctx)
-        self._collecting.add(params.compartment)
+        n = self._number(params.compartment)
+        if params.code is not None:
+            await self._prove(n, params.code, ctx)
+        elif not ctx.staff:
+            await self._audit("open", n, ctx, "noCode")
+            raise InvalidData(
+                f"opening compartment {n} needs `code`: the dossier code printed on the slip"
+            )
+        await self._unlock_until_open("open", n, ctx)
+        self._collecting.add(n)
+        if params.code is not None:
+            try:
+                await self.codes.collected(n)
+            except sqlite3.Error:
+                log.exception("%s: compartment %d opened, its code not used up", self.id, n)
         return NoResult()
 
-    async def assign_compartment(self, params: OpenParams, ctx: CommandContext) -> NoResult:
+    async def _prove(self, n: int, code: str, ctx: CommandContext) -> None:
+        """Check a citizen's code for compartment ``n``; audit and raise if refused."""
+        check = await self.codes.check(n, code)
+        if check.verdict is Verdict.RIGHT:
+            return
+        minutes = max(1, math.ceil(check.locked_for_s / 60))
+        if check.verdict is Verdict.LOCKED_OUT:
+            await self._audit("open", n, ctx, "lockedOut")
+            raise FraudAttempt(
+                f"compartment {n} refuses codes for {minutes} more min after"
+                f" {self.codes.max_wrong} wrong codes: ask staff"
+            )
+        await self._audit("open", n, ctx, "wrongCode")
+        if check.tries_left == 0:
+            raise AccessDenied(
+                f"wrong code for compartment {n}: it now refuses codes for {minutes} min"
+            )
+        raise AccessDenied(
+            f"wrong code for compartment {n} ({check.tries_left} tries left before a lockout)"
+        )
+
+    async def assign_compartment(self, params: AssignParams, ctx: CommandContext) -> NoResult:
         """Open a compartment for staff to load; complete when its door is seen open.
 
-        Raises: as :meth:`_unlock_until_open`.
+        With a ``code``, the compartment takes that code once its door opened
+        (a fresh salt; wrong-code count and lockout cleared).
+
+        Raises:
+            sqlite3.Error: the code cannot be stored (the door did open).
+            others: as :meth:`_unlock_until_open`.
+
         """
-        await self._unlock_until_open("assign", params.compartment, ctx)
-        self._collecting.discard(params.compartment)
+        n = self._number(params.compartment)
+        await self._unlock_until_open("assign", n, ctx)
+        self._collecting.discard(n)
+        if params.code is not None:
+            await self.codes.assign(n, params.code)
         return NoResult()
+
+    def _number(self, n: int) -> int:
+        """``n`` if the bank has that compartment.
+
+        Raises:
+            InvalidData: no such compartment.
+
+        """
+        count = self.layout.compartments
+        if not 1 <= n <= count:
+            raise InvalidData(f"compartment must be 1 to {count} (found {n})")
+        return n
 
     async def _unlock_until_open(self, action: str, n: int, ctx: CommandContext) -> None:
         """Release a compartment's lock; return when its door is seen open.
@@ -277,9 +383,7 @@ class Lockers(Device):
             Offline, HardwareError: the controller is unreachable or failed.
 
         """
-        count = self.layout.compartments
-        if not 1 <= n <= count:
-            raise InvalidData(f"compartment must be 1 to {count} (found {n})")
+        self._number(n)
         await self._check_lockers()
         if self.door(n) is OpenClosed.OPEN:
             raise SequenceError(f"compartment {n} is already open")

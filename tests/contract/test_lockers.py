@@ -1,9 +1,15 @@
-"""lockers contract: ``open`` completes when the door is seen open; door events."""
+"""lockers contract: ``open`` with the right code completes when the door is seen open; door events.
+
+The codes staff would ``assign`` are given the bank's code store directly (the
+code checks themselves: tests/api/test_locker_codes.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+from devices.lockers.protocol import Lockers
+from tests.conftest import RunningDaemon
 from tests.contract.support import (
     acked,
     check_description,
@@ -20,6 +26,14 @@ from tests.uiclient import UiClient
 
 CONTRACT_CLASSES = ("lockers",)
 DEV = "lockers"
+
+
+async def code(daemon: RunningDaemon, n: int) -> str:
+    """Give compartment ``n`` a code, as staff's ``assign`` would; returns it."""
+    bank = daemon.app.devices[DEV]
+    assert isinstance(bank, Lockers)
+    await bank.codes.assign(n, f"HS-TEST-{n:04}")
+    return f"HS-TEST-{n:04}"
 
 
 def door(n: int, position: str):
@@ -52,9 +66,10 @@ async def test_description_lists_the_contract(ui: UiClient, drivers: dict[str, s
     assert all(c["door"] == "closed" for c in idle["detail"]["compartments"].values())
 
 
-async def test_open_completes_when_the_door_is_pulled(ui: UiClient) -> None:
+async def test_open_completes_when_the_door_is_pulled(ui: UiClient, daemon: RunningDaemon) -> None:
+    params = {"compartment": 2, "code": await code(daemon, 2), "timeoutMs": 3000}
     async with events(ui, DEV) as evt:
-        opening = await acked(await start(ui, DEV, "open", {"compartment": 2, "timeoutMs": 3000}))
+        opening = await acked(await start(ui, DEV, "open", params))
         await asyncio.sleep(0.1)
         assert opening.replies.empty(), "open waits for the door to be seen open"
         await pull(ui, 2)
@@ -69,9 +84,12 @@ async def test_open_completes_when_the_door_is_pulled(ui: UiClient) -> None:
         assert closed["state"] == "online"
 
 
-async def test_door_never_opened_times_out_and_stays_locked(ui: UiClient) -> None:
+async def test_door_never_opened_times_out_and_stays_locked(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
+    params = {"compartment": 1, "code": await code(daemon, 1), "timeoutMs": 300}
     async with events(ui, DEV) as evt:
-        failed(await ui.device(DEV, "open", {"compartment": 1, "timeoutMs": 300}), "timeOut")
+        failed(await ui.device(DEV, "open", params), "timeOut")
         # The lock holds again: pulling the door now does not open it.
         pulled = await sim_call(ui, DEV, "openCompartment", {"compartment": 1})
         assert pulled["completionCode"] != "success"
@@ -95,16 +113,21 @@ async def test_open_validates_the_compartment(ui: UiClient) -> None:
     failed(await ui.device(DEV, "open", {}), "invalidData")
 
 
-async def test_open_an_open_door_is_a_sequence_error(ui: UiClient) -> None:
-    opening = await acked(await start(ui, DEV, "open", {"compartment": 4, "timeoutMs": 3000}))
+async def test_open_an_open_door_is_a_sequence_error(ui: UiClient, daemon: RunningDaemon) -> None:
+    params = {"compartment": 4, "code": await code(daemon, 4), "timeoutMs": 3000}
+    opening = await acked(await start(ui, DEV, "open", params))
     await pull(ui, 4)
     ok(await opening.completion(2))
-    failed(await ui.device(DEV, "open", {"compartment": 4, "timeoutMs": 1000}), "sequenceError")
+    await code(daemon, 4)  # given again: the open door, not the code, refuses
+    failed(await ui.device(DEV, "open", {**params, "timeoutMs": 1000}), "sequenceError")
 
 
-async def test_door_left_open_is_a_user_error_until_shut(ui: UiClient) -> None:
+async def test_door_left_open_is_a_user_error_until_shut(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
+    params = {"compartment": 5, "code": await code(daemon, 5), "timeoutMs": 3000}
     async with events(ui, DEV) as evt:
-        opening = await acked(await start(ui, DEV, "open", {"compartment": 5, "timeoutMs": 3000}))
+        opening = await acked(await start(ui, DEV, "open", params))
         await pull(ui, 5)
         ok(await opening.completion(2))
         left = await evt.next("compartmentLeftOpen", timeout=3)

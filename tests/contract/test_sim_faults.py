@@ -118,7 +118,7 @@ async def command(ui: UiClient, dev: str, slow: bool) -> Payload:
             name, params = "accept", {"timeoutMs": 5000}
             person = ("insertDocument", {}, 0.2 + wait_s)
         case "lockers":
-            name, params = "open", {"compartment": 1, "timeoutMs": 5000}
+            name, params = "assign", {"compartment": 1, "timeoutMs": 5000}
             person = ("openCompartment", {"compartment": 1}, 0.05 + wait_s)
         case "camera":
             name, params = "takePicture", {"purpose": "face"}

@@ -13,11 +13,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from devices.base import DeviceState, OpenClosed
+from devices.base import CommandContext, DeviceState, OpenClosed
 from devices.errors import Offline, SequenceError, Timeout
 from devices.lockers.audit import read_audit
 from devices.lockers.gpio import GpioLockers, GpioLockersSettings
-from devices.lockers.protocol import OpenParams
+from devices.lockers.protocol import AssignParams, OpenParams
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.gpio_lockers import GpioLockersSimulator
 from devices.sim.lockers import LockOutput
@@ -30,7 +30,16 @@ from devices.transports.mcp23017 import (
     ExpanderSettings,
     Mcp23017,
 )
-from tests.support import RecordingHost, ctx, make_env, running
+from tests.support import RecordingHost, make_env, running
+from tests.support import ctx as citizen_ctx
+
+
+def ctx(request_id: str = "r1") -> CommandContext:
+    """A staff requester's context: the lock mechanics here are exercised without codes."""
+    context = citizen_ctx(request_id)
+    context.staff = True
+    return context
+
 
 #: Compartments 1-2 on header pins (2 with an occupancy sensor), 3-4 on MCP23017 "main".
 MIXED: dict[str, Any] = {
@@ -203,7 +212,7 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
         for n in (2, 4):
             # Staff load it: no event when it closes full.
             loading = asyncio.create_task(
-                device.assign_compartment(OpenParams(compartment=n), ctx())
+                device.assign_compartment(AssignParams(compartment=n, code=f"HS-{n}"), ctx())
             )
             await citizen_pulls(sim, n)
             await asyncio.wait_for(loading, 3)
@@ -213,7 +222,9 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
             await host.wait_for(lambda n=n: device.detail.compartments[str(n)].occupied is True, 2)
             assert "compartmentNotEmptied" not in host.event_names()
             # A citizen opens it and leaves without the papers.
-            opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=n), ctx()))
+            opening = asyncio.create_task(
+                device.open_compartment(OpenParams(compartment=n, code=f"hs-{n}"), citizen_ctx())
+            )
             await citizen_pulls(sim, n)
             await asyncio.wait_for(opening, 3)
             sim.shut(n)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.base import DeviceState
+from devices.base import CommandContext, DeviceState
 from devices.errors import (
     CompletionCode,
     HardwareError,
@@ -19,7 +19,16 @@ from devices.errors import (
 from devices.lockers.protocol import CompartmentEvent, LockersDetail, OpenParams
 from devices.sim.faults import FaultKind, FaultParams
 from devices.sim.lockers import CompartmentParams, LockOutput, SimLockers
-from tests.support import RecordingHost, build, ctx, running
+from tests.support import RecordingHost, build, running
+from tests.support import ctx as citizen_ctx
+
+
+def ctx(request_id: str = "r1") -> CommandContext:
+    """A staff requester's context: the lock mechanics here are exercised without codes."""
+    context = citizen_ctx(request_id)
+    context.staff = True
+    return context
+
 
 FAST = {"compartments": 4, "lock_pulse_ms": 10, "open_timeout_ms": 200, "left_open_ms": 150}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from devices.lockers.codes import CodeStore, codes_path
 from tests.ui.citizen import CARD_QR, Citizen
 from tests.ui.conftest import KioskRig, Screen
 
@@ -160,7 +161,14 @@ async def test_device_not_ready_then_back(kiosk: KioskRig, screen: Screen) -> No
     await screen.wait_screen("capture-face-check", timeout=10)
 
 
+async def staff_assigned(kiosk: KioskRig, compartment: int, code: str) -> None:
+    """What staff's ``assign`` with a code leaves in the running daemon's state."""
+    state_dir = kiosk.workdir / "state" / "kioskd-sim"  # sim_state_dir() of the rig
+    await CodeStore(codes_path(state_dir, "lockers")).assign(compartment, code)
+
+
 async def test_collect_results_from_the_locker(kiosk: KioskRig, screen: Screen) -> None:
+    await staff_assigned(kiosk, 3, "HS-DEMO-0002")
     citizen = Citizen(kiosk, screen)
     await citizen.open()
     await citizen.tap("#start-collect")
@@ -176,6 +184,23 @@ async def test_collect_results_from_the_locker(kiosk: KioskRig, screen: Screen) 
     await citizen.sim("lockers", "closeCompartment", {"compartment": 3})
     await screen.wait_screen("collect-done")
     assert "Bạn đã nhận kết quả" in await screen.text()
+
+
+async def test_a_compartment_opens_only_with_its_code(kiosk: KioskRig, screen: Screen) -> None:
+    await staff_assigned(kiosk, 3, "HS-DEMO-0009")  # staff loaded another dossier there
+    citizen = Citizen(kiosk, screen)
+    await citizen.open("?lang=en")
+    await citizen.tap("#start-collect")
+    await screen.wait_screen("collect-scan")
+    await citizen.scan("HS-DEMO-0002", "collect-scan")
+    await citizen.identify()
+    await screen.wait_screen("problem")
+    await screen.shot("locker-wrong-code")
+    assert "The code on your slip does not open this compartment" in await screen.text()
+    pulled = await kiosk.world.call(
+        f"{kiosk.world.root}/sim/lockers/openCompartment", {"compartment": 3}
+    )
+    assert pulled["completionCode"] != "success", "the lock never moved"
 
 
 async def test_language_toggle(kiosk: KioskRig, screen: Screen) -> None:
