@@ -99,8 +99,8 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
         ),
         "  MQTT 3.1.1 clients send JSON and name their reply topic in replyTo (docs/api.md):",
         (
-            f"    mosquitto_sub -V 311 -p {port} -t 'kiosk/v1/{board}/reply/ui2/#' -C 1 & sleep 0.3; "
-            f"mosquitto_pub -V 311 -p {port} -t kiosk/v1/{board}/cmd/getStatus "
+            f"    mosquitto_sub -V 311 -p {port} -t 'kiosk/v1/{board}/reply/ui2/#' -C 1 & "
+            f"sleep 0.3; mosquitto_pub -V 311 -p {port} -t kiosk/v1/{board}/cmd/getStatus "
             f'-m \'{{"requestId":"r2","replyTo":"kiosk/v1/{board}/reply/ui2/1"}}\''
         ),
         "  API document: docs/api.md, docs/asyncapi.json.  Ctrl-C stops it.",
