@@ -1,19 +1,28 @@
 """The PC/SC test stack: one pcscd per machine with vsmartcard's vpcd reader driver.
 
 pcscd 1.9.9 always serves /run/pcscd/pcscd.comm (it ignores PCSCLITE_CSOCK_NAME),
-so every test of the session, and every other process on the machine, shares
-one instance.  The session fixture reuses a running pcscd or starts ``pcscd -f``
-as a child process (before any virtual card: a card does not reconnect to a
-restarted pcscd by itself); virtual cards take vpcd's two slots in turn under
-advisory locks (``devices/sim/vcard/simulator.py``).
+so every test session on the machine (other checkouts, other engineers' runs)
+shares one instance.  A session holds a shared lock on :data:`USERS_LOCK` while
+it uses pcscd; it starts one (detached: it is nobody's child) if none runs, and
+stops it at its end only if it is the last user and the pcscd was started by a
+test session (:data:`STARTED_PID`); :data:`START_LOCK` serializes joining,
+leaving, starting and stopping.  A session that stopped the pcscd it had
+started while another still used it was the "reader stays offline" flake of a
+loaded machine, where runs overlap more: "SCardEstablishContext: Service not
+available" for every later test of the other run.  Virtual cards take vpcd's two
+slots in turn under advisory locks (``devices/sim/vcard/simulator.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +35,18 @@ from devices.sim.vcard.simulator import VPCD_SLOTS, slot_lock_path
 from devices.sim.vcard.vpcd import VPCD_BASE_PORT
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+#: pcscd writes its pid here (also with ``-f``).
+PCSCD_PID = Path("/run/pcscd/pcscd.pid")
+#: Every test session using pcscd holds a shared flock on this file; an exclusive
+#: one means nobody else uses pcscd (to start, stop or restart it).
+USERS_LOCK = Path(tempfile.gettempdir()) / "kioskd-pcscd-users.lock"
+#: Held exclusively, briefly, to start or stop pcscd or to join or leave its users.
+START_LOCK = Path(tempfile.gettempdir()) / "kioskd-pcscd-start.lock"
+#: The pid of a pcscd a test session started (only such a pcscd is ever stopped).
+STARTED_PID = Path(tempfile.gettempdir()) / "kioskd-pcscd-started.pid"
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
 _START_TIMEOUT_S = 5.0
+_STOP_TIMEOUT_S = 5.0
 #: TCP TIME_WAIT lasts 60 s on Linux.
 _BIND_RETRY_S = 75.0
 
@@ -52,20 +71,88 @@ def _listening(port: int) -> bool:
     return False
 
 
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_pcscd(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(encoding="ascii").strip() == "pcscd"
+    except OSError:
+        return False
+
+
+def _started_by_tests() -> int | None:
+    """The pid of the running pcscd if a test session started it, else None."""
+    pid = _read_pid(STARTED_PID)
+    if pid is None or pid != _read_pid(PCSCD_PID) or not _is_pcscd(pid):
+        return None
+    return pid
+
+
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    """Hold :data:`START_LOCK` (always taken before :data:`USERS_LOCK`: no deadlock)."""
+    with START_LOCK.open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @dataclass
 class Pcscd:
-    """The session's pcscd; ``proc`` is None when another process's pcscd is reused."""
+    """The machine's pcscd as this session uses it (see the module docstring)."""
 
     log: Path
-    proc: subprocess.Popen[bytes] | None = None
-    log_file: IO[bytes] | None = None
+    users: IO[bytes] | None = None
 
     @property
     def owned(self) -> bool:
-        return self.proc is not None
+        """The running pcscd was started by a test session (so a test may restart it)."""
+        return _started_by_tests() is not None
+
+    def acquire(self) -> None:
+        """Join pcscd's users, starting one if none runs."""
+        with _starting():
+            self.users = USERS_LOCK.open("ab")
+            fcntl.flock(self.users, fcntl.LOCK_SH)
+            if not pcscd_running():
+                self.start()
+
+    def release(self) -> None:
+        """Leave pcscd's users; the last one stops a pcscd that a test session started."""
+        if self.users is None:
+            return
+        users, self.users = self.users, None
+        with _starting(), users:
+            fcntl.flock(users, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another session still uses it
+            self.stop()
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[bool]:
+        """Hold pcscd exclusively if no other session uses it; yields whether it could."""
+        assert self.users is not None
+        with _starting():
+            fcntl.flock(self.users, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(self.users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fcntl.flock(self.users, fcntl.LOCK_SH)
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(self.users, fcntl.LOCK_SH)
 
     def start(self) -> None:
-        """Start ``pcscd -f`` and wait until vpcd's first slot listens.
+        """Start ``pcscd -f``, detached, and wait until vpcd's first slot listens.
 
         vpcd binds its ports without SO_REUSEADDR, so for a minute after a pcscd
         that closed card connections first, a new one cannot bind ("Address
@@ -75,59 +162,73 @@ class Pcscd:
         while True:
             self._spawn()
             if self._wait_listening(time.monotonic() + _START_TIMEOUT_S):
+                STARTED_PID.write_text(f"{_read_pid(PCSCD_PID)}\n", encoding="ascii")
                 return
-            self.stop()
+            _terminate(_read_pid(PCSCD_PID))
             if time.monotonic() > until:
                 pytest.fail(f"pcscd never served vpcd's readers; see {self.log}")
             time.sleep(1)
 
     def _spawn(self) -> None:
-        self.log_file = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            ["pcscd", "-f"], stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file
-        )
+        PCSCD_PID.unlink(missing_ok=True)
+        with self.log.open("ab") as log:
+            # setsid --fork: pcscd is not this process's child, so it outlives this
+            # session (and its Ctrl-C) for the other sessions that use it.
+            subprocess.run(
+                ["setsid", "--fork", "pcscd", "-f"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                check=True,
+            )
 
-    def _wait_listening(self, until: float) -> bool:
-        assert self.proc is not None
-        while not (pcscd_running() and _listening(VPCD_BASE_PORT)):
-            if self.proc.poll() is not None or time.monotonic() > until:
+    @staticmethod
+    def _wait_listening(until: float) -> bool:
+        while not (pcscd_running() and _listening(VPCD_BASE_PORT) and PCSCD_PID.exists()):
+            if time.monotonic() > until:
                 return False
             time.sleep(0.05)
         return True
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
+        """Stop the running pcscd if a test session started it (any other is left alone)."""
+        pid = _started_by_tests()
+        if pid is not None:
+            _terminate(pid)
+        STARTED_PID.unlink(missing_ok=True)
+
+
+def _terminate(pid: int | None) -> None:
+    """SIGTERM pcscd ``pid`` and wait until it is gone (SIGKILL after a while)."""
+    if pid is None or not _is_pcscd(pid):
+        return
+    until = time.monotonic() + _STOP_TIMEOUT_S
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        while _is_pcscd(pid):
+            if time.monotonic() > until:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    """pcscd with vpcd: reused if one runs on this machine, else a child of this session."""
-    if shutil.which("pcscd") is None or not VPCD_CONF.exists():
+    """pcscd with vpcd, shared with every other test session on this machine."""
+    if not (shutil.which("pcscd") and shutil.which("setsid") and VPCD_CONF.exists()):
         pytest.fail("pcscd and vsmartcard-vpcd are not installed: run ./dev test")
     daemon = Pcscd(tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    if not pcscd_running():
-        daemon.start()
-    elif not _listening(VPCD_BASE_PORT):
-        pytest.fail("a pcscd runs on this machine without vpcd's readers; stop it or add vpcd")
-    yield daemon
-    daemon.stop()
+    daemon.acquire()
+    try:
+        if not _listening(VPCD_BASE_PORT):
+            pytest.fail("a pcscd runs on this machine without vpcd's readers; stop it or add vpcd")
+        yield daemon
+    finally:
+        daemon.release()
 
 
 @contextlib.contextmanager
 def all_vpcd_slots() -> Iterator[None]:
     """Hold every vpcd slot (waiting for other virtual cards to finish), e.g. to restart pcscd."""
-    import fcntl
-
     handles = []
     try:
         for slot in range(VPCD_SLOTS):

@@ -6,7 +6,8 @@ the project's virtual card through pcscd: a correct read (PACE with the MRZ
 data, PACE with the CAN on brainpoolP256r1 and NIST P-256, BAC on a chip
 without PACE), a wrong MRZ, a wrong CAN, a tampered data group, a wrong CSCA,
 the card taken away mid-read, garbage from the chip, the reader gone (pcscd
-stopped) and back.
+stopped) and back; and another test session leaving the shared pcscd while this
+one uses it does not stop it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +44,7 @@ from tests.devices.test_icao_worked_example import (
     RND_IC,
     RND_IFD,
 )
-from tests.pcsc_stack import Pcscd, all_vpcd_slots
+from tests.pcsc_stack import PCSCD_PID, Pcscd, all_vpcd_slots, pcscd_running
 from tests.support import RecordingHost, ctx, make_env, running
 
 H = bytes.fromhex
@@ -334,14 +337,30 @@ async def test_chip_io(pcscd: Pcscd, tmp_path: Path) -> None:
 async def test_the_reader_goes_offline_with_pcscd_and_comes_back_by_itself(
     pcscd: Pcscd, tmp_path: Path
 ) -> None:
-    if not pcscd.owned:
-        pytest.skip("pcscd belongs to another process: this test restarts it")
-    host = RecordingHost()
-    with all_vpcd_slots():
-        settings = PcscSettings(reader=f"^{vpcd_reader(0)}$", poll_ms=200)
-        device = PcscCardReader("cardReader", host, make_env(tmp_path), settings)
-        async with running(device, host):
-            await asyncio.to_thread(pcscd.stop)
-            await host.wait_for(lambda: device.state is DeviceState.OFFLINE, 5)
-            await asyncio.to_thread(pcscd.start)
-            await host.wait_for(lambda: device.state is DeviceState.ONLINE, 10)
+    with pcscd.alone() as alone:
+        if not alone or not pcscd.owned:
+            pytest.skip("this test restarts pcscd: another session uses it, or no test started it")
+        host = RecordingHost()
+        with all_vpcd_slots():
+            settings = PcscSettings(reader=f"^{vpcd_reader(0)}$", poll_ms=200)
+            device = PcscCardReader("cardReader", host, make_env(tmp_path), settings)
+            async with running(device, host):
+                await asyncio.to_thread(pcscd.stop)
+                await host.wait_for(lambda: device.state is DeviceState.OFFLINE, 5)
+                await asyncio.to_thread(pcscd.start)
+                await host.wait_for(lambda: device.state is DeviceState.ONLINE, 10)
+
+
+def test_another_session_leaving_does_not_stop_the_pcscd_this_one_uses(
+    pcscd: Pcscd, tmp_path: Path
+) -> None:
+    """Sessions overlap (other checkouts, a CI run): the one that ends must not take pcscd along."""
+    pid = PCSCD_PID.read_text(encoding="ascii")
+    other = (
+        "import pathlib, tests.pcsc_stack as s; "
+        f"d = s.Pcscd(pathlib.Path({str(tmp_path / 'pcscd.log')!r})); d.acquire(); d.release()"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", other], cwd=root, check=True, timeout=60)
+    assert pcscd_running()
+    assert PCSCD_PID.read_text(encoding="ascii") == pid
