@@ -188,7 +188,11 @@ async def test_retract_drops_the_sheet_in_the_bin(tmp_path):
 
 async def test_h_bridge_enable_sets_the_speed(tmp_path):
     motor = {"enable": {"pin": 13, "frequency_hz": 1000}, "speed": 0.5}
-    async with rig(tmp_path, motor=motor) as (device, sim, _host):
+    # At half speed the sheet needs ~0.75 s from the motor start to the inside sensor
+    # with no sensor change, too close to FAST's 800 ms jam_ms (a loaded machine ran the
+    # simulated sheet's edge late and the driver rightly saw a jam): jam_ms scales with
+    # the speed, as an installer would set it.
+    async with rig(tmp_path, motor=motor, jam_ms=2 * FAST["jam_ms"]) as (device, sim, _host):
         loop = asyncio.get_running_loop()
         accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
         await shutter_opens(sim)
