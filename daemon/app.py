@@ -249,6 +249,8 @@ class App:
             },
             clear_retained=self._clear_retained,
             max_payload=config.api.max_payload_bytes,
+            legacy_topics=config.api.legacy_request_topics,
+            staff_users=frozenset(config.api.staff_users),
         )
         self._stale_scan: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None

@@ -88,7 +88,7 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
         f"  state dir:  {config.daemon.state_dir}",
         "  try:",
         (
-            f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/cmd/getStatus "
+            f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/req/ui1/cmd/getStatus "
             f"-e kiosk/v1/{board}/reply/ui1/1 -D PUBLISH content-type application/json "
             '-m \'{"requestId":"r1"}\''
         ),
@@ -100,7 +100,7 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
         "  MQTT 3.1.1 clients send JSON and name their reply topic in replyTo (docs/api.md):",
         (
             f"    mosquitto_sub -V 311 -p {port} -t 'kiosk/v1/{board}/reply/ui2/#' -C 1 & "
-            f"sleep 0.3; mosquitto_pub -V 311 -p {port} -t kiosk/v1/{board}/cmd/getStatus "
+            f"sleep 0.3; mosquitto_pub -V 311 -p {port} -t kiosk/v1/{board}/req/ui2/cmd/getStatus "
             f'-m \'{{"requestId":"r2","replyTo":"kiosk/v1/{board}/reply/ui2/1"}}\''
         ),
         "  API document: docs/api.md, docs/asyncapi.json.  Ctrl-C stops it.",

@@ -24,6 +24,8 @@ from devices.transports.claims import ClaimsPins
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Seconds = Annotated[float, Meta(gt=0, le=3600)]
 BoardId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+#: A broker user name, as provisioning creates them (no topic syntax: it is a topic level).
+UserName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 DeviceId = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 EX_CONFIG = 78
@@ -95,6 +97,14 @@ class ApiConfig(_Section, frozen=True):
     on one device (so it cannot fill a queue for everyone) and at most
     ``idempotency_max_per_client`` remembered side-effect requests (its oldest is
     forgotten beyond that, so it cannot push other clients' records out).
+
+    Requests on ``req/{c}/...`` come from ``{c}``, the broker user the ACL lets publish
+    there; ``legacy_request_topics`` also serves ``cmd/...`` and ``dev/{d}/cmd/...``
+    (requester taken from the reply topic, which nothing binds to a user: provisioned
+    boards turn it off, and requests there are then dropped and logged).
+    ``staff_users`` have the technician role: only they may run staff operations
+    (``resetTamper``, ``assign``, ``printRaw``, ``chipIO``, ending another client's
+    deposit), and only through ``req/{c}/...``.
     """
 
     max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
@@ -103,6 +113,8 @@ class ApiConfig(_Section, frozen=True):
     idempotency_max_per_client: Annotated[int, Meta(ge=10, le=1_000_000)] = 1_000
     max_queue: Annotated[int, Meta(ge=1, le=1000)] = 32
     max_queue_per_client: Annotated[int, Meta(ge=1, le=1000)] = 16
+    legacy_request_topics: bool = True
+    staff_users: tuple[UserName, ...] = ("technician",)
 
 
 class DaemonConfig(_Section, frozen=True):

@@ -3,14 +3,16 @@
 ``open`` and ``assign`` go through the running daemon over MQTT, exactly like a
 kiosk UI's request (the daemon owns the lock lines, serialises the bank's
 commands, sees the door open and writes the audit row); they need the daemon
-and its broker.  ``audit`` reads the append-only audit table from the state
-directory, so it also works while the daemon is stopped.
+and its broker.  They ask as the ``technician`` broker user (a staff user: ``assign``
+and an ``open`` without a code are staff operations), on ``req/technician/...``;
+on a board whose broker has users, its password is read from ``--credentials``.
+``audit`` reads the append-only audit table from the state directory, so it also
+works while the daemon is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import socket
 from datetime import UTC, datetime
@@ -29,6 +31,9 @@ from .mqtt.link import NODELAY, publish_properties
 from .mqtt.topics import Topics
 
 EX_UNAVAILABLE = 69
+EX_NOPERM = 77
+#: The broker user (and client id) the technician's commands ask as.
+TECHNICIAN = "technician"
 #: Seconds beyond the command's own deadline to wait for its completion.
 REPLY_MARGIN_S = 5.0
 
@@ -54,6 +59,14 @@ CodeOption = Annotated[
     str | None,
     typer.Option(help="The dossier code printed on the citizen's slip (see each command)."),
 ]
+CredentialsOption = Annotated[
+    Path,
+    typer.Option(
+        help="The technician's broker password file (read when [mqtt] has a username).",
+        dir_okay=False,
+    ),
+]
+DEFAULT_CREDENTIALS = Path("/etc/kioskd/credentials/technician.password")
 
 
 def _config(config: Path | None, sim: bool) -> Config:
@@ -68,17 +81,26 @@ def _config(config: Path | None, sim: bool) -> Config:
 
 
 async def request(
-    config: Config, device: str, command: str, params: dict[str, Any], timeout_s: float
+    config: Config,
+    device: str,
+    command: str,
+    params: dict[str, Any],
+    timeout_s: float,
+    *,
+    password: str | None = None,
 ) -> dict[str, Any]:
-    """Send one device command through the broker and return its completion.
+    """Send one device command as the technician and return its completion.
+
+    ``password`` is the technician's; None connects without a user (``--sim``, a
+    test broker).
 
     Raises:
-        aiomqtt.MqttError: the broker is unreachable.
+        aiomqtt.MqttError: the broker is unreachable or refused the login.
         TimeoutError: no completion within ``timeout_s`` seconds.
 
     """
     topics = Topics(config.board.id)
-    client_id = f"kioskd-technician-{os.getpid()}-{secrets.token_hex(3)}"
+    client_id = TECHNICIAN
     request_id = f"technician-{secrets.token_hex(8)}"
     reply = topics.reply(client_id, request_id)
     props = publish_properties(JSON_CODEC.content_type, request_id.encode())
@@ -88,15 +110,15 @@ async def request(
         config.mqtt.host,
         config.mqtt.port,
         identifier=client_id,
-        username=config.mqtt.username,
-        password=config.mqtt.password,
+        username=TECHNICIAN if password is not None else None,
+        password=password,
         protocol=aiomqtt.ProtocolVersion.V5,
         timeout=config.mqtt.connect_timeout,
         socket_options=[NODELAY],
     ) as client:
         await client.subscribe(reply, qos=1)
         await client.publish(
-            topics.device_command(device, command), payload, qos=1, properties=props
+            topics.request(client_id, command, device), payload, qos=1, properties=props
         )
         async with asyncio.timeout(timeout_s):
             async for message in client.messages:
@@ -115,9 +137,18 @@ def _run_command(
     compartment: int,
     timeout_ms: int,
     code: str | None = None,
+    credentials: Path,
 ) -> None:
     if port is not None:
         config = config.replace(mqtt=msgspec.structs.replace(config.mqtt, port=port))
+    password = None
+    if config.mqtt.username is not None:
+        # A broker with users: ask as the technician, never with the daemon's own login.
+        try:
+            password = credentials.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError) as exc:
+            typer.echo(f"kioskd lockers: cannot read {credentials}: {exc}", err=True)
+            raise typer.Exit(EX_NOPERM) from None
     params: dict[str, Any] = {"compartment": compartment, "timeoutMs": timeout_ms}
     if code is not None:
         params["code"] = code
@@ -129,7 +160,14 @@ def _run_command(
     )
     try:
         done = asyncio.run(
-            request(config, device, command, params, timeout_ms / 1000 + REPLY_MARGIN_S)
+            request(
+                config,
+                device,
+                command,
+                params,
+                timeout_ms / 1000 + REPLY_MARGIN_S,
+                password=password,
+            )
         )
     except (aiomqtt.MqttError, OSError, socket.gaierror) as exc:
         typer.echo(f"kioskd lockers: cannot reach the daemon's broker: {exc}", err=True)
@@ -155,6 +193,7 @@ def open_compartment(
     port: PortOption = None,
     timeout_ms: TimeoutOption = 60_000,
     code: CodeOption = None,
+    credentials: CredentialsOption = DEFAULT_CREDENTIALS,
 ) -> None:
     """Open a compartment; succeeds once its door is seen open.
 
@@ -169,6 +208,7 @@ def open_compartment(
         compartment=compartment,
         timeout_ms=timeout_ms,
         code=code,
+        credentials=credentials,
     )
 
 
@@ -182,6 +222,7 @@ def assign_compartment(
     port: PortOption = None,
     timeout_ms: TimeoutOption = 60_000,
     code: CodeOption = None,
+    credentials: CredentialsOption = DEFAULT_CREDENTIALS,
 ) -> None:
     """Open a compartment to load it (audited as a staff load).
 
@@ -196,6 +237,7 @@ def assign_compartment(
         compartment=compartment,
         timeout_ms=timeout_ms,
         code=code,
+        credentials=credentials,
     )
 
 

@@ -98,6 +98,8 @@ class Command:
         queued: drives hardware, so it goes through the device's FIFO queue.
         side_effect: a repeated requestId is answered from the idempotency store.
         interruptible: may be stopped at its deadline once started (a print may not).
+        staff: a staff operation: only a requester with the technician role may run
+            it (``[api] staff_users``); others are refused ``userError`` before any queue.
         events: intermediate event names sent to the requester while it runs.
 
     """
@@ -111,6 +113,7 @@ class Command:
     queued: bool = True
     side_effect: bool = False
     interruptible: bool = True
+    staff: bool = False
     events: Mapping[str, type[Message]] = field(default_factory=dict)
 
 
@@ -177,7 +180,8 @@ class CommandContext:
 
     Attributes:
         request_id: the requester's ``requestId``.
-        client_id: the requester's MQTT client id (from its reply topic).
+        client_id: the requester: the broker user named in its request topic
+            (``req/{c}/...``), or the client id of its reply topic (legacy topics).
         deadline: ``loop.time()`` at which the command must end, in seconds.
         emit: sends an intermediate ``event`` reply to the requester alone.
         staff: the requester has the technician role, so a command may do for it what

@@ -55,6 +55,10 @@ class AccessDenied(MediaError):
     """The chip refused the access key the citizen gave (wrong MRZ data or CAN)."""
 
 
+class Forbidden(DeviceError, PermissionError):
+    """The requester lacks the role the command needs (a UI asking for a staff operation)."""
+
+
 class Timeout(DeviceError, TimeoutError):
     """The command's deadline passed before the device finished."""
 
@@ -78,6 +82,7 @@ class FraudAttempt(DeviceError):
 _CODES: dict[type[BaseException], CompletionCode] = {
     AccessDenied: CompletionCode.USER_ERROR,
     MediaError: CompletionCode.USER_ERROR,
+    Forbidden: CompletionCode.USER_ERROR,
     NotReady: CompletionCode.DEVICE_NOT_READY,
     HardwareError: CompletionCode.HARDWARE_ERROR,
     Timeout: CompletionCode.TIME_OUT,

@@ -5,16 +5,27 @@ Password file lines are mosquitto's own ``$7$`` format (mosquitto 2.0
 where the hash is PBKDF2-HMAC-SHA512 of the password over a 12-byte salt,
 101 iterations, 64 bytes.
 
+Who asks is who the broker says it is: every listener sets
+``use_username_as_clientid``, so a client's id is its user name (it cannot choose
+another, take over another user's session, or put topic syntax in it), and the
+ACL patterns name ``%u``: a user publishes requests only under
+``kiosk/v1/{b}/req/{user}/`` and reads replies only under ``kiosk/v1/{b}/reply/{user}/``.
+The daemon takes the requester from the request topic, so nothing a client writes
+in a payload or a reply topic makes it someone else.  One connection per user at a
+time: a second one with the same credentials replaces the first.
+
 Roles:
 
 - ``daemon`` (one user): reads requests, publishes status, description, states,
   events and replies of its board.
-- ``ui`` (one user per kiosk UI): publishes requests only (``cmd/`` topics);
-  reads status, description, states and events, and its own reply subtree.
-- ``technician``: what a UI may, plus ``resetTamper`` and the whole board's
-  retained state; it is also the self-test's identity.
+- ``ui`` (one user per kiosk UI): publishes its own requests only; reads status,
+  description, states and events, and its own reply subtree.
+- ``technician``: the same topics as a UI (never another client's requests or
+  replies); the daemon gives it the staff operations (``[api] staff_users``).
+  It is also the self-test's and ``kioskd lockers``' identity.
 
-``sim/`` topics are denied to everyone: in production nothing is simulated.
+``sim/`` topics are denied to everyone: in production nothing is simulated; the
+legacy request topics (``cmd/+``, ``dev/+/cmd/+``) are not writable either.
 Anonymous clients are refused on every listener.
 """
 
@@ -109,9 +120,8 @@ def acl_file(board: str, users: Users) -> str:
     """The ACL file text for one board (deny lines first: mosquitto stops at the first match)."""
     root = f"kiosk/v1/{board}"
     deny_sim = "topic deny kiosk/v1/+/sim/#"
-    ui_rules = [
-        f"topic write {root}/cmd/+",
-        f"topic write {root}/dev/+/cmd/+",
+    # Broadcasts only: never requests (they hold access keys and names) nor replies.
+    reads = [
         f"topic read {root}/status",
         f"topic read {root}/description",
         f"topic read {root}/dev/+/state",
@@ -127,20 +137,18 @@ def acl_file(board: str, users: Users) -> str:
         "",
     ]
     for ui in users.uis:
-        lines += ["# UI: requests only; reads broadcast topics and its own replies", f"user {ui}"]
-        lines += [deny_sim, *ui_rules, ""]
+        lines += ["# UI: its own requests; broadcast topics and its own replies", f"user {ui}"]
+        lines += [deny_sim, *reads, ""]
     lines += [
-        "# technician: what a UI may, plus every retained topic of the board",
+        "# technician: like a UI; the daemon grants it the staff operations",
         f"user {users.technician}",
         deny_sim,
-        f"topic write {root}/cmd/+",
-        f"topic write {root}/dev/+/cmd/+",
-        f"topic read {root}/status",
-        f"topic read {root}/description",
-        f"topic read {root}/dev/#",
+        *reads,
         "",
-        "# every client reads its own reply subtree, and only its own",
-        "pattern read kiosk/v1/+/reply/%c/#",
+        "# every client (its client id is its user name) publishes requests only under",
+        "# req/<user>/ and reads only reply/<user>/: the daemon answers there alone",
+        f"pattern write {root}/req/%u/#",
+        f"pattern read {root}/reply/%u/#",
     ]
     return "\n".join(lines) + "\n"
 
@@ -160,6 +168,8 @@ def broker_conf(settings: BrokerSettings) -> str:
     """The ``conf.d`` file of the production broker (complete on its own)."""
     auth = [
         "allow_anonymous false",
+        # The client id is the user name: the requester the ACL's %u and the daemon see.
+        "use_username_as_clientid true",
         f"password_file {settings.password_file}",
         f"acl_file {settings.acl_file}",
     ]

@@ -221,6 +221,9 @@ def config_tables(answers: Answers, uplink: dict[str, Any] | None) -> dict[str, 
             "runtime_dir": "/run/kioskd",
             "log_level": answers.log_level,
         },
+        # Requesters are broker users (use_username_as_clientid, ACL on req/%u/):
+        # the legacy topics, where a client names itself, are not served.
+        "api": {"legacy_request_topics": False, "staff_users": [TECHNICIAN_USER]},
     }
     if uplink is not None:
         tables["uplink"] = uplink
@@ -299,9 +302,16 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
 
     Raises:
         PlanError: a missing fleet CA, an unusable key or certificate, a device
-            config the daemon would refuse, ...
+            config the daemon would refuse, a UI user named like another user, ...
 
     """
+    taken = {DAEMON_USER, TECHNICIAN_USER}
+    if taken & set(answers.uis) or len(set(answers.uis)) != len(answers.uis):
+        # A user name is a requester: a UI named like the technician would be staff.
+        raise PlanError(
+            f"UI user names must be distinct and not {DAEMON_USER!r} or {TECHNICIAN_USER!r}"
+            f" (given: {', '.join(answers.uis)})"
+        )
     fleet_files, uplink = _fleet(answers, root)
     tables = config_tables(answers, uplink)
     config_text = to_toml(tables)

@@ -39,6 +39,7 @@ from rich.markup import escape
 
 from daemon.mqtt.codec import DecodeError, for_content_type
 from daemon.mqtt.link import publish_properties
+from daemon.mqtt.topics import Topics
 
 JSON = "application/json"
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -90,8 +91,10 @@ class Api:
 
     def __init__(self, client: aiomqtt.Client, board: str, client_id: str) -> None:
         self.client = client
-        self.root = f"kiosk/v1/{board}"
-        self.reply_topic = f"{self.root}/reply/{client_id}/selftest"
+        self.topics = Topics(board)
+        self.client_id = client_id
+        self.root = self.topics.root
+        self.reply_topic = self.topics.reply(client_id, "selftest")
         self._ids = itertools.count(1)
         self._replies: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
@@ -117,8 +120,12 @@ class Api:
                 self.retained[topic] = data
                 self.described.set()
 
-    async def call(self, topic: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send a request and return its completion, within ``timeout`` seconds.
+    async def call(
+        self, label: str, topic: str, params: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Send a request to ``topic`` and return its completion, within ``timeout`` seconds.
+
+        ``label`` names the request in errors (``printer/printSlip``).
 
         Raises:
             SelfTestError: no completion in time, or a completion other than success.
@@ -130,16 +137,16 @@ class Api:
         props = publish_properties(JSON, key.encode())
         props.ResponseTopic = self.reply_topic
         body = json.dumps({"requestId": f"selftest-{time.time_ns()}-{n}", **params})
-        await self.client.publish(f"{self.root}/{topic}", body, qos=1, properties=props)
+        await self.client.publish(topic, body, qos=1, properties=props)
         try:
             async with asyncio.timeout(timeout):
                 while (reply := await queue.get())["type"] != "completion":
                     pass
         except TimeoutError:
-            raise SelfTestError(f"{topic}: no answer within {timeout:.0f} s") from None
+            raise SelfTestError(f"{label}: no answer within {timeout:.0f} s") from None
         if reply["completionCode"] != "success":
             raise SelfTestError(
-                f"{topic}: {reply['completionCode']} {reply.get('errorDescription', '')}".strip()
+                f"{label}: {reply['completionCode']} {reply.get('errorDescription', '')}".strip()
             )
         result: dict[str, Any] = reply.get("result") or {}
         return result
@@ -148,7 +155,8 @@ class Api:
         self, device: str, command: str, params: dict[str, Any] | None = None, timeout: float = 30
     ) -> dict[str, Any]:
         """A device command's result."""
-        return await self.call(f"dev/{device}/cmd/{command}", params or {}, timeout)
+        topic = self.topics.request(self.client_id, command, device)
+        return await self.call(f"{device}/{command}", topic, params or {}, timeout)
 
     async def event(self, name: str, timeout: float) -> dict[str, Any]:
         """The next event called ``name`` (others are dropped).
@@ -292,10 +300,14 @@ async def run(
     port: int = 1883,
     username: str | None = None,
     password: str | None = None,
-    client_id: str = "technician-selftest",
+    client_id: str = "technician",
     only: list[str] | None = None,
 ) -> Report:
     """Run every check against the daemon of ``board``.
+
+    ``client_id`` is the requester: the broker user on a provisioned board (whose
+    broker makes the user name the client id), and a staff user, since some checks
+    (opening a locker without a code) are staff operations.
 
     Raises:
         SelfTestError: no description from the daemon within 10 s.
@@ -388,6 +400,7 @@ def main(
                 port=cfg.mqtt.port,
                 username="technician",
                 password=password,
+                client_id="technician",
                 only=only,
             )
         )

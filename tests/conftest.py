@@ -142,6 +142,13 @@ async def ui(broker: Broker, daemon: RunningDaemon) -> AsyncIterator[UiClient]:
 
 
 @pytest.fixture
+async def technician(broker: Broker, daemon: RunningDaemon) -> AsyncIterator[UiClient]:
+    """A connected client of the staff user ``technician`` (``[api] staff_users``)."""
+    async with connect(broker.port, daemon.board, "technician") as client:
+        yield client
+
+
+@pytest.fixture
 def ui_factory(broker: Broker) -> Callable[..., Any]:
     """Connect further UI clients: ``async with ui_factory("ui2") as c: ...``."""
 

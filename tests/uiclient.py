@@ -126,15 +126,20 @@ class UiClient:
         req = await self.start(topic, params, **kwargs)
         return await req.completion(timeout)
 
+    def request_topic(self, command: str, device: str | None = None) -> str:
+        """Where this client's requests go: ``req/{clientId}/...`` (docs/api.md)."""
+        where = f"dev/{device}/cmd" if device is not None else "cmd"
+        return f"{self.root}/req/{self.client_id}/{where}/{command}"
+
     async def device(
         self, device: str, command: str, params: dict[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        return await self.call(f"{self.root}/dev/{device}/cmd/{command}", params, **kwargs)
+        return await self.call(self.request_topic(command, device), params, **kwargs)
 
     async def daemon(
         self, command: str, params: dict[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        return await self.call(f"{self.root}/cmd/{command}", params, **kwargs)
+        return await self.call(self.request_topic(command), params, **kwargs)
 
     async def sim(
         self, device: str, action: str, params: dict[str, Any] | None = None, **kwargs: Any

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from daemon import __version__
-from devices.base import Device
+from devices.base import Command, Device
 from devices.registry import DEVICE_CLASSES, DRIVERS, resolve
 
 from .codec import JSON, MSGPACK
@@ -136,6 +136,46 @@ def _optional_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_PARAMS = {
+    "board": {"description": "Board id, e.g. hcm-q6-0001"},
+    "device": {"description": "Device id from the board's config"},
+    "client": {
+        "description": (
+            "The requester: its MQTT client id, which is its broker user name on a "
+            "provisioned board"
+        )
+    },
+    "suffix": {
+        "description": (
+            "The rest of the reply topic, chosen by the requester "
+            "(one or more topic levels, e.g. 1 or ui/42)"
+        )
+    },
+}
+
+
+def _channel(
+    key: str, address: str, message: str, action: str, summary: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A channel carrying ``message`` at ``address`` and its operation."""
+    used = {p: _PARAMS[p] for p in _PARAMS if "{" + p + "}" in address}
+    return (
+        {
+            "address": address,
+            "parameters": used,
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+        },
+        {"action": action, "channel": {"$ref": f"#/channels/{key}"}, "summary": summary},
+    )
+
+
+def _command_summary(cls_name: str, name: str, command: Command) -> str:
+    summary = f"{cls_name} {name}; completion result: {command.result.__name__}."
+    if command.staff:
+        summary += " A staff operation: the technician role only (else userError)."
+    return summary
+
+
 def build() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of wire API v1."""
     _, schemas = msgspec.json.schema_components(_schema_types(), ref_template=_REF)
@@ -145,35 +185,27 @@ def build() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    params = {
-        "board": {"description": "Board id, e.g. hcm-q6-0001"},
-        "device": {"description": "Device id from the board's config"},
-        "client": {"description": "The requester's MQTT client id"},
-        "suffix": {
-            "description": (
-                "The rest of the reply topic, chosen by the requester "
-                "(one or more topic levels, e.g. 1 or ui/42)"
-            )
-        },
-    }
 
     def request(params: type) -> dict[str, Any]:
         """A request payload: the envelope (``requestId`` ...) and the command's parameters."""
         return {"allOf": [_ref(Envelope), _ref(params)]}
 
     def add(key: str, address: str, payload: Any, action: str, summary: str) -> None:
-        used = {p: params[p] for p in params if "{" + p + "}" in address}
         messages[key] = {"name": key, "summary": summary, "payload": payload}
-        channels[key] = {
-            "address": address,
-            "parameters": used,
-            "messages": {key: {"$ref": f"#/components/messages/{key}"}},
-        }
-        operations[key] = {
-            "action": action,
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": summary,
-        }
+        channels[key], operations[key] = _channel(key, address, key, action, summary)
+
+    def add_request(key: str, where: str, payload: Any, summary: str) -> None:
+        """A request, on ``req/{client}/{where}`` and on its legacy topic ``{where}``."""
+        add(key, f"{root}/req/{{client}}/{where}", payload, "receive", summary)
+        legacy = f"legacy.{key}"
+        channels[legacy], operations[legacy] = _channel(
+            legacy,
+            f"{root}/{where}",
+            key,
+            "receive",
+            f"{summary} Legacy topic: the requester is taken from the reply topic; "
+            "served only with [api] legacy_request_topics (off on provisioned boards).",
+        )
 
     root = "kiosk/v1/{board}"
     add("status", f"{root}/status", _ref(Status), "send", "Retained daemon status (and LWT).")
@@ -193,18 +225,16 @@ def build() -> dict[str, Any]:
     )
     daemon_results = {"getStatus": Status, "getCapabilities": Description, "resync": Snapshot}
     for name, result in daemon_results.items():
-        add(
+        add_request(
             f"daemon.{name}",
-            f"{root}/cmd/{name}",
+            f"cmd/{name}",
             _ref(Envelope),  # no parameters besides the envelope
-            "receive",
             f"Daemon command {name}; completion result: {result.__name__}.",
         )
-    add(
+    add_request(
         "daemon.cancel",
-        f"{root}/cmd/cancel",
+        "cmd/cancel",
         request(CancelParams),
-        "receive",
         "Cancel the requester's queued or running long commands; result: CancelResult.",
     )
     for cls_name, cls in device_classes().items():
@@ -221,12 +251,11 @@ def build() -> dict[str, Any]:
             f"Retained state of a {cls_name}.",
         )
         for name, command in cls.commands.items():
-            add(
+            add_request(
                 f"{cls_name}.cmd.{name}",
-                f"{root}/dev/{{device}}/cmd/{name}",
+                f"dev/{{device}}/cmd/{name}",
                 request(command.params),
-                "receive",
-                f"{cls_name} {name}; completion result: {command.result.__name__}.",
+                _command_summary(cls_name, name, command),
             )
         for name, data in cls.events.items():
             add(
@@ -321,6 +350,7 @@ def reference_markdown() -> str:
                         ("queued", c.queued),
                         ("side effect", c.side_effect),
                         ("not interruptible", not c.interruptible),
+                        ("**staff**", c.staff),
                     )
                     if on
                 )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class Link:
         host, port: the broker (loopback in production).
         client_id: this daemon's client id.
         will: last will, published by the broker if the daemon dies.
-        subscriptions: filters (re)subscribed at QoS 1 on every connect.
+        subscriptions: filters (re)subscribed at QoS 1 on every connect, retain as
+            published (a retained request is seen as one even when delivered live).
         on_connect: coroutine run after subscribing, on every connect (publish retained state).
         on_message: called on the loop for each message; must not block or raise.
         keepalive: MQTT keepalive in seconds.
@@ -127,7 +129,10 @@ class Link:
             try:
                 async with self._make_client() as client:
                     self._client = client
-                    await client.subscribe([(f, 1) for f in self.subscriptions])
+                    # Retain as published: a request published retained shows as such even
+                    # live, so the router ignores and clears it instead of running it.
+                    options = SubscribeOptions(qos=1, retainAsPublished=True)
+                    await client.subscribe([(f, options) for f in self.subscriptions])
                     await self._on_connect()
                     self.connects += 1
                     self.connected.set()

@@ -53,13 +53,14 @@ def _bounded(description: str | None) -> str | None:
 
 @dataclass(eq=False, slots=True)
 class Reply:
-    """Where and how to answer one request."""
+    """Where and how to answer one request, and who asked (``staff``: the technician role)."""
 
     client_id: str
     request_id: str | None
     topic: str
     correlation: bytes | None
     codec: Codec
+    staff: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -166,6 +167,16 @@ class Lifecycle:
             del self._inflight[req.key]
         self._release(req)
         self.complete(req.reply, code, description, result)
+        if req.spec.staff:
+            # The audit of staff operations: who did what, and how it ended (no parameters).
+            log.info(
+                "staff operation %s %s by %s (requestId %r): %s",
+                req.device.id,
+                req.name,
+                req.reply.client_id,
+                req.reply.request_id,
+                code.value,
+            )
         if req.spec.side_effect and req.reply.request_id is not None:
             if ran:
                 stored = {
@@ -384,6 +395,7 @@ class Lifecycle:
                 req.reply,
                 EventReply(request_id=req.reply.request_id or "", event=event, data=data),
             ),
+            staff=req.reply.staff,
         )
         run = getattr(req.device, req.spec.method)(req.params, ctx)
         # A print that has started is never interrupted: no deadline around it.

@@ -16,7 +16,7 @@ import aiomqtt
 import msgspec
 
 from devices.base import Device, Message, NoResult, Params, SimControl
-from devices.errors import CompletionCode, DeviceError, completion_code
+from devices.errors import CompletionCode, DeviceError, Forbidden, completion_code
 
 from .codec import Codec, DecodeError, for_request
 from .requests import Lifecycle, Reply, Request
@@ -38,6 +38,9 @@ class Router:
         daemon_answers: ``getStatus``/``getCapabilities``/``resync`` result builders.
         clear_retained: clears a stale retained topic (publishes an empty retained message).
         max_payload: largest accepted request payload, in bytes.
+        legacy_topics: serve the legacy request topics (``cmd/...``, ``dev/{d}/cmd/...``);
+            when False a request there is dropped and logged.
+        staff_users: requesters with the technician role (on ``req/{c}/...`` only).
 
     """
 
@@ -51,6 +54,8 @@ class Router:
         daemon_answers: Mapping[str, Callable[[], Message]],
         clear_retained: Callable[[str], None],
         max_payload: int,
+        legacy_topics: bool,
+        staff_users: frozenset[str],
     ) -> None:
         self._topics = topics
         self._devices = devices
@@ -59,6 +64,8 @@ class Router:
         self._answers = daemon_answers
         self._clear_retained = clear_retained
         self._max_payload = max_payload
+        self._legacy_topics = legacy_topics
+        self._staff_users = staff_users
         self._sim_tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
 
@@ -81,14 +88,35 @@ class Router:
             log.info("clearing retained state of unconfigured device %s", addressed.device)
             self._clear_retained(topic)
 
-    def _request(self, addressed: Addressed, message: aiomqtt.Message) -> None:
+    def _admitted(self, addressed: Addressed, message: aiomqtt.Message) -> bool:
+        """False for a message on a request topic that is not a request to serve (logged)."""
+        if not message.payload and getattr(message.properties, "ResponseTopic", None) is None:
+            # Asks nothing and cannot be answered: the echo of clearing a retained request.
+            return False
         if message.retain:
-            # Delivered from the broker's store at (re)subscribe: a request someone
-            # published retained, which would otherwise run again at every restart.
+            # Published retained (seen live, retain as published, or from the broker's
+            # store at (re)subscribe): it would run again at every restart.  Never run;
+            # cleared, so the broker does not keep it either.
             self.dropped += 1
             log.warning(
                 "ignored a retained request on %s (requests are never retained)", message.topic
             )
+            self._clear_retained(str(message.topic))
+            return False
+        legacy = addressed.requester is None and addressed.kind is not Kind.SIM_ACTION
+        if legacy and not self._legacy_topics:
+            self.dropped += 1
+            log.warning(
+                "dropped request on %s: legacy request topic ([api] legacy_request_topics is "
+                "off; publish to %s)",
+                message.topic,
+                self._topics.request("{clientId}", addressed.name, addressed.device),
+            )
+            return False
+        return True
+
+    def _request(self, addressed: Addressed, message: aiomqtt.Message) -> None:
+        if not self._admitted(addressed, message):
             return
         props = message.properties
         correlation = getattr(props, "CorrelationData", None)
@@ -103,14 +131,15 @@ class Router:
         # An over-long id is invalid (Envelope): answered with requestId null, not echoed.
         request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_REQUEST_ID else None
 
-        client = self._topics.reply_client(reply_topic) if reply_topic is not None else None
+        client = self._requester(addressed, reply_topic)
         if client is None or reply_topic is None:
             if addressed.kind is Kind.SIM_ACTION and reply_topic is None and problem is None:
                 self._sim_action(addressed, doc, None)
                 return
-            self._drop(str(message.topic), reply_topic, codec, problem)
+            self._drop(str(message.topic), reply_topic, codec, problem, addressed.requester)
             return
-        reply = Reply(client, request_id, reply_topic, correlation, codec)
+        staff = addressed.requester is not None and addressed.requester in self._staff_users
+        reply = Reply(client, request_id, reply_topic, correlation, codec, staff=staff)
         if problem is not None:
             self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, problem)
             return
@@ -129,10 +158,30 @@ class Router:
             case _:
                 pass
 
-    def _drop(self, topic: str, reply_topic: str | None, codec: Codec, problem: str | None) -> None:
+    def _requester(self, addressed: Addressed, reply_topic: str | None) -> str | None:
+        """Who asks: ``{c}`` of ``req/{c}/...`` or of the reply topic (legacy); None: unanswerable.
+
+        A request on ``req/{c}/...`` is answered only in ``reply/{c}/``: a reply topic
+        elsewhere would let a client write into (and act as) another client.
+        """
+        client = self._topics.reply_client(reply_topic) if reply_topic is not None else None
+        if addressed.requester is not None and client != addressed.requester:
+            return None
+        return client
+
+    def _drop(
+        self,
+        topic: str,
+        reply_topic: str | None,
+        codec: Codec,
+        problem: str | None,
+        requester: str | None,
+    ) -> None:
         """Count and log a request that cannot be answered (never its payload)."""
         self.dropped += 1
-        if reply_topic is not None:
+        if reply_topic is not None and requester is not None:
+            why = f"reply topic outside the requester's subtree {self._topics.reply(requester, '')}"
+        elif reply_topic is not None:
             why = "reply topic outside the reply subtree"
         elif problem is not None:
             # replyTo may be in the payload, but the payload could not be read.
@@ -198,6 +247,19 @@ class Router:
                 CompletionCode.UNSUPPORTED_COMMAND,
                 f"{device.device_class} {device.id!r} has no command {addressed.name!r}",
             )
+            return
+        if spec.staff and not reply.staff:
+            refused = Forbidden(
+                f"{addressed.name} is a staff operation: it needs the technician role "
+                "(a request on req/{c}/... from a user in [api] staff_users)"
+            )
+            log.warning(
+                "refused staff operation %s %s of %r: not a staff user",
+                device.id,
+                addressed.name,
+                reply.client_id,
+            )
+            self._lifecycle.complete(reply, completion_code(refused), str(refused))
             return
         try:
             params = msgspec.convert(doc, spec.params)

@@ -28,11 +28,17 @@ class Kind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Addressed:
-    """A parsed incoming topic: its kind, the device id (if any) and the command/action."""
+    """A parsed incoming topic: its kind, the device id (if any) and the command/action.
+
+    ``requester`` is ``{c}`` of a request topic ``req/{c}/...``: the broker user the
+    ACL lets publish there, hence who is asking.  None on the legacy request topics
+    (``cmd/...``, ``dev/{d}/cmd/...``), sim actions and states.
+    """
 
     kind: Kind
     device: str | None
     name: str
+    requester: str | None = None
 
 
 class Topics:
@@ -50,12 +56,17 @@ class Topics:
         return f"{self.root}/dev/{device}/state"
 
     def device_command(self, device: str, command: str) -> str:
-        """A device command request."""
+        """A device command request on the legacy topic (requester from the reply topic)."""
         return f"{self.root}/dev/{device}/cmd/{command}"
 
     def daemon_command(self, command: str) -> str:
-        """A daemon-level request (getStatus, getCapabilities, resync, cancel)."""
+        """A daemon-level request on the legacy topic (getStatus, getCapabilities, ...)."""
         return f"{self.root}/cmd/{command}"
+
+    def request(self, client_id: str, command: str, device: str | None = None) -> str:
+        """A request of ``client_id``: a device command, or a daemon command without ``device``."""
+        where = f"dev/{device}/cmd" if device is not None else "cmd"
+        return f"{self.root}/req/{client_id}/{where}/{command}"
 
     def device_event(self, device: str, event: str) -> str:
         """An unsolicited device event."""
@@ -74,8 +85,17 @@ class Topics:
         return f"{self.reply_root}{client_id}/{suffix}"
 
     def subscriptions(self, *, with_sim: bool) -> list[str]:
-        """Filters the daemon serves; ``sim/`` only when a device is simulated."""
-        filters = [f"{self.root}/cmd/+", f"{self.root}/dev/+/cmd/+"]
+        """Filters the daemon serves; ``sim/`` only when a device is simulated.
+
+        The legacy request topics are always subscribed, so a request there is
+        logged when ``[api] legacy_request_topics`` is off rather than lost unseen.
+        """
+        filters = [
+            f"{self.root}/req/+/cmd/+",
+            f"{self.root}/req/+/dev/+/cmd/+",
+            f"{self.root}/cmd/+",
+            f"{self.root}/dev/+/cmd/+",
+        ]
         if with_sim:
             filters.append(f"{self.root}/sim/+/+")
         return filters
@@ -89,17 +109,22 @@ class Topics:
         if not topic.startswith(self.root + "/"):
             return None
         parts = topic[len(self.root) + 1 :].split("/")
+        requester = None
+        if len(parts) > 2 and parts[0] == "req" and parts[1]:  # noqa: PLR2004 - req/{c}/...
+            requester, parts = parts[1], parts[2:]
+        found: Addressed | None
         match parts:
             case ["cmd", name] if name:
-                return Addressed(Kind.DAEMON_COMMAND, None, name)
+                found = Addressed(Kind.DAEMON_COMMAND, None, name, requester)
             case ["dev", device, "cmd", name] if device and name:
-                return Addressed(Kind.DEVICE_COMMAND, device, name)
-            case ["dev", device, "state"] if device:
-                return Addressed(Kind.DEVICE_STATE, device, "state")
-            case ["sim", device, action] if device and action and action != "out":
-                return Addressed(Kind.SIM_ACTION, device, action)
+                found = Addressed(Kind.DEVICE_COMMAND, device, name, requester)
+            case ["dev", device, "state"] if device and requester is None:
+                found = Addressed(Kind.DEVICE_STATE, device, "state")
+            case ["sim", device, action] if device and action != "out" and requester is None:
+                found = Addressed(Kind.SIM_ACTION, device, action) if action else None
             case _:
-                return None
+                found = None
+        return found
 
     def reply_client(self, topic: str) -> str | None:
         """The client id owning a reply topic, or None if the topic is not a valid reply topic.

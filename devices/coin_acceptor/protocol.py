@@ -64,6 +64,7 @@ from devices.base import (
 )
 from devices.errors import (
     DeviceError,
+    Forbidden,
     FraudAttempt,
     HardwareError,
     InvalidData,
@@ -390,12 +391,14 @@ def transaction_message(record: TransactionRecord) -> DepositTransaction:
 class _Deposit:
     """The active deposit, in memory (the ledger holds its money).
 
-    ``deadline`` is ``loop.time()`` in s; ``reason`` is set once an end was requested.
+    ``deadline`` is ``loop.time()`` in s; ``reason`` is set once an end was requested;
+    ``requester`` started it (only it, or staff, may end it).
     """
 
     id: str
     amount_due: int | None
     deadline: float
+    requester: str
     reason: EndReason | None = None
     end_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -781,7 +784,7 @@ class CoinAcceptor(Device):
     async def deposit_start(
         self,
         params: DepositStartParams,
-        _ctx: CommandContext,
+        ctx: CommandContext,
     ) -> DepositStarted:
         """Open a transaction and enable the acceptor; completes at once.
 
@@ -814,7 +817,9 @@ class CoinAcceptor(Device):
                 at_ms=now_ms(),
             )
             loop = asyncio.get_running_loop()
-            deposit = _Deposit(record.id, params.amount_due, loop.time() + timeout_ms / 1000)
+            deposit = _Deposit(
+                record.id, params.amount_due, loop.time() + timeout_ms / 1000, ctx.client_id
+            )
             self._deposit = deposit
             deposit.task = asyncio.create_task(
                 self._run_deposit(deposit),
@@ -843,15 +848,21 @@ class CoinAcceptor(Device):
     async def deposit_end(
         self,
         params: DepositEndParams,
-        _ctx: CommandContext,
+        ctx: CommandContext,
     ) -> DepositTransaction:
         """End the active transaction, or settle an ``unknown`` one; returns it.
 
         A transaction that already ended (or was settled) is returned unchanged,
         so a UI racing the deadline or ``amountReached`` gets its final record.
+        Only the requester that started the active transaction, or staff
+        (``ctx.staff``, logged with who), may end it.  Anyone may settle an
+        ``unknown`` one: who started it is not known after a restart, and settling
+        moves no money (it marks the ledger's record reconciled).
 
         Raises:
             InvalidData: no transaction of this device has that id.
+            Forbidden: another requester's active transaction, and the requester
+                is not staff.
             NotReady: the ledger is not open yet.
             LedgerError: the ledger failed.
 
@@ -859,6 +870,8 @@ class CoinAcceptor(Device):
         ledger = self._require_ledger()
         deposit = self._deposit
         if deposit is not None and deposit.id == params.transaction_id:
+            if deposit.requester != ctx.client_id:
+                self._staff_only(ctx, f"ending {deposit.requester}'s deposit {deposit.id}")
             deposit.request_end(EndReason.ENDED)
             assert deposit.task is not None
             await asyncio.shield(deposit.task)
@@ -878,6 +891,17 @@ class CoinAcceptor(Device):
                 record.currency,
             )
         return transaction_message(record)
+
+    def _staff_only(self, ctx: CommandContext, what: str) -> None:
+        """Allow ``what`` to staff only, and log who did it (a user name, no identity data).
+
+        Raises:
+            Forbidden: the requester is not staff.
+
+        """
+        if not ctx.staff:
+            raise Forbidden(f"{what} is a staff operation: it needs the technician role")
+        log.info("%s: staff operation: %s by %s", self.id, what, ctx.client_id)
 
     async def deposit_status(
         self,

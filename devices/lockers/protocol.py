@@ -157,6 +157,7 @@ class Lockers(Device):
             60_000,
             180_000,
             side_effect=True,
+            staff=True,
         ),
     }
     events: ClassVar[dict[str, type[Message]]] = {

@@ -151,6 +151,7 @@ class Printer(Device):
             side_effect=True,
             interruptible=False,
         ),
+        # Staff: raw ESC/POS can reconfigure the printer and prints no slip template.
         "printRaw": Command(
             "print_raw",
             PrintRawParams,
@@ -159,6 +160,7 @@ class Printer(Device):
             120_000,
             side_effect=True,
             interruptible=False,
+            staff=True,
         ),
         "cut": Command(
             "cut",

@@ -51,7 +51,10 @@ class Sensors(Device):
 
     device_class: ClassVar[str] = "sensors"
     commands: ClassVar[dict[str, Command]] = {
-        "resetTamper": Command("reset_tamper", NoParams, NoResult, 2_000, 10_000, side_effect=True),
+        # Staff: clearing the latch hides that the cabinet was forced.
+        "resetTamper": Command(
+            "reset_tamper", NoParams, NoResult, 2_000, 10_000, side_effect=True, staff=True
+        ),
     }
     events: ClassVar[dict[str, type[Message]]] = {
         "doorOpened": DoorOpened,

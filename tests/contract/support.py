@@ -38,7 +38,7 @@ async def start(
     ui: UiClient, device: str, command: str, params: Payload | None = None, **kw: Any
 ) -> Request:
     """Send a device command and return its request handle."""
-    return await ui.start(f"{ui.root}/dev/{device}/cmd/{command}", params, **kw)
+    return await ui.start(ui.request_topic(command, device), params, **kw)
 
 
 async def sim_call(

@@ -103,9 +103,12 @@ async def test_invalid_slips_print_nothing(ui: UiClient) -> None:
         assert drain(slips) == []
 
 
-async def test_print_raw_needs_to_be_enabled(ui: UiClient) -> None:
+async def test_print_raw_needs_to_be_enabled(ui: UiClient, technician: UiClient) -> None:
     raw_allowed = (await device_info(ui, DEV))["capabilities"]["raw"]
-    reply = await ui.device(DEV, "printRaw", {"data": b"\x1b@hello\n"})
+    assert "technician role" in failed(
+        await ui.device(DEV, "printRaw", {"data": b"x"}), "userError"
+    )
+    reply = await technician.device(DEV, "printRaw", {"data": b"\x1b@hello\n"})
     if raw_allowed:
         assert ok(reply)["bytesSent"] == 8
     else:

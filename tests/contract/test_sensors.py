@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.contract.support import (
     check_description,
     events,
+    failed,
     ok,
     state,
     status,
@@ -53,7 +54,7 @@ async def test_the_same_door_position_raises_no_event(ui: UiClient) -> None:
         assert await evt.none(0.1) == []
 
 
-async def test_tamper_is_latched_until_reset(ui: UiClient) -> None:
+async def test_tamper_is_latched_until_reset(ui: UiClient, technician: UiClient) -> None:
     async with events(ui, DEV) as evt:
         await ui.sim(DEV, "tamper")
         assert (await evt.next("tamper"))["data"] == {}
@@ -72,6 +73,8 @@ async def test_tamper_is_latched_until_reset(ui: UiClient) -> None:
         await ui.sim(DEV, "tamper")
         await evt.next("tamper")
 
-        ok(await ui.device(DEV, "resetTamper"))
+        # A staff operation: refused to a UI, done by the technician.
+        assert "technician role" in failed(await ui.device(DEV, "resetTamper"), "userError")
+        ok(await technician.device(DEV, "resetTamper"))
         await state(ui, DEV, lambda s: s["detail"]["tamper"] is False)
         await wait_status(ui, lambda s: s["state"] == "ready")

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from daemon.config import Config
-from tests.conftest import Broker, make_config
+from tests.conftest import Broker, RunningDaemon, make_config
 from tests.contract.conftest import contract_config
 from tests.contract.support import Payload, failed, ok, sim_call, start, state
-from tests.uiclient import UiClient
+from tests.uiclient import UiClient, connect
 
 #: ``slow``'s delay in the suite, ms; a slow command takes at least this long.
 SLOW_MS = 400
@@ -88,6 +89,13 @@ def config(broker: Broker, tmp_path: Path, request: pytest.FixtureRequest) -> Co
         return make_config(broker.port, tmp_path)  # ``kioskd run --sim`` as it is
     params = callspec.params
     return contract_config(broker.port, tmp_path, {params["device_class"]: params["driver"]})
+
+
+@pytest.fixture
+async def ui(broker: Broker, daemon: RunningDaemon) -> AsyncIterator[UiClient]:
+    """The technician: the probes include staff operations (``assign``, ``resetTamper``)."""
+    async with connect(broker.port, daemon.board, "technician") as client:
+        yield client
 
 
 async def _later(

@@ -1,7 +1,8 @@
 """The production broker, started with exactly the files provisioning installed.
 
-Each client does only its job: a UI cannot publish fake status, state or
-events, cannot read another client's replies, anonymous clients are refused,
+Each client does only its job: a UI publishes requests only under its own
+``req/<user>/``, cannot publish fake status, state or events, cannot read another
+client's replies, the technician reads broadcasts only, anonymous clients are refused,
 ``sim/`` is denied to everyone, and the mosquitto_passwd tool agrees with the
 password file format.
 """
@@ -104,16 +105,19 @@ async def test_each_client_does_only_its_job(broker: tuple[Path, int], tmp_path:
 
         async with (
             client(port, f"kioskd-{BOARD}", "kioskd", secret("kioskd")) as (daemon, daemon_seen),
+            # The client id asked for is replaced by the user name (use_username_as_clientid).
             client(port, "ui1", "ui", secret("ui")) as (ui1, ui1_seen),
             client(port, "ui2", "ui2", secret("ui2")) as (ui2, ui2_seen),
             client(port, "tech", "technician", secret("technician")) as (_tech, tech_seen),
         ):
+            await daemon.subscribe(f"{ROOT}/req/+/cmd/+", qos=1)
+            await daemon.subscribe(f"{ROOT}/req/+/dev/+/cmd/+", qos=1)
             await daemon.subscribe(f"{ROOT}/cmd/+", qos=1)
             await daemon.subscribe(f"{ROOT}/dev/+/cmd/+", qos=1)
             await daemon.subscribe(f"{ROOT}/sim/#", qos=1)
             await ui1.subscribe(f"{ROOT}/#", qos=1)
             await ui1.subscribe(f"{ROOT}/reply/ui2/#", qos=1)
-            await ui1.subscribe(f"{ROOT}/reply/ui1/#", qos=1)
+            await ui1.subscribe(f"{ROOT}/reply/ui/#", qos=1)
             await ui2.subscribe(f"{ROOT}/reply/ui2/#", qos=1)
             await _tech.subscribe(f"{ROOT}/#", qos=1)
 
@@ -121,16 +125,19 @@ async def test_each_client_does_only_its_job(broker: tuple[Path, int], tmp_path:
             await daemon.publish(f"{ROOT}/status", b"ok", qos=1, retain=True)
             await daemon.publish(f"{ROOT}/dev/printer/state", b"online", qos=1, retain=True)
             await daemon.publish(f"{ROOT}/dev/scanner/evt/scanned", b"evt", qos=1)
-            await daemon.publish(f"{ROOT}/reply/ui1/r", b"for-ui1", qos=1)
+            await daemon.publish(f"{ROOT}/reply/ui/r", b"for-ui1", qos=1)
             await daemon.publish(f"{ROOT}/reply/ui2/r", b"identity-for-ui2", qos=1)
-            # A UI's requests reach the daemon.
-            await ui1.publish(f"{ROOT}/dev/printer/cmd/printSlip", b"req", qos=1)
-            await ui1.publish(f"{ROOT}/cmd/getStatus", b"req", qos=1)
-            # Forgeries and sim actions go nowhere.
+            # A UI's requests, under req/<its user>/, reach the daemon.
+            await ui1.publish(f"{ROOT}/req/ui/dev/printer/cmd/printSlip", b"req", qos=1)
+            await ui1.publish(f"{ROOT}/req/ui/cmd/getStatus", b"req", qos=1)
+            # Forgeries, another user's request topics, legacy topics and sim go nowhere.
             await ui1.publish(f"{ROOT}/status", b"fake-status", qos=1, retain=True)
             await ui1.publish(f"{ROOT}/dev/printer/state", b"fake-state", qos=1, retain=True)
             await ui1.publish(f"{ROOT}/dev/coin/evt/coinAccepted", b"fake-evt", qos=1)
             await ui1.publish(f"{ROOT}/reply/ui2/r", b"fake-reply", qos=1)
+            await ui1.publish(f"{ROOT}/req/ui2/cmd/cancel", b"as-ui2", qos=1)
+            await ui1.publish(f"{ROOT}/cmd/cancel", b"legacy", qos=1)
+            await _tech.publish(f"{ROOT}/dev/sensors/cmd/resetTamper", b"legacy", qos=1)
             await ui1.publish(f"{ROOT}/sim/scanner/scan", b"sim", qos=1)
             await daemon.publish(f"{ROOT}/sim/coin/insertCoin", b"sim", qos=1)
             await _tech.publish(f"{ROOT}/dev/printer/state", b"tech-state", qos=1)
@@ -141,15 +148,19 @@ async def test_each_client_does_only_its_job(broker: tuple[Path, int], tmp_path:
         assert b"identity-for-ui2" not in payloads
         assert [p for t, p in ui2_seen] == [b"identity-for-ui2"]
         assert sorted(t for t, _ in daemon_seen) == [
-            f"{ROOT}/cmd/getStatus",
-            f"{ROOT}/dev/printer/cmd/printSlip",
+            f"{ROOT}/req/ui/cmd/getStatus",
+            f"{ROOT}/req/ui/dev/printer/cmd/printSlip",
         ]
+        # The technician sees broadcasts only: no request, no reply.
+        assert {t.split("/")[3] for t, _ in tech_seen} <= {"status", "description", "dev"}
         everything = {p for _, p in tech_seen + ui1_seen + ui2_seen + daemon_seen}
         for forged in (
             b"fake-status",
             b"fake-state",
             b"fake-evt",
             b"fake-reply",
+            b"as-ui2",
+            b"legacy",
             b"sim",
             b"tech-state",
         ):

@@ -48,7 +48,13 @@ export class KioskLink extends EventTarget {
     this.url = url;
     this.credential = credential;
     this.board = board;
-    this.clientId = `${clientPrefix}-${randomId()}`;
+    // The requester: on a broker with users the broker makes the client id the user
+    // name (use_username_as_clientid), and the ACL lets it publish requests only under
+    // req/{user}/ and read replies only under reply/{user}/ (docs/api.md).
+    this.clientId = credential?.username ?? `${clientPrefix}-${randomId()}`;
+    // Request ids must not repeat across page loads of the same user: a repeated id of a
+    // print or deposit within 10 min would be answered from the idempotency store, not run.
+    this._instance = randomId(4);
     this.root = `kiosk/v1/${board}`;
     this.replyTopic = `${this.root}/reply/${this.clientId}/r`;
     this.status = null;
@@ -203,7 +209,7 @@ export class KioskLink extends EventTarget {
 
   newRequestId() {
     this._counter += 1;
-    return `${this.clientId}-${this._counter}`;
+    return `${this.clientId}-${this._instance}-${this._counter}`;
   }
 
   _deadlineMs(deviceId, command, params) {
@@ -221,9 +227,8 @@ export class KioskLink extends EventTarget {
    */
   request(deviceId, command, params = {}, { signal, onEvent, onAck, requestId } = {}) {
     const id = requestId ?? this.newRequestId();
-    const topic = deviceId
-      ? `${this.root}/dev/${deviceId}/cmd/${command}`
-      : `${this.root}/cmd/${command}`;
+    const base = `${this.root}/req/${this.clientId}`;
+    const topic = deviceId ? `${base}/dev/${deviceId}/cmd/${command}` : `${base}/cmd/${command}`;
     return this._send(topic, id, params, {
       signal,
       onEvent,
