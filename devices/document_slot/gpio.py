@@ -216,10 +216,16 @@ class GpioDocumentSlot(DocumentSlot):
             )
             self._direction = MotorDirection.STOPPED
             self.update_detail(shutter=OpenClosed.CLOSED)
-            self._sense()
+            # The sensors as the edges tell them, one edge at a time: after a stalled
+            # loop several edges have settled, and the inputs' current levels would skip
+            # the states between (a sheet pulled out past both sensors: inside cleared,
+            # then entry; read at once, both clear, and documentTaken was lost).
+            levels = {name: self._inputs.active(name) for name in ("entry", "inside")}
+            self._sense(**levels)
             self.set_condition(DeviceState.HARDWARE_ERROR if self._jammed else DeviceState.ONLINE)
-            async for _edge in self._inputs.edges():
-                self._sense()
+            async for edge in self._inputs.edges():
+                levels[edge.name] = edge.active
+                self._sense(**levels)
             raise Offline("the slot's inputs were closed")
         finally:
             self._close_pins()
@@ -240,9 +246,7 @@ class GpioDocumentSlot(DocumentSlot):
         self._direction = MotorDirection.STOPPED
         self.update_detail(shutter=OpenClosed.CLOSED)
 
-    def _sense(self) -> None:
-        assert self._inputs is not None
-        entry, inside = self._inputs.active("entry"), self._inputs.active("inside")
+    def _sense(self, *, entry: bool, inside: bool) -> None:
         if self._jammed and not entry and not inside:
             self.jam_cleared(entry=False, inside=False)
             if self.condition is DeviceState.HARDWARE_ERROR:

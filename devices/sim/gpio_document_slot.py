@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from enum import StrEnum
 from typing import ClassVar
 
@@ -50,6 +51,8 @@ ROLLER_SPEED = 400.0
 HAND_SPEED = 500.0
 #: Physics step while something moves, s.
 TICK_S = 0.005
+#: The longest move between two looks at the sensors, mm.
+STEP_MM = 1.0
 
 
 class Hand(StrEnum):
@@ -283,9 +286,14 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
                 continue
             await asyncio.sleep(TICK_S)
             now = loop.time()
-            self._step(now - last)
+            # In steps of at most STEP_MM, each followed by the sensors: a tick that a
+            # busy loop ran late moves the sheet far, and its edges must still come in
+            # the order the sheet passes the sensors.
+            steps = max(1, math.ceil(HAND_SPEED * (now - last) / STEP_MM))
+            for _ in range(steps):
+                self._step((now - last) / steps)
+                self._update_sensors()
             last = now
-            self._update_sensors()
             self._settled.set()
 
     def _step(self, dt: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,33 @@ async def test_a_sheet_pulled_out_mid_feed(tmp_path):
             "documentInserted",
         ]
         assert "jam" not in host.event_names()
+
+
+async def test_a_sheet_pulled_out_while_the_loop_stalls_is_still_taken(tmp_path):
+    """A busy board: the loop stalls while the hand pulls the sheet out past both sensors.
+
+    The sheet leaves the inside sensor, then the entry sensor, while nothing runs; both
+    edges settle before the driver looks.  It must still see them in that order (inside,
+    then the mouth: ``documentTaken``), not both sensors clear at once.
+    """
+    async with rig(tmp_path) as (device, sim, host):
+        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        await shutter_opens(sim)
+        await sim.insert()
+        async with asyncio.timeout(2):
+            while media(device) is not SlotMedia.INSIDE:
+                await asyncio.sleep(0.001)
+        pulling = asyncio.create_task(sim.pull())
+        await asyncio.sleep(0)
+        time.sleep(0.5)  # the stall: the hand pulls the sheet 250 mm meanwhile
+        await asyncio.wait_for(pulling, 2)
+        await host.wait_for(lambda: "documentTaken" in host.event_names(), 2)
+        assert host.event_names() == ["documentInserted", "documentTaken"]
+        assert media(device) is SlotMedia.ABSENT
+        assert not accepting.done(), "accept waits for the next document"
+        accepting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await accepting
 
 
 async def test_eject_taken_and_not_taken(tmp_path):
