@@ -25,6 +25,10 @@ from .wire import WireSimulator
 #: Glitches of a contact or sensor line at each change.
 BOUNCE_FLIPS = 2
 
+#: Level changes a pin keeps in ``states``.  gpiozero's MockPin keeps every one for
+#: good; a simulated kiosk toggles its lights for hours, so the oldest are dropped.
+STATE_HISTORY = 100
+
 
 class SimPin(MockPWMPin):  # type: ignore[misc]  # gpiozero is untyped
     """A mock pin wired to the simulated world.
@@ -64,6 +68,12 @@ class SimPin(MockPWMPin):  # type: ignore[misc]  # gpiozero is untyped
         super()._set_pull(value)
         if self.level is not None:
             self.drive(self.level)
+
+    def _change_state(self, value: float) -> bool:
+        changed: bool = super()._change_state(value)
+        if len(self.states) > 2 * STATE_HISTORY:  # trimmed in batches: amortised O(1)
+            del self.states[:-STATE_HISTORY]
+        return changed
 
     def _set_state(self, value: float) -> None:
         super()._set_state(value)
