@@ -93,6 +93,8 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         #: Writes that left both motor directions active (must stay 0).
         self.shoot_through = 0
         self._hold = False
+        #: Where the hand grabs the sheet the rollers feed in (see :meth:`pull`), mm.
+        self._grab_at: float | None = None
         self._direction = MotorDirection.STOPPED
         self._shutter_open = False
         self._moved = asyncio.Event()
@@ -202,19 +204,32 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
             self.hand = Hand.AWAY
             self._moved.set()
 
-    async def pull(self) -> None:
+    async def pull(self, *, at_mm: float | None = None) -> None:
         """Pull the sheet out of the mouth, even against running rollers.
 
+        ``at_mm``: grab it once the rollers have fed its head there (a hand that
+        follows the sheet; a test that polled for the position could come late
+        on a busy machine, with the sheet already gone inside).
+
         Raises:
-            SequenceError: no sheet sticks out of the mouth.
+            SequenceError: no sheet sticks out of the mouth (or will at ``at_mm``).
             HardwareError: the sheet is stuck.
 
         """
         if self.head is not None and self.stuck:
             raise HardwareError("the document is jammed; it cannot be pulled out")
-        if self.head is None or self.head - SHEET >= 0:
+        if self.head is None or max(self.head, at_mm or 0.0) - SHEET >= 0:
             raise SequenceError("no document in the slot's mouth")
-        self.hand = Hand.PULLING
+        if at_mm is not None and self.head < at_mm:
+            self._grab_at = at_mm  # the physics grabs it there
+            while self._grab_at is not None and self.head is not None:
+                self._settled.clear()
+                await self._settled.wait()
+            if self._grab_at is not None:
+                self._grab_at = None
+                raise SequenceError("the document left the slot before the hand grabbed it")
+        else:
+            self.hand = Hand.PULLING
         await self._until_hand_is(Hand.AWAY)
 
     async def _until_hand_is(self, hand: Hand) -> None:
@@ -311,6 +326,8 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
             step = self.motor_speed() * dt
             if self.motor_direction() is MotorDirection.FORWARD:
                 self.head += step
+                if self._grab_at is not None and self.head >= self._grab_at:
+                    self._grab_at, self.hand = None, Hand.PULLING
                 if self.head - SHEET > INSIDE_AT + 2.0:
                     self.head = None
                     self.binned += 1

@@ -21,7 +21,7 @@ from devices.document_slot.gpio import GpioDocumentSlot, GpioDocumentSlotSetting
 from devices.document_slot.protocol import MotorDirection, SlotMedia
 from devices.errors import HardwareError
 from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.gpio_document_slot import GpioDocumentSlotSimulator
+from devices.sim.gpio_document_slot import GpioDocumentSlotSimulator, Hand
 from devices.transports.gpio import release_mock_factory, share_mock_factory
 from tests.support import RecordingHost, ctx, make_env, running
 
@@ -127,11 +127,7 @@ async def test_a_sheet_pulled_out_mid_feed(tmp_path):
         await shutter_opens(sim)
         await sim.insert()
         # Let the rollers take it until it covers both sensors, then pull it back out.
-        async with asyncio.timeout(2):
-            while not sim.covered(180):
-                await asyncio.sleep(0.002)
-        assert sim.motor_direction() is MotorDirection.FORWARD
-        await sim.pull()
+        await asyncio.wait_for(sim.pull(at_mm=190), 2)
         await host.wait_for(lambda: "documentTaken" in host.event_names(), 2)
         await host.wait_for(lambda: sim.motor_direction() is MotorDirection.STOPPED, 1)
         assert not accepting.done(), "accept waits for the next document"
@@ -151,21 +147,31 @@ async def test_a_sheet_pulled_out_mid_feed(tmp_path):
 async def test_a_sheet_pulled_out_while_the_loop_stalls_is_still_taken(tmp_path):
     """A busy board: the loop stalls while the hand pulls the sheet out past both sensors.
 
-    The sheet leaves the inside sensor, then the entry sensor, while nothing runs; both
-    edges settle before the driver looks.  It must still see them in that order (inside,
-    then the mouth: ``documentTaken``), not both sensors clear at once.
+    The sheet leaves the inside sensor, then the entry sensor, while the loop is stalled;
+    both edges have settled when it runs again.  The driver must still take them in
+    that order (inside, then the mouth: ``documentTaken``), not both sensors clear at once.
     """
     async with rig(tmp_path) as (device, sim, host):
         accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
-        async with asyncio.timeout(2):
-            while media(device) is not SlotMedia.INSIDE:
-                await asyncio.sleep(0.001)
-        pulling = asyncio.create_task(sim.pull())
-        await asyncio.sleep(0)
-        time.sleep(0.5)  # the stall: the hand pulls the sheet 250 mm meanwhile
-        await asyncio.wait_for(pulling, 2)
+        update_sensors = sim._update_sensors
+
+        def stall_once_grabbed() -> None:
+            update_sensors()
+            if sim.hand is Hand.PULLING and not stalled:
+                stalled.append(True)
+                # The loop stalls for 0.5 s while the world goes on: the hand pulls the
+                # sheet out past both sensors, 0.33 s apart, their edges stamped as they come.
+                for _ in range(100):
+                    time.sleep(0.005)
+                    sim._step(0.005)
+                    update_sensors()
+
+        stalled: list[bool] = []
+        sim._update_sensors = stall_once_grabbed
+        await asyncio.wait_for(sim.pull(at_mm=200), 3)
+        assert stalled
         await host.wait_for(lambda: "documentTaken" in host.event_names(), 2)
         assert host.event_names() == ["documentInserted", "documentTaken"]
         assert media(device) is SlotMedia.ABSENT
