@@ -165,6 +165,16 @@ async def ui(rig: Rig) -> AsyncIterator[UiClient]:
 
 
 @pytest.fixture
+async def staff(rig: Rig) -> AsyncIterator[UiClient]:
+    """A client of the staff user ``technician`` (``[api] staff_users``), for staff operations.
+
+    On a board with broker credentials the rig's user must be the technician for this.
+    """
+    async with open_ui(rig, "technician") as client:
+        yield client
+
+
+@pytest.fixture
 def hands(
     ui: UiClient,
     rig: Rig,

@@ -1,4 +1,8 @@
-"""lockers: ``open`` releases a compartment and completes when its door is pulled open."""
+"""lockers: ``open`` releases a compartment and completes when its door is pulled open.
+
+The open is a staff open (no collection code, docs/api.md "Locker collection
+codes"): the ``staff`` client asks on ``req/technician/``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def _door(state: dict[str, Any]) -> Any:
 
 
 async def test_open_compartment(
-    rig: Rig, ui: UiClient, hands: Hands, described: dict[str, dict[str, Any]]
+    rig: Rig, ui: UiClient, staff: UiClient, hands: Hands, described: dict[str, dict[str, Any]]
 ) -> None:
     lockers = rig.device("lockers")
     hands.need(lockers.id)
@@ -30,8 +34,8 @@ async def test_open_compartment(
         ui.subscription(f"{ui.root}/dev/{lockers.id}/evt/+") as events,
         ui.subscription(sim_out_topic(ui, lockers.id, "lock")) as coils,
     ):
-        opening = await ui.start(
-            f"{ui.root}/dev/{lockers.id}/cmd/open",
+        opening = await staff.start(
+            staff.request_topic("open", lockers.id),
             {"compartment": COMPARTMENT, "timeoutMs": int(patience * 1000)},
         )
         try:
