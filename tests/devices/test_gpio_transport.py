@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from gpiozero import Device as GpioDevice
 from gpiozero.pins.mock import MockFactory
 
 from devices.errors import HardwareError, Offline
+from devices.transports import gpio as gpio_transport
 from devices.transports.gpio import (
     Edge,
     InputPin,
@@ -90,17 +92,20 @@ async def test_edges_from_another_thread_reach_the_loop_debounced(mock):
     await asyncio.wait_for(task, 1)
 
 
-async def test_a_glitch_shorter_than_the_debounce_is_ignored(mock):
+async def test_a_glitch_shorter_than_the_debounce_is_ignored(mock, monkeypatch):
     inputs = Inputs(mock, {"entry": InputPin(pin=5, debounce_ms=20)})
     seen: list[Edge] = []
     task = asyncio.create_task(collect(inputs, seen))
     await asyncio.sleep(0)
     pin = mock.pin(5)
+    # The edges are stamped when driven: stamp the glitch 1 ms wide whatever the
+    # machine's load (a sleep, even time.sleep, may overrun the debounce on a busy one).
+    glitch_at = time.monotonic()
+    stamps = iter([glitch_at, glitch_at + 0.001])
+    monkeypatch.setattr(gpio_transport, "time", SimpleNamespace(monotonic=lambda: next(stamps)))
     pin.drive_high()
-    # Not asyncio.sleep: the edges are stamped when driven, and a loaded loop may
-    # resume a sleeping test long after the debounce, making the glitch a level.
-    time.sleep(0.001)
     pin.drive_low()
+    monkeypatch.undo()
     await asyncio.sleep(0.06)
     assert seen == []
     assert not inputs.active("entry")
