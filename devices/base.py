@@ -100,7 +100,9 @@ class Command:
         interruptible: may be stopped at its deadline once started (a print may not).
         staff: a staff operation: only a requester with the technician role may run
             it (``[api] staff_users``); others are refused ``userError`` before any queue.
-        events: intermediate event names sent to the requester while it runs.
+        events: event replies sent to the requester alone, by name: while it runs, or,
+            for a command that starts a standing mode (scanner ``setMode``), after its
+            completion until the mode ends.
 
     """
 
@@ -115,6 +117,20 @@ class Command:
     interruptible: bool = True
     staff: bool = False
     events: Mapping[str, type[Message]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredEvent:
+    """A v1 broadcast event that is no longer published (kept in the docs, deprecated).
+
+    Attributes:
+        data: the data type it had, so the generated docs still describe it.
+        instead: what a UI does now, in a sentence.
+
+    """
+
+    data: type[Message]
+    instead: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +199,10 @@ class CommandContext:
         client_id: the requester: the broker user named in its request topic
             (``req/{c}/...``), or the client id of its reply topic (legacy topics).
         deadline: ``loop.time()`` at which the command must end, in seconds.
-        emit: sends an intermediate ``event`` reply to the requester alone.
+        emit: sends an ``event`` reply to the requester alone (its reply topic,
+            correlation data and codec).  It stays valid after the command completes:
+            a command that starts a standing mode keeps it and sends the mode's events
+            through it until the mode ends.
         staff: the requester has the technician role, so a command may do for it what
             it refuses a citizen-facing UI (end another client's deposit).
 
@@ -212,6 +231,8 @@ class Device(abc.ABC):
     device_class: ClassVar[str]
     commands: ClassVar[Mapping[str, Command]]
     events: ClassVar[Mapping[str, type[Message]]]
+    #: v1 events the class no longer broadcasts, by name (documented as deprecated).
+    retired_events: ClassVar[Mapping[str, RetiredEvent]] = {}
     detail_type: ClassVar[type[Message]]
     sim_actions: ClassVar[Mapping[str, SimAction]] = {}
     #: What a simulator publishes on ``sim/{d}/out/{what}``, by ``what``.
@@ -311,7 +332,7 @@ class Device(abc.ABC):
         return True
 
     def emit(self, event: str, data: Message) -> None:
-        """Broadcast an event of this device class."""
+        """Broadcast an event of this device class (never identity data)."""
         self.host.device_event(self.id, event, data)
 
     def status_reasons(self) -> list[str]:

@@ -22,7 +22,15 @@ from typing import Any
 
 import msgspec
 
-from devices.base import UNREACHABLE, Command, CommandContext, Device, Message, Params
+from devices.base import (
+    UNREACHABLE,
+    Command,
+    CommandContext,
+    Device,
+    EventSink,
+    Message,
+    Params,
+)
 from devices.errors import CompletionCode, completion_code
 
 from .codec import Codec
@@ -130,6 +138,17 @@ class Lifecycle:
     def _publish(self, reply: Reply, message: Message) -> None:
         self._send(
             reply.topic, reply.codec.encode(message), reply.codec.content_type, reply.correlation
+        )
+
+    def _event_sink(self, reply: Reply) -> EventSink:
+        """Event replies to one request: its topic, correlation data, codec and ``requestId``.
+
+        Bound to the reply alone, not to the running command, so it stays valid after
+        the completion: a standing mode (scanner continuous mode) delivers through it.
+        """
+        request_id = reply.request_id or ""
+        return lambda event, data: self._publish(
+            reply, EventReply(request_id=request_id, event=event, data=data)
         )
 
     def complete(
@@ -391,10 +410,7 @@ class Lifecycle:
             request_id=req.reply.request_id or "",
             client_id=req.reply.client_id,
             deadline=req.deadline,
-            emit=lambda event, data: self._publish(
-                req.reply,
-                EventReply(request_id=req.reply.request_id or "", event=event, data=data),
-            ),
+            emit=self._event_sink(req.reply),
             staff=req.reply.staff,
         )
         run = getattr(req.device, req.spec.method)(req.params, ctx)

@@ -41,7 +41,12 @@ class Ack(Message, tag_field="type", tag="ack"):
 
 
 class EventReply(Message, tag_field="type", tag="event"):
-    """An intermediate event of a running request, to the requester alone."""
+    """An event of a request, to the requester alone.
+
+    Intermediate while the request runs (``readProgress``), or, after its completion,
+    an event of the standing mode it started (scanner continuous mode: ``scanned``
+    until ``continuousEnded``).
+    """
 
     request_id: str
     event: str
