@@ -43,6 +43,12 @@ TEST_IDENTITY = Identity(
     document_number="099000123",
     mrz_name="NGUYEN<<VAN<THU",
 )
+#: What the chip QR on the back of the test identity's card holds: ID, old ID, name, birth,
+#: sex, address, issue date (a scanned code that is identity data).
+TEST_CARD_QR = (
+    "079099000123|025123456|Nguyễn Văn Thử|15011990|Nam|"
+    "123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh|20042021"
+)
 
 
 def _image_data_start(face: bytes) -> int:

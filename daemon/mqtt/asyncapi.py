@@ -76,6 +76,7 @@ def _schema_types() -> list[Any]:
         for command in cls.commands.values():
             types += [command.params, command.result, *command.events.values()]
         types += list(cls.events.values())
+        types += [retired.data for retired in cls.retired_events.values()]
     for name in DEVICE_CLASSES:
         sim = resolve(name, "sim").cls
         types += [action.params for action in sim.sim_actions.values()]
@@ -176,6 +177,22 @@ def _command_summary(cls_name: str, name: str, command: Command) -> str:
     return summary
 
 
+def _events(cls_name: str, cls: type[Device]) -> list[tuple[str, dict[str, Any], str]]:
+    """A class's broadcast events, then its retired ones (deprecated): name, payload, summary."""
+    found = []
+    for name, data in cls.events.items():
+        payload: dict[str, Any] = {"allOf": [_ref(EventMessage), {"properties": {"data": _ref(data)}}]}
+        found.append((name, payload, f"{cls_name} event {name}."))
+    for name, retired in cls.retired_events.items():
+        payload = {
+            "allOf": [_ref(EventMessage), {"properties": {"data": _ref(retired.data)}}],
+            "deprecated": True,
+        }
+        summary = f"{cls_name} event {name}: deprecated, no longer published; {retired.instead}."
+        found.append((name, payload, summary))
+    return found
+
+
 def build() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of wire API v1."""
     _, schemas = msgspec.json.schema_components(_schema_types(), ref_template=_REF)
@@ -257,13 +274,13 @@ def build() -> dict[str, Any]:
                 request(command.params),
                 _command_summary(cls_name, name, command),
             )
-        for name, data in cls.events.items():
+        for name, payload, summary in _events(cls_name, cls):
             add(
                 f"{cls_name}.evt.{name}",
                 f"{root}/dev/{{device}}/evt/{name}",
-                {"allOf": [_ref(EventMessage), {"properties": {"data": _ref(data)}}]},
+                payload,
                 "send",
-                f"{cls_name} event {name}.",
+                summary,
             )
         sim = resolve(cls_name, "sim").cls
         for name, output in sim.sim_outputs.items():
@@ -364,6 +381,10 @@ def reference_markdown() -> str:
                 lines.append(f"| ↳ event `{ev_name}` | | {_fields(ev)} | | to requester |")
         lines += ["", "| event | data |", "|---|---|"]
         lines += [f"| `{name}` | {_fields(data)} |" for name, data in cls.events.items()]
+        lines += [
+            f"| `{name}` (deprecated: no longer published; {r.instead}) | {_fields(r.data)} |"
+            for name, r in cls.retired_events.items()
+        ]
         sim = resolve(cls_name, "sim").cls.sim_actions
         lines += ["", "| sim action | params | what it does |", "|---|---|---|"]
         lines += [f"| `{name}` | {_fields(a.params)} | {a.doc} |" for name, a in sim.items()]

@@ -3,21 +3,37 @@
 Drivers only deliver decoded codes through :meth:`Scanner.code_scanned` (and
 frames they could not decode through :meth:`Scanner.code_rejected`); the class
 holds the command semantics shared by every driver: one pending ``read``
-gets the next code; in continuous mode codes are also broadcast; otherwise a
-code nobody waits for is dropped (scanned codes are identity data and are never
+gets the next code; in continuous mode every code also goes, as an event reply,
+to the requester of the ``setMode`` that turned it on (never broadcast); otherwise
+a code nobody waits for is dropped (scanned codes are identity data and are never
 buffered).
+
+Continuous mode is bound to one ``setMode {continuous: true}`` request at a time.
+Any requester may turn it off or take it over with its own ``setMode``: a ``read``
+gives any requester the next code anyway, and refusing others would let a UI that
+went away (the daemon cannot see another client disconnect) hold the codes until
+a restart.  The request that loses the mode gets a last event, ``continuousEnded``.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from devices.base import Command, CommandContext, Device, Message, NoParams, Params
+from devices.base import (
+    Command,
+    CommandContext,
+    Device,
+    EventSink,
+    Message,
+    NoParams,
+    Params,
+    RetiredEvent,
+)
 from devices.errors import SequenceError
 
 
 class ScanResult(Message):
-    """Result of ``read`` and data of the ``scanned`` event.
+    """Result of ``read`` and data of the ``scanned`` event reply of continuous mode.
 
     ``symbology`` is a lower-case name (``qr``, ``code128``, ``ean13``,
     ``datamatrix``, ``pdf417``) or ``unknown`` when the scanner does not say.
@@ -40,13 +56,18 @@ class ScanRejected(Message):
 
 
 class SetModeParams(Params):
-    """``setMode``: ``continuous`` broadcasts every code as ``evt/scanned``."""
+    """``setMode``: ``continuous`` sends every code to this request's requester.
+
+    Each code goes as an event reply ``scanned`` on this request's reply topic (with
+    its correlation data and encoding) until continuous mode is turned off or taken
+    over (any requester's ``setMode``) or the daemon restarts.
+    """
 
     continuous: bool
 
 
 class ScannerDetail(Message):
-    """State detail: whether continuous mode is on."""
+    """State detail: whether continuous mode is on (for some requester; not whose)."""
 
     continuous: bool = False
 
@@ -55,6 +76,17 @@ class ModeResult(Message):
     """Result of ``setMode``."""
 
     continuous: bool
+
+
+class ContinuousEnded(Message):
+    """Last event reply of a ``setMode {continuous: true}``: no more codes come to it.
+
+    ``reason``: ``turnedOff`` (a ``setMode {continuous: false}``, from any requester)
+    or ``takenOver`` (a later ``setMode {continuous: true}``, whose requester gets
+    the codes from now on).
+    """
+
+    reason: str
 
 
 class Scanner(Device):
@@ -71,20 +103,34 @@ class Scanner(Device):
             long=True,
             events={"rejected": ScanRejected},
         ),
-        "setMode": Command("set_mode", SetModeParams, ModeResult, 2_000, 10_000, queued=False),
+        "setMode": Command(
+            "set_mode",
+            SetModeParams,
+            ModeResult,
+            2_000,
+            10_000,
+            queued=False,
+            events={"scanned": ScanResult, "continuousEnded": ContinuousEnded},
+        ),
     }
-    events: ClassVar[dict[str, type[Message]]] = {
-        "scanned": ScanResult,
-        "rejected": ScanRejected,
+    events: ClassVar[dict[str, type[Message]]] = {"rejected": ScanRejected}
+    retired_events: ClassVar[dict[str, RetiredEvent]] = {
+        "scanned": RetiredEvent(
+            ScanResult,
+            "in continuous mode each code is an event reply `scanned` on the reply topic "
+            "of the `setMode` that turned it on, to its requester alone",
+        ),
     }
     detail_type: ClassVar[type[Message]] = ScannerDetail
 
     _reading: CommandContext | None = None
     _scanned: ScanResult | None = None
+    #: Event replies to the ``setMode`` request continuous mode is bound to.
+    _continuous: EventSink | None = None
 
     @property
     def continuous(self) -> bool:
-        """True when codes are broadcast."""
+        """True while continuous mode is on."""
         detail = self.detail
         assert isinstance(detail, ScannerDetail)
         return detail.continuous
@@ -108,8 +154,15 @@ class Scanner(Device):
             self._reading = None
             self._scanned = None
 
-    async def set_mode(self, params: SetModeParams, _ctx: CommandContext) -> ModeResult:
-        """Switch continuous mode on or off."""
+    async def set_mode(self, params: SetModeParams, ctx: CommandContext) -> ModeResult:
+        """Bind continuous mode to this request (``continuous: true``) or turn it off.
+
+        The request it was bound to before, if any, gets ``continuousEnded``.
+        """
+        previous, self._continuous = self._continuous, ctx.emit if params.continuous else None
+        if previous is not None:
+            reason = "takenOver" if params.continuous else "turnedOff"
+            previous("continuousEnded", ContinuousEnded(reason=reason))
         self.update_detail(continuous=params.continuous)
         return ModeResult(continuous=params.continuous)
 
@@ -119,8 +172,8 @@ class Scanner(Device):
         if self._reading is not None and self._scanned is None:
             self._scanned = result
             self.wake()
-        if self.continuous:
-            self.emit("scanned", result)
+        if self._continuous is not None:
+            self._continuous("scanned", result)
 
     def code_rejected(self, reason: str) -> None:
         """Report a frame that could not be decoded (drivers call this on the event loop)."""

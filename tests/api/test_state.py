@@ -53,9 +53,8 @@ async def test_seq_strictly_increases_across_state_and_events(
         await asyncio.sleep(0.2)
         while not live.empty():
             live.get_nowait()
-        await ui.device("scanner", "setMode", {"continuous": True})
-        for n in range(5):
-            await ui.sim("scanner", "scan", {"text": f"code {n}"})
+        for n in range(6):
+            await ui.sim("sensors", "door", {"open": n % 2 == 0})
         await ui.sim("scanner", "fault", {"kind": "hardwareError"})
         await ui.sim("scanner", "fault", {"kind": "clear"})
         await asyncio.sleep(0.3)
@@ -65,8 +64,8 @@ async def test_seq_strictly_increases_across_state_and_events(
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == len(seqs)
     assert {m.payload["session"] for m in messages} == {daemon.app.session}
-    scanned = [m for m in messages if m.topic.endswith("/evt/scanned")]
-    assert [m.payload["data"]["text"] for m in scanned] == [f"code {n}" for n in range(5)]
+    door = [m.topic.rsplit("/", 1)[-1] for m in messages if "/dev/sensors/evt/door" in m.topic]
+    assert door == ["doorOpened", "doorClosed"] * 3
 
 
 async def test_resync_snapshot_goes_to_the_requester_only(

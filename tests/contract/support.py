@@ -176,3 +176,13 @@ async def check_description(
     for name, command in info["commands"].items():
         assert 0 < command["defaultTimeoutMs"] <= command["maxTimeoutMs"], name
     return info
+
+
+def published_by_a_ui(topic: str) -> bool:
+    """Requests and sim actions: what the test itself sends, not what the daemon publishes."""
+    parts = topic.split("/")[3:]
+    return (
+        parts[:1] in (["req"], ["cmd"])
+        or (parts[:1] == ["dev"] and parts[2:3] == ["cmd"])
+        or (parts[:1] == ["sim"] and parts[2:3] != ["out"])
+    )

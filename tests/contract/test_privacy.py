@@ -1,9 +1,10 @@
 """Privacy rules of wire API v1: identity data goes to the requester's reply subtree only.
 
-After a full identity read, a scan in single mode and a face picture, the test
-identity appears in no retained message, no broadcast message (state, events,
-status, description, simulator outputs), no file in the daemon's directories
-and no log record.
+After a full identity read, a scan in single mode, a scan in continuous mode and
+a face picture, the test identity appears in no retained message, no broadcast
+message (state, events, status, description, simulator outputs), nothing another
+UI or the technician receives outside the requester's reply subtree, no file in
+the daemon's directories and no log record.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 
 from daemon.config import Config
 from tests.conftest import Broker, run_daemon
-from tests.contract.support import acked, ok, start
-from tests.identity_search import TEST_IDENTITY, IdentitySearch
+from tests.contract.support import acked, ok, published_by_a_ui, start
+from tests.identity_search import TEST_CARD_QR, TEST_IDENTITY, IdentitySearch
 from tests.uiclient import NODELAY, connect
 
 CONTRACT_CLASSES = ("cardReader", "scanner", "camera")
@@ -35,11 +36,6 @@ ACCESS_KEY = {
     "dateOfBirth": "1990-01-15",
     "dateOfExpiry": "2030-01-15",
 }
-#: What the chip QR on the back of a citizen card holds: ID, old ID, name, birth, sex, address, issue.
-CARD_QR = (
-    "079099000123|025123456|Nguyễn Văn Thử|15011990|Nam|"
-    "123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh|20042021"
-)
 
 
 @dataclass
@@ -105,16 +101,6 @@ async def spy(port: int, topic_filter: str, client_id: str) -> AsyncIterator[lis
                 await task
 
 
-def published_by_a_ui(topic: str) -> bool:
-    """Requests and sim actions: what the test itself sends, not what the daemon publishes."""
-    parts = topic.split("/")[3:]
-    return (
-        parts[:1] in (["req"], ["cmd"])
-        or (parts[:1] == ["dev"] and parts[2:3] == ["cmd"])
-        or (parts[:1] == ["sim"] and parts[2:3] != ["out"])
-    )
-
-
 async def identity_session(port: int) -> Searches:
     """Read the card, scan a code and take a face picture as one UI; return the searches."""
     async with connect(port, BOARD, REQUESTER) as ui:
@@ -127,8 +113,16 @@ async def identity_session(port: int) -> Searches:
         await ui.sim("cardReader", "removeCard")
 
         scan = await acked(await start(ui, "scanner", "read", {"timeoutMs": 3000}))
-        await ui.sim("scanner", "scan", {"text": CARD_QR, "symbology": "qr"})
-        assert ok(await scan.completion(3))["text"] == CARD_QR
+        await ui.sim("scanner", "scan", {"text": TEST_CARD_QR, "symbology": "qr"})
+        assert ok(await scan.completion(3))["text"] == TEST_CARD_QR
+
+        # Continuous mode: the code comes as an event reply to the setMode's requester.
+        mode = await start(ui, "scanner", "setMode", {"continuous": True})
+        assert ok(await mode.completion(3)) == {"continuous": True}
+        await ui.sim("scanner", "scan", {"text": TEST_CARD_QR, "symbology": "qr"})
+        event = await mode.next(3)
+        assert (event["event"], event["data"]["text"]) == ("scanned", TEST_CARD_QR)
+        ok(await ui.device("scanner", "setMode", {"continuous": False}))
 
         picture = ok(
             await ui.device("camera", "takePicture", {"purpose": "face", "width": 320}, timeout=5)
@@ -149,7 +143,10 @@ async def test_identity_data_reaches_only_the_requester(
     state_dir = Path(config.daemon.state_dir)
     runtime_dir = Path(config.daemon.runtime_dir)
     async with run_daemon(config):
-        async with spy(broker.port, f"{ROOT}/#", "bystander") as seen:
+        async with (
+            spy(broker.port, f"{ROOT}/#", "bystander") as seen,
+            spy(broker.port, f"{ROOT}/#", "technician") as seen_by_technician,
+        ):
             searches = await identity_session(broker.port)
         for search in searches.searches:
             search.prove(tmp_path)
@@ -167,7 +164,17 @@ async def test_identity_data_reaches_only_the_requester(
         topics = {m.topic for m in broadcast}
         assert f"{ROOT}/dev/cardReader/evt/cardPresented" in topics
         assert f"{ROOT}/dev/cardReader/state" in topics
+        assert f"{ROOT}/dev/scanner/evt/scanned" not in topics
         searches.scan_messages("broadcast", broadcast)
+        searches.scan_messages(
+            "seen by the technician",
+            (
+                m
+                for m in seen_by_technician
+                if not m.topic.startswith(f"{ROOT}/reply/{REQUESTER}/")
+                and not published_by_a_ui(m.topic)
+            ),
+        )
 
         async with spy(broker.port, "kiosk/#", "auditor") as retained:
             await asyncio.sleep(0.3)

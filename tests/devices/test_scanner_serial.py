@@ -152,12 +152,17 @@ async def test_continuous_mode_broadcasts_rejections_without_content(
     ui: UiClient, sim: SerialScannerSimulator
 ) -> None:
     async with events(ui, DEV) as evt:
-        ok(await ui.device(DEV, "setMode", {"continuous": True}))
+        mode = await start(ui, DEV, "setMode", {"continuous": True})
+        ok(await mode.completion(2))
         sim.pair.write(b"\xc3\x28secret\r")
         rejected = await evt.next("rejected")
         assert rejected["data"] == {"reason": "invalidEncoding"}
         await ui.sim(DEV, "scan", {"text": VIETNAMESE})
-        assert (await evt.next("scanned"))["data"]["text"] == VIETNAMESE
+        # The code itself goes to the setMode's requester alone, never broadcast.
+        scanned = await mode.next()
+        assert (scanned["event"], scanned["data"]["text"]) == ("scanned", VIETNAMESE)
+        ok(await ui.device(DEV, "setMode", {"continuous": False}))
+        assert "scanned" not in evt.names()
 
 
 async def test_unplug_goes_offline_and_replug_is_online_within_two_seconds(ui: UiClient) -> None:
