@@ -221,20 +221,22 @@ async def pictures(ui: UiClient, camera: str, plan: Plan, cpu: CpuMeter) -> dict
 
 
 async def scan_events(ui: UiClient, scanner: str, plan: Plan, cpu: CpuMeter) -> dict[str, Any]:
-    """From publishing ``sim/{scanner}/scan`` to receiving ``evt/scanned`` (continuous mode)."""
-    _check(await ui.device(scanner, "setMode", {"continuous": True}), "setMode")
-    async with ui.subscription(f"{ui.root}/dev/{scanner}/evt/scanned") as events:
+    """From publishing ``sim/{scanner}/scan`` to receiving the ``scanned`` event reply.
 
-        async def once(i: int) -> None:
-            text = f"BENCH-{i}"
-            request = await ui.start(f"{ui.root}/sim/{scanner}/scan", {"text": text})
-            while True:
-                event = await asyncio.wait_for(events.get(), 5)
-                if event.payload["data"]["text"] == text:
-                    break
-            _check(await request.completion(), "sim scan")
+    Continuous mode sends each code to the requester of its ``setMode`` alone, on
+    that request's reply topic.
+    """
+    mode = await ui.start(ui.request_topic("setMode", scanner), {"continuous": True})
+    _check(await mode.completion(), "setMode")
 
-        return await timed(plan, once, cpu)
+    async def once(i: int) -> None:
+        text = f"BENCH-{i}"
+        request = await ui.start(f"{ui.root}/sim/{scanner}/scan", {"text": text})
+        while (await mode.next(5))["data"]["text"] != text:
+            pass
+        _check(await request.completion(), "sim scan")
+
+    return await timed(plan, once, cpu)
 
 
 # -- (c) a naive threaded paho client -----------------------------------------------------------
@@ -380,7 +382,7 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results["floor"] = await floor(plan)
         progress("(b, c, e) daemon round trips, paho clients, scan events")
         results |= await daemon_session(plan, setup, xdg)
-        progress("(f) scanner: pty bytes -> evt/scanned through the serial driver")
+        progress("(f) scanner: pty bytes -> scanned reply through the serial driver")
         results["scanPty"] = await scanner.scan_latency(plan.count, plan.warmup)
         progress(f"(d) start-up x{plan.startups}, RSS, idle CPU {plan.idle_s:g} s")
         results |= await startup(plan, setup, xdg)

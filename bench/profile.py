@@ -1,8 +1,8 @@
 """Where the daemon's time goes per request: cProfile of an in-process daemon.
 
 ``python -m bench.profile [TARGET] [--count N] [--top N]``, TARGET one of
-``getStatus`` (default), ``lights/set``, ``printer/cut``, ``scan`` (sim scan ->
-``evt/scanned``).  The daemon runs in this process on a standalone mosquitto,
+``getStatus`` (default), ``lights/set``, ``printer/cut``, ``scan`` (sim scan in
+continuous mode: the code goes to the driver as a ``scanned`` event reply).  The daemon runs in this process on a standalone mosquitto,
 profiled with a per-thread CPU clock, while a driver subprocess
 (``--drive``) sends the requests one after another, as the benchmark does.
 The SQLite writer thread of the idempotency store is not profiled.

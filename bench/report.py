@@ -91,10 +91,10 @@ def _mark(target: Target) -> str:
 DEVICE_ROWS = (
     (
         "scanEvent",
-        "(e) sim scan -> evt/scanned (incl. sim hop)",
+        "(e) sim scan -> scanned reply (incl. sim hop)",
         "(e) starts at the UI's sim/scanner/scan request: one more MQTT hop than a real scanner",
     ),
-    ("scanPty", "(f) scanner pty bytes -> evt/scanned (serial)", ""),
+    ("scanPty", "(f) scanner pty bytes -> scanned reply (serial)", ""),
     ("takePicture", "(h) camera takePicture, face 720 x 960 JPEG", ""),
 )
 

@@ -1,9 +1,10 @@
-"""(f) Scan latency through the real serial driver: pty bytes written -> subscriber has evt/scanned.
+"""(f) Scan latency through the real serial driver: pty bytes written -> requester has the code.
 
 The bench process creates a socat pty, starts the daemon as its own process
 with the ``serial`` scanner driver on that pty (no wire simulator: the bench is
-the scanner), switches continuous mode on, subscribes to ``evt/scanned`` and
-times each frame from the write into the pty to the event's arrival: socat,
+the scanner), switches continuous mode on and times each frame from the write
+into the pty to the arrival of the ``scanned`` event reply on the ``setMode``'s
+reply topic (continuous mode sends codes to its requester alone): socat,
 the tty, the driver's framing and decoding, the daemon's publish, mosquitto
 and the subscriber, i.e. what a UI sees after a person scans.
 
@@ -80,22 +81,20 @@ async def scan_latency(count: int, warmup: int) -> dict[str, Any]:
                 connect(daemon.port, BOARD, "bench-scan") as ui,
             ):
                 await _online(ui)
-                reply = await ui.device("scanner", "setMode", {"continuous": True})
+                mode = await ui.start(ui.request_topic("setMode", "scanner"), {"continuous": True})
+                reply = await mode.completion()
                 assert reply["completionCode"] == "success", reply
                 samples: list[float] = []
-                async with ui.subscription(f"{ui.root}/dev/scanner/evt/scanned") as events:
-                    for i in range(warmup + count):
-                        text = PAYLOAD.format(i=i)
-                        frame = ("]Q1" + text + "\r").encode()
-                        began = time.perf_counter()
-                        pair.write(frame)
-                        while True:
-                            event = await asyncio.wait_for(events.get(), 5)
-                            if event.payload["data"]["text"] == text:
-                                break
-                        if i >= warmup:
-                            samples.append(time.perf_counter() - began)
-                        await asyncio.sleep(0.005)  # scans are never back to back
+                for i in range(warmup + count):
+                    text = PAYLOAD.format(i=i)
+                    frame = ("]Q1" + text + "\r").encode()
+                    began = time.perf_counter()
+                    pair.write(frame)
+                    while (await mode.next(5))["data"]["text"] != text:
+                        pass
+                    if i >= warmup:
+                        samples.append(time.perf_counter() - began)
+                    await asyncio.sleep(0.005)  # scans are never back to back
         finally:
             await pair.stop()
     return asdict(Stats.of(samples)) | {"frameBytes": len(frame)}
@@ -107,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     stats = asyncio.run(scan_latency(args.count, max(20, args.count // 10)))
     print(
-        f"scanner pty -> evt/scanned, {stats['n']} scans of {stats['frameBytes']} bytes: "
+        f"scanner pty -> scanned reply, {stats['n']} scans of {stats['frameBytes']} bytes: "
         f"p50 {stats['p50']:.2f} ms, p99 {stats['p99']:.2f} ms, max {stats['max']:.2f} ms "
         f"(target p99 <= 5 ms)",
         file=sys.stdout,
