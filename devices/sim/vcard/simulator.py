@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import fcntl
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -43,6 +44,11 @@ CHIP_APDU_S = 0.01
 #: reader poll (every 0.4 s) and is slower on a busy machine.
 _POWER_TIMEOUT_S = 10.0
 _POLL_MS = 200
+#: How long a simulator waits for a vpcd slot that another virtual card holds, s: test
+#: runs overlap on one machine (two slots for all of them; each test holds one for
+#: a few seconds), and a third run's card failed at once while two held them.
+SLOT_WAIT_S = 60.0
+_SLOT_POLL_S = 0.05
 
 
 def vpcd_reader(slot: int) -> str:
@@ -55,23 +61,29 @@ def slot_lock_path(slot: int) -> Path:
     return Path(tempfile.gettempdir()) / f"kioskd-vpcd-slot-{slot}.lock"
 
 
-def claim_slot(*, wait: bool = False) -> tuple[int, IO[bytes]]:
+def claim_slot(*, wait_s: float = 0.0) -> tuple[int, IO[bytes]]:
     """Lock a free vpcd slot; return it and the open lock file (closing it frees the slot).
 
+    ``wait_s``: how long to wait for a slot to come free, s (blocking: a slot is
+    claimed while the simulator is set up, before it runs).
+
     Raises:
-        OSError: every slot is in use (``wait`` False).
+        OSError: every slot stayed in use by other virtual cards.
 
     """
-    flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
-    for slot in range(VPCD_SLOTS):
-        handle = slot_lock_path(slot).open("ab")
-        try:
-            fcntl.flock(handle, flags)
-        except BlockingIOError:
-            handle.close()
-            continue
-        return slot, handle
-    raise OSError("every vpcd slot is in use by another virtual card on this machine")
+    until = time.monotonic() + wait_s
+    while True:
+        for slot in range(VPCD_SLOTS):
+            handle = slot_lock_path(slot).open("ab")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return slot, handle
+        if time.monotonic() >= until:
+            raise OSError("every vpcd slot is in use by another virtual card on this machine")
+        time.sleep(_SLOT_POLL_S)
 
 
 class VirtualCardSimulator(WireSimulator):
@@ -101,12 +113,12 @@ class VirtualCardSimulator(WireSimulator):
 
         Raises:
             TypeError: not the ``pcsc`` driver's settings.
-            OSError: no vpcd slot is free.
+            OSError: no vpcd slot came free within ``SLOT_WAIT_S``.
 
         """
         if not isinstance(settings, PcscSettings):
             raise TypeError("the pcsc wire simulator serves the pcsc driver")
-        self._slot, self._lock = claim_slot()
+        self._slot, self._lock = claim_slot(wait_s=SLOT_WAIT_S)
         csca_dir = settings.csca_dir
         if csca_dir is None:
             self._csca_dir = self.env.runtime_dir / f"{self.device_id}-csca"
