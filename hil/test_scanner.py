@@ -1,4 +1,4 @@
-"""scanner: a ``read`` returns the next code presented to the scanner."""
+"""scanner: a ``read`` returns the next code; continuous mode sends codes to its requester alone."""
 
 from __future__ import annotations
 
@@ -31,3 +31,31 @@ async def test_read_returns_the_scanned_code(rig: Rig, ui: UiClient, hands: Hand
     assert result["text"] == CODE
     if hands.of(scanner.id) == SIM:
         assert result["symbology"] == "qr"
+
+
+async def test_continuous_mode_sends_the_code_to_its_requester_alone(
+    rig: Rig, ui: UiClient, hands: Hands
+) -> None:
+    scanner = rig.device("scanner")
+    hands.need(scanner.id)
+    patience = hands.patience(scanner.id, 10)
+    async with ui.subscription(f"{ui.root}/dev/{scanner.id}/evt/+") as broadcast:
+        mode = await ui.start(f"{ui.root}/dev/{scanner.id}/cmd/setMode", {"continuous": True})
+        assert ok(await mode.completion()) == {"continuous": True}
+        try:
+            await hands.do(
+                scanner.id,
+                "scan",
+                {"text": CODE, "symbology": "qr"},
+                prompt=f"Scan the QR code {CODE} with the scanner (docs/hil.md shows how to make it)",
+            )
+            event = await mode.next(patience + 5)
+        finally:
+            off = await ui.start(f"{ui.root}/dev/{scanner.id}/cmd/setMode", {"continuous": False})
+            assert ok(await off.completion()) == {"continuous": False}
+        ended = await mode.next()
+    assert (event["type"], event["event"], event["data"]["text"]) == ("event", "scanned", CODE)
+    assert event["requestId"] == mode.request_id
+    assert (ended["event"], ended["data"]) == ("continuousEnded", {"reason": "turnedOff"})
+    published = [broadcast.get_nowait().topic for _ in range(broadcast.qsize())]
+    assert not [t for t in published if t.endswith("/evt/scanned")], "codes are never broadcast"
