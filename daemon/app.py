@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -167,6 +169,30 @@ async def safe_state_all(devices: dict[str, Device], timeout: float = 5.0) -> di
     ids = list(devices)
     results = await asyncio.gather(*(one(devices[i]) for i in ids))
     return dict(zip(ids, results, strict=True))
+
+
+#: ``M_ARENA_MAX`` of glibc's ``mallopt`` (malloc.h).
+_M_ARENA_MAX = -8
+#: Malloc arenas the daemon's threads share.
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas at :data:`MALLOC_ARENAS` (before the threads start).
+
+    glibc gives each thread that allocates an arena of its own, up to eight per core,
+    and each keeps the memory freed in it: the daemon's worker threads (SQLite, slip
+    rendering, GPIO, serial) made RSS creep while the Python heap stayed flat (a
+    15-minute soak: +8.2 MB after warm-up by default, +0.3 MB with two arenas).  An
+    explicit ``MALLOC_ARENA_MAX`` in the environment wins; without glibc this does nothing.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
 class App:
@@ -519,6 +545,7 @@ class App:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down in order."""
+        limit_malloc_arenas()
         await self.store.open()
         try:
             for simulator in self.simulators.values():
