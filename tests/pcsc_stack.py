@@ -78,7 +78,8 @@ def _listening(port: int) -> bool:
 
 def _read_pid(path: Path) -> int | None:
     try:
-        return int(path.read_text(encoding="ascii").strip())
+        # pcscd 1.9.9 ends its pid file with a NUL byte ("1577\n\0").
+        return int(path.read_text(encoding="ascii").replace("\0", "").strip())
     except (OSError, ValueError):
         return None
 
@@ -159,8 +160,9 @@ class Pcscd:
         until = time.monotonic() + _BIND_RETRY_S
         while True:
             self._spawn()
-            if self._wait_listening(time.monotonic() + _START_TIMEOUT_S):
-                STARTED_PID.write_text(f"{_read_pid(PCSCD_PID)}\n", encoding="ascii")
+            pid = self._wait_listening(time.monotonic() + _START_TIMEOUT_S)
+            if pid is not None:
+                STARTED_PID.write_text(f"{pid}\n", encoding="ascii")
                 return
             _terminate(_read_pid(PCSCD_PID))
             if time.monotonic() > until:
@@ -181,12 +183,16 @@ class Pcscd:
             )
 
     @staticmethod
-    def _wait_listening(until: float) -> bool:
-        while not (pcscd_running() and _listening(VPCD_BASE_PORT) and PCSCD_PID.exists()):
+    def _wait_listening(until: float) -> int | None:
+        """pcscd's pid once it serves vpcd's first slot; None if it does not by ``until``."""
+        # The pid file can exist and still be empty: pcscd creates it, then writes it.
+        while (pid := _read_pid(PCSCD_PID)) is None or not (
+            pcscd_running() and _listening(VPCD_BASE_PORT)
+        ):
             if time.monotonic() > until:
-                return False
+                return None
             time.sleep(0.05)
-        return True
+        return pid
 
     def stop(self) -> None:
         """Stop the running pcscd if a test session started it (any other is left alone)."""
