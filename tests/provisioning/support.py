@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.broker import free_port
@@ -48,6 +49,38 @@ def provision(root: Path, *args: str, stdin: str | None = None) -> subprocess.Co
 def ports() -> tuple[int, int]:
     """Two free loopback ports (TCP and websockets listeners)."""
     return free_port(), free_port()
+
+
+@dataclass(frozen=True)
+class Image:
+    """A provisioned image root and the broker ports provisioning chose."""
+
+    root: Path
+    port: int
+    ws_port: int
+
+
+def provisioned(directory: Path, board: str, *args: str) -> Image:
+    """``kioskd provision --yes --simulate`` of a new image in ``directory`` on free ports.
+
+    ``args`` add options (``--ui``, ``--kioskd-bin``, ...); a failed run fails the test.
+    """
+    root = make_image(directory)
+    port, ws_port = ports()
+    done = provision(
+        root,
+        "--yes",
+        "--simulate",
+        "--board",
+        board,
+        "--mqtt-port",
+        str(port),
+        "--ws-port",
+        str(ws_port),
+        *args,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return Image(root, port, ws_port)
 
 
 def secret(root: Path, user: str) -> str:

@@ -83,26 +83,12 @@ async def _wait_ready(board: Board) -> None:
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
-    root = support.make_image(tmp_path_factory.mktemp("image"))
-    port, ws_port = support.ports()
-    done = support.provision(
-        root,
-        "--yes",
-        "--simulate",
-        "--board",
+    image = support.provisioned(
+        tmp_path_factory.mktemp("image"),
         BOARD,
-        "--ui",
-        "ui",
-        "--ui",
-        "ui2",
-        "--mqtt-port",
-        str(port),
-        "--ws-port",
-        str(ws_port),
-        "--kioskd-bin",
-        support.KIOSKD_BIN,
+        *("--ui", "ui", "--ui", "ui2", "--kioskd-bin", support.KIOSKD_BIN),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    root, port = image.root, image.port
     state = tmp_path_factory.mktemp("state")
     log = state / "run.log"
     with support.installed(

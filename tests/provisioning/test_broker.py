@@ -27,25 +27,10 @@ ROOT = f"kiosk/v1/{BOARD}"
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    root = support.make_image(tmp_path_factory.mktemp("image"))
-    port, ws_port = support.ports()
-    done = support.provision(
-        root,
-        "--yes",
-        "--simulate",
-        "--board",
-        BOARD,
-        "--ui",
-        "ui",
-        "--ui",
-        "ui2",
-        "--mqtt-port",
-        str(port),
-        "--ws-port",
-        str(ws_port),
+    image = support.provisioned(
+        tmp_path_factory.mktemp("image"), BOARD, "--ui", "ui", "--ui", "ui2"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return root, port
+    return image.root, image.port
 
 
 @contextlib.asynccontextmanager

@@ -62,27 +62,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
-    root = support.make_image(tmp_path_factory.mktemp("image"))
-    port, ws_port = support.ports()
-    done = support.provision(
-        root,
-        "--yes",
-        "--simulate",
-        "--board",
+    image = support.provisioned(
+        tmp_path_factory.mktemp("image"),
         BOARD,
-        "--tenant",
-        "hcm",
-        "--site",
-        "Quận 6",
-        "--mqtt-port",
-        str(port),
-        "--ws-port",
-        str(ws_port),
-        "--kioskd-bin",
-        support.KIOSKD_BIN,
+        *("--tenant", "hcm", "--site", "Quận 6", "--kioskd-bin", support.KIOSKD_BIN),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return root, port, ws_port
+    return image.root, image.port, image.ws_port
 
 
 def test_tree_is_complete_with_modes_and_owners(image: tuple[Path, int, int]) -> None:

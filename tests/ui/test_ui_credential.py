@@ -79,23 +79,10 @@ async def test_another_local_origin_cannot_read_the_credential(browser: Browser)
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
-    root = support.make_image(tmp_path_factory.mktemp("image"))
-    port, ws_port = support.ports()
-    done = support.provision(
-        root,
-        "--yes",
-        "--simulate",
-        "--board",
-        BOARD,
-        "--mqtt-port",
-        str(port),
-        "--ws-port",
-        str(ws_port),
-        "--kioskd-bin",
-        support.KIOSKD_BIN,
+    image = support.provisioned(
+        tmp_path_factory.mktemp("image"), BOARD, "--kioskd-bin", support.KIOSKD_BIN
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return root, port, ws_port
+    return image.root, image.port, image.ws_port
 
 
 async def test_the_ui_logs_in_to_a_provisioned_broker(
