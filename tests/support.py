@@ -93,3 +93,16 @@ def ctx(
         deadline=asyncio.get_running_loop().time() + timeout,
         emit=lambda name, data: events.append((name, data)),
     )
+
+
+#: The fields of an appointment slip (the ``appointment`` template), with Vietnamese text.
+SLIP_FIELDS: dict[str, str] = {
+    "office": "UBND Phường Bến Nghé",
+    "procedure": "Cấp đổi căn cước công dân",
+    "dossierCode": "HS-2026-000123",
+    "citizenName": "Nguyễn Văn Thử",
+    "submittedAt": "2026-11-23 09:15",
+    "appointmentDate": "2026-11-30",
+    "counter": "Quầy 3",
+    "qr": "HS-2026-000123",
+}

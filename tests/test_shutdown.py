@@ -32,7 +32,7 @@ from devices.base import DeviceEnv
 from devices.printer.escpos import EscposPrinter, EscposSettings
 from devices.transports.pcsc import PcscContext
 from tests.conftest import Broker, make_config
-from tests.support import RecordingHost
+from tests.support import SLIP_FIELDS, RecordingHost
 from tests.uiclient import Received, UiClient, connect
 
 KIOSKD = [sys.executable, "-m", "daemon"]
@@ -136,26 +136,13 @@ def test_start_stop_cycles_are_prompt_and_clean(tmp_path: Path) -> None:
 # -- stopped while every device is mid-command -------------------------------------------
 
 
-def _slip_fields() -> dict[str, str]:
-    return {
-        "office": "UBND Phường Bến Nghé",
-        "procedure": "Cấp đổi căn cước công dân",
-        "dossierCode": "HS-2026-000123",
-        "citizenName": "Nguyễn Văn Thử",
-        "submittedAt": "2026-11-23 09:15",
-        "appointmentDate": "2026-11-30",
-        "counter": "Quầy 3",
-        "qr": "HS-2026-000123",
-    }
-
-
 #: (device, command, params): each keeps its device busy for seconds at least.
 LONG_COMMANDS: list[tuple[str, str, dict[str, Any]]] = [
     ("cardReader", "waitForCard", {"timeoutMs": 60_000}),
     ("scanner", "read", {"timeoutMs": 60_000}),
     ("documentSlot", "accept", {"timeoutMs": 60_000}),
     ("lockers", "assign", {"compartment": 1, "timeoutMs": 60_000}),
-    ("printer", "printSlip", {"template": "appointment", "fields": _slip_fields(), "copies": 3}),
+    ("printer", "printSlip", {"template": "appointment", "fields": dict(SLIP_FIELDS), "copies": 3}),
 ]
 
 

@@ -9,6 +9,7 @@ import msgspec
 
 from devices.registry import DEVICE_CLASSES
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
+from tests.support import SLIP_FIELDS
 from tests.uiclient import UiClient, connect
 
 
@@ -131,7 +132,7 @@ async def test_side_effect_request_is_not_run_twice_even_after_restart(
     broker: Broker, tmp_path: Path
 ) -> None:
     config = make_config(broker.port, tmp_path)
-    params = {"template": "appointment", "fields": _slip_fields(), "copies": 1}
+    params = {"template": "appointment", "fields": dict(SLIP_FIELDS), "copies": 1}
     async with run_daemon(config), connect(broker.port, "sim-0001", "kiosk-ui") as ui:
         async with ui.subscription(f"{ui.root}/sim/printer/out/slip") as slips:
             first = await ui.device("printer", "printSlip", params, request_id="print-42")
@@ -154,25 +155,12 @@ async def test_side_effect_request_is_not_run_twice_even_after_restart(
 
 
 async def test_duplicate_while_running_gets_the_ack(ui: UiClient) -> None:
-    params = {"template": "appointment", "fields": _slip_fields(), "copies": 2}
+    params = {"template": "appointment", "fields": dict(SLIP_FIELDS), "copies": 2}
     first = await ui.start(f"{ui.root}/dev/printer/cmd/printSlip", params, request_id="dup")
     assert (await first.next())["type"] == "ack"
     second = await ui.start(f"{ui.root}/dev/printer/cmd/printSlip", params, request_id="dup")
     assert (await second.next()) == {"type": "ack", "requestId": "dup"}
     assert (await first.completion())["completionCode"] == "success"
-
-
-def _slip_fields() -> dict[str, str]:
-    return {
-        "office": "UBND Phường Bến Nghé",
-        "procedure": "Cấp đổi căn cước công dân",
-        "dossierCode": "HS-2026-000123",
-        "citizenName": "Nguyễn Văn Thử",
-        "submittedAt": "2026-11-23 09:15",
-        "appointmentDate": "2026-11-30",
-        "counter": "Quầy 3",
-        "qr": "HS-2026-000123",
-    }
 
 
 async def _wait_status(ui: UiClient, state: str, timeout: float = 3.0) -> None:
