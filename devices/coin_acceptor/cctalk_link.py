@@ -82,18 +82,26 @@ class CctalkLink:
         self._unsettled = False
         #: Attempts that failed and were retried (for diagnostics and tests).
         self.retried = 0
+        #: Why the device is lost (no answer after every attempt of a request), or None.
+        self._lost: str | None = None
 
     async def request(self, header: int, data: bytes = b"") -> bytes:
         """Send ``header`` with ``data`` and return the reply's data.
 
+        Once a request got no reply after every attempt the device is lost: every later
+        request on this link fails at once with the same :class:`Offline`, so the driver's
+        other users (a command, the poll loop) learn it together and a new link is made.
+
         Raises:
             Nak: the device answered NAK (not retried).
-            Offline: no reply after every attempt, or the port closed.
+            Offline: no reply after every attempt (now or earlier), or the port closed.
             ProtocolError: only bad frames after every attempt.
 
         """
         frame = encode(self.address, HOST_ADDRESS, header, data, self.checksum)
         async with self._lock:
+            if self._lost is not None:
+                raise Offline(self._lost)
             last: Exception | None = None
             for attempt in range(self.retries + 1):
                 if attempt:
@@ -113,10 +121,11 @@ class CctalkLink:
                     self._unsettled = attempt > 0
                     return reply
             if isinstance(last, Timeout):
-                raise Offline(
+                self._lost = (
                     f"ccTalk device {self.address} did not answer header {header}"
                     f" ({self.retries + 1} attempts)"
-                ) from last
+                )
+                raise Offline(self._lost) from last
             raise ProtocolError(
                 f"ccTalk device {self.address}: bad replies to header {header}: {last}"
             ) from last

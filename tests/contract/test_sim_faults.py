@@ -207,3 +207,22 @@ async def test_lockers_on_header_pins_refuse_disconnect(ui: UiClient) -> None:
     assert "header pins" in failed(answer, "unsupportedCommand")
     assert (await state(ui, "lockers"))["state"] == ONLINE
     ok(await command(ui, "lockers", slow=False))
+
+
+async def test_the_acceptor_s_state_shows_offline_when_a_command_finds_it_gone(
+    ui: UiClient,
+) -> None:
+    """ccTalk ``disconnect``: the command that meets the silence and the state agree at once.
+
+    The command spends the link's retries; the poll loop must not spend them again
+    before the state says ``offline`` (it lagged 1.2 s behind the refusal).
+    """
+    await state(ui, "coinAcceptor", lambda s: s["state"] == ONLINE, timeout=RECOVER_S)
+    ok(await sim_call(ui, "coinAcceptor", "fault", {"kind": "disconnect"}))
+    params = {"currency": "VND", "timeoutMs": 5000}
+    failed(await ui.device("coinAcceptor", "depositStart", params), "deviceNotReady")
+    refused = time.monotonic()
+    await state(ui, "coinAcceptor", lambda s: s["state"] == OFFLINE, timeout=STATE_S)
+    assert time.monotonic() - refused < 0.5
+    ok(await sim_call(ui, "coinAcceptor", "fault", {"kind": "clear"}))
+    await state(ui, "coinAcceptor", lambda s: s["state"] == ONLINE, timeout=RECOVER_S)
