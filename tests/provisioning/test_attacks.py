@@ -329,3 +329,69 @@ async def test_ending_another_uis_deposit_is_staff_only(board: Board) -> None:
         assert ended["completionCode"] == "success"
         assert ended["result"]["state"] != "active"
     assert f"staff operation: ending ui2's deposit {tx} by technician" in board.log_text()
+
+
+async def test_invented_requesters_cannot_fill_the_card_reader_queue(board: Board) -> None:
+    """Before: 34 ``waitForCard`` under invented client ids refused the real UI for 10 minutes.
+
+    Now a requester is the broker user: other users' ``req/{c}/`` are refused by the
+    ACL, and under its own the intruder's share of the queue is bounded, so the
+    victim's request still gets in.
+    """
+    async with intruder(board, "x") as (client, _):
+        for n in range(34):
+            invented = f"ghost{n}"
+            await publish(
+                client,
+                f"{ROOT}/req/{invented}/dev/cardReader/cmd/waitForCard",
+                {"requestId": f"g{n}", "timeoutMs": 30_000},
+                f"{ROOT}/reply/{invented}/r",
+            )
+    # (one connection per user: the intruder left before ``ui`` connects again)
+    async with user(board, "ui") as attacker, user(board, "ui2") as victim:
+        flood = [
+            await attacker.start(
+                attacker.request_topic("waitForCard", "cardReader"), {"timeoutMs": 30_000}
+            )
+            for _ in range(34)
+        ]
+        refused = 0
+        for request in flood:
+            reply = await request.next(10)
+            refused += reply.get("completionCode") == "deviceNotReady"
+        assert refused >= 34 - 16, "the intruder's own share is bounded"
+        mine = await victim.start(
+            victim.request_topic("waitForCard", "cardReader"), {"timeoutMs": 30_000}
+        )
+        assert (await mine.next(10))["type"] == "ack", "the victim's request gets in"
+        await victim.daemon("cancel", {"requestIds": [mine.request_id]})
+        await attacker.daemon("cancel", {"requestIds": [r.request_id for r in flood]})
+
+
+async def test_a_citizen_cannot_open_a_locker_without_its_code(board: Board) -> None:
+    """Before: ``lockers open 3`` from a UI released the compartment."""
+    async with user(board, "ui") as ui:
+        done = await ui.device("lockers", "open", {"compartment": 3, "timeoutMs": 500})
+        assert done["completionCode"] == "invalidData", done
+        wrong = await ui.device(
+            "lockers", "open", {"compartment": 3, "code": "HS-GUESS", "timeoutMs": 500}
+        )
+        assert wrong["completionCode"] == "userError", wrong
+
+
+async def test_a_payload_nested_200_000_deep_gets_invalid_data(board: Board) -> None:
+    """Before: no reply and an ERROR with a traceback in the log."""
+    async with user(board, "ui") as ui:
+        correlation = b"deep"
+        queue = ui._reply_queue(correlation)
+        await ui.send(
+            ui.request_topic("getStatus"),
+            None,
+            raw=b"\x91" * 200_000 + b"\x90",
+            response_topic=ui.reply_topic(),
+            correlation=correlation,
+        )
+        reply = (await asyncio.wait_for(queue.get(), 10)).payload
+        assert reply["completionCode"] == "invalidData"
+        assert reply["requestId"] is None
+    assert "Traceback" not in board.log_text()
