@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -176,9 +177,11 @@ async def _stop_mid_command(tmp_path: Path, round_: int) -> float:
     with kioskd_sim(tmp_path, f"mid-command-{round_}") as daemon:
         await asyncio.to_thread(daemon.wait_log, " ready: board ")
         with contextlib.suppress(aiomqtt.MqttError):  # the broker stops with the daemon
-            # requestIds repeat per client: a new client each round, or the idempotency
-            # store (state persists across rounds, as on a kiosk) replays the last answers.
-            async with connect(daemon.port, BOARD, f"stopper-{round_}") as ui:
+            # The technician, as locker ``assign`` is a staff operation; its requestIds
+            # start afresh each round, or the idempotency store (state persists across
+            # rounds, as on a kiosk) would replay the last round's answers.
+            async with connect(daemon.port, BOARD, "technician") as ui:
+                ui._ids = itertools.count(1000 * (round_ + 1))
                 async with ui.subscription(f"{ui.root}/#") as queue:
                     duration, code, completions = await _run_and_stop(ui, daemon, seen, queue)
     assert_clean(daemon, duration, code)
@@ -213,7 +216,7 @@ async def _run_and_stop(
         seen, queue, lambda m: _state_of("coinAcceptor")(m) and not m.payload["detail"]["inhibited"]
     )
     requests = [
-        await ui.start(f"{ui.root}/dev/{device}/cmd/{command}", params)
+        await ui.start(ui.request_topic(command, device), params)
         for device, command, params in LONG_COMMANDS
     ]
     for request in requests:
