@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support import SLIP_FIELDS
 from tests.uiclient import connect
 
 from . import procs
@@ -39,19 +40,7 @@ from .traffic import BOARD, Caller, log_problems, wait_ready, watch_link
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POSITIONS = ("scanner", "cardReader", "printer", "coinAcceptor", "documentSlot", "camera")
-SLIP = {
-    "template": "appointment",
-    "fields": {
-        "office": "UBND Phường Bến Nghé",
-        "procedure": "Cấp đổi căn cước công dân",
-        "dossierCode": "HS-2026-000123",
-        "citizenName": "Nguyễn Văn Thử",
-        "submittedAt": "2026-11-23 09:15",
-        "appointmentDate": "2026-11-30",
-        "counter": "Quầy 3",
-        "qr": "HS-2026-000123",
-    },
-}
+SLIP = {"template": "appointment", "fields": SLIP_FIELDS}
 
 
 class Tally:
