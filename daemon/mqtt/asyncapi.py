@@ -181,7 +181,9 @@ def _events(cls_name: str, cls: type[Device]) -> list[tuple[str, dict[str, Any],
     """A class's broadcast events, then its retired ones (deprecated): name, payload, summary."""
     found = []
     for name, data in cls.events.items():
-        payload: dict[str, Any] = {"allOf": [_ref(EventMessage), {"properties": {"data": _ref(data)}}]}
+        payload: dict[str, Any] = {
+            "allOf": [_ref(EventMessage), {"properties": {"data": _ref(data)}}]
+        }
         found.append((name, payload, f"{cls_name} event {name}."))
     for name, retired in cls.retired_events.items():
         payload = {
