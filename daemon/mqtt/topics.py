@@ -112,19 +112,17 @@ class Topics:
         requester = None
         if len(parts) > 2 and parts[0] == "req" and parts[1]:  # noqa: PLR2004 - req/{c}/...
             requester, parts = parts[1], parts[2:]
-        found: Addressed | None
         match parts:
             case ["cmd", name] if name:
-                found = Addressed(Kind.DAEMON_COMMAND, None, name, requester)
+                return Addressed(Kind.DAEMON_COMMAND, None, name, requester)
             case ["dev", device, "cmd", name] if device and name:
-                found = Addressed(Kind.DEVICE_COMMAND, device, name, requester)
+                return Addressed(Kind.DEVICE_COMMAND, device, name, requester)
             case ["dev", device, "state"] if device and requester is None:
-                found = Addressed(Kind.DEVICE_STATE, device, "state")
-            case ["sim", device, action] if device and action != "out" and requester is None:
-                found = Addressed(Kind.SIM_ACTION, device, action) if action else None
+                return Addressed(Kind.DEVICE_STATE, device, "state")
+            case ["sim", device, action] if device and action not in ("", "out") and not requester:
+                return Addressed(Kind.SIM_ACTION, device, action)
             case _:
-                found = None
-        return found
+                return None
 
     def reply_client(self, topic: str) -> str | None:
         """The client id owning a reply topic, or None if the topic is not a valid reply topic.
