@@ -383,15 +383,24 @@ def load(path: Path) -> Config:
     config = parse(data, str(path))
     if config.mqtt.password_file is None:
         return config
+    password = read_secret(config.mqtt.password_file, "mqtt.password_file", str(path))
+    return config.replace(mqtt=msgspec.structs.replace(config.mqtt, password=password))
+
+
+def read_secret(secret_file: str, key: str, source: str) -> str:
+    """The first line of ``secret_file``, named by config ``key`` of ``source`` ("" if empty).
+
+    Raises:
+        ConfigError: the file cannot be read (naming the key and the config file).
+
+    """
     try:
-        secret = Path(config.mqtt.password_file).read_text(encoding="utf-8").splitlines()
+        lines = Path(secret_file).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(
-            f"{path}: key `mqtt.password_file`: cannot read {config.mqtt.password_file}: "
-            f"{exc.strerror}",
+            f"{source}: key `{key}`: cannot read {secret_file}: {exc.strerror}"
         ) from None
-    mqtt = msgspec.structs.replace(config.mqtt, password=secret[0] if secret else "")
-    return config.replace(mqtt=mqtt)
+    return lines[0] if lines else ""
 
 
 #: ``KIOSKD_SIM_FLEET=mqtt://127.0.0.1:1884 ./dev sim`` sends the simulation's telemetry there.

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config
+from daemon.config import EX_CONFIG, Config, ConfigError, load, read_secret, sim_config
 
 from .server import UiCredential, UiError, UiSite, serve_ui
 
@@ -47,14 +47,7 @@ def page_login(cfg: Config) -> UiCredential:
         return UiCredential()
     password = None
     if cfg.ui.password_file is not None:
-        try:
-            lines = Path(cfg.ui.password_file).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(
-                f"{cfg.source}: key `ui.password_file`: cannot read {cfg.ui.password_file}:"
-                f" {exc.strerror}"
-            ) from None
-        password = lines[0] if lines else ""
+        password = read_secret(cfg.ui.password_file, "ui.password_file", cfg.source)
     return UiCredential(username=cfg.ui.username, password=password)
 
 
