@@ -178,7 +178,7 @@ MALLOC_ARENAS = 2
 
 
 def limit_malloc_arenas() -> None:
-    """Cap glibc's malloc arenas at :data:`MALLOC_ARENAS` (before the threads start).
+    """Cap glibc's malloc arenas at :data:`MALLOC_ARENAS`: once per process, before any thread.
 
     glibc gives each thread that allocates an arena of its own, up to eight per core,
     and each keeps the memory freed in it: the daemon's worker threads (SQLite, slip
@@ -545,7 +545,6 @@ class App:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down in order."""
-        limit_malloc_arenas()
         await self.store.open()
         try:
             for simulator in self.simulators.values():

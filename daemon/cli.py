@@ -16,7 +16,7 @@ import typer
 from provisioning.cli import app as provision_app
 
 from . import __version__, logs, sim_runtime
-from .app import App, safe_state_configured
+from .app import App, limit_malloc_arenas, safe_state_configured
 from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
 from .fleet.cli import fleet_app
@@ -172,6 +172,7 @@ def run(
             daemon = msgspec.structs.replace(daemon, log_level=log_level)
         cfg = cfg.replace(daemon=daemon)
         _setup_logging(cfg.daemon.log_level)
+        limit_malloc_arenas()
         try:
             ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
             asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
