@@ -1,6 +1,6 @@
-"""requirements.lock agrees with pyproject.toml and with the venv the suite runs in.
+"""requirements.txt agrees with pyproject.toml and with the venv the suite runs in.
 
-`./dev` installs every Python package from requirements.lock with pip --require-hashes;
+`./dev` installs every Python package from requirements.txt with pip --require-hashes;
 `./dev lock` rewrites it. These tests fail when someone edits pyproject.toml's
 dependencies without refreshing the lock, or when the venv drifted from the lock.
 """
@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "requirements.txt"
 PYPROJECT = ROOT / "pyproject.toml"
 # Extras ./dev installs; `pi` comes from Raspberry Pi OS's apt (picamera2), not the lock.
 INSTALLED_EXTRAS = ("test",)
