@@ -7,6 +7,12 @@ broker's PUBACK, in batches.  The outbox is bounded by bytes and by age: the
 oldest rows go first and every one dropped is counted in ``meta``.  The
 connection-attempt counter (``bdSeq``) lives here too, so it survives restarts.
 
+``dropped`` counts messages that will never reach the broker, and nothing else.
+Rows a connection has read for sending are *claimed*: when the bound removes a
+claimed row, it is counted only if its PUBACK has not come by the time the
+connection ends (:meth:`Outbox.release`), since a row read is sent from memory.
+A daemon crash in that window leaves such a row uncounted.
+
 All SQLite work runs on one named worker thread (``uplink-outbox``), in
 submission order.
 """
@@ -81,6 +87,8 @@ class Outbox:
         self._count = 0
         self._bytes = 0
         self._dropped = 0
+        self._claimed: set[int] = set()  # read by a connection, not yet acknowledged
+        self._trimmed_claimed: set[int] = set()  # of those, removed by the bound
 
     # -- loop side ----------------------------------------------------------------------------
 
@@ -119,7 +127,7 @@ class Outbox:
         return result
 
     async def batch(self, after: int, upto: int | None, limit: int) -> list[Row]:
-        """Up to ``limit`` rows with ``after < id <= upto`` (None: no upper bound), oldest first."""
+        """Claim up to ``limit`` rows with ``after < id <= upto`` (None: no bound), oldest first."""
         rows: list[Row] = await self._call(self._batch, after, upto, limit)
         return rows
 
@@ -127,6 +135,13 @@ class Outbox:
         """Delete acknowledged rows in one transaction (ids already gone are ignored)."""
         if ids:
             await self._call(self._delete, list(ids))
+
+    async def release(self) -> None:
+        """End every claim (the connection is gone): claimed rows the bound removed are dropped.
+
+        Call it after deleting the rows this connection saw acknowledged.
+        """
+        await self._call(self._release)
 
     async def stats(self) -> OutboxStats:
         """Depth, size, drops and oldest ``ts``, after every queued write."""
@@ -212,18 +227,27 @@ class Outbox:
         )
         self._count, self._bytes = count, size + count * ROW_OVERHEAD
         self._dropped = self._meta("dropped")
+        # A rolled-back trim removed nothing: its claimed rows are claimed again.
+        kept = [i for i in self._trimmed_claimed if self._exists(i)]
+        self._trimmed_claimed.difference_update(kept)
+        self._claimed.update(kept)
+
+    def _exists(self, row_id: int) -> bool:
+        query = "SELECT 1 FROM outbox WHERE id = ?"
+        return self._conn().execute(query, (row_id,)).fetchone() is not None
 
     def _trim(self) -> None:
         """Drop rows past the age bound, then the oldest while over the byte bound (in a txn)."""
         db = self._conn()
-        dropped = 0
+        dropped = removed = 0
         # Ids are creation microseconds (or later), so the age bound is a primary-key range.
         cutoff_id = (time.time_ns() // 1_000_000 - self._max_age_ms) * 1000
-        for (size,) in db.execute(
-            "DELETE FROM outbox WHERE id < ? RETURNING length(topic) + length(payload)",
+        for row_id, size in db.execute(
+            "DELETE FROM outbox WHERE id < ? RETURNING id, length(topic) + length(payload)",
             (cutoff_id,),
         ).fetchall():
-            dropped += 1
+            dropped += self._forget(row_id)
+            removed += 1
             self._bytes -= size + ROW_OVERHEAD
         while self._bytes > self._max_bytes:
             rows = db.execute(
@@ -235,14 +259,26 @@ class Outbox:
             doomed = []
             for row_id, size in rows:
                 doomed.append(row_id)
-                dropped += 1
+                dropped += self._forget(row_id)
                 self._bytes -= size + ROW_OVERHEAD
                 if self._bytes <= self._max_bytes:
                     break
             db.execute("DELETE FROM outbox WHERE id <= ?", (doomed[-1],))
-        if dropped:
-            self._count -= dropped
-            self._dropped += dropped
+            removed += len(doomed)
+        self._count -= removed
+        self._add_dropped(dropped)
+
+    def _forget(self, row_id: int) -> int:
+        """Account for a row the bound removes: 1 if it is dropped now, 0 if it is claimed."""
+        if row_id in self._claimed:
+            self._claimed.discard(row_id)
+            self._trimmed_claimed.add(row_id)
+            return 0
+        return 1
+
+    def _add_dropped(self, count: int) -> None:
+        if count:
+            self._dropped += count
             self._set_meta("dropped", self._dropped)
 
     def _max_id(self) -> int:
@@ -255,11 +291,15 @@ class Outbox:
             " WHERE id > ? AND (? IS NULL OR id <= ?) ORDER BY id LIMIT ?",
             (after, upto, upto, limit),
         )
-        return [Row(*r) for r in cur.fetchall()]
+        rows = [Row(*r) for r in cur.fetchall()]
+        self._claimed.update(r.id for r in rows)
+        return rows
 
     def _delete(self, ids: Iterable[int]) -> None:
         with self._transaction() as db:
             for row_id in ids:
+                self._claimed.discard(row_id)
+                self._trimmed_claimed.discard(row_id)  # acknowledged: delivered after all
                 row = db.execute(
                     "DELETE FROM outbox WHERE id = ? RETURNING length(topic) + length(payload)",
                     (row_id,),
@@ -267,6 +307,13 @@ class Outbox:
                 if row is not None:
                     self._count -= 1
                     self._bytes -= row[0] + ROW_OVERHEAD
+
+    def _release(self) -> None:
+        if self._trimmed_claimed:
+            with self._transaction():
+                self._add_dropped(len(self._trimmed_claimed))
+        self._claimed.clear()
+        self._trimmed_claimed.clear()
 
     def _stats(self) -> OutboxStats:
         row = self._conn().execute("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1").fetchone()

@@ -160,8 +160,12 @@ class Session:
         finally:
             self._group = None
             ids, self._acked = self._acked, []
-            if ids:
-                await asyncio.shield(self._outbox.delete(ids))
+            await asyncio.shield(self._finish(ids))
+
+    async def _finish(self, acked: list[int]) -> None:
+        """Delete the rows acknowledged last, then end this connection's claims."""
+        await self._outbox.delete(acked)
+        await self._outbox.release()
 
     async def drain(self, timeout: float) -> None:
         """Wait (at most ``timeout`` seconds) until no publish awaits its PUBACK."""

@@ -67,3 +67,29 @@ async def test_age_bound(tmp_path: Path) -> None:
     assert [r.id for r in await outbox.batch(0, None, 10)] == [fresh.id]
     assert (await outbox.stats()).dropped == 1
     await outbox.close()
+
+
+async def test_a_row_read_for_sending_counts_as_dropped_only_without_its_puback(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=65_536, max_age_s=3600)
+    await outbox.open()
+    rows = [row(outbox, size=1000) for _ in range(80)]
+    fit = 65_536 // (1000 + len(rows[0].topic) + ROW_OVERHEAD)  # 62 rows
+    for r in rows[:60]:
+        outbox.append(r)
+    claimed = await outbox.batch(0, None, 10)  # a connection reads the ten oldest
+    for r in rows[60:]:
+        outbox.append(r)  # the bound removes the ten claimed rows, then more
+    stats = await outbox.stats()
+    assert stats.messages == fit
+    assert stats.dropped == 80 - fit - 10, "claimed rows are not counted yet"
+    await outbox.delete([r.id for r in claimed[:7]])  # seven PUBACKs came
+    assert (await outbox.stats()).dropped == 80 - fit - 10
+    await outbox.release()  # the connection ends: three never arrived
+    assert (await outbox.stats()).dropped == 80 - fit - 7
+    await outbox.release()
+    assert (await outbox.stats()).dropped == 80 - fit - 7, "counted once"
+    kept = await outbox.batch(0, None, 100)
+    assert [r.id for r in kept] == [r.id for r in rows[-fit:]]
+    await outbox.close()
