@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -43,7 +44,7 @@ from .mqtt.codec import MSGPACK_CODEC
 from .mqtt.idempotency import IdempotencyStore
 from .mqtt.link import Link, Will
 from .mqtt.requests import Lifecycle
-from .mqtt.router import DAEMON_COMMANDS, Router
+from .mqtt.router import DAEMON_COMMANDS, ParamCommand, Router
 from .mqtt.schema import (
     CommandInfo,
     DaemonState,
@@ -53,9 +54,11 @@ from .mqtt.schema import (
     EventMessage,
     Snapshot,
     Status,
+    VietQRParams,
 )
 from .mqtt.topics import Topics
 from .notify import Notifier
+from .payments.command import vietqr_payload
 from .uplink.client import Uplink
 
 log = logging.getLogger(__name__)
@@ -277,6 +280,7 @@ class App:
             max_payload=config.api.max_payload_bytes,
             legacy_topics=config.api.legacy_request_topics,
             staff_users=frozenset(config.api.staff_users),
+            param_commands=self._param_commands(config),
         )
         self._stale_scan: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
@@ -339,6 +343,16 @@ class App:
             found.extend(device.status_reasons())
         return found
 
+    @staticmethod
+    def _param_commands(config: Config) -> dict[str, ParamCommand]:
+        """Daemon commands with parameters that ``config`` enables (``[vietqr]``)."""
+        vietqr = config.vietqr
+        if vietqr is None:
+            return {}
+        return {
+            "vietqrPayload": ParamCommand(VietQRParams, functools.partial(vietqr_payload, vietqr)),
+        }
+
     def status(self) -> Status:
         """The current status message."""
         if self._last_status is None:
@@ -398,7 +412,7 @@ class App:
             version=__version__,
             session=self.session,
             devices=infos,
-            daemon_commands=list(DAEMON_COMMANDS),
+            daemon_commands=[*DAEMON_COMMANDS, *self.router.param_commands],
         )
 
     def snapshot(self) -> Snapshot:

@@ -125,6 +125,21 @@ class DaemonConfig(_Section, frozen=True):
     log_level: Annotated[str, Meta(pattern=r"^(debug|info|warning|error)$")] = "info"
 
 
+class VietQRConfig(_Section, frozen=True):
+    """``[vietqr]``: the office account VietQR transfers pay into (docs/payments.md).
+
+    ``bin`` is the receiving bank's 6-digit NAPAS BIN; ``account`` the account number
+    (``service = "account"``, NAPAS QRIBFTTA) or card number (``"card"``, QRIBFTTC);
+    ``account_name`` is shown beside the code so the citizen sees who is paid.
+    Without this table the daemon has no ``vietqrPayload`` command.
+    """
+
+    bin: Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
+    account: Annotated[str, Meta(pattern=r"^[0-9A-Za-z]{1,19}$")]
+    service: Literal["account", "card"] = "account"
+    account_name: Annotated[str, Meta(max_length=50)] = ""
+
+
 FleetCommand = Literal["rebirth", "getHealth", "restartDevice"]
 #: MQTT URL of the fleet broker: ``mqtts://`` (TLS, port 8883 by default) or ``mqtt://`` (lab only).
 FleetUrl = Annotated[str, Meta(pattern=r"^(mqtts?://[^/:@\s]+(:\d{1,5})?)?$")]
@@ -183,6 +198,7 @@ class _Raw(_Section, frozen=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
+    vietqr: VietQRConfig | None = None
     devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -197,6 +213,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     daemon: DaemonConfig
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
+    vietqr: VietQRConfig | None = None
     devices: tuple[DeviceConfig, ...]
 
     def replace(self, **changes: Any) -> Config:
@@ -321,6 +338,11 @@ def parse(data: dict[str, Any], source: str) -> Config:
     devices = tuple(_device(source, dev_id, table) for dev_id, table in raw.devices.items())
     _check_pins(source, devices)
     check_uplink(source, raw.uplink, raw.board)
+    if raw.vietqr is not None and raw.vietqr.service == "card" and not raw.vietqr.account.isdigit():
+        raise ConfigError(
+            f"{source}: key `vietqr.account`: a card number is digits only "
+            f"(found {raw.vietqr.account!r})"
+        )
     return Config(
         source=source,
         board=raw.board,
@@ -330,6 +352,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
         daemon=raw.daemon,
         uplink=raw.uplink,
         ui=raw.ui,
+        vietqr=raw.vietqr,
         devices=devices,
     )
 

@@ -36,6 +36,8 @@ from .schema import (
     EventReply,
     Snapshot,
     Status,
+    VietQRParams,
+    VietQRResult,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -70,6 +72,8 @@ def _schema_types() -> list[Any]:
         Snapshot,
         CancelParams,
         CancelResult,
+        VietQRParams,
+        VietQRResult,
     ]
     for cls in device_classes().values():
         types.append(cls.detail_type)
@@ -256,6 +260,13 @@ def build() -> dict[str, Any]:
         request(CancelParams),
         "Cancel the requester's queued or running long commands; result: CancelResult.",
     )
+    add_request(
+        "daemon.vietqrPayload",
+        "cmd/vietqrPayload",
+        request(VietQRParams),
+        "A dynamic VietQR code for one payment into the [vietqr] account; result: "
+        "VietQRResult. Listed in description.daemonCommands only when [vietqr] is configured.",
+    )
     for cls_name, cls in device_classes().items():
         add(
             f"{cls_name}.state",
@@ -429,6 +440,7 @@ def config_markdown() -> str:
         ("daemon", config.DaemonConfig),
         ("uplink", config.UplinkConfig),
         ("ui", config.UiConfig),
+        ("vietqr", config.VietQRConfig),
     ):
         summary = (tp.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip()
         lines += [f"### `[{section}]`", "", summary[0].upper() + summary[1:], ""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
@@ -28,6 +29,18 @@ log = logging.getLogger(__name__)
 DAEMON_COMMANDS = ("getStatus", "getCapabilities", "resync", "cancel")
 
 
+@dataclass(frozen=True, slots=True)
+class ParamCommand:
+    """A daemon command with parameters, answered at once without a device.
+
+    ``run`` gets the converted ``params``; a ValueError it raises is the request's
+    fault and completes ``invalidData`` with its message.
+    """
+
+    params: type[Params]
+    run: Callable[[Any], Message]
+
+
 class Router:
     """Routes one board's incoming messages.
 
@@ -41,6 +54,7 @@ class Router:
         legacy_topics: serve the legacy request topics (``cmd/...``, ``dev/{d}/cmd/...``);
             when False a request there is dropped and logged.
         staff_users: requesters with the technician role (on ``req/{c}/...`` only).
+        param_commands: daemon commands with parameters (``vietqrPayload``), by name.
 
     """
 
@@ -56,6 +70,7 @@ class Router:
         max_payload: int,
         legacy_topics: bool,
         staff_users: frozenset[str],
+        param_commands: Mapping[str, ParamCommand] | None = None,
     ) -> None:
         self._topics = topics
         self._devices = devices
@@ -66,8 +81,14 @@ class Router:
         self._max_payload = max_payload
         self._legacy_topics = legacy_topics
         self._staff_users = staff_users
+        self._param_commands = param_commands or {}
         self._sim_tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
+
+    @property
+    def param_commands(self) -> tuple[str, ...]:
+        """Names of the daemon commands with parameters this board serves."""
+        return tuple(self._param_commands)
 
     def handle(self, message: aiomqtt.Message) -> None:
         """Handle one message; never raises."""
@@ -214,15 +235,29 @@ class Router:
                 reply, CompletionCode.SUCCESS, result=CancelResult(canceled=canceled)
             )
             return
+        command = self._param_commands.get(name)
+        if command is not None:
+            self._param_command(command, doc, reply)
+            return
         answer = self._answers.get(name)
         if answer is None:
+            known = ", ".join([*DAEMON_COMMANDS, *self._param_commands])
             self._lifecycle.complete(
                 reply,
                 CompletionCode.UNSUPPORTED_COMMAND,
-                f"unknown daemon command {name!r} (known: {', '.join(DAEMON_COMMANDS)})",
+                f"unknown daemon command {name!r} (known: {known})",
             )
             return
         self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=answer())
+
+    def _param_command(self, command: ParamCommand, doc: dict[str, Any], reply: Reply) -> None:
+        try:
+            params = msgspec.convert(doc, command.params)
+            result = command.run(params)
+        except (msgspec.ValidationError, ValueError) as exc:
+            self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
+            return
+        self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=result)
 
     def _device_command(
         self,

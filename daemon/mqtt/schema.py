@@ -159,3 +159,32 @@ class CancelResult(Message):
     """Request ids that were queued or running and are now ``canceled``."""
 
     canceled: list[str]
+
+
+class VietQRParams(Params):
+    """``vietqrPayload``: a dynamic VietQR transfer request for one payment.
+
+    ``amount`` is whole VND; ``reference`` (letters and digits, at most 25) is the
+    transfer reference: the code's bill number and its purpose, so the payer's bank
+    carries it into the office account's statement line (docs/payments.md).
+    """
+
+    amount: Annotated[int, Meta(gt=0, lt=10**13)]
+    reference: Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,25}$")]
+
+
+class VietQRResult(Message):
+    """A VietQR code for the office account of ``[vietqr]``.
+
+    ``payload`` is the EMVCo/NAPAS text to encode (CRC included); ``qr`` its QR code
+    (level M) as rows of ``0``/``1``, 1 a dark module, without the quiet zone (leave
+    4 modules of white around it); ``bin``, ``account``, ``accountName`` say who is paid.
+    """
+
+    payload: str
+    qr: list[str]
+    amount: int
+    reference: str
+    bin: str
+    account: str
+    account_name: str
