@@ -41,24 +41,42 @@ class Code:
     symbology: str = "unknown"
 
 
-# ISO/IEC 15424 code characters, mapped to the symbology names of ``ScanResult``.
+# ISO/IEC 15424 code characters (the AIM symbology identifier registry), mapped to the
+# symbology names of ``ScanResult``.  Sources: docs/scanner.md ("AIM identifiers").
 _AIM_NAMES: dict[str, str] = {
     "A": "code39",
+    "B": "telepen",
     "C": "code128",
+    "D": "codeone",
     "E": "ean13",
     "F": "codabar",
     "G": "code93",
     "H": "code11",
     "I": "itf",
+    "J": "dotcode",
+    "K": "code16k",
     "L": "pdf417",
     "M": "msi",
+    "N": "anker",
+    "O": "codablock",
+    "P": "plessey",
     "Q": "qr",
+    "R": "iata2of5",
+    "S": "industrial2of5",
+    "T": "code49",
     "U": "maxicode",
     "X": "other",
+    "Y": "other",
+    "Z": "other",
+    "c": "channelcode",
     "d": "datamatrix",
     "e": "gs1databar",
+    "g": "gridmatrix",
+    "h": "hanxin",
     "z": "aztec",
 }
+#: Modifier characters are ``0-9`` and ``A-Z`` (ISO/IEC 15424: a base-36 option value).
+_AIM_MODIFIERS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 #: AIM identifier a scanner sends for each symbology name (what the simulators emit).
 AIM_IDENTIFIERS: dict[str, str] = {
@@ -89,9 +107,15 @@ def aim_symbology(identifier: str) -> str | None:
     """
     if len(identifier) != 3 or identifier[0] != "]":  # noqa: PLR2004 - ']', code, modifier
         return None
+    if identifier[2] not in _AIM_MODIFIERS:
+        return None
     if identifier[1:] == "E4":
         return "ean8"
-    return _AIM_NAMES.get(identifier[1])
+    code = identifier[1]
+    if code in _AIM_NAMES:
+        return _AIM_NAMES[code]
+    # A code character the registry assigned after this table: still an identifier.
+    return "other" if code.isascii() and code.isalpha() else None
 
 
 @dataclass(frozen=True, slots=True)
