@@ -115,6 +115,13 @@ class Face(Message):
 
     mime: Annotated[str, _doc("`image/jpeg` (or `image/jp2` for JPEG 2000)")]
     data: Annotated[bytes, _doc("the image file as stored on the chip, without biometric headers")]
+    display_jpeg: Annotated[
+        bytes | None,
+        _doc(
+            "the portrait re-encoded as JPEG for display when the chip stores JPEG 2000 "
+            "(which browsers do not decode); null when `data` is already JPEG"
+        ),
+    ] = None
 
 
 class PassiveAuth(Message):
@@ -133,6 +140,33 @@ class PassiveAuth(Message):
         bool | None,
         _doc("the document signer chains to a configured CSCA; null: none configured"),
     ]
+
+
+class ReadIssue(Message):
+    """Something in the read that was not fully understood or not vouched for.
+
+    A read never fails on a document it does not fully understand: what it
+    could not judge, parse or verify is listed here instead, and the rest is
+    returned.  Reasons name algorithms and file layouts, never identity data.
+    """
+
+    subject: Annotated[
+        str,
+        _doc(
+            "what it concerns: a file (`DG13`, `DG14`, `DG15`), `EF.SOD signature`, "
+            "`EF.SOD hashes`, `CSCA chain`, `Chip Authentication`, `Active Authentication`"
+        ),
+    ]
+    status: Annotated[
+        Literal["unknown", "unreadable", "unverified"],
+        _doc(
+            "`unknown`: a verdict could not be reached (an algorithm, curve encoding or "
+            "layout not implemented), so its boolean is false or null without meaning a "
+            "forgery; `unreadable`: the file was dropped (its field in the result is null); "
+            "`unverified`: the data is returned but EF.SOD does not vouch for it"
+        ),
+    ]
+    reason: Annotated[str, _doc("why, in English (no identity data)")]
 
 
 class IdentityResult(Message):
@@ -158,6 +192,13 @@ class IdentityResult(Message):
             "chip); null: no DG15"
         ),
     ] = None
+    issues: Annotated[
+        list[ReadIssue],
+        _doc(
+            "what could not be judged, read or verified (empty for a fully verified read); "
+            "a UI shows data named here as unverified"
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 # --- MRZ rules --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The terminal sends an 8-byte random challenge with INTERNAL AUTHENTICATE; the
 chip signs it with the private key whose public half DG15 holds.  ECDSA
-signatures are plain ``r || s`` over the challenge, hashed as DG14's
+signatures are plain ``r || s`` (DER accepted too) over the challenge, hashed as DG14's
 ``ActiveAuthenticationInfo`` says (SHA-256 when DG14 does not say); RSA
 signatures follow ISO/IEC 9796-2 scheme 1 (partial message recovery, trailer
 ``BC`` for SHA-1 or ``xxCC`` naming the hash).  A clone holding DG15 (and a
@@ -17,17 +17,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from ecdsa import BadSignatureError, VerifyingKey
-from ecdsa.util import sigdecode_string
 
 from devices.errors import ProtocolError
 
-from . import tlv
+from . import keys, tlv
 from .apdu import SHORT_MAX_LE, CommandApdu
 from .lds import DG_TAGS
 
@@ -65,35 +62,22 @@ _HEADER_MASK, _HEADER_BITS = 0xC0, 0x40
 
 PublicKey = crypto_ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = crypto_ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-_EC_PUBLIC_KEY = bytes.fromhex("2A8648CE3D0201")  # id-ecPublicKey's content octets
 
 
-def parse_dg15(data: bytes) -> rsa.RSAPublicKey | Any:
+def parse_dg15(data: bytes) -> keys.PublicKey:
     """The Active Authentication public key of DG15 (a SubjectPublicKeyInfo).
 
-    RSA keys load with ``cryptography``; EC keys with ``ecdsa`` (an
-    ``ecdsa.VerifyingKey``), which also reads explicit curve parameters.
+    RSA, or EC on a named or explicit curve (:mod:`.keys`).
 
     Raises:
-        ProtocolError: not a DG15, or not an RSA or EC key of a known curve.
+        ProtocolError: not a DG15, or a key not understood
+            (:class:`~.keys.UnknownAlgorithm` for a type or curve not implemented).
 
     """
     outer = tlv.read_tlv(data)
     if outer.tag != DG_TAGS[15]:
         raise ProtocolError(f"DG15: unexpected outer tag {outer.tag:#x}")
-    try:
-        if _EC_PUBLIC_KEY in outer.value[:32]:
-            return VerifyingKey.from_der(
-                outer.value, valid_curve_encodings=("named_curve", "explicit")
-            )
-        key = serialization.load_der_public_key(outer.value)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ProtocolError(f"DG15: public key not understood: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - ecdsa raises several unrelated types
-        raise ProtocolError(f"DG15: EC public key not understood: {exc}") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ProtocolError("DG15: neither an EC nor an RSA key")
-    return key
+    return keys.load_public_key(outer.value)
 
 
 def build_dg15(public_key: PublicKey) -> bytes:
@@ -124,9 +108,12 @@ def _ecdsa_hash(signature_algorithm: str | None) -> str:
 
 
 def verify(
-    key: rsa.RSAPublicKey | Any, nonce: bytes, signature: bytes, signature_algorithm: str | None
+    key: keys.PublicKey, nonce: bytes, signature: bytes, signature_algorithm: str | None
 ) -> bool:
     """True when ``signature`` is the chip's signature of ``nonce`` (key from :func:`parse_dg15`).
+
+    ECDSA signatures are accepted plain (``r || s``, as 9303-11 specifies) and
+    in DER (``SEQUENCE { r, s }``, as some chips send them).
 
     Raises:
         ProtocolError: DG14 names an ECDSA algorithm this code does not know.
@@ -134,18 +121,7 @@ def verify(
     """
     if isinstance(key, rsa.RSAPublicKey):
         return _verify_iso9796(key, nonce, signature)
-    hash_name = _ecdsa_hash(signature_algorithm)
-    try:
-        return bool(
-            key.verify(
-                signature,
-                nonce,
-                hashfunc=getattr(hashlib, hash_name),
-                sigdecode=sigdecode_string,
-            )
-        )
-    except (BadSignatureError, ValueError, AssertionError):
-        return False
+    return keys.verify_ecdsa(key, signature, nonce, _ecdsa_hash(signature_algorithm))
 
 
 def _recover(key: rsa.RSAPublicKey, signature: bytes) -> bytes | None:

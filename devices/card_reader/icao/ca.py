@@ -33,9 +33,11 @@ from .sm import SecureChannel
 
 ID_PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
 ID_CA_ECDH = "0.4.0.127.0.7.2.2.3.2"
+#: id-CA-ECDH-3DES-CBC-CBC: the protocol a DG14 without ChipAuthenticationInfo implies.
+ID_CA_ECDH_3DES = f"{ID_CA_ECDH}.1"
 #: ChipAuthenticationInfo protocols: key length, 0 for two-key 3DES.
 CA_ECDH_KEY_BYTES: dict[str, int] = {
-    f"{ID_CA_ECDH}.1": 0,  # id-CA-ECDH-3DES-CBC-CBC
+    ID_CA_ECDH_3DES: 0,
     f"{ID_CA_ECDH}.2": 16,  # id-CA-ECDH-AES-CBC-CMAC-128
     f"{ID_CA_ECDH}.3": 24,
     f"{ID_CA_ECDH}.4": 32,
@@ -92,7 +94,15 @@ class Dg14:
     aa_signature: str | None
 
     def choice(self) -> tuple[CaInfo, bytes] | None:
-        """The first offered protocol this code runs, with its key; ``None``: none."""
+        """The first offered protocol this code runs, with its key; ``None``: none.
+
+        A DG14 with a Chip Authentication key but no ``ChipAuthenticationInfo``
+        implies ``id-CA-ECDH-3DES-CBC-CBC`` version 1 (ICAO 9303-11: the info
+        may be left out by a chip that runs Chip Authentication with 3DES only).
+        """
+        if not self.infos and self.keys:
+            key_id, only = next(iter(self.keys.items()))
+            return CaInfo(ID_CA_ECDH_3DES, 1, key_id), only
         for info in self.infos:
             key = self.keys.get(info.key_id)
             if key is None and info.key_id is None and len(self.keys) == 1:

@@ -8,10 +8,14 @@ Nothing here logs: file contents are identity data.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum
+
+import msgspec
+from PIL import Image
 
 from devices.card_reader.identity import TD1_WIDTH, Dg13, Face, Mrz, parse_td1
 from devices.errors import ProtocolError
@@ -46,6 +50,7 @@ _TAG_BIOMETRIC = 0x7F60
 _TAG_BIOMETRIC_DATA = (0x5F2E, 0x7F2E)
 _TAG_SEQUENCE = 0x30
 _TAG_INTEGER = 0x02
+_TAG_OID = 0x06
 #: ASN.1 string types DG13 values come in: UTF8String, PrintableString, IA5String, BMPString.
 _STRING_TAGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x1E: "utf-16-be"}
 _DG_BY_TAG = {tag: number for number, tag in DG_TAGS.items()}
@@ -122,8 +127,39 @@ def _iso19794_image(record: bytes) -> bytes:
     return block[start:block_length]
 
 
+def _iso39794_image(block: bytes) -> bytes:
+    """The first image of an ISO/IEC 39794-5 face image data block (DER, LDS 2 / 9303-10 8th ed.).
+
+    The block is a tree of context-tagged DER objects; the image data of a 2D
+    representation is a primitive object whose value is a JPEG or JPEG 2000
+    file.  The first such value in document order is the portrait.
+
+    Raises:
+        ProtocolError: not DER, or no image in it.
+
+    """
+    pending = [tlv.read_tlv(block)]
+    while pending:
+        item = pending.pop(0)
+        if item.constructed:
+            pending[0:0] = item.children()
+        elif _image_mime(item.value) is not None:
+            return item.value
+    raise ProtocolError("DG2: the ISO 39794-5 block holds no JPEG or JPEG 2000 image")
+
+
+def _biometric_image(data: bytes) -> bytes:
+    """The image of a biometric data block: ISO 19794-5 (``FAC``) or ISO 39794-5 (DER)."""
+    if data.startswith(_FAC_MAGIC):
+        return _iso19794_image(data)
+    return _iso39794_image(data)
+
+
 def parse_dg2(data: bytes) -> Face:
     """Extract the first portrait of DG2 with its MIME type (JPEG or JPEG 2000).
+
+    The biometric data block is an ISO/IEC 19794-5 record or an ISO/IEC
+    39794-5 face image data block.
 
     Raises:
         ProtocolError: not a DG2, no biometric data block, or an image of another type.
@@ -137,12 +173,32 @@ def parse_dg2(data: bytes) -> Face:
             continue
         for item in template.children():
             if item.tag in _TAG_BIOMETRIC_DATA:
-                image = _iso19794_image(item.value)
+                image = _biometric_image(item.value)
                 mime = _image_mime(image)
                 if mime is None:
                     raise ProtocolError("DG2: the portrait is neither JPEG nor JPEG 2000")
                 return Face(mime=mime, data=image)
     raise ProtocolError("DG2: no biometric data block")
+
+
+def display_jpeg(face: Face, quality: int = 90) -> Face:
+    """``face`` with a JPEG rendition for display when it is JPEG 2000 (Pillow's OpenJPEG).
+
+    Decoding takes milliseconds: callers run it off the event loop.
+
+    Raises:
+        ProtocolError: the JPEG 2000 image does not decode.
+
+    """
+    if face.mime != "image/jp2":
+        return face
+    try:
+        with Image.open(io.BytesIO(face.data)) as image:
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="JPEG", quality=quality)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ProtocolError(f"DG2: the JPEG 2000 portrait does not decode ({exc})") from None
+    return msgspec.structs.replace(face, display_jpeg=out.getvalue())
 
 
 # --- DG13 (Vietnamese citizen card) ------------------------------------------------------
@@ -216,8 +272,18 @@ def _texts(item: tlv.Tlv) -> list[str]:
     return []
 
 
+def _is_header(children: list[tlv.Tlv]) -> bool:
+    """``INTEGER version, OID encoding, ...``: the card's outer DG13 header, not an entry."""
+    return len(children) > 1 and children[0].tag == _TAG_INTEGER and children[1].tag == _TAG_OID
+
+
 def _entries(item: tlv.Tlv, found: dict[int, _Entry]) -> None:
-    """Collect ``SEQUENCE { INTEGER n, value... }`` entries anywhere under ``item``."""
+    """Collect ``SEQUENCE { INTEGER n, value... }`` entries anywhere under ``item``.
+
+    A ``SEQUENCE { INTEGER 1, OID 1.0.10646.1.0.8, SET { entries } }`` header
+    (as real cards carry it, docs/card-reader.md) is descended into, never taken
+    for field 1.
+    """
     if not item.constructed:
         return
     children = item.children()
@@ -227,6 +293,7 @@ def _entries(item: tlv.Tlv, found: dict[int, _Entry]) -> None:
         and first is not None
         and first.tag == _TAG_INTEGER
         and 0 < len(first.value) <= 2  # noqa: PLR2004 - small field numbers
+        and not _is_header(children)
     ):
         number = int.from_bytes(first.value, "big")
         found.setdefault(number, _Entry(number, [t for c in children[1:] for t in _texts(c)]))

@@ -30,6 +30,14 @@ from .apdu import SHORT_MAX_LE, CommandApdu
 
 #: id-PACE (BSI TR-03110 / ICAO 9303-11 9.2.1) and its ECDH generic mapping with AES.
 ID_PACE = "0.4.0.127.0.7.2.2.4"
+#: The arcs under id-PACE: key agreement and mapping, then cipher (BSI TR-03110-3 A.1.1.1).
+_PACE_MAPPINGS = {"1": "DH-GM", "2": "ECDH-GM", "3": "DH-IM", "4": "ECDH-IM", "6": "ECDH-CAM"}
+_PACE_CIPHERS = {
+    "1": "3DES-CBC-CBC",
+    "2": "AES-CBC-CMAC-128",
+    "3": "AES-CBC-CMAC-192",
+    "4": "AES-CBC-CMAC-256",
+}
 PACE_ECDH_GM_AES: dict[str, int] = {
     f"{ID_PACE}.2.2": 16,  # id-PACE-ECDH-GM-AES-CBC-CMAC-128
     f"{ID_PACE}.2.3": 24,  # id-PACE-ECDH-GM-AES-CBC-CMAC-192
@@ -90,6 +98,17 @@ class PaceInfo:
     def supported(self) -> bool:
         """True for ECDH generic mapping with AES on a standardized curve."""
         return self.protocol in PACE_ECDH_GM_AES and self.parameter_id in ec.STANDARD_DOMAINS
+
+    def describe(self) -> str:
+        """The protocol's name (BSI TR-03110 part 3 OID tree) and its domain parameter ID.
+
+        ``id-PACE-ECDH-IM-3DES-CBC-CBC (parameter 13)``; an OID outside the tree is given dotted.
+        """
+        tail = self.protocol.removeprefix(ID_PACE + ".").split(".")
+        mapping = _PACE_MAPPINGS.get(tail[0]) if len(tail) == 2 else None  # noqa: PLR2004
+        cipher = _PACE_CIPHERS.get(tail[1]) if mapping is not None else None
+        name = f"id-PACE-{mapping}-{cipher}" if cipher is not None else self.protocol
+        return f"{name} (parameter {self.parameter_id})"
 
     @property
     def key_bytes(self) -> int:

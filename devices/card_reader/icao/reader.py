@@ -18,11 +18,12 @@ from typing import Protocol, TypeVar
 
 from cryptography import x509
 
-from devices.card_reader.identity import BacKey, IdentityResult, PaceKey
+from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, ReadIssue
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
 from . import aa, bac, ca, lds, pa, pace, tlv
 from .apdu import CommandApdu, ResponseApdu
+from .keys import UnknownAlgorithm
 from .sm import SecureChannel
 
 T = TypeVar("T")
@@ -185,7 +186,11 @@ class ChipSession:
         """
         info = next((i for i in infos if i.supported), None)
         if info is None:
-            raise Unsupported("the chip offers PACE only with mappings or curves not implemented")
+            offer = ", ".join(i.describe() for i in infos)
+            raise Unsupported(
+                f"unsupported: the chip offers PACE only as {offer}; this reader runs "
+                "id-PACE-ECDH-GM-AES-CBC-CMAC-128/192/256 on standardized curves (8-18)"
+            )
         reference, password = pace.password(key)
         what = "the CAN" if reference == pace.PASSWORD_CAN else "the MRZ data"
         if terminal is None:
@@ -356,7 +361,11 @@ async def read_identity(
     Every read data group is checked against EF.SOD; the result carries each
     passive authentication verdict, and the Active (DG15) and Chip (DG14)
     Authentication verdicts, run after the files.  Nothing is returned unless
-    every file was read in full.
+    every file was read in full.  A read never fails on what it does not fully
+    understand: an optional data group (DG13-15) that breaks its format is
+    dropped, and an algorithm or layout not implemented leaves its verdict
+    unjudged; each is listed in ``issues``, with every data group EF.SOD does
+    not vouch for.
 
     Raises:
         AccessDenied: the chip refused the key.
@@ -382,18 +391,63 @@ async def read_identity(
                 groups[number] = content
     if 1 not in groups or 2 not in groups:  # noqa: PLR2004 - DG1 and DG2 are mandatory
         raise ProtocolError("the chip lacks DG1 or DG2")
-    dg14 = ca.parse_dg14(groups[14]) if 14 in groups else None  # noqa: PLR2004
-    # Active Authentication first: Chip Authentication ends the session when it fails.
-    active = None
-    if 15 in groups:  # noqa: PLR2004
-        algorithm = dg14.aa_signature if dg14 else None
-        active = await session.active_authentication(groups[15], algorithm)
-    chip = await session.chip_authentication(dg14) if dg14 else None
+    issues: list[ReadIssue] = []
+    mrz = lds.parse_dg1(groups[1], today)
+    face = lds.parse_dg2(groups[2])
+    try:
+        face = await offload(lambda: lds.display_jpeg(face))
+    except ProtocolError as exc:
+        issues.append(ReadIssue(subject="DG2", status="unknown", reason=str(exc)))
+    dg13 = _optional(issues, "DG13", groups.get(13), lds.parse_dg13)
+    dg14 = _optional(issues, "DG14", groups.get(14), ca.parse_dg14)
+    active, chip = await _authenticate_chip(session, groups.get(15), dg14, issues)
+    passive = pa.passive_auth(sod, groups, cscas, issues)
     return IdentityResult(
-        mrz=lds.parse_dg1(groups[1], today),
-        dg13=lds.parse_dg13(groups[13]) if 13 in groups else None,  # noqa: PLR2004
-        face=lds.parse_dg2(groups[2]),
-        passive_auth=pa.passive_auth(sod, groups, cscas),
+        mrz=mrz,
+        dg13=dg13,
+        face=face,
+        passive_auth=passive,
         chip_authentication=chip,
         active_authentication=active,
+        issues=issues,
     )
+
+
+async def _authenticate_chip(
+    session: ChipSession, dg15: bytes | None, dg14: ca.Dg14 | None, issues: list[ReadIssue]
+) -> tuple[bool | None, bool | None]:
+    """Active, then Chip Authentication: ``(active, chip)`` verdicts, unjudged ones as issues."""
+    # Active Authentication first: Chip Authentication ends the session when it fails.
+    active = None
+    if dg15 is not None:
+        algorithm = dg14.aa_signature if dg14 else None
+        try:
+            active = await session.active_authentication(dg15, algorithm)
+        except UnknownAlgorithm as exc:
+            issues.append(
+                ReadIssue(subject="Active Authentication", status="unknown", reason=str(exc))
+            )
+        except ProtocolError as exc:
+            issues.append(ReadIssue(subject="DG15", status="unreadable", reason=str(exc)))
+    chip = None
+    if dg14 is not None:
+        try:
+            chip = await session.chip_authentication(dg14)
+        except ProtocolError as exc:  # DG14's key not understood: nothing was sent
+            issues.append(
+                ReadIssue(subject="Chip Authentication", status="unknown", reason=str(exc))
+            )
+    return active, chip
+
+
+def _optional(
+    issues: list[ReadIssue], name: str, content: bytes | None, parse: Callable[[bytes], T]
+) -> T | None:
+    """Parse an optional data group; one that breaks its format is dropped with an issue."""
+    if content is None:
+        return None
+    try:
+        return parse(content)
+    except ProtocolError as exc:
+        issues.append(ReadIssue(subject=name, status="unreadable", reason=str(exc)))
+        return None
