@@ -1,0 +1,131 @@
+"""Every parser and verifier over the public test corpus (tests/data/icao/SOURCES.md).
+
+The files are BSI TR-03105-5 and ETSI TR 103 200 reference documents and a real
+passport's Active Authentication exchanges, as pymrtd's tests publish them; the
+expected verdicts are the ones pymrtd asserts for the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+
+from devices.card_reader.icao import aa, ca, keys, lds, pa
+from devices.card_reader.identity import ReadIssue
+from devices.errors import ProtocolError
+
+DATA = Path(__file__).parent.parent / "data" / "icao"
+REFERENCE_SETS = ["bsi-tr03105-5", "etsi-tr103200"]
+#: Data group number -> file name in a reference set.
+GROUP_FILES = {1: "DG1.bin", 14: "DG14.bin", 15: "DG15.bin"}
+
+
+def groups(name: str) -> dict[int, bytes]:
+    return {n: (DATA / name / f).read_bytes() for n, f in GROUP_FILES.items()}
+
+
+def test_every_corpus_file_is_listed_in_sources() -> None:
+    sources = (DATA / "SOURCES.md").read_text("utf-8")
+    files = [p for p in DATA.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    assert files
+    for path in files:
+        assert f"`{path.relative_to(DATA).as_posix()}`" in sources or path.name in sources
+
+
+@pytest.mark.parametrize("name", REFERENCE_SETS)
+def test_reference_sod_signature_and_document_signer(name: str) -> None:
+    sod = pa.parse_sod((DATA / name / "EF_SOD.bin").read_bytes())
+    assert sod.hash_name == "sha256"
+    check = pa.signature_valid(sod)
+    assert (check.valid, check.unknown) == (True, None)
+    assert check.signer is not None
+    assert check.signer.dump() == (DATA / name / "DSC.cer").read_bytes()
+    assert check.signer["signature_algorithm"].signature_algo == "rsassa_pss"
+
+
+def test_bsi_hashes_cover_dg1_and_dg14_not_dg15() -> None:
+    issues: list[ReadIssue] = []
+    sod = (DATA / "bsi-tr03105-5" / "EF_SOD.bin").read_bytes()
+    verdict = pa.passive_auth(sod, groups("bsi-tr03105-5"), None, issues)
+    assert (verdict.hashes_valid, verdict.signature_valid, verdict.chain_valid) == (
+        False,
+        True,
+        None,
+    )
+    assert issues == [
+        ReadIssue(subject="DG15", status="unverified", reason="EF.SOD lists no hash for it")
+    ]
+    parsed = pa.parse_sod(sod)
+    assert sorted(parsed.hashes) == [1, 2, 3, 4, 14]
+    assert parsed.hashes[1].hex().upper().startswith("4170CA879FCE6A22")
+
+
+def test_etsi_hashes_cover_every_group() -> None:
+    issues: list[ReadIssue] = []
+    sod = (DATA / "etsi-tr103200" / "EF_SOD.bin").read_bytes()
+    verdict = pa.passive_auth(sod, groups("etsi-tr103200"), None, issues)
+    assert (verdict.hashes_valid, verdict.signature_valid) == (True, True)
+    assert issues == []
+
+
+def test_the_document_signer_is_not_its_own_csca() -> None:
+    sod = (DATA / "bsi-tr03105-5" / "EF_SOD.bin").read_bytes()
+    dsc = asn1_x509.Certificate.load((DATA / "bsi-tr03105-5" / "DSC.cer").read_bytes())
+    assert pa.passive_auth(sod, groups("bsi-tr03105-5"), [dsc]).chain_valid is False
+
+
+def test_id_data_sod_modified_by_pymrtd_parses_and_its_altered_signature_fails() -> None:
+    sod = (DATA / "pymrtd" / "EF_SOD_id_data.bin").read_bytes()
+    dg = groups("bsi-tr03105-5")
+    issues: list[ReadIssue] = []
+    verdict = pa.passive_auth(sod, {1: dg[1], 14: dg[14]}, None, issues)
+    assert (verdict.hashes_valid, verdict.signature_valid) == (True, False)
+    assert issues == []
+
+
+@pytest.mark.parametrize("name", REFERENCE_SETS)
+def test_reference_dg14_explicit_brainpool_p224_and_3des(name: str) -> None:
+    dg14 = ca.parse_dg14((DATA / name / "DG14.bin").read_bytes())
+    assert dg14.infos == [ca.CaInfo(ca.ID_CA_ECDH_3DES, 1, None)]
+    chosen = dg14.choice()
+    assert chosen is not None
+    info, key = chosen
+    loaded = keys.load_public_key(key)
+    assert isinstance(loaded, keys.EcKey)
+    assert loaded.curve == "BRAINPOOLP224r1"
+    terminal = ca.CaTerminal(info, key)
+    assert len(terminal.public_key()) == 1 + 2 * 28
+    (mse,) = ca.commands(info, terminal.public_key())
+    assert (mse.p1, mse.p2) == (0x41, 0xA6)
+
+
+@pytest.mark.parametrize("name", REFERENCE_SETS)
+def test_reference_dg15_is_an_rsa_1024_key(name: str) -> None:
+    key = aa.parse_dg15((DATA / name / "DG15.bin").read_bytes())
+    assert not isinstance(key, keys.EcKey)
+    assert key.key_size == 1024
+
+
+@pytest.mark.parametrize("name", REFERENCE_SETS)
+def test_reference_dg1_is_a_passport_mrz_this_reader_does_not_decode(name: str) -> None:
+    """TD3 (passport) MRZ: the reader decodes TD1 (ID cards) only, and says so."""
+    dg1 = (DATA / name / "DG1.bin").read_bytes()
+    assert b"MUSTERMANN<<ERIKA" in dg1
+    with pytest.raises(ProtocolError, match="three lines of 30"):
+        lds.parse_dg1(dg1, date(2026, 1, 1))
+
+
+def test_real_passport_active_authentication_rsa_iso9796_2() -> None:
+    record = json.loads((DATA / "pymrtd" / "real_passport_aa_rsa.json").read_text("utf-8"))
+    key = aa.parse_dg15((DATA / "pymrtd" / record["dg15"]).read_bytes())
+    assert record["exchanges"]
+    for exchange in record["exchanges"]:
+        challenge = bytes.fromhex(exchange["challenge"])
+        signature = bytes.fromhex(exchange["signature"])
+        assert aa.verify(key, challenge, signature, None) is True
+        assert aa.verify(key, hashlib.sha256(challenge).digest()[:8], signature, None) is False
