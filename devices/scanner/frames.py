@@ -41,8 +41,9 @@ class Code:
     symbology: str = "unknown"
 
 
-# ISO/IEC 15424 code characters (the AIM symbology identifier registry), mapped to the
-# symbology names of ``ScanResult``.  Sources: docs/scanner.md ("AIM identifiers").
+# ISO/IEC 15424:2008 table 1 code characters (as `jodal/biip` lists them), plus the AIM
+# assignments made since (J DotCode, g Grid Matrix, h Han Xin), mapped to the symbology
+# names of ``ScanResult``; docs/scanner.md cites the sources.
 _AIM_NAMES: dict[str, str] = {
     "A": "code39",
     "B": "telepen",
@@ -73,6 +74,9 @@ _AIM_NAMES: dict[str, str] = {
     "e": "gs1databar",
     "g": "gridmatrix",
     "h": "hanxin",
+    "o": "ocr",
+    "p": "posicode",
+    "s": "supercode",
     "z": "aztec",
 }
 #: Modifier characters are ``0-9`` and ``A-Z`` (ISO/IEC 15424: a base-36 option value).
