@@ -23,18 +23,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
-from devices.errors import HardwareError, MediaError, Offline, Timeout
+from devices.errors import HardwareError, MediaError, Offline, ProtocolError, Timeout
 from devices.transports.pcsc import CardGone, PcscCard, PcscContext, ReaderStatus
 
+from .icao import masterlist
 from .icao.reader import SHORT_READ_MAX, read_identity
 from .identity import BacKey, IdentityResult, PaceKey
 from .protocol import CardReader, Progress
 
 _CERT_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
+_MASTER_LIST_SUFFIX = ".ml"
 _PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
@@ -44,8 +48,9 @@ class PcscSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     Attributes:
         reader: regular expression matched against PC/SC reader names; the
             first match is used (empty: the first reader).
-        csca_dir: folder of CSCA certificates (PEM or DER files) that document
-            signers must chain to; unset: ``chainValid`` is null.
+        csca_dir: folder of CSCA certificates (PEM or DER files) and ICAO
+            master lists (``.ml``) that document signers must chain to;
+            unset: ``chainValid`` is null.
         chip_io: allow raw ``chipIO`` APDUs (off: ``unsupportedCommand``).
         poll_ms: longest single wait for a reader status change, ms.
         apdu_timeout_ms: longest wait for one APDU's answer, ms.
@@ -63,15 +68,24 @@ class PcscSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def load_cscas(folder: Path) -> list[x509.Certificate]:
-    """Every certificate in ``folder``'s ``.pem``/``.crt``/``.cer``/``.der`` files (blocking).
+    """Every CSCA in ``folder``: ``.pem``/``.crt``/``.cer``/``.der`` files and ICAO master lists.
+
+    A master list (``.ml``, CMS-signed, ICAO 9303-12) adds its CSCAs only when
+    its signature verifies and its signer chains to a CSCA it lists or one of
+    the folder's certificate files (blocking: run it in a thread).
 
     Raises:
-        HardwareError: the folder cannot be read or a file is not a certificate.
+        HardwareError: the folder cannot be read, a file is not a certificate,
+            or a master list is malformed or not trusted (the message names it).
 
     """
     certificates: list[x509.Certificate] = []
+    lists: list[Path] = []
     try:
         for path in sorted(folder.iterdir()):
+            if path.suffix.lower() == _MASTER_LIST_SUFFIX:
+                lists.append(path)
+                continue
             if path.suffix.lower() not in _CERT_SUFFIXES:
                 continue
             data = path.read_bytes()
@@ -79,6 +93,20 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
                 certificates += x509.load_pem_x509_certificates(data)
             else:
                 certificates.append(x509.load_der_x509_certificate(data))
+        loose = [
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+            for c in certificates
+        ]
+        for path in lists:
+            try:
+                listed = masterlist.parse_master_list(path.read_bytes(), loose)
+            except ProtocolError as exc:
+                raise HardwareError(f"csca_dir {str(path)!r}: {exc}") from None
+            if not listed.trusted:
+                raise HardwareError(
+                    f"csca_dir {str(path)!r}: master list not trusted: {listed.reason}"
+                )
+            certificates += [x509.load_der_x509_certificate(c.dump()) for c in listed.cscas]
     except (OSError, ValueError) as exc:
         raise HardwareError(f"csca_dir {str(folder)!r}: {exc}") from None
     return certificates

@@ -147,7 +147,7 @@ def _key_ids(cert: asn1_x509.Certificate) -> set[bytes]:
     return ids
 
 
-def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo) -> asn1_x509.Certificate:
+def signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo) -> asn1_x509.Certificate:
     """The document signer certificate ``signer`` names, by issuer and serial or by key ID.
 
     The issuer name is compared normalised (RDN order and string case do not
@@ -171,7 +171,7 @@ def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo) -> asn1_
     raise ProtocolError("EF.SOD: no document signer certificate for its signer")
 
 
-def _verify_signed(
+def verify_signed(
     spki: bytes,
     signature: bytes,
     message: bytes,
@@ -219,7 +219,7 @@ def signature_valid(sod: Sod) -> SignatureCheck:
         return SignatureCheck(valid=False, signer=None, unknown=f"{len(signers)} signer infos")
     signer = signers[0]
     try:
-        certificate = _signer_certificate(signed, signer)
+        certificate = signer_certificate(signed, signer)
     except ProtocolError as exc:
         return SignatureCheck(valid=False, signer=None, unknown=str(exc))
     try:
@@ -235,7 +235,7 @@ def signature_valid(sod: Sod) -> SignatureCheck:
             message_digest, hashlib.new(digest, content).digest()
         ):
             return SignatureCheck(valid=False, signer=certificate)
-        valid = _verify_signed(
+        valid = verify_signed(
             certificate.public_key.dump(),
             bytes(signer["signature"].native),
             attrs.untag().dump(force=True),
@@ -258,7 +258,7 @@ def _issued_by(signer: asn1_x509.Certificate, csca: asn1_x509.Certificate) -> bo
     elif normalised_name(signer.issuer) != normalised_name(csca.subject):
         return False
     algorithm = signer["signature_algorithm"]
-    return _verify_signed(
+    return verify_signed(
         csca.public_key.dump(),
         bytes(signer["signature_value"].native),
         signer["tbs_certificate"].dump(),

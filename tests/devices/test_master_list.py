@@ -1,0 +1,155 @@
+"""CSCA master lists: parse, verify, and load from ``csca_dir`` (constructed lists).
+
+The lists here are *constructed* by this project in the ICAO 9303-12 shape (CMS
+SignedData, eContentType 2.23.136.1.1.2, ``CscaMasterList``), signed by a master
+list signer that a listed CSCA issued; no published master list is in the corpus.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from devices.card_reader.icao import lds, masterlist, pa
+from devices.card_reader.identity import SPECIMEN_CARDS
+from devices.card_reader.pcsc import load_cscas
+from devices.errors import HardwareError, ProtocolError
+from devices.sim.vcard.files import SpecimenPki, card_files, make_pki
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+) -> x509.Certificate:
+    now = dt.datetime.now(tz=dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+def build_list(
+    cscas: list[x509.Certificate], signer: x509.Certificate, signer_key: ec.EllipticCurvePrivateKey
+) -> bytes:
+    """A master list of ``cscas`` signed by ``signer`` (constructed)."""
+    content = masterlist.CscaMasterList(
+        {
+            "version": 0,
+            "cert_list": [
+                asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+                for c in cscas
+            ],
+        }
+    ).dump()
+    attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": [cms.ContentType(masterlist.MASTER_LIST_OID)]},
+            {"type": "message_digest", "values": [hashlib.sha256(content).digest()]},
+        ]
+    )
+    cert = asn1_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER))
+    info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": {
+                        "issuer": cert.issuer,
+                        "serial_number": cert.serial_number,
+                    }
+                }
+            ),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+            "signature": signer_key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256())),
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {
+                "content_type": masterlist.MASTER_LIST_OID,
+                "content": core.ParsableOctetString(content),
+            },
+            "certificates": [cert],
+            "signer_infos": [info],
+        }
+    )
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+
+@pytest.fixture(scope="module")
+def published() -> tuple[bytes, SpecimenPki, x509.Certificate]:
+    """A state's list: its CSCA (which issued the list signer) and a foreign state's CSCA."""
+    state = make_pki("VN CSCA")
+    foreign = make_pki("foreign CSCA")
+    csca_key = ec.generate_private_key(ec.SECP256R1())
+    csca = _cert("ML CSCA", csca_key, "ML CSCA", csca_key)
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer = _cert("ML signer", signer_key, "ML CSCA", csca_key)
+    return build_list([csca, state.csca, foreign.csca], signer, signer_key), state, csca
+
+
+def test_a_master_list_verifies_and_lists_its_cscas(
+    published: tuple[bytes, SpecimenPki, x509.Certificate],
+) -> None:
+    data, state, _ = published
+    listed = masterlist.parse_master_list(data)
+    assert (listed.trusted, listed.reason) == (True, None)
+    assert len(listed.cscas) == 3
+    files = card_files(SPECIMEN_CARDS["default"], state)
+    groups = {1: files[lds.Ef.DG1], 2: files[lds.Ef.DG2], 13: files[lds.Ef.DG13]}
+    assert pa.passive_auth(files[lds.Ef.SOD], groups, listed.cscas).chain_valid is True
+
+
+def test_a_tampered_or_unchained_list_is_not_trusted(
+    published: tuple[bytes, SpecimenPki, x509.Certificate],
+) -> None:
+    data, _, csca = published
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    try:
+        tampered = masterlist.parse_master_list(bytes(flipped))
+    except ProtocolError:  # a flipped length byte breaks the ASN.1: refused too
+        tampered = None
+    assert tampered is None or tampered.trusted is False
+    key = ec.generate_private_key(ec.SECP256R1())
+    stranger = _cert("stranger", key, "nobody", key)
+    alone = masterlist.parse_master_list(build_list([make_pki("x").csca], stranger, key))
+    assert alone.trusted is False
+    assert alone.reason == "the signer was issued by no listed or trusted CSCA"
+    assert masterlist.parse_master_list(build_list([csca], stranger, key), [csca]).trusted is False
+
+
+def test_csca_dir_takes_a_trusted_master_list_and_names_an_untrusted_one(
+    published: tuple[bytes, SpecimenPki, x509.Certificate], tmp_path: Path
+) -> None:
+    data, state, _ = published
+    (tmp_path / "icao.ml").write_bytes(data)
+    loaded = load_cscas(tmp_path)
+    assert state.csca in loaded
+    assert len(loaded) == 3
+    key = ec.generate_private_key(ec.SECP256R1())
+    stranger = _cert("stranger", key, "nobody", key)
+    (tmp_path / "bad.ml").write_bytes(build_list([make_pki("x").csca], stranger, key))
+    with pytest.raises(HardwareError, match=r"bad\.ml.*not trusted"):
+        load_cscas(tmp_path)
