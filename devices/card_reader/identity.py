@@ -1,4 +1,4 @@
-"""Identity documents: the ``readIdentity`` result types, MRZ rules and specimen cards.
+"""Identity documents: the ``readIdentity`` result types and MRZ rules.
 
 The result types here are a fixed public contract (docs/api.md and the AsyncAPI
 document are generated from them).  They are identity data: they travel only in
@@ -14,14 +14,15 @@ fills the line-1 optional data followed by its own check digit.
 Error messages never echo what was given or read: they reach the requester
 and may be logged.
 
-The specimen cards are synthetic people used by simulators, tests and demos.
+The specimen cards (synthetic people for simulators, tests and demos) live in
+:mod:`devices.sim.specimen_cards`, outside production code.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Literal
 
@@ -469,166 +470,3 @@ def parse_td1(lines: list[str], today: date) -> Mrz:
         )
     except ValueError:
         raise ProtocolError("DG1 MRZ: a date is not a calendar date") from None
-
-
-# --- specimen cards ---------------------------------------------------------------------
-
-RGB = tuple[int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Looks:
-    """How a specimen card's synthetic portrait is drawn (colours are sRGB)."""
-
-    skin: RGB = (224, 182, 150)
-    hair: RGB = (30, 24, 20)
-    long_hair: bool = False
-    background: RGB = (236, 240, 245)
-
-
-@dataclass(frozen=True, slots=True)
-class SpecimenCard:
-    """A synthetic citizen card as its chip holds it (no real person).
-
-    Dates are ISO.  ``can`` is the Card Access Number for PACE (``None``: the
-    chip only offers BAC); ``dg13`` False models a chip without a readable DG13.
-    """
-
-    full_name: str
-    id_number: str
-    date_of_birth: str
-    sex: Literal["M", "F"]
-    date_of_expiry: str
-    date_of_issue: str
-    can: str | None
-    ethnicity: str = "Kinh"
-    religion: str = "Không"
-    place_of_origin: str = ""
-    place_of_residence: str = ""
-    personal_identification: str = ""
-    father_name: str | None = None
-    mother_name: str | None = None
-    spouse_name: str | None = None
-    old_id_number: str | None = None
-    dg13: bool = True
-    looks: Looks = field(default_factory=Looks)
-    #: The chip's ATR as a PC/SC reader reports it (ISO 14443-4 type B, synthesised).
-    atr: bytes = bytes.fromhex("3b888001e1f35e117781830021")
-
-    @property
-    def surname(self) -> str:
-        """The family name: the first word of a Vietnamese full name."""
-        return self.full_name.split()[0]
-
-    @property
-    def given_names(self) -> str:
-        """The middle and given names."""
-        return " ".join(self.full_name.split()[1:])
-
-    def mrz_lines(self) -> list[str]:
-        """Return the card's TD1 MRZ lines."""
-        return build_td1(
-            document_code="ID",
-            issuing_state="VNM",
-            id_number=self.id_number,
-            date_of_birth=self.date_of_birth,
-            sex=self.sex,
-            date_of_expiry=self.date_of_expiry,
-            nationality="VNM",
-            surname=self.surname,
-            given_names=self.given_names,
-        )
-
-    def bac_key(self) -> BacKey:
-        """Return the BAC key that opens this card's chip."""
-        return bac_key(self.id_number, self.date_of_birth, self.date_of_expiry)
-
-    def dg13_record(self) -> Dg13 | None:
-        """Return a fresh DG13 as read from the chip, or ``None`` without DG13."""
-        if not self.dg13:
-            return None
-        return Dg13(
-            id_number=self.id_number,
-            full_name=self.full_name,
-            date_of_birth=self.date_of_birth,
-            sex="Nam" if self.sex == "M" else "Nữ",
-            nationality="Việt Nam",
-            ethnicity=self.ethnicity,
-            religion=self.religion,
-            place_of_origin=self.place_of_origin or None,
-            place_of_residence=self.place_of_residence or None,
-            personal_identification=self.personal_identification or None,
-            date_of_issue=self.date_of_issue,
-            date_of_expiry=self.date_of_expiry,
-            father_name=self.father_name,
-            mother_name=self.mother_name,
-            spouse_name=self.spouse_name,
-            old_id_number=self.old_id_number,
-        )
-
-
-#: Name of the card ``presentCard`` uses when none is given.
-DEFAULT_CARD = "default"
-
-#: Specimen cards by name.  ``default`` is part of the wire contract (wire-api-v1.md).
-SPECIMEN_CARDS: dict[str, SpecimenCard] = {
-    DEFAULT_CARD: SpecimenCard(
-        full_name="Nguyễn Văn Thử",
-        id_number="079099000123",
-        date_of_birth="1990-01-15",
-        sex="M",
-        date_of_expiry="2030-01-15",
-        date_of_issue="2021-04-20",
-        can="123456",
-        place_of_origin="Phường 6, Quận 6, Thành phố Hồ Chí Minh",
-        place_of_residence="123 Hậu Giang, Phường 6, Quận 6, Thành phố Hồ Chí Minh",
-        personal_identification="Nốt ruồi C:1cm trên trước mép phải",
-        father_name="Nguyễn Văn Thành",
-        mother_name="Lê Thị Hoa",
-        old_id_number="025123456",
-    ),
-    "female": SpecimenCard(
-        full_name="Trần Thị Bích Ngọc",
-        id_number="001185012345",
-        date_of_birth="1985-07-22",
-        sex="F",
-        date_of_expiry="2045-07-22",
-        date_of_issue="2025-08-05",
-        can="654321",
-        place_of_origin="Xã Đông Anh, Huyện Đông Anh, Thành phố Hà Nội",
-        place_of_residence="45 Phố Huế, Phường Ngô Thì Nhậm, Quận Hai Bà Trưng, Thành phố Hà Nội",
-        personal_identification="Sẹo chấm C:2cm dưới sau đuôi mắt trái",
-        father_name="Trần Văn Long",
-        mother_name="Phạm Thị Lan",
-        spouse_name="Đỗ Minh Quân",
-        looks=Looks(
-            skin=(232, 196, 170), hair=(42, 30, 26), long_hair=True, background=(240, 236, 236)
-        ),
-    ),
-    "expired": SpecimenCard(
-        full_name="Lê Hoàng Nam",
-        id_number="048095004567",
-        date_of_birth="1995-03-03",
-        sex="M",
-        date_of_expiry="2020-03-03",
-        date_of_issue="2016-04-12",
-        can="246810",
-        place_of_origin="Phường Hải Châu 1, Quận Hải Châu, Thành phố Đà Nẵng",
-        place_of_residence="7 Lê Duẩn, Phường Hải Châu 1, Quận Hải Châu, Thành phố Đà Nẵng",
-        personal_identification="Nốt ruồi C:0,5cm dưới trước cánh mũi trái",
-        father_name="Lê Văn Hùng",
-        mother_name="Võ Thị Thu",
-        looks=Looks(skin=(198, 150, 118), hair=(20, 18, 16)),
-    ),
-    "noDg13": SpecimenCard(
-        full_name="Phạm Minh Đức",
-        id_number="031092007890",
-        date_of_birth="1992-11-30",
-        sex="M",
-        date_of_expiry="2032-11-30",
-        date_of_issue="2021-06-01",
-        can=None,
-        dg13=False,
-        looks=Looks(skin=(214, 170, 138), hair=(58, 44, 34), background=(230, 238, 230)),
-    ),
-}

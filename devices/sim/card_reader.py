@@ -23,21 +23,18 @@ from PIL import Image, ImageDraw
 
 from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, Params, SimAction
 from devices.card_reader.identity import (
-    DEFAULT_CARD,
-    SPECIMEN_CARDS,
     BacKey,
     Face,
     IdentityResult,
-    Looks,
     PaceKey,
     PassiveAuth,
-    SpecimenCard,
     parse_td1,
 )
 from devices.card_reader.protocol import CardReader, Progress
 from devices.errors import AccessDenied, InvalidData, MediaError, SequenceError
 
 from .faults import FAULT_ACTION, Simulated
+from .specimen_cards import DEFAULT_CARD, SPECIMEN_CARDS, Looks, SpecimenCard
 
 #: Share of ``read_ms`` spent on access control (BAC/PACE) before the first file.
 _AUTH_SHARE = 0.15

@@ -13,7 +13,6 @@ from PIL import Image
 
 from devices.base import DeviceState, NoParams
 from devices.card_reader.identity import (
-    SPECIMEN_CARDS,
     BacKey,
     PaceKey,
     check_digit,
@@ -45,6 +44,7 @@ from devices.errors import (
 )
 from devices.sim.card_reader import PresentCardParams, SimCardReader
 from devices.sim.faults import FaultKind, FaultParams
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from tests.support import RecordingHost, build, ctx, running
 
 DEFAULT_KEY = AccessKey(

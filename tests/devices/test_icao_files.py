@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from devices.card_reader.icao import lds, pa, tlv
-from devices.card_reader.identity import SPECIMEN_CARDS
 from devices.errors import ProtocolError
 from devices.sim.card_reader import render_face
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.vcard.files import card_files, make_pki, shared_pki
 
 TODAY = date(2026, 1, 1)

@@ -26,9 +26,9 @@ from PIL import Image
 
 from devices.card_reader.icao import aa, ca, lds, pa, tlv
 from devices.card_reader.icao.reader import read_identity
-from devices.card_reader.identity import SPECIMEN_CARDS
 from devices.scanner.frames import Code, TextFormat, aim_symbology, parse_text
 from devices.sim.card_reader import render_face
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.vcard.chip import EmrtdChip
 from devices.sim.vcard.files import (
     ChipKeys,

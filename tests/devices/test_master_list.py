@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devices.card_reader.icao import lds, masterlist, pa
-from devices.card_reader.identity import SPECIMEN_CARDS
 from devices.card_reader.pcsc import load_cscas
 from devices.errors import HardwareError, ProtocolError
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.vcard.files import SpecimenPki, card_files, make_pki
 
 

@@ -26,12 +26,13 @@ import pytest
 
 from devices.base import DeviceState, Message, NoParams
 from devices.card_reader.icao.reader import ChipSession, Nonces
-from devices.card_reader.identity import SPECIMEN_CARDS, BacKey, IdentityResult
+from devices.card_reader.identity import BacKey, IdentityResult
 from devices.card_reader.pcsc import PcscCardReader, PcscSettings
 from devices.card_reader.protocol import AccessKey, ChipIoParams, ReadIdentityParams
 from devices.errors import AccessDenied, HardwareError, MediaError, Unsupported
 from devices.sim.card_reader import PresentCardParams
 from devices.sim.faults import FaultKind, FaultParams
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.vcard.chip import EmrtdChip
 from devices.sim.vcard.files import NIST_P256, ChipKeys, card_files, make_pki
 from devices.sim.vcard.simulator import VirtualCardSimulator, vpcd_reader

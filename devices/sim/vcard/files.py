@@ -24,8 +24,8 @@ from cryptography.x509.oid import NameOID
 from devices.card_reader.icao import aa, ca, pace, tlv
 from devices.card_reader.icao.lds import DG_TAGS, TAG_COM, TAG_SOD, Dg13Field, Ef
 from devices.card_reader.icao.pa import LDS_SECURITY_OBJECT_OID, LdsSecurityObject
-from devices.card_reader.identity import SpecimenCard
 from devices.sim.card_reader import render_face
+from devices.sim.specimen_cards import SpecimenCard
 
 _CERT_YEARS = 10
 #: PACE domain parameters of the specimen chips: brainpoolP256r1 (as the ICAO worked example).

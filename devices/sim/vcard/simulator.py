@@ -23,11 +23,11 @@ from typing import IO, ClassVar
 import msgspec
 
 from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, SimAction
-from devices.card_reader.identity import SPECIMEN_CARDS
 from devices.card_reader.pcsc import PcscSettings
 from devices.errors import HardwareError, InvalidData, SequenceError, Unsupported
 from devices.sim.card_reader import PresentCardParams
 from devices.sim.faults import FAULT_ACTION, FaultKind, FaultParams
+from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.wire import WireSimulator
 from devices.transports.pcsc import PcscContext
 
