@@ -32,12 +32,13 @@ from daemon.config import sim_config
 from daemon.mqtt.codec import MSGPACK_CODEC
 from daemon.mqtt.fleet_topics import FleetTopics
 from daemon.mqtt.link import NODELAY, publish_properties
-from daemon.uplink.observe import DeviceWatch, now_ms
+from daemon.uplink.observe import DeviceWatch
 from daemon.uplink.outbox import Outbox, Row
 from daemon.uplink.schema import Health, OutboxHealth
 from daemon.uplink.session import Session
 from daemon.uplink.sysinfo import SystemProbe
 from devices.base import DeviceState, Message
+from devices.runtime.clock import now_ms
 
 from .procs import broker
 

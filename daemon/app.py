@@ -25,7 +25,6 @@ import gc
 import logging
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +34,7 @@ import msgspec
 from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message, SimAction, SimControl
 from devices.errors import NotReady
 from devices.registry import resolve, resolve_simulator
+from devices.runtime.clock import now_ms
 from devices.sim.wire import WireSimulator
 from devices.supervisor import supervise
 
@@ -75,11 +75,6 @@ FIRST_CONNECT_WAIT_S = 2.0
 SUPERVISOR_STOP_S = 2.0
 #: Seconds cancelled commands get to end (and be completed) before the supervisors stop.
 COMMAND_STOP_S = 2.0
-
-
-def now_ms() -> int:
-    """Wall clock in Unix epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def create_devices(

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 
 from .base import Device, DeviceState
 from .errors import DeviceError, Offline
+from .runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ async def supervise(
 ) -> None:
     """Run ``device.run()``, restarting it after failures, until cancelled or ``stopping``.
 
-    Backoff doubles from ``backoff_min_s`` to ``backoff_max_s`` (seconds, with
-    full jitter) and resets once the device stayed up ``stable_after_s``.  The
+    Backoff (:mod:`devices.runtime.backoff`) draws each wait between
+    ``backoff_min_s`` and a ceiling that doubles from ``backoff_min_s`` to
+    ``backoff_max_s`` (seconds), and starts over after a run that lasted
+    ``stable_after_s``.  The
     default cap keeps "replugged -> online" within about two seconds.
 
     Once ``stopping`` is set the driver is never started again: a ``run()``
@@ -36,10 +38,11 @@ async def supervise(
     before it cancels the task, so no restart can race the daemon's shutdown.
     """
     stopping = stopping or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    backoff = backoff_min_s
+    backoff = Backoff(
+        first_s=backoff_min_s, max_s=backoff_max_s, floor_s=backoff_min_s, stable_s=stable_after_s
+    )
     while not stopping.is_set():
-        started = loop.time()
+        backoff.up()
         try:
             await device.run()
         except DeviceError as exc:
@@ -56,13 +59,9 @@ async def supervise(
                 return
             log.error("%s driver returned; restarting it", device.id)
             device.set_condition(DeviceState.OFFLINE)
-        if loop.time() - started >= stable_after_s:
-            backoff = backoff_min_s
-        delay_s = random.uniform(backoff_min_s, backoff)  # noqa: S311 - jitter, not crypto
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay_s):
+            async with asyncio.timeout(backoff.failed()):
                 await stopping.wait()
-        backoff = min(backoff * 2, backoff_max_s)
 
 
 def _report_failure(device: Device, exc: Exception) -> None:

@@ -1,6 +1,7 @@
 """A reconnecting subscriber to the fleet broker that hands every message to a callback.
 
-Full-jitter backoff capped at ``reconnect_max_s``; TLS with a pinned CA and a
+Full-jitter backoff (:mod:`devices.runtime.backoff`) from :data:`FIRST_RETRY_S`
+capped at ``reconnect_max_s``, starting over once subscribed; TLS with a pinned CA and a
 client certificate like the boards' uplink (:mod:`daemon.uplink.transport`).
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +17,11 @@ import aiomqtt
 
 from daemon.mqtt.link import NODELAY
 from daemon.uplink.transport import TransportError, parse_url, read_password, tls_context
+from devices.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
+#: First reconnect ceiling (s); it doubles per failed attempt up to ``reconnect_max_s``.
+FIRST_RETRY_S = 0.5
 
 #: Called with (topic, payload, content type) on the loop; must not block.
 MessageSink = Callable[[str, bytes, str | None], None]
@@ -59,7 +62,8 @@ async def feed(
         )
     password = await asyncio.to_thread(read_password, broker.password_file)
     client_id = broker.client_id or f"kioskd-fleet-{secrets.token_hex(4)}"
-    attempt = 0
+    cap = broker.reconnect_max_s
+    backoff = Backoff(first_s=min(FIRST_RETRY_S, cap), max_s=cap)
     while True:
         try:
             async with aiomqtt.Client(
@@ -75,7 +79,7 @@ async def feed(
                 socket_options=[NODELAY],
             ) as client:
                 await client.subscribe([(f, 1) for f in filters])
-                attempt = 0
+                backoff.up()
                 log.info("fleet broker %s: subscribed to %s", broker.url, ", ".join(filters))
                 if connected is not None:
                     connected.set()
@@ -86,8 +90,7 @@ async def feed(
         except aiomqtt.MqttError as exc:
             if connected is not None:
                 connected.clear()
-            delay = random.uniform(0, min(broker.reconnect_max_s, 0.5 * 2**attempt))  # noqa: S311
-            attempt = min(attempt + 1, 30)
+            delay = backoff.failed()
             log.warning("fleet broker %s: %s; retrying in %.1f s", broker.url, exc, delay)
             await asyncio.sleep(delay)
 

@@ -1,7 +1,9 @@
 """The daemon's connection to the local broker: reconnects, ordered non-blocking publish.
 
 aiomqtt drives paho's socket on the event loop (no paho thread).  aiomqtt v2
-has no reconnect, so :meth:`Link.run` loops with full-jitter backoff.  Every
+has no reconnect, so :meth:`Link.run` loops with full-jitter backoff
+(:mod:`devices.runtime.backoff`: first ceiling :data:`FIRST_RETRY_S`, doubling to
+``reconnect_max``, back to the first once connected).  Every
 socket gets TCP_NODELAY: at QoS 1 Nagle plus delayed ACK otherwise costs
 40-90 ms per round trip.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +21,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from devices.runtime.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+#: First reconnect ceiling (s): the local broker is usually back at once.
+FIRST_RETRY_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,8 @@ class Link:
 
     async def run(self) -> None:
         """Connect, serve and reconnect forever (until cancelled)."""
-        backoff = 0.1
+        cap = self._reconnect_max
+        backoff = Backoff(first_s=min(FIRST_RETRY_S, cap), max_s=cap)
         failures = 0
         while True:
             try:
@@ -136,7 +142,7 @@ class Link:
                     await self._on_connect()
                     self.connects += 1
                     self.connected.set()
-                    backoff = 0.1
+                    backoff.up()
                     log.info(
                         "connected to broker %s:%d%s",
                         self._host,
@@ -155,8 +161,7 @@ class Link:
             finally:
                 self._client = None
                 self.connected.clear()
-            await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not crypto
-            backoff = min(backoff * 2, self._reconnect_max)
+            await asyncio.sleep(backoff.failed())
 
     def publish(
         self,

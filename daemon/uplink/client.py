@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import random
 import ssl
 import time
 from pathlib import Path
@@ -34,8 +33,10 @@ from daemon.mqtt.fleet_topics import FleetKind, FleetTopics, parse
 from daemon.mqtt.link import NODELAY, publish_properties
 from daemon.mqtt.schema import Description, Status
 from devices.base import DeviceState, Message
+from devices.runtime.backoff import Backoff
+from devices.runtime.clock import now_ms
 
-from .observe import DeviceWatch, Occurrence, now_ms
+from .observe import DeviceWatch, Occurrence
 from .outbox import Outbox, Row
 from .schema import (
     BD_SEQ_MODULO,
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 #: paho reports socket and TLS errors only through its logger.
 paho_log = logging.getLogger(__name__ + ".paho")
 
-#: First backoff ceiling (s); it doubles per failed attempt up to ``reconnect_max_s``.
+#: First backoff ceiling (s); it doubles per failed attempt up to ``reconnect_max_s``
+#: and starts over once a connection was made (:mod:`devices.runtime.backoff`).
 BACKOFF_BASE_S = 0.5
 #: Seconds to wait for in-flight PUBACKs and the clean death at shutdown.
 STOP_DRAIN_S = 2.0
@@ -325,7 +327,8 @@ class Uplink:
                 return
 
     async def _connection_loop(self) -> None:
-        attempt = 0
+        cap = self._settings.reconnect_max_s
+        backoff = Backoff(first_s=min(BACKOFF_BASE_S, cap), max_s=cap)
         while not self._stop.is_set():
             try:
                 await self._connect_once()
@@ -339,11 +342,9 @@ class Uplink:
             else:
                 return
             if self.connected.is_set():
-                attempt = 0
+                backoff.up()
             self.connected.clear()
-            ceiling = min(self._settings.reconnect_max_s, BACKOFF_BASE_S * 2**attempt)
-            delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not crypto
-            attempt = min(attempt + 1, 30)
+            delay = backoff.failed()
             log.warning(
                 "uplink: fleet broker %s: %s; retrying in %.1f s",
                 self._settings.url, self.last_error, delay,

@@ -18,11 +18,11 @@ driver of a class (simulator or real) produces the same fleet events:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from devices.base import HEALTHY, DeviceState, Message
+from devices.runtime.clock import now_ms
 
 from .schema import DeviceHealth, EventKind, Facts, facts_of
 
@@ -58,11 +58,6 @@ DETAIL_RULES: Mapping[tuple[str, str, str], EventKind] = {
     ("printer", "paper", "jammed"): "jam",
     ("coinAcceptor", "cashBox", "full"): "cashBoxFull",
 }
-
-
-def now_ms() -> int:
-    """Wall clock in Unix epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)

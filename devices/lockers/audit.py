@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from devices.runtime.clock import now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS opens (
@@ -92,7 +93,7 @@ class AuditLog:
             sqlite3.Error: the database cannot be written (disk full, corrupted).
 
         """
-        row = (time.time_ns() // 1_000_000, compartment, action, client_id, request_id, outcome)
+        row = (now_ms(), compartment, action, client_id, request_id, outcome)
         async with self._lock:
             await asyncio.to_thread(self._append, row)
 

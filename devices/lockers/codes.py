@@ -23,10 +23,11 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from devices.runtime.clock import now_ms
 
 #: Wrong codes in a row after which a compartment locks out.
 MAX_WRONG_CODES = 5
@@ -91,10 +92,6 @@ def codes_path(state_dir: Path, device_id: str) -> Path:
     return state_dir / f"lockers-{device_id}-codes.sqlite3"
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class CodeStore:
     """The assignments and wrong-code counters of one locker bank.
 
@@ -108,7 +105,7 @@ class CodeStore:
         *,
         max_wrong: int = MAX_WRONG_CODES,
         lockout_s: float = LOCKOUT_S,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.path = path
         self.max_wrong = max_wrong
