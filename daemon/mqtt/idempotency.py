@@ -5,8 +5,9 @@ it ends.  A retry of the same ``(clientId, requestId)`` within the window is
 answered from here, never run again.  A record without a completion means the
 daemon stopped while the request ran: its outcome is unknown and it is not run
 again either.  Requests that never ran (not ready, expired in the queue) are
-forgotten.  SQLite work happens on one named worker thread (``idempotency-db``)
-because a synchronous=FULL commit is an fsync that may take tens of ms on an SD card.
+forgotten.  SQLite work happens on the store's worker thread (``idempotency-db``,
+:mod:`devices.runtime.sqlite_store`).  Every commit is
+``synchronous=FULL`` (an fsync).
 
 Memory is bounded by design: a record keeps what a replay needs (device, command,
 the encoded completion, whose description the lifecycle has already cut to 300
@@ -21,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from devices.runtime.clock import now_ms
+from devices.runtime.sqlite_store import SqliteStore, Synchronous
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -66,7 +68,11 @@ class _Entry:
         self.completion = completion
 
 
-class IdempotencyStore:
+#: One SQL statement and its arguments.
+Statement = tuple[str, tuple[object, ...]]
+
+
+class IdempotencyStore(SqliteStore):
     """Records bounded by age (``window_s``), count (``max_records``) and per client.
 
     Lookups are answered from memory (loaded at :meth:`open`), so the request
@@ -78,40 +84,20 @@ class IdempotencyStore:
     def __init__(
         self, path: Path, *, window_s: float, max_records: int, max_per_client: int
     ) -> None:
-        self._path = path
+        super().__init__(path, synchronous=Synchronous.FULL, thread_name="idempotency-db")
         self._window_ms = int(window_s * 1000)
         self._max = max_records
         self._max_per_client = max_per_client
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-db")
-        self._db: sqlite3.Connection | None = None
         # Both in insertion (= creation) order: the first entry is the oldest.
         self._records: dict[tuple[str, str], _Entry] = {}
         self._by_client: dict[str, dict[str, _Entry]] = {}
 
-    async def open(self) -> None:
-        """Open (creating) the database, drop expired records and load the rest.
-
-        Raises:
-            sqlite3.Error: the database cannot be opened or is corrupt.
-
-        """
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._open)
-
-    async def close(self) -> None:
-        """Finish pending writes, close the database and its worker thread."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
-        self._pool.shutdown(wait=True)
-
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+    def _setup(self, db: sqlite3.Connection) -> None:
+        """Create the table, drop expired records and load the rest (worker thread)."""
         db.execute(_SCHEMA)
         db.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_ms)")
         db.execute("CREATE INDEX IF NOT EXISTS requests_client ON requests (client_id, created_ms)")
-        self._db = db
-        now = _now_ms()
+        now = now_ms()
         db.execute("DELETE FROM requests WHERE created_ms < ?", (now - self._window_ms,))
         rows = db.execute(
             "SELECT client_id, request_id, device, command, created_ms, completion "
@@ -121,23 +107,15 @@ class IdempotencyStore:
             self._add(client_id, request_id, _Entry(created, device, command, blob))
         self._trim_memory(now)
 
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> asyncio.Future[None]:
-        """Run statements in one transaction (one fsync) on the worker thread."""
+    def _write(self, synchronous: Synchronous, *statements: Statement) -> asyncio.Future[None]:
+        """Run statements in one transaction (one commit) on the worker thread."""
 
         def work() -> None:
-            if self._db is None:
-                raise RuntimeError("idempotency store is not open")
-            with self._db:
-                self._db.execute("BEGIN")
+            with self.transaction(synchronous=synchronous) as db:
                 for sql, args in statements:
-                    self._db.execute(sql, args)
+                    db.execute(sql, args)
 
-        return asyncio.get_running_loop().run_in_executor(self._pool, work)
+        return self.submit(work)
 
     def _add(self, client_id: str, request_id: str, entry: _Entry) -> None:
         """Insert (as the newest) and drop the client's oldest beyond its share."""
@@ -165,7 +143,7 @@ class IdempotencyStore:
     def lookup(self, client_id: str, request_id: str) -> Record | None:
         """The record of a request within the window, if any."""
         entry = self._records.get((client_id, request_id))
-        if entry is None or entry.created_ms < _now_ms() - self._window_ms:
+        if entry is None or entry.created_ms < now_ms() - self._window_ms:
             return None
         completion = None if entry.completion is None else msgspec.msgpack.decode(entry.completion)
         return Record(entry.device, entry.command, completion)
@@ -177,11 +155,15 @@ class IdempotencyStore:
         device: str,
         command: str,
     ) -> asyncio.Future[None]:
-        """Remember a request entering its queue; await the result before running it."""
-        now = _now_ms()
+        """Remember a request entering its queue; await the result before running it.
+
+        The future resolves once the record is on disk (an fsync).
+        """
+        now = now_ms()
         self._add(client_id, request_id, _Entry(now, device, command, None))
         self._trim_memory(now)
         return self._write(
+            Synchronous.FULL,
             (
                 (
                     "DELETE FROM requests WHERE created_ms < ? OR rowid IN (SELECT rowid FROM "
@@ -211,6 +193,7 @@ class IdempotencyStore:
         if entry is not None:
             entry.completion = blob
         return self._write(
+            Synchronous.FULL,
             (
                 "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
                 (blob, client_id, request_id),
@@ -221,12 +204,9 @@ class IdempotencyStore:
         """Drop the record of a request that did not run."""
         self._remove(client_id, request_id)
         return self._write(
+            Synchronous.FULL,
             (
                 "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
                 (client_id, request_id),
             ),
         )
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

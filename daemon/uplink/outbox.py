@@ -13,8 +13,8 @@ claimed row, it is counted only if its PUBACK has not come by the time the
 connection ends (:meth:`Outbox.release`), since a row read is sent from memory.
 A daemon crash in that window leaves such a row uncounted.
 
-All SQLite work runs on one named worker thread (``uplink-outbox``), in
-submission order.
+All SQLite work runs on the store's worker thread (``uplink-outbox``,
+:mod:`devices.runtime.sqlite_store`), in submission order.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from devices.runtime.clock import now_ms
+from devices.runtime.sqlite_store import SqliteStore, Synchronous
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -68,7 +69,7 @@ class OutboxStats:
     oldest_ts: int | None
 
 
-class Outbox:
+class Outbox(SqliteStore):
     """The SQLite outbox at ``path``, bounded by ``max_bytes`` and ``max_age_s`` (seconds).
 
     Message ids are allocated on the event loop by :meth:`next_id`: microseconds
@@ -77,11 +78,9 @@ class Outbox:
     """
 
     def __init__(self, path: Path, *, max_bytes: int, max_age_s: float) -> None:
-        self._path = path
+        super().__init__(path, synchronous=Synchronous.NORMAL, thread_name="uplink-outbox")
         self._max_bytes = max_bytes
         self._max_age_ms = int(max_age_s * 1000)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-outbox")
-        self._db: sqlite3.Connection | None = None
         self._last_id = 0
         # Maintained by the worker thread; read on the loop only through stats().
         self._count = 0
@@ -91,23 +90,6 @@ class Outbox:
         self._trimmed_claimed: set[int] = set()  # of those, removed by the bound
 
     # -- loop side ----------------------------------------------------------------------------
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    async def open(self) -> None:
-        """Open (creating) the database and apply the bounds once.
-
-        Raises:
-            sqlite3.Error: the file cannot be opened or is corrupt.
-
-        """
-        await self._call(self._open)
-
-    async def close(self) -> None:
-        """Finish queued work, close the database and the worker thread."""
-        await self._call(self._close)
-        self._pool.shutdown(wait=True)
 
     def next_id(self) -> int:
         """Allocate the next message id (on the loop, before the row is written)."""
@@ -119,55 +101,43 @@ class Outbox:
 
         Rows are written in call order, so ids stay in write order.
         """
-        return asyncio.get_running_loop().run_in_executor(self._pool, self._append, row)
+        return self.submit(self._append, row)
 
     async def last_id(self) -> int:
         """The highest stored id after every queued write (0 when empty)."""
-        result: int = await self._call(self._max_id)
-        return result
+        return await self.run(self._max_id)
 
     async def batch(self, after: int, upto: int | None, limit: int) -> list[Row]:
         """Claim up to ``limit`` rows with ``after < id <= upto`` (None: no bound), oldest first."""
-        rows: list[Row] = await self._call(self._batch, after, upto, limit)
-        return rows
+        return await self.run(self._batch, after, upto, limit)
 
     async def delete(self, ids: Sequence[int]) -> None:
         """Delete acknowledged rows in one transaction (ids already gone are ignored)."""
         if ids:
-            await self._call(self._delete, list(ids))
+            await self.run(self._delete, list(ids))
 
     async def release(self) -> None:
         """End every claim (the connection is gone): claimed rows the bound removed are dropped.
 
         Call it after deleting the rows this connection saw acknowledged.
         """
-        await self._call(self._release)
+        await self.run(self._release)
 
     async def stats(self) -> OutboxStats:
         """Depth, size, drops and oldest ``ts``, after every queued write."""
-        result: OutboxStats = await self._call(self._stats)
-        return result
+        return await self.run(self._stats)
 
     async def next_bd_seq(self, modulo: int) -> int:
         """Increment and return the persisted connection counter (0 .. modulo-1)."""
-        result: int = await self._call(self._next_bd_seq, modulo)
-        return result
+        return await self.run(self._next_bd_seq, modulo)
 
     # -- worker thread ------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        assert self._db is not None, "outbox not open"
-        return self._db
-
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+    def _setup(self, db: sqlite3.Connection) -> None:
+        """Create the tables, count what is stored and apply the bounds once."""
         # After a checkpoint the WAL file is cut back to 4 MiB instead of keeping its peak size.
         db.execute("PRAGMA journal_size_limit=4194304")
         db.executescript(_SCHEMA)
-        self._db = db
         count, size, last = db.execute(
             "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0),"
             " coalesce(max(id), 0) FROM outbox"
@@ -178,30 +148,22 @@ class Outbox:
         with self._transaction():
             self._trim()
 
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE .. COMMIT; on error ROLLBACK and recount from the table."""
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
+        """The store's transaction; on error (rolled back) recount from the table."""
         try:
-            yield db
-            db.execute("COMMIT")
+            with self.transaction() as db:
+                yield db
         except BaseException:
-            db.execute("ROLLBACK")
             self._resync()
             raise
 
     def _meta(self, key: str) -> int:
-        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
 
     def _set_meta(self, key: str, value: int) -> None:
-        self._conn().execute(
+        self.db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
@@ -218,13 +180,9 @@ class Outbox:
             self._trim()
 
     def _resync(self) -> None:
-        count, size = (
-            self._conn()
-            .execute(
-                "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
-            )
-            .fetchone()
-        )
+        count, size = self.db.execute(
+            "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
+        ).fetchone()
         self._count, self._bytes = count, size + count * ROW_OVERHEAD
         self._dropped = self._meta("dropped")
         # A rolled-back trim removed nothing: its claimed rows are claimed again.
@@ -234,14 +192,14 @@ class Outbox:
 
     def _exists(self, row_id: int) -> bool:
         query = "SELECT 1 FROM outbox WHERE id = ?"
-        return self._conn().execute(query, (row_id,)).fetchone() is not None
+        return self.db.execute(query, (row_id,)).fetchone() is not None
 
     def _trim(self) -> None:
         """Drop rows past the age bound, then the oldest while over the byte bound (in a txn)."""
-        db = self._conn()
+        db = self.db
         dropped = removed = 0
         # Ids are creation microseconds (or later), so the age bound is a primary-key range.
-        cutoff_id = (time.time_ns() // 1_000_000 - self._max_age_ms) * 1000
+        cutoff_id = (now_ms() - self._max_age_ms) * 1000
         for row_id, size in db.execute(
             "DELETE FROM outbox WHERE id < ? RETURNING id, length(topic) + length(payload)",
             (cutoff_id,),
@@ -282,11 +240,11 @@ class Outbox:
             self._set_meta("dropped", self._dropped)
 
     def _max_id(self) -> int:
-        row = self._conn().execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
+        row = self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
         return int(row[0])
 
     def _batch(self, after: int, upto: int | None, limit: int) -> list[Row]:
-        cur = self._conn().execute(
+        cur = self.db.execute(
             "SELECT id, ts_ms, topic, payload FROM outbox"
             " WHERE id > ? AND (? IS NULL OR id <= ?) ORDER BY id LIMIT ?",
             (after, upto, upto, limit),
@@ -316,7 +274,7 @@ class Outbox:
         self._trimmed_claimed.clear()
 
     def _stats(self) -> OutboxStats:
-        row = self._conn().execute("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
+        row = self.db.execute("SELECT ts_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
         return OutboxStats(self._count, self._bytes, self._dropped, row[0] if row else None)
 
     def _next_bd_seq(self, modulo: int) -> int:

@@ -1,0 +1,187 @@
+"""An SQLite database confined to one worker thread: the base of every store of the daemon.
+
+The connection is opened, used and closed on the store's :class:`~.worker.Worker`
+only (a commit with ``synchronous=FULL`` is an fsync, milliseconds on eMMC and
+up to hundreds on a worn SD card).  The journal is always WAL; how durable a
+commit is, is the store's choice (:class:`Synchronous`):
+
+- ``FULL``: every commit is an fsync of the WAL; a committed transaction
+  survives a power cut (the coin ledger, the idempotency record written before
+  a side effect).
+- ``NORMAL``: a commit only writes the WAL; it is synced at checkpoints, so a
+  power cut may lose the last commits but never corrupts the file (telemetry).
+
+A store may switch one transaction's level with :meth:`SqliteStore.transaction`
+(``synchronous=``); the connection returns to its own level afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from .worker import Worker
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: Seconds :meth:`SqliteStore.close` waits for queued work before it leaves it to the thread.
+CLOSE_TIMEOUT_S = 10.0
+
+
+class Synchronous(enum.Enum):
+    """SQLite's ``PRAGMA synchronous`` levels a store may use in WAL mode."""
+
+    FULL = "FULL"
+    NORMAL = "NORMAL"
+
+
+class StoreClosedError(sqlite3.ProgrammingError):
+    """The store is not open (used before :meth:`SqliteStore.open` or after close)."""
+
+
+class SqliteStore:
+    """One SQLite file on its own worker thread; subclasses add their schema and queries.
+
+    Loop side: :meth:`open`, :meth:`close`, :meth:`run` (await a thread-side
+    method) and :meth:`submit` (queue one and get a future).  Thread side:
+    :attr:`db`, :meth:`transaction` and the :meth:`_setup` hook.
+
+    Args:
+        path: the database file (its folder is created).
+        synchronous: the connection's durability level.
+        thread_name: the worker thread's name.
+        busy_timeout_s: how long a statement waits for another process's lock, seconds.
+
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Synchronous,
+        thread_name: str,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._worker = Worker(thread_name)
+        self._db: sqlite3.Connection | None = None
+
+    # -- loop side ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating) the database on the worker thread and run :meth:`_setup`.
+
+        Raises:
+            sqlite3.Error: the file cannot be opened, is corrupt, or refuses WAL.
+
+        """
+        await self._worker.call(None, self._open)
+
+    async def close(self) -> None:
+        """Finish queued work, close the connection and stop the thread (idempotent).
+
+        Waits up to :data:`CLOSE_TIMEOUT_S` for queued work.
+        """
+        with contextlib.suppress(RuntimeError):  # the worker is closed already
+            await self._worker.call(CLOSE_TIMEOUT_S, self._close)
+        await self._worker.aclose(CLOSE_TIMEOUT_S)
+
+    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``fn`` on the worker thread after every queued call; see :mod:`.worker`.
+
+        Raises:
+            StoreClosedError: the store is not open.
+            Exception: whatever ``fn`` raises.
+
+        """
+        return await self._worker.call(None, fn, *args, **kwargs)
+
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> asyncio.Future[_T]:
+        """Queue ``fn`` on the worker thread now; the future resolves when it has run."""
+        return self._worker.submit(fn, *args, **kwargs)
+
+    # -- worker thread --------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection (worker thread only).
+
+        Raises:
+            StoreClosedError: the store is not open.
+
+        """
+        if self._db is None:
+            raise StoreClosedError(f"{self.path} is not open")
+        return self._db
+
+    @contextlib.contextmanager
+    def transaction(
+        self, *, synchronous: Synchronous | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` .. ``COMMIT``; on any error ``ROLLBACK`` and re-raise.
+
+        ``synchronous`` sets this commit's durability (None: the store's level).
+        """
+        db = self.db
+        level = synchronous or self.synchronous
+        if level is not self.synchronous:
+            db.execute(f"PRAGMA synchronous={level.value}")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            if level is not self.synchronous:
+                db.execute(f"PRAGMA synchronous={self.synchronous.value}")
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        """Create the schema and load what the store keeps in memory (worker thread)."""
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            _require_wal(db, self.path)
+            db.execute(f"PRAGMA synchronous={self.synchronous.value}")
+            self._db = db
+            self._setup(db)
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _require_wal(db: sqlite3.Connection, path: Path) -> None:
+    """Switch ``db`` to WAL.
+
+    Raises:
+        sqlite3.OperationalError: the file refuses WAL (a read-only folder, some file systems).
+
+    """
+    (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+    if mode != "wal":
+        raise sqlite3.OperationalError(f"{path} refuses WAL (journal_mode={mode})")

@@ -1,0 +1,101 @@
+"""The SQLite-on-a-thread base: WAL, the synchronous level, transactions, close."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from devices.runtime.sqlite_store import SqliteStore, StoreClosedError, Synchronous
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Counter(SqliteStore):
+    """A tiny store: one table of numbers."""
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS n (v INTEGER NOT NULL)")
+
+    def add(self, *values: int, fail: bool = False) -> str:
+        with self.transaction() as db:
+            for v in values:
+                db.execute("INSERT INTO n VALUES (?)", (v,))
+            if fail:
+                raise ValueError("refused half-way")
+        return threading.current_thread().name
+
+    def pragmas(self, level: Synchronous | None) -> tuple[str, int, int]:
+        with self.transaction(synchronous=level) as db:
+            inside = db.execute("PRAGMA synchronous").fetchone()[0]
+        after = self.db.execute("PRAGMA synchronous").fetchone()[0]
+        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode, inside, after
+
+    def values(self) -> list[int]:
+        return [v for (v,) in self.db.execute("SELECT v FROM n ORDER BY rowid")]
+
+
+_LEVEL = {Synchronous.NORMAL: 1, Synchronous.FULL: 2}
+
+
+@pytest.mark.parametrize("level", list(Synchronous))
+async def test_wal_and_the_level_and_one_commit_at_another_level(
+    tmp_path: Path, level: Synchronous
+) -> None:
+    store = _Counter(tmp_path / "sub" / "n.sqlite3", synchronous=level, thread_name="test-store")
+    await store.open()
+    try:
+        assert await store.run(store.pragmas, None) == ("wal", _LEVEL[level], _LEVEL[level])
+        other = Synchronous.NORMAL if level is Synchronous.FULL else Synchronous.FULL
+        assert await store.run(store.pragmas, other) == ("wal", _LEVEL[other], _LEVEL[level])
+    finally:
+        await store.close()
+
+
+async def test_work_runs_on_the_store_thread_and_a_failed_transaction_rolls_back(
+    tmp_path: Path,
+) -> None:
+    store = _Counter(tmp_path / "n.sqlite3", synchronous=Synchronous.FULL, thread_name="test-store")
+    await store.open()
+    try:
+        assert (await store.run(store.add, 1, 2)).startswith("test-store")
+        with pytest.raises(ValueError, match="half-way"):
+            await store.run(store.add, 3, 4, fail=True)
+        assert await store.submit(store.add, 5) is not None
+        assert await store.run(store.values) == [1, 2, 5]
+    finally:
+        await store.close()
+    reopened = _Counter(tmp_path / "n.sqlite3", synchronous=Synchronous.FULL, thread_name="t")
+    await reopened.open()
+    try:
+        assert await reopened.run(reopened.values) == [1, 2, 5]
+    finally:
+        await reopened.close()
+
+
+async def test_closed_store_refuses_and_close_is_idempotent(tmp_path: Path) -> None:
+    store = _Counter(tmp_path / "n.sqlite3", synchronous=Synchronous.NORMAL, thread_name="t")
+    with pytest.raises(StoreClosedError):
+        await store.run(store.values)
+    await store.open()
+    await store.close()
+    await store.close()
+    with pytest.raises(RuntimeError):
+        await store.run(store.values)
+
+
+async def test_a_file_that_is_not_a_database_fails_open_and_frees_the_connection(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "n.sqlite3"
+    path.write_bytes(b"this is not an SQLite database, it is text" * 100)
+    store = _Counter(path, synchronous=Synchronous.FULL, thread_name="t")
+    with pytest.raises(sqlite3.DatabaseError):
+        await store.open()
+    with pytest.raises(StoreClosedError):
+        await store.run(store.values)
+    await store.close()
