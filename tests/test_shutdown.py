@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from daemon.broker import free_port
 from daemon.mqtt.schema import DaemonState
 from devices.base import DeviceEnv
 from devices.printer.escpos import EscposPrinter, EscposSettings
+from devices.runtime.worker import Worker
 from devices.transports.pcsc import PcscContext
 from tests.conftest import Broker, make_config
 from tests.support import SLIP_FIELDS, RecordingHost
@@ -298,17 +298,17 @@ async def _escpos_call(tmp_path: Path) -> str:
     try:
         return await printer._call(5.0, str)
     finally:
-        printer._io.shutdown(wait=False)
+        await printer._io.aclose(0)
 
 
 async def _pcsc_call(tmp_path: Path) -> str:
     del tmp_path
     context = PcscContext("test")
-    context._executor = ThreadPoolExecutor(1)
+    context._worker = Worker("pcsc-test")
     try:
         return await context._call(5.0, str)
     finally:
-        context._executor.shutdown(wait=False)
+        await context._worker.aclose(0)
 
 
 @pytest.mark.parametrize("call", [_escpos_call, _pcsc_call], ids=["escpos", "pcsc"])
@@ -320,7 +320,7 @@ async def test_thread_seam_keeps_a_cancellation_that_meets_the_result(
     """The blocking call completes in the same loop step as the task is cancelled."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[str] = loop.create_future()
-    monkeypatch.setattr(loop, "run_in_executor", lambda _executor, _fn, *_args: future)
+    monkeypatch.setattr(Worker, "submit", lambda _worker, _fn, *_args: future)
     task = asyncio.create_task(call(tmp_path))
     await asyncio.sleep(0)  # the task now awaits the call
     future.set_result("answer")

@@ -11,20 +11,21 @@ captures and switches back, which picamera2 does in one call.  Modules with
 autofocus (Camera Module 3) run one autofocus cycle before each picture.
 
 picamera2 is blocking: every call runs on the camera's one worker thread (the
-``camera-io`` seam), bounded on the loop by ``capture_timeout_ms``.
+``camera-io`` seam, a :class:`~devices.runtime.worker.Worker`), bounded on the
+loop by ``capture_timeout_ms``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.errors import HardwareError
+from devices.runtime.worker import Worker
 
 from .frames import encode_picture
 from .protocol import Camera, CameraSettings, Frame, Purpose, Resolution
@@ -62,16 +63,14 @@ class Picamera2Camera(Camera):
     ) -> None:
         super().__init__(device_id, host, env)
         self.settings = settings
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-io-{device_id}")
+        self._io = Worker(f"camera-io-{device_id}")
         self._camera: Any = None
         self._configs: dict[Purpose, Any] = {}
         self._has_autofocus = False
         self._failed = asyncio.Event()
 
     async def _on_io_thread(self, call: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.settings.capture_timeout_ms / 1000):
-            return await loop.run_in_executor(self._io, call)
+        return await self._io.call(self.settings.capture_timeout_ms / 1000, call)
 
     def _open(self) -> None:
         from picamera2 import Picamera2  # noqa: PLC0415 - only on a Pi (the `pi` extra)
@@ -154,8 +153,8 @@ class Picamera2Camera(Camera):
 
     async def aclose(self) -> None:
         """Close the camera and release the worker thread."""
-        await asyncio.get_running_loop().run_in_executor(self._io, self._close)
-        self._io.shutdown(wait=False, cancel_futures=True)
+        await self._io.call(None, self._close)
+        await self._io.aclose(0)
 
 
 def _size(resolution: Resolution) -> tuple[int, int]:

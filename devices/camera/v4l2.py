@@ -22,7 +22,6 @@ import asyncio
 import errno
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
@@ -30,6 +29,7 @@ import msgspec
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.errors import HardwareError, Offline
+from devices.runtime.worker import Worker
 
 from .frames import decode_jpeg, encode_picture, split_mjpeg
 from .protocol import Camera, CameraSettings, Frame, Purpose, Resolution, Side
@@ -152,12 +152,10 @@ class V4l2Camera(Camera):
     ) -> None:
         super().__init__(device_id, host, env)
         self.settings = settings
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-io-{device_id}")
+        self._io = Worker(f"camera-io-{device_id}")
 
     async def _on_io_thread(self, call: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.settings.capture_timeout_ms / 1000):
-            return await loop.run_in_executor(self._io, call)
+        return await self._io.call(self.settings.capture_timeout_ms / 1000, call)
 
     async def _probe(self) -> None:
         def probe() -> None:
@@ -216,4 +214,4 @@ class V4l2Camera(Camera):
 
     async def aclose(self) -> None:
         """Release the worker thread (a capture stuck in the kernel is abandoned)."""
-        self._io.shutdown(wait=False, cancel_futures=True)
+        await self._io.aclose(0)

@@ -23,9 +23,10 @@ Between jobs the status is polled every ``poll_ms``, so the device state and
 reached is ``offline``; the supervisor reconnects.
 
 Threads: every blocking call (python-escpos/pyusb/pyserial/socket) runs on the
-device's one I/O thread (``escpos-<id>``) and is bounded by its own timeout;
-the event loop awaits it with that timeout plus :data:`_GRACE_S`.  A cancelled
-command leaves its call running on the thread (it cannot be interrupted);
+device's one I/O thread (``escpos-<id>``, a :class:`~devices.runtime.worker.Worker`)
+and is bounded by its own timeout; the event loop awaits it with that timeout
+plus :data:`_GRACE_S`.  A cancelled command leaves its call running on the thread
+(it cannot be interrupted; the worker drops its result);
 :meth:`EscposPrinter.aclose` makes a wait for the printer's answers end at its
 next read and stops the thread only once the call has returned.
 """
@@ -33,14 +34,11 @@ next read and stops the thread only once the call has returned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Annotated, ClassVar, Literal, TypeVar
 
@@ -51,6 +49,7 @@ from PIL import Image
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import HardwareError, MediaError, Offline, ProtocolError
+from devices.runtime.worker import Worker
 
 from .links import Connection, FileLink, Link, NetworkLink, SerialLink, UsbLink
 from .protocol import PaperLevel, Printer, PrinterSettings
@@ -160,7 +159,7 @@ class EscposPrinter(Printer):
         super().__init__(device_id, host, env)
         self.settings = settings
         # The named thread seam: every blocking printer call runs here, one at a time.
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"escpos-{device_id}")
+        self._io = Worker(f"escpos-{device_id}")
         #: Set by aclose(): the I/O thread stops waiting for the printer's answers.
         self._closing = threading.Event()
         self._link: Link | None = None
@@ -185,13 +184,8 @@ class EscposPrinter(Printer):
                 (the link is dropped: it is out of step with the printer).
 
         """
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._io, functools.partial(fn, *args))
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
-            # arrives as the call completes, and run()'s poll loop then outlives shutdown.
-            async with asyncio.timeout(timeout_s + _GRACE_S):
-                return await asyncio.shield(future)
+            return await self._io.call(timeout_s + _GRACE_S, fn, *args)
         except TimeoutError:
             self._drop_link()
             raise HardwareError("the printer connection hung past its timeout") from None
@@ -457,8 +451,4 @@ class EscposPrinter(Printer):
         """
         self._closing.set()
         self._drop_link()
-        idle = asyncio.get_running_loop().run_in_executor(self._io, time.monotonic)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_GRACE_S):
-                await idle  # queued behind the running call and the link's close
-        self._io.shutdown(wait=False, cancel_futures=False)
+        await self._io.aclose(_GRACE_S)  # after the running call and the link's close

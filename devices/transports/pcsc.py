@@ -2,12 +2,13 @@
 
 pcsc-lite's calls block (``SCardGetStatusChange`` waits for a change,
 ``SCardTransmit`` for the card), so each :class:`PcscContext` owns one PC/SC
-context and one dedicated worker thread that makes every call on it, in order.
-The loop awaits them through ``run_in_executor`` with a timeout on every call.
-A call that overruns its timeout leaves the thread busy until pcsc-lite
-returns; the context then reports :class:`~devices.errors.HardwareError` and the
-driver starts over with a new one.  ``SCardCancel`` is the one call made from
-the loop thread: pcsc-lite provides it to wake a blocked status wait.
+context and one dedicated worker thread (a :class:`~devices.runtime.worker.Worker`)
+that makes every call on it, in order.  The loop awaits them with a timeout on
+every call.  A call that overruns its timeout leaves the thread busy until
+pcsc-lite returns (its result is dropped); the context then reports
+:class:`~devices.errors.HardwareError` and the driver starts over with a new
+one.  ``SCardCancel`` is the one call made from the loop thread: pcsc-lite
+provides it to wake a blocked status wait.
 
 Error codes map to the device error tree: the service or reader gone is
 :class:`~devices.errors.Offline`, the card gone is :class:`CardGone` (a
@@ -16,17 +17,16 @@ Error codes map to the device error tree: the service or reader gone is
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from smartcard import scard
 
 from devices.errors import HardwareError, MediaError, Offline, Timeout
+from devices.runtime.worker import Worker
 
 T = TypeVar("T")
 
@@ -93,19 +93,14 @@ class PcscContext:
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: Worker | None = None
         self._context: int | None = None
 
     async def _call(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if self._worker is None:
             raise Offline("PC/SC context is closed")
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, fn, *args)
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
-            # arrives as the call completes, and a reader's wait loop then never ends.
-            async with asyncio.timeout(timeout_s):
-                return await future
+            return await self._worker.call(timeout_s, fn, *args)
         except TimeoutError:
             raise Timeout(f"PC/SC call did not return within {timeout_s:.1f} s") from None
 
@@ -129,7 +124,7 @@ class PcscContext:
             Offline: pcscd is not running.
 
         """
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"pcsc-{self._name}")
+        self._worker = Worker(f"pcsc-{self._name}")
         try:
             hresult, context = await self._call(
                 CALL_MARGIN_S, scard.SCardEstablishContext, scard.SCARD_SCOPE_USER
@@ -147,19 +142,16 @@ class PcscContext:
 
     async def aclose(self) -> None:
         """Wake a pending wait, release the context, stop the thread (idempotent)."""
-        executor, self._executor = self._executor, None
+        worker, self._worker = self._worker, None
         context, self._context = self._context, None
         if context is not None:
             scard.SCardCancel(context)
-        if executor is None:
+        if worker is None:
             return
         if context is not None:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CALL_MARGIN_S):
-                    await asyncio.get_running_loop().run_in_executor(
-                        executor, scard.SCardReleaseContext, context
-                    )
-        executor.shutdown(wait=False, cancel_futures=True)
+                await worker.call(CALL_MARGIN_S, scard.SCardReleaseContext, context)
+        await worker.aclose(0)
 
     @property
     def context(self) -> int:
