@@ -5,7 +5,8 @@ answer comes from flags, a ``--devices`` file, a ``--batch`` file of boards, or
 what the last run recorded on the board.  ``--dry-run`` shows what would
 change; ``--check`` reports drift between what is installed and what would be
 installed (exit 1 on drift).  ``kioskd provision self-test`` exercises every
-configured device through the running daemon.
+configured device through the running daemon; ``kioskd provision master-list``
+installs an ICAO CSCA master list for the card reader.
 
 Only declarations live here: the daemon imports this module at start, so the
 flow (rich, cryptography, ...) is imported when a technician runs it.
@@ -119,3 +120,23 @@ def self_test(
     from .selftest import main  # noqa: PLC0415 - keeps the daemon's start-up lean
 
     main(config=config, credentials=credentials, report_file=report, only=device)
+
+
+@app.command("master-list")
+def master_list(
+    source: Annotated[Path, typer.Argument(help="The master list file (.ml, CMS-signed).")],
+    *,
+    csca_dir: Annotated[Path, typer.Option(help="The card reader's csca_dir on the board.")] = Path(
+        "/etc/kioskd/csca"
+    ),
+    root: Annotated[Path, typer.Option(help="Install into this root (image/chroot).")] = Path("/"),
+) -> None:
+    """Install an ICAO CSCA master list after checking its signature and signer."""
+    from .csca import MasterListRefused, install  # noqa: PLC0415 - keeps start-up lean
+
+    try:
+        target, count = install(source, csca_dir, root)
+    except MasterListRefused as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f'installed {count} CSCAs: {target} (csca_dir = "{csca_dir}")')

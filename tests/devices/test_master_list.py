@@ -26,7 +26,7 @@ from devices.sim.specimen_cards import SPECIMEN_CARDS
 from devices.sim.vcard.files import SpecimenPki, card_files, make_pki
 
 
-def _cert(
+def certificate(
     subject: str,
     key: ec.EllipticCurvePrivateKey,
     issuer: str,
@@ -103,9 +103,9 @@ def published() -> tuple[bytes, SpecimenPki, x509.Certificate]:
     state = make_pki("VN CSCA")
     foreign = make_pki("foreign CSCA")
     csca_key = ec.generate_private_key(ec.SECP256R1())
-    csca = _cert("ML CSCA", csca_key, "ML CSCA", csca_key)
+    csca = certificate("ML CSCA", csca_key, "ML CSCA", csca_key)
     signer_key = ec.generate_private_key(ec.SECP256R1())
-    signer = _cert("ML signer", signer_key, "ML CSCA", csca_key)
+    signer = certificate("ML signer", signer_key, "ML CSCA", csca_key)
     return build_list([csca, state.csca, foreign.csca], signer, signer_key), state, csca
 
 
@@ -133,7 +133,7 @@ def test_a_tampered_or_unchained_list_is_not_trusted(
         tampered = None
     assert tampered is None or tampered.trusted is False
     key = ec.generate_private_key(ec.SECP256R1())
-    stranger = _cert("stranger", key, "nobody", key)
+    stranger = certificate("stranger", key, "nobody", key)
     alone = masterlist.parse_master_list(build_list([make_pki("x").csca], stranger, key))
     assert alone.trusted is False
     assert alone.reason == "the signer was issued by no listed or trusted CSCA"
@@ -149,7 +149,7 @@ def test_csca_dir_takes_a_trusted_master_list_and_names_an_untrusted_one(
     assert state.csca in loaded
     assert len(loaded) == 3
     key = ec.generate_private_key(ec.SECP256R1())
-    stranger = _cert("stranger", key, "nobody", key)
+    stranger = certificate("stranger", key, "nobody", key)
     (tmp_path / "bad.ml").write_bytes(build_list([make_pki("x").csca], stranger, key))
     with pytest.raises(HardwareError, match=r"bad\.ml.*not trusted"):
         load_cscas(tmp_path)
