@@ -21,7 +21,7 @@ from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from ecdsa import BadSignatureError, VerifyingKey, curves, ellipticcurve
@@ -142,6 +142,19 @@ def _curve(params: asn1_keys.ECDomainParameters) -> Any:
     raise UnknownAlgorithm("EC key: implicit curve parameters are not supported")
 
 
+def _rsa_key(info: asn1_keys.PublicKeyInfo) -> rsa.RSAPublicKey:
+    """The RSA key, its modulus read as unsigned.
+
+    Real DG15s encode the modulus without the leading zero byte DER requires
+    for a positive INTEGER (``02 81 80 CF...``); ``cryptography`` refuses that,
+    every reader in the field takes it as the unsigned number it is meant to be.
+    """
+    numbers = info["public_key"].parsed
+    modulus = int.from_bytes(numbers["modulus"].contents, "big")
+    exponent = int.from_bytes(numbers["public_exponent"].contents, "big")
+    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+
+
 def load_public_key(spki_der: bytes) -> PublicKey:
     """Load a SubjectPublicKeyInfo: RSA, or EC with a named or explicit curve.
 
@@ -154,10 +167,7 @@ def load_public_key(spki_der: bytes) -> PublicKey:
         info = asn1_keys.PublicKeyInfo.load(spki_der, strict=True)
         algorithm = info["algorithm"]["algorithm"].native
         if algorithm == "rsa":
-            key = serialization.load_der_public_key(spki_der)
-            if not isinstance(key, rsa.RSAPublicKey):  # pragma: no cover - asn1crypto said RSA
-                raise UnknownAlgorithm("key: not an RSA key")
-            return key
+            return _rsa_key(info)
         if algorithm != "ec":
             raise UnknownAlgorithm(f"key type {algorithm} is not supported")
         curve = _curve(info["algorithm"]["parameters"])
