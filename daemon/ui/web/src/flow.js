@@ -4,7 +4,7 @@
 import { displayToIso, expectedExpiry, isoToDisplay, parseCardQr, validIdNumber } from "./cccd.js";
 import { date, money, pick, t } from "./i18n.js";
 import { CommandError } from "./session.js";
-import { button, h, pictogram, progress, spinner } from "./ui.js";
+import { button, h, pictogram, progress, qrCode, spinner } from "./ui.js";
 import { AbortedError } from "./wire.js";
 
 /** The visit cannot go on (the reason is shown already); the kiosk cleans up. */
@@ -411,15 +411,32 @@ async function documents(s, procedure) {
 
 // ---------------------------------------------------------------- payment
 
+/** How a payment was made, as the (Vietnamese) receipt prints it. */
+const RECEIPT_METHOD = { cash: "Tiền xu", vietqr: "Chuyển khoản VietQR" };
+
+/** The daemon makes VietQR codes ([vietqr] configured) and the office confirms transfers. */
+function transferOffered(s) {
+  const commands = s.link.description?.daemonCommands ?? [];
+  return commands.includes("vietqrPayload") && typeof s.kiosk.office.awaitTransfer === "function";
+}
+
+/** Take the fee in coins or by VietQR transfer, as the citizen chooses; sets s.deposit. */
 async function pay(s, procedure) {
   const due = procedure.fee;
   if (!due) return;
+  let method = "cash";
+  while (method) method = method === "cash" ? await payCash(s, due) : await payTransfer(s, procedure, due);
+}
+
+/** A coin deposit; resolves null when paid, "vietqr" when the citizen switched before any coin. */
+async function payCash(s, due) {
   const info = s.link.deviceOf("coinAcceptor");
   const coins = (info?.capabilities?.coins ?? []).map((c) => money(c)).join(", ");
   const started = await withRetry(s, () =>
     s.cmd("coinAcceptor", "depositStart", { currency: "VND", amountDue: due, timeoutMs: s.kiosk.settings.payMs }),
   );
   const deposit = {
+    method: "cash",
     transactionId: started.transactionId,
     amountDue: due,
     total: 0,
@@ -427,9 +444,17 @@ async function pay(s, procedure) {
     receiptPrinted: false,
     endsAt: performance.now() + started.timeoutMs,
     rejected: false,
+    switching: false,
   };
   s.deposit = deposit;
   s.light("coinAcceptor", "slowFlash", "green");
+  // Switching to VietQR ends the deposit; its depositEnded then ends the wait below.
+  const toTransfer = () => {
+    if (deposit.switching) return;
+    deposit.switching = true;
+    s.kiosk.stage.refresh();
+    s.cmd("coinAcceptor", "depositEnd", { transactionId: deposit.transactionId }).catch((err) => console.warn("depositEnd", err?.code ?? err?.name));
+  };
   const render = () => {
     const left = Math.max(0, Math.ceil((deposit.endsAt - performance.now()) / 1000));
     return [
@@ -448,6 +473,9 @@ async function pay(s, procedure) {
       progress(deposit.total / due, t("payPaid")),
       h("p", { class: "countdown", id: "pay-time", "aria-live": "off" }, t("payTime", { seconds: left })),
       deposit.rejected ? para(t("payRejected"), "problem") : null,
+      transferOffered(s) && deposit.total === 0
+        ? actions(button(t("payByTransfer"), toTransfer, { kind: "secondary", id: "pay-vietqr", disabled: deposit.switching }))
+        : null,
     ];
   };
   s.kiosk.stage.show("payment", render);
@@ -485,10 +513,123 @@ async function pay(s, procedure) {
   deposit.total = ended.total;
   if (ended.total >= due) {
     deposit.overpayment = ended.overpayment ?? ended.total - due;
-    return;
+    return null;
   }
+  if (deposit.switching && ended.total === 0) {
+    s.deposit = null;
+    return "vietqr";
+  }
+  // Out of time short of the fee (or a coin landed as the citizen switched): the visit ends
+  // with a receipt for what was paid.
   s.endNote = { title: "payTimeoutTitle", text: t("payTimeoutText", { paid: money(ended.total), due: money(due) }) };
   throw new VisitEnded("paymentTimeout");
+}
+
+function minutes(ms) {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+/**
+ * A VietQR transfer: the daemon makes the code (vietqrPayload), the office backend says
+ * when the bank credited it.  Resolves null when paid, "cash" when the citizen switched;
+ * an expired code offers a new one.
+ */
+async function payTransfer(s, procedure, due) {
+  const office = s.kiosk.office;
+  const reference = await office.transferReference({ procedure, amount: due });
+  s.check();
+  const done = await s.link.request(null, "vietqrPayload", { amount: due, reference }, { signal: s.signal });
+  s.check();
+  if (done.completionCode !== "success") {
+    console.warn("vietqrPayload", done.completionCode);
+    await problem(s, t("transferFailed"));
+    return "vietqr";
+  }
+  const code = done.result;
+  const transfer = { reference, received: 0, lastTransactionId: null, endsAt: performance.now() + s.kiosk.settings.transferMs };
+  let toCash;
+  const cash = new Promise((resolve) => {
+    toCash = resolve;
+  });
+  const render = () => [
+    heading(t("transferTitle")),
+    h(
+      "div",
+      { class: "transfer" },
+      qrCode(code.qr, t("transferQrLabel", { amount: money(due), reference })),
+      h(
+        "div",
+        {},
+        para(t("transferText")),
+        h(
+          "dl",
+          { class: "money" },
+          h("dt", {}, t("transferAmount")),
+          h("dd", { id: "pay-due" }, money(due)),
+          h("dt", {}, t("transferReference")),
+          h("dd", { id: "transfer-reference" }, reference),
+          code.accountName ? h("dt", {}, t("transferTo")) : null,
+          code.accountName ? h("dd", { id: "transfer-to" }, code.accountName) : null,
+          transfer.received ? h("dt", {}, t("transferReceived")) : null,
+          transfer.received ? h("dd", { id: "pay-paid" }, money(transfer.received)) : null,
+        ),
+        h("p", { class: "countdown", id: "pay-time", "aria-live": "off" }, t("transferTime", { time: minutes(transfer.endsAt - performance.now()) })),
+        para(t("transferWaiting")),
+        transfer.received ? null : actions(button(t("transferCash"), () => toCash(), { kind: "secondary", id: "pay-cash" })),
+      ),
+    ),
+  ];
+  s.kiosk.stage.show("payment-vietqr", render);
+  // The citizen is busy with a phone, not the screen: the code's validity bounds the wait.
+  const ticker = setInterval(() => {
+    s.kiosk.poke();
+    s.kiosk.stage.refresh();
+  }, 1000);
+  const local = new AbortController();
+  const onTransfer = (total, bankTransactionId) => {
+    transfer.received = total;
+    transfer.lastTransactionId = bankTransactionId;
+    s.kiosk.stage.refresh();
+  };
+  const paid = office.awaitTransfer({ reference, amount: due, signal: AbortSignal.any([s.signal, local.signal]), onTransfer });
+  paid.catch(() => {});
+  const expired = s.sleep(s.kiosk.settings.transferMs);
+  expired.catch(() => {});
+  let outcome;
+  try {
+    outcome = await Promise.race([
+      paid.then((result) => ({ result })),
+      expired.then(() => ({ expired: true })),
+      cash.then(() => ({ cash: true })),
+    ]);
+  } finally {
+    clearInterval(ticker);
+    local.abort("payment step over");
+  }
+  if (outcome.cash) return "cash";
+  const deposit = {
+    method: "vietqr",
+    reference,
+    transactionId: outcome.result?.bankTransactionId ?? transfer.lastTransactionId ?? reference,
+    amountDue: due,
+    total: outcome.result?.amount ?? transfer.received,
+    paidAt: outcome.result?.paidAt ?? null,
+    ended: true,
+    receiptPrinted: false,
+  };
+  if (outcome.result) {
+    s.deposit = deposit;
+    deposit.overpayment = Math.max(0, deposit.total - due);
+    return null;
+  }
+  if (transfer.received > 0) {
+    s.deposit = deposit;
+    s.endNote = { title: "payTimeoutTitle", text: t("payTimeoutText", { paid: money(transfer.received), due: money(due) }) };
+    throw new VisitEnded("paymentTimeout");
+  }
+  await problem(s, t("transferExpired"));
+  return "vietqr";
 }
 
 // ---------------------------------------------------------------- printing
@@ -530,9 +671,12 @@ function receiptFields(s, office, procedure, dossierCode) {
     dossierCode: dossierCode ?? "-",
     amountPaid: d.total,
     amountDue: d.amountDue,
-    paidAt: new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 19),
+    // A transfer was paid when the bank says; coins when the deposit ended (now).
+    paidAt: d.paidAt ?? new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 19),
     transactionId: d.transactionId,
+    paymentMethod: RECEIPT_METHOD[d.method],
   };
+  if (d.reference) fields.transferReference = d.reference;
   if (procedure) fields.procedure = procedure.name.vi;
   if (s.identity) fields.payerName = s.identity.name;
   return fields;
@@ -571,7 +715,9 @@ export async function runSubmit(s, procedure) {
     idNumber: s.identity.idNumber,
     documents: count,
     photos: s.photos,
-    payment: s.deposit ? { transactionId: s.deposit.transactionId, total: s.deposit.total } : null,
+    payment: s.deposit
+      ? { method: s.deposit.method, transactionId: s.deposit.transactionId, total: s.deposit.total, reference: s.deposit.reference }
+      : null,
   });
   s.filed = filed;
   const office = await s.kiosk.office.office();

@@ -7,7 +7,10 @@ import { Session } from "./session.js";
 import { Stage, button, h, spinner } from "./ui.js";
 import { AbortedError, KioskLink, fetchCredential } from "./wire.js";
 
-/** Timings, seconds, overridable in the page URL (?idle=30&warn=10&pay=60&done=10) for demos and tests. */
+/**
+ * Timings, seconds, overridable in the page URL (?idle=30&warn=10&pay=60&vietqr=300&done=10)
+ * for demos and tests; `vietqr` is how long a VietQR code is shown before it expires.
+ */
 function readSettings() {
   const q = new URLSearchParams(location.search);
   const seconds = (name, fallback) => {
@@ -18,6 +21,7 @@ function readSettings() {
     idleMs: seconds("idle", 90),
     warnMs: seconds("warn", 20),
     payMs: seconds("pay", 120),
+    transferMs: seconds("vietqr", 300),
     doneMs: seconds("done", 20),
     lang: q.get("lang") === "en" ? "en" : "vi",
   };

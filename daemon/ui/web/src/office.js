@@ -11,8 +11,17 @@
 //                                -> {dossierCode, submittedAt, appointmentDate, counter: {vi, en}}
 //   mayCollect(code, idNumber)   -> true when this card's holder owns the dossier
 //   collected(code)              -> the results were taken from their compartment
+//   transferReference({procedure, amount})
+//                                -> a new bank transfer reference: letters and digits,
+//                                   at most 25 (the VietQR code's bill number and purpose)
+//   awaitTransfer({reference, amount, signal, onTransfer})
+//                                -> {amount, bankTransactionId, paidAt} once the office's
+//                                   bank has credited `amount` VND under `reference`;
+//                                   onTransfer(total, bankTransactionId) after a part; rejects when `signal` aborts
 // Every method returns a promise.  DemoOffice implements it over a small JSON file
 // of invented data; a real office system (a REST client, say) implements the same.
+// The daemon never talks to a bank: the office backend learns of a transfer from its
+// bank (a notification or the statement) and tells the kiosk (docs/payments.md).
 
 function pad(n, width = 2) {
   return String(n).padStart(width, "0");
@@ -45,6 +54,17 @@ export function addWorkingDays(from, workingDays, holidays) {
   }
   return day;
 }
+
+/**
+ * The demo's bank: a BroadcastChannel between the kiosk page and the technician page
+ * (same origin).  The kiosk announces {type: "pending", reference, amount} while it
+ * waits and {type: "closed", reference} after; the technician page answers a pending
+ * transfer with {type: "transfer", reference, amount, bankTransactionId, paidAt}, as a
+ * bank's notification would reach a real office backend; {type: "who"} asks for the
+ * pending ones again.
+ */
+export const DEMO_BANK_CHANNEL = "kioskd-demo-bank";
+const REFERENCE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 export class DemoOffice {
   constructor(data, now = () => new Date()) {
@@ -111,5 +131,40 @@ export class DemoOffice {
   async collected(code) {
     const entry = this.data.dossiers[code];
     if (entry) entry.status = "collected";
+  }
+
+  async transferReference() {
+    // "HS", the date and 8 random letters/digits (no 0/O, 1/I): unique, typed back easily.
+    const random = crypto.getRandomValues(new Uint8Array(8));
+    const tail = Array.from(random, (b) => REFERENCE_LETTERS[b % REFERENCE_LETTERS.length]).join("");
+    return `HS${isoDate(this.now()).slice(2).replaceAll("-", "")}${tail}`;
+  }
+
+  awaitTransfer({ reference, amount, signal, onTransfer }) {
+    return new Promise((resolve, reject) => {
+      const bank = new BroadcastChannel(DEMO_BANK_CHANNEL);
+      let total = 0;
+      const announce = () => bank.postMessage({ type: "pending", reference, amount: amount - total });
+      const finish = (settle, value) => {
+        signal?.removeEventListener("abort", onAbort);
+        bank.postMessage({ type: "closed", reference });
+        bank.close();
+        settle(value);
+      };
+      const onAbort = () => finish(reject, signal.reason);
+      bank.onmessage = ({ data }) => {
+        if (data?.type === "who") announce();
+        if (data?.type !== "transfer" || data.reference !== reference || !(data.amount > 0)) return;
+        total += data.amount;
+        if (total >= amount) finish(resolve, { amount: total, bankTransactionId: data.bankTransactionId, paidAt: data.paidAt });
+        else {
+          onTransfer?.(total, data.bankTransactionId);
+          announce();
+        }
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      announce();
+    });
   }
 }

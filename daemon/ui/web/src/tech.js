@@ -1,5 +1,7 @@
 // The technician page: live retained device states, the broadcast event log (never
-// identity data: a scanned code's text is hidden) and the simulator controls.
+// identity data: a scanned code's text is hidden), the simulator controls and the
+// demo office's bank (it reports a VietQR transfer as paid, as a bank notification would).
+import { DEMO_BANK_CHANNEL, isoDateTime } from "./office.js";
 import { button, h } from "./ui.js";
 import { KioskLink, fetchCredential } from "./wire.js";
 
@@ -73,6 +75,40 @@ function controls(link, info, report) {
   return h("div", { class: "device-sim", id: `sim-${info.id}` }, h("strong", {}, info.id), ...items);
 }
 
+/**
+ * The demo bank's side of DemoOffice.awaitTransfer: the kiosk's pending VietQR transfers,
+ * each with a button that reports it paid; `redraw` after any change.
+ */
+function demoBank(redraw, report) {
+  const channel = new BroadcastChannel(DEMO_BANK_CHANNEL);
+  const pending = new Map();
+  let serial = 0;
+  channel.onmessage = ({ data }) => {
+    if (data?.type === "pending") pending.set(data.reference, data.amount);
+    else if (data?.type === "closed") pending.delete(data.reference);
+    else return;
+    redraw();
+  };
+  channel.postMessage({ type: "who" });
+  const pay = (reference, amount) => () => {
+    serial += 1;
+    const now = new Date();
+    const bankTransactionId = `FT${isoDateTime(now).replace(/\D/g, "").slice(2, 12)}${String(serial).padStart(4, "0")}`;
+    const paidAt = isoDateTime(now);
+    channel.postMessage({ type: "transfer", reference, amount, bankTransactionId, paidAt });
+    report(`demo bank: ${amount} VND under ${reference} (${bankTransactionId}, ${paidAt})`, { reference, amount, bankTransactionId, paidAt });
+  };
+  return () =>
+    h(
+      "div",
+      { class: "demo-bank", id: "demo-bank" },
+      h("strong", {}, "demo bank"),
+      ...(pending.size
+        ? [...pending].map(([reference, amount]) => button(`transfer received: ${amount} VND, ${reference}`, pay(reference, amount), { id: `bank-pay-${reference}` }))
+        : [h("span", {}, "no VietQR transfer pending")]),
+    );
+}
+
 async function main() {
   const config = await (await fetch("config.json", { cache: "no-cache" })).json();
   document.querySelector("#board").textContent = config.board;
@@ -82,7 +118,12 @@ async function main() {
   const badge = document.querySelector("#daemon-status");
   const events = document.querySelector("#events");
   const outputs = document.querySelector("#outputs");
-  const report = (text) => (document.querySelector("#sim-result").textContent = text);
+  const report = (text, sent) => {
+    const result = document.querySelector("#sim-result");
+    result.textContent = text;
+    // What the demo bank reported last, for tests and the curious.
+    if (sent) Object.assign(result.dataset, sent);
+  };
   let slipUrl = null;
 
   const drawDevices = () => {
@@ -104,9 +145,14 @@ async function main() {
     badge.textContent = link.connected ? s?.state ?? "?" : "disconnected";
     document.querySelector("#reasons").textContent = s?.reasons?.length ? `reasons: ${s.reasons.join(", ")}` : "";
   };
+  // The demo bank redraws on its own, so typed sim inputs are not reset by a transfer.
+  const bankBox = h("div", {});
+  const bank = demoBank(() => bankBox.replaceChildren(bank()), report);
+  bankBox.replaceChildren(bank());
   const drawSim = () => {
     const simulated = (link.description?.devices ?? []).filter((d) => d.simulated);
-    document.querySelector("#sim").replaceChildren(...simulated.map((info) => controls(link, info, report)));
+    const transfers = (link.description?.daemonCommands ?? []).includes("vietqrPayload") ? [bankBox] : [];
+    document.querySelector("#sim").replaceChildren(...simulated.map((info) => controls(link, info, report)), ...transfers);
   };
   const log = (list, text) => {
     list.prepend(h("li", {}, text));

@@ -102,6 +102,25 @@ export function pictogram(kind, n) {
   return h("div", { class: `pictogram ${kind}`, "aria-hidden": "true" }, drawing);
 }
 
+/**
+ * A QR code from its module rows (strings of 0/1, 1 dark, as the daemon's
+ * vietqrPayload gives them), drawn as one SVG path with the 4-module quiet zone.
+ */
+export function qrCode(rows, label) {
+  const size = rows.length + 8;
+  let d = "";
+  rows.forEach((row, y) => {
+    for (let x = 0; x < row.length; x += 1) if (row[x] === "1") d += `M${x + 4} ${y + 4}h1v1h-1z`;
+  });
+  const drawing = svg(
+    "svg",
+    { viewBox: `0 0 ${size} ${size}`, "shape-rendering": "crispEdges", role: "img", "aria-label": label },
+    svg("rect", { width: size, height: size, fill: "#ffffff" }),
+    svg("path", { d, fill: "#000000" }),
+  );
+  return h("div", { class: "qr-code" }, drawing);
+}
+
 /** An indeterminate spinner for waits without a measurable progress. */
 export function spinner(label) {
   return h("div", { class: "spinner", role: "status", "aria-label": label });

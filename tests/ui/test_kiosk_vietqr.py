@@ -1,0 +1,123 @@
+"""Paying the fee by VietQR transfer in the reference UI (headless Chromium on ``kioskd run --sim``).
+
+The QR code on the screen is read back from a screenshot with zxing-cpp and parsed
+as a VietQR payload; the demo office's bank (the technician page) reports the
+transfer; the receipt the ESC/POS simulator saved is compared pixel for pixel with
+the slip rendered from the fields it must carry, the transfer reference among them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import zxingcpp
+from PIL import Image
+
+from daemon.config import sim_config
+from daemon.payments.vietqr import Service, Transfer, parse
+from devices.printer import slip
+from tests.ui.citizen import NAME, Citizen
+from tests.ui.conftest import KioskRig, Screen
+
+OFFICE = json.loads(
+    (Path(__file__).parents[2] / "daemon/ui/web/data/office-demo.json").read_text("utf-8")
+)
+PROCEDURE = next(p for p in OFFICE["procedures"] if p["id"] == "birth-extract-copy")
+
+
+def _codes(png: bytes) -> list[str]:
+    return [c.text for c in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))]
+
+
+async def _coin_state(kiosk: KioskRig) -> dict[str, Any]:
+    world = kiosk.world
+    async with world.subscription(f"{world.root}/dev/coinAcceptor/state") as queue:
+        detail: dict[str, Any] = (await asyncio.wait_for(queue.get(), 5)).payload["detail"]
+    return detail
+
+
+async def _to_vietqr(citizen: Citizen, screen: Screen) -> str:
+    """File up to the payment step, switch to VietQR; the reference shown."""
+    await citizen.open("?done=30")
+    await citizen.to_payment(PROCEDURE["id"])
+    await citizen.tap("#pay-vietqr")
+    await screen.wait_screen("payment-vietqr")
+    return await screen.page.inner_text("#transfer-reference")
+
+
+async def test_pays_by_vietqr_and_the_receipt_carries_the_reference(
+    kiosk: KioskRig, screen: Screen
+) -> None:
+    citizen = Citizen(kiosk, screen)
+    world = kiosk.world
+    fee = PROCEDURE["fee"]
+    async with world.subscription(f"{world.root}/sim/printer/out/slip") as slips:
+        reference = await _to_vietqr(citizen, screen)
+        assert reference.isalnum()
+        assert await screen.page.inner_text("#pay-due") == "8.000 đ"
+        # What a citizen's banking app would read off the screen.
+        shot = await screen.shot("payment-vietqr")
+        [payload] = _codes(shot.read_bytes())
+        vietqr = sim_config().vietqr
+        assert vietqr is not None
+        assert parse(payload) == Transfer(
+            bin=vietqr.bin,
+            account=vietqr.account,
+            service=Service.ACCOUNT,
+            amount=fee,
+            bill_number=reference,
+            purpose=reference,
+        )
+        assert vietqr.account_name in await screen.text()
+        # Switching ended the coin deposit: no coin is taken while the code is shown.
+        coins = await _coin_state(kiosk)
+        assert coins["inhibited"] is True
+        assert coins["transactionId"] is None
+
+        # The office's bank reports the transfer (the demo bank on the technician page).
+        tech = await screen.page.context.new_page()
+        await tech.goto(kiosk.url + "tech.html")
+        await tech.click(f"#bank-pay-{reference}")
+        sent = await tech.eval_on_selector("#sim-result", "e => ({...e.dataset})")
+        assert sent["reference"] == reference
+        assert int(sent["amount"]) == fee
+
+        await screen.wait_screen("done", timeout=20)
+        await screen.shot("done")
+        code = (await screen.page.inner_text("#dossier-code")).split(":")[-1].strip()
+        receipt = (await asyncio.wait_for(slips.get(), 10)).payload
+        appointment = (await asyncio.wait_for(slips.get(), 10)).payload
+    assert _codes(appointment["png"]) == [code]
+
+    fields: dict[str, Any] = {
+        "office": OFFICE["office"]["vi"],
+        "dossierCode": code,
+        "procedure": PROCEDURE["name"]["vi"],
+        "payerName": NAME,
+        "amountDue": fee,
+        "amountPaid": fee,
+        "paidAt": sent["paidAt"],
+        "transactionId": sent["bankTransactionId"],
+        "paymentMethod": "Chuyển khoản VietQR",
+        "transferReference": reference,
+    }
+    printed = Image.open(io.BytesIO(receipt["png"])).convert("1")
+    expected = slip.render_slip("receipt", fields, receipt["widthDots"])
+    assert printed.size == expected.size
+    assert printed.tobytes() == expected.tobytes()
+    other = slip.render_slip(
+        "receipt", {**fields, "transferReference": "HS000000XXXXXXXX"}, receipt["widthDots"]
+    )
+    assert other.tobytes() != printed.tobytes()  # the comparison sees the reference
+
+
+async def test_an_unpaid_code_can_be_left_for_coins(kiosk: KioskRig, screen: Screen) -> None:
+    citizen = Citizen(kiosk, screen)
+    await _to_vietqr(citizen, screen)
+    await citizen.tap("#pay-cash")
+    await citizen.coins(5000, 2000, 1000)
+    await screen.wait_screen("done", timeout=20)
