@@ -22,6 +22,7 @@ from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_
 from .fleet.cli import fleet_app
 from .ledger_cli import app as ledger_app
 from .lockers_cli import lockers_app
+from .ui.bridge import BRIDGE_PATH, BrokerAddress
 from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
 from .ui.cli import ui
 from .ui.server import UiError, UiSite, serve_ui
@@ -84,6 +85,8 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
         lines.append(f"  websockets: ws://127.0.0.1:{broker.ws_port}")
     if ui_url is not None:
         lines.append(f"  kiosk UI:   {ui_url}  (technician: {ui_url}tech.html)")
+        ws_bridge = "ws" + ui_url.removeprefix("http").rstrip("/") + BRIDGE_PATH
+        lines.append(f"  websockets to the broker through the UI server: {ws_bridge}")
     lines += [
         f"  state dir:  {config.daemon.state_dir}",
         "  try:",
@@ -131,10 +134,12 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: i
         else:
             ws_port = config.broker.ws_port
         ui_url = None
-        if ui_port and ws_port is not None:
-            site = UiSite(board=config.board.id, ws_url=f"ws://127.0.0.1:{ws_port}")
+        if ui_port:
+            # The page connects to the UI server's own bridge to the broker's TCP listener.
+            site = UiSite(board=config.board.id)
             port = ui_port if port_free(ui_port) else free_port()
-            ui_url = await stack.enter_async_context(serve_ui(site, port))
+            broker_tcp = BrokerAddress(config.mqtt.host, config.mqtt.port)
+            ui_url = await stack.enter_async_context(serve_ui(site, port, broker=broker_tcp))
         if broker is not None:
             _announce(config, broker, ui_url)
         await App(config).run(stop)

@@ -77,8 +77,10 @@ class BrokerConfig(_Section, frozen=True):
 class UiConfig(_Section, frozen=True):
     """``[ui]``: what ``kioskd ui`` tells the kiosk's browser.
 
-    ``ws_url`` is the broker's websockets listener (default
-    ``ws://127.0.0.1:{[broker] ws_port}``); ``username`` and ``password_file``
+    ``ws_url`` is where the page connects (default: the UI server's own
+    ``/mqtt`` bridge to the broker's TCP listener ``[mqtt] host:port``, which
+    delivers pictures as fast as TCP; mosquitto's websockets listener does not,
+    docs/performance.md); ``username`` and ``password_file``
     (its first line) are the UI's broker login, which the UI server hands its
     own page only (docs/ui.md); none: an anonymous broker.
     """

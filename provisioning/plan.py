@@ -227,10 +227,10 @@ def config_tables(answers: Answers, uplink: dict[str, Any] | None) -> dict[str, 
     }
     if uplink is not None:
         tables["uplink"] = uplink
-    if answers.ws_port is not None and answers.uis:
-        # What `kioskd ui` hands the kiosk's browser: the listener and the first UI's login.
+    if answers.uis:
+        # What `kioskd ui` hands the kiosk's browser: the first UI's login. The page
+        # connects to the UI server's /mqtt bridge to the TCP listener (no ws_url).
         tables["ui"] = {
-            "ws_url": f"ws://127.0.0.1:{answers.ws_port}",
             "username": answers.uis[0],
             "password_file": f"{CREDENTIALS}/{answers.uis[0]}.password",
         }

@@ -18,6 +18,7 @@ import typer
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load, read_secret, sim_config
 
+from .bridge import BRIDGE_PATH, BrokerAddress
 from .server import UiCredential, UiError, UiSite, serve_ui
 
 #: Default port of the UI server.
@@ -26,14 +27,27 @@ DEFAULT_PORT = 8080
 EX_UNAVAILABLE = 69
 
 
-async def _serve_until_stopped(site: UiSite, port: int, credential: UiCredential) -> None:
+async def _serve_until_stopped(
+    site: UiSite, port: int, credential: UiCredential, broker: BrokerAddress
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with serve_ui(site, port, credential=credential) as url:
-        typer.echo(f"kiosk UI: {url}  technician: {url}tech.html  (broker {site.ws_url})")
+    async with serve_ui(site, port, credential=credential, broker=broker) as url:
+        to = site.ws_url or f"this server's {BRIDGE_PATH}, relayed to {broker.host}:{broker.port}"
+        typer.echo(f"kiosk UI: {url}  technician: {url}tech.html  (broker: {to})")
         await stop.wait()
+
+
+def page_site(cfg: Config, ws_url: str | None = None) -> tuple[UiSite, BrokerAddress]:
+    """What ``kioskd ui`` serves for ``cfg``: the page's site and the broker its bridge reaches.
+
+    The page connects to ``ws_url``, else ``[ui] ws_url``, else (the default) this
+    server's ``/mqtt`` bridge to the broker's TCP listener ``[mqtt] host:port``.
+    """
+    site = UiSite(board=cfg.board.id, ws_url=ws_url or cfg.ui.ws_url)
+    return site, BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
 
 
 def page_login(cfg: Config) -> UiCredential:
@@ -58,7 +72,7 @@ def ui(
         typer.Option(
             "--config",
             "-c",
-            help="kioskd TOML config (board id, websockets port).",
+            help="kioskd TOML config (board id, broker address, the UI's login).",
             dir_okay=False,
         ),
     ] = None,
@@ -66,7 +80,10 @@ def ui(
     ws_url: Annotated[
         str | None,
         typer.Option(
-            help="Broker websockets URL (default: [ui] ws_url, else from [broker] ws_port)."
+            help=(
+                "Websockets URL the page connects to (default: [ui] ws_url, else this"
+                " server's /mqtt bridge to the broker's TCP listener [mqtt] host:port)."
+            )
         ),
     ] = None,
 ) -> None:
@@ -77,10 +94,9 @@ def ui(
     except ConfigError as exc:
         typer.echo(f"kioskd: invalid config: {exc}", err=True)
         raise typer.Exit(EX_CONFIG) from None
-    default_url = cfg.ui.ws_url or f"ws://127.0.0.1:{cfg.broker.ws_port or 9001}"
-    site = UiSite(board=cfg.board.id, ws_url=ws_url or default_url)
+    site, broker = page_site(cfg, ws_url)
     try:
-        asyncio.run(_serve_until_stopped(site, port, credential))
+        asyncio.run(_serve_until_stopped(site, port, credential, broker))
     except UiError as exc:
         typer.echo(f"kioskd: {exc}", err=True)
         raise typer.Exit(EX_UNAVAILABLE) from None

@@ -14,7 +14,12 @@ answer), only for a ``Host`` of this server's own loopback origin (a
 DNS-rebound name is refused), never when the browser says the request is
 cross-site (``Sec-Fetch-Site``), and with ``Cache-Control: no-store``.
 Every response forbids framing.  At most :data:`MAX_CONNECTIONS` clients are
-served at once; beyond, a client gets 503 at once.
+served at once (a page's MQTT websocket counts as one); beyond, a client gets
+503 at once.
+
+Given the broker's TCP address, the server also answers a websocket upgrade on
+``/mqtt`` and relays MQTT between the page and the broker (``bridge.py``), and
+``/config.json`` sends the page there unless a websockets URL was configured.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import msgspec
+
+from .bridge import BRIDGE_PATH, BrokerAddress, is_upgrade, relay
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +80,14 @@ class UiSite(msgspec.Struct, frozen=True, rename="camel"):
 
     Attributes:
         board: the board id, e.g. ``sim-0001``.
-        ws_url: the broker's websockets listener, e.g. ``ws://127.0.0.1:9001``.
+        ws_url: where the page connects, e.g. ``ws://127.0.0.1:8080/mqtt`` (this
+            server's bridge) or a broker's own websockets listener; None: this
+            server's bridge (``serve_ui`` fills it in once its port is bound).
 
     """
 
     board: str
-    ws_url: str
+    ws_url: str | None = None
 
 
 class UiCredential(msgspec.Struct, frozen=True):
@@ -182,35 +191,53 @@ async def _respond(
     writer: asyncio.StreamWriter,
     resources: Mapping[str, _Resource],
     origins: frozenset[str],
-) -> None:
+    *,
+    bridge: bool,
+) -> bytes | None:
+    """Answer one request; returns its head instead when it asks for the MQTT websocket."""
     try:
         async with asyncio.timeout(HEAD_TIMEOUT_S):
             head = await reader.readuntil(b"\r\n\r\n")
     except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        return
+        return None
+    return head if _answer(head, writer, resources, origins, bridge=bridge) else None
+
+
+def _answer(
+    head: bytes,
+    writer: asyncio.StreamWriter,
+    resources: Mapping[str, _Resource],
+    origins: frozenset[str],
+    *,
+    bridge: bool,
+) -> bool:
+    """Write the answer to the request ``head``; True: it asks for the MQTT websocket instead."""
     request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
     parts = request_line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):  # noqa: PLR2004 - method, target, version
         writer.write(_headers(400, None))
-        return
+        return False
     method, target, _ = parts
     if method not in {"GET", "HEAD"}:
         writer.write(_headers(405, None, allow="GET, HEAD"))
-        return
+        return False
     path = unquote(urlsplit(target).path)
+    if bridge and method == "GET" and is_upgrade(path, _fields(head)):
+        return True
     resource = resources.get(path)
     if resource is None:
         writer.write(_headers(404, None))
-        return
+        return False
     if path == CREDENTIAL_PATH:
         if not _may_read_credential(_fields(head), origins):
             writer.write(_headers(403, None, store=False))
-            return
+            return False
         writer.write(_headers(200, resource, store=False))
     else:
         writer.write(_headers(200, resource))
     if method == "GET":
         writer.write(resource.body)
+    return False
 
 
 @contextlib.asynccontextmanager
@@ -221,6 +248,7 @@ async def serve_ui(
     host: str = "127.0.0.1",
     root: Path = STATIC_DIR,
     credential: UiCredential | None = None,
+    broker: BrokerAddress | None = None,
     max_connections: int = MAX_CONNECTIONS,
 ) -> AsyncIterator[str]:
     """Serve the UI on ``http://host:port/`` for the duration of the context; yields that URL.
@@ -228,12 +256,17 @@ async def serve_ui(
     ``port`` 0 picks a free port.  Only files present under ``root`` at start are
     served; a path is looked up as a key, never joined to the file system.
     ``credential`` is the page's broker login (none: an anonymous broker).
+    ``broker``: the MQTT TCP listener ``/mqtt`` relays to (none: no bridge); a
+    ``site`` without ``ws_url`` sends the page to that bridge.
 
     Raises:
-        UiError: no bundle under ``root``, or the port cannot be bound.
+        UiError: no bundle under ``root``, the port cannot be bound, or ``site``
+            names no websockets URL and there is no bridge.
 
     """
-    resources = await asyncio.to_thread(load_resources, root, site, credential)
+    if site.ws_url is None and broker is None:
+        raise UiError("the UI needs a websockets URL or a broker to bridge to")
+    resources: Mapping[str, _Resource] = {}
     origins: frozenset[str] = frozenset()
     active = 0
 
@@ -251,7 +284,9 @@ async def serve_ui(
                         await reader.readuntil(b"\r\n\r\n")
                 writer.write(_headers(503, None))
             else:
-                await _respond(reader, writer, resources, origins)
+                head = await _respond(reader, writer, resources, origins, bridge=broker is not None)
+                if head is not None and broker is not None:
+                    await relay(head, reader, writer, broker)
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await writer.drain()
         except (OSError, TimeoutError):
@@ -263,12 +298,18 @@ async def serve_ui(
                 await writer.wait_closed()
 
     try:
-        server = await asyncio.start_server(handle, host, port, limit=MAX_HEAD_BYTES)
+        server = await asyncio.start_server(
+            handle, host, port, limit=MAX_HEAD_BYTES, start_serving=False
+        )
     except OSError as exc:
         raise UiError(f"cannot serve the UI on {host}:{port}: {exc.strerror}") from None
-    bound = server.sockets[0].getsockname()[1]
-    url = f"http://{host}:{bound}/"
-    origins = frozenset({f"http://{host}:{bound}", f"http://localhost:{bound}"})
-    log.info("reference UI on %s (broker %s)", url, site.ws_url)
     async with server:
+        bound = server.sockets[0].getsockname()[1]
+        url = f"http://{host}:{bound}/"
+        origins = frozenset({f"http://{host}:{bound}", f"http://localhost:{bound}"})
+        if site.ws_url is None:
+            site = msgspec.structs.replace(site, ws_url=f"ws://{host}:{bound}{BRIDGE_PATH}")
+        resources = await asyncio.to_thread(load_resources, root, site, credential)
+        await server.start_serving()
+        log.info("reference UI on %s (page connects to %s)", url, site.ws_url)
         yield url

@@ -107,7 +107,7 @@ async def test_a_taken_port_or_a_missing_bundle_is_an_error(tmp_path: Path) -> N
 
 def test_kioskd_ui_command_serves_on_loopback(tmp_path: Path) -> None:
     config = tmp_path / "kioskd.toml"
-    config.write_text('[board]\nid = "cli-0001"\n[broker]\nws_port = 9555\n', encoding="utf-8")
+    config.write_text('[board]\nid = "cli-0001"\n[mqtt]\nport = 9555\n', encoding="utf-8")
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon", "ui", "--config", str(config), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -118,9 +118,12 @@ def test_kioskd_ui_command_serves_on_loopback(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         found = re.search(r"kiosk UI: (http://127\.0\.0\.1:(\d+)/)", line)
         assert found, line
-        assert "broker ws://127.0.0.1:9555" in line
-        _, _, body = asyncio.run(_get(int(found[2]), b"GET /config.json HTTP/1.1\r\n\r\n"))
-        assert msgspec.json.decode(body) == {"board": "cli-0001", "wsUrl": "ws://127.0.0.1:9555"}
+        # The page connects to this server's bridge, which relays to [mqtt] host:port.
+        assert "broker: this server's /mqtt, relayed to 127.0.0.1:9555" in line
+        port = int(found[2])
+        _, _, body = asyncio.run(_get(port, b"GET /config.json HTTP/1.1\r\n\r\n"))
+        want = {"board": "cli-0001", "wsUrl": f"ws://127.0.0.1:{port}/mqtt"}
+        assert msgspec.json.decode(body) == want
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
-from daemon.config import parse
-from daemon.ui.cli import page_login
+from daemon.config import Config, parse
+from daemon.ui.cli import page_login, page_site
 from daemon.ui.server import UiCredential, UiSite, serve_ui
+from provisioning.plan import TECHNICIAN_USER
 from tests.provisioning import support
 from tests.ui.conftest import Screen
 
+CLIENT_JS = Path(__file__).with_name("mqtt311.js")
 SITE = UiSite(board="test-0001", ws_url="ws://127.0.0.1:9")
 LOGIN = UiCredential(username="ui", password="s3cret-ui")
 BOARD = "hcm-q6-0009"
@@ -88,20 +91,17 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
 async def test_the_ui_logs_in_to_a_provisioned_broker(
     image: tuple[Path, int, int], screen: Screen, tmp_path: Path
 ) -> None:
-    root, _, ws_port = image
+    root, _, _ = image
     data = tomllib.loads((root / "etc/kioskd/kioskd.toml").read_text())
-    assert data["ui"] == {
-        "ws_url": f"ws://127.0.0.1:{ws_port}",
-        "username": "ui",
-        "password_file": "/etc/kioskd/credentials/ui.password",
-    }
+    assert data["ui"] == {"username": "ui", "password_file": "/etc/kioskd/credentials/ui.password"}
     # Read as `kioskd ui --config` reads it on the board (the image's /etc here).
     data["ui"]["password_file"] = str(root / "etc/kioskd/credentials/ui.password")
     data["mqtt"].pop("password_file")
     cfg = parse(data, "kioskd.toml")
     login = page_login(cfg)
     assert login == UiCredential("ui", support.secret(root, "ui"))
-    assert cfg.ui.ws_url is not None
+    # The page connects to the UI server's bridge to the broker's TCP listener.
+    assert cfg.ui.ws_url is None
     log = tmp_path / "run.log"
     with support.installed(
         root,
@@ -110,8 +110,8 @@ async def test_the_ui_logs_in_to_a_provisioned_broker(
         f" --state-dir {tmp_path / 'state'}",
         log=log,
     ) as proc:
-        site = UiSite(board=cfg.board.id, ws_url=cfg.ui.ws_url)
-        async with serve_ui(site, 0, credential=login) as url:
+        site, broker = page_site(cfg)
+        async with serve_ui(site, 0, credential=login, broker=broker) as url:
             try:
                 await screen.page.goto(url)
                 await screen.wait_screen("idle", timeout=30)
@@ -119,7 +119,97 @@ async def test_the_ui_logs_in_to_a_provisioned_broker(
                 if proc.poll() is not None:
                     pytest.fail(log.read_text())
         # Without the login the same broker refuses the page.
-        async with serve_ui(site, 0) as url:
+        async with serve_ui(site, 0, broker=broker) as url:
             await screen.page.goto(url)
             await asyncio.sleep(3)
             assert await screen.page.locator("main[data-screen='idle']").count() == 0
+
+
+def _board_config(root: Path) -> Config:
+    """The image's config as `kioskd ui --config` reads it on the board (the image's /etc here)."""
+    data = tomllib.loads((root / "etc/kioskd/kioskd.toml").read_text())
+    data["ui"]["password_file"] = str(root / "etc/kioskd/credentials/ui.password")
+    data["mqtt"].pop("password_file")
+    return parse(data, "kioskd.toml")
+
+
+OPEN = """async ({name, url, username, password}) => {
+  const { client, code } = await Mqtt311.open(url, { clientId: name, username, password });
+  window.__mq[name] = client;
+  return code;
+}"""
+SUBSCRIBE = "async ([name, topic]) => window.__mq[name].subscribe(topic)"
+NEXT = "async ([name, ms]) => window.__mq[name].next(ms)"
+UNTIL = """async ([name, last]) => {
+  const topics = [];
+  for (let m; (m = await window.__mq[name].next(10000)) !== null; ) {
+    topics.push(m.topic);
+    if (m.topic === last) break;
+  }
+  return topics;
+}"""
+PUBLISH = "([name, topic, text]) => window.__mq[name].publish(topic, text)"
+
+
+async def test_the_bridge_leaves_login_and_acls_to_the_broker(
+    image: tuple[Path, int, int], browser: Browser, tmp_path: Path
+) -> None:
+    """Through `kioskd ui`'s /mqtt bridge, Chromium meets the installed broker's own checks.
+
+    A wrong password is refused by the broker (CONNACK 4 or 5, connection closed);
+    the technician's login, accepted and subscribed to the UI user's replies, does
+    not receive the reply the daemon sends the UI user, while it does receive its
+    own reply sent after it (so the missing reply is the ACL's doing, not a dead client's).
+    """
+    root = image[0]
+    cfg = _board_config(root)
+    site, broker = page_site(cfg)
+    prefix = f"kiosk/v1/{cfg.board.id}"
+    log = tmp_path / "run.log"
+    with support.installed(
+        root,
+        "mosquitto -c /etc/mosquitto/conf.d/kioskd.conf &",
+        f"exec {support.KIOSKD_BIN} run --config /etc/kioskd/kioskd.toml"
+        f" --state-dir {tmp_path / 'state'}",
+        log=log,
+    ) as proc:
+        async with serve_ui(site, 0, broker=broker) as url:
+            bridge = "ws" + url.removeprefix("http") + "mqtt"
+            page = await (await browser.new_context()).new_page()
+            await page.goto(url + "config.json")
+            await page.evaluate(CLIENT_JS.read_text(encoding="utf-8"))
+            wrong = {"name": "ui", "url": bridge, "username": "ui", "password": "not-it"}
+            assert await page.evaluate(OPEN, wrong) in (4, 5)
+            assert await page.evaluate(NEXT, ["ui", 2000]) is None  # closed by the broker
+            ui = {"name": "ui", "url": bridge, "username": "ui"}
+            assert await page.evaluate(OPEN, ui | {"password": support.secret(root, "ui")}) == 0
+            tech_user = TECHNICIAN_USER
+            tech = {"name": "tech", "url": bridge, "username": tech_user}
+            tech_password = support.secret(root, tech_user)
+            assert await page.evaluate(OPEN, tech | {"password": tech_password}) == 0
+            # mosquitto 2.0 grants the subscription and applies the read ACL to each delivery.
+            await page.evaluate(SUBSCRIBE, ["tech", f"{prefix}/reply/ui/#"])
+            assert await page.evaluate(SUBSCRIBE, ["tech", f"{prefix}/status"]) == [1]
+            status = await page.evaluate(NEXT, ["tech", 30000])
+            assert status is not None, log.read_text()
+            assert status["topic"] == f"{prefix}/status"
+            assert await page.evaluate(SUBSCRIBE, ["ui", f"{prefix}/reply/ui/#"]) == [1]
+            request = {"requestId": "bridge-acl-1", "replyTo": f"{prefix}/reply/ui/acl"}
+            await page.evaluate(
+                PUBLISH, ["ui", f"{prefix}/req/ui/cmd/getStatus", json.dumps(request)]
+            )
+            reply = await page.evaluate(NEXT, ["ui", 10000])
+            assert reply is not None, log.read_text()
+            assert reply["topic"] == f"{prefix}/reply/ui/acl"
+            assert "bridge-acl-1" in reply["text"]
+            # The technician's own request: its reply comes after the UI user's would have.
+            assert await page.evaluate(SUBSCRIBE, ["tech", f"{prefix}/reply/{tech_user}/#"]) == [1]
+            own = {"requestId": "bridge-acl-2", "replyTo": f"{prefix}/reply/{tech_user}/acl"}
+            await page.evaluate(
+                PUBLISH, ["tech", f"{prefix}/req/{tech_user}/cmd/getStatus", json.dumps(own)]
+            )
+            seen = await page.evaluate(UNTIL, ["tech", f"{prefix}/reply/{tech_user}/acl"])
+            assert seen[-1] == f"{prefix}/reply/{tech_user}/acl", seen
+            assert not [topic for topic in seen if "/reply/ui/" in topic]
+        if proc.poll() is not None:
+            pytest.fail(log.read_text())
