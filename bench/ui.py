@@ -177,7 +177,7 @@ def main() -> None:
         "tapToScreen": "tap -> scanner read acked -> screen",
         "techTap": "tap -> sim action completion -> screen",
         "deviceToScreen": "sim cabinet door -> technician page state",
-        "picture": "tap -> takePicture (face, 480 px) -> photo shown",
+        "picture": "tap -> takePicture (face, 720 px) -> photo shown",
     }
     print("reference UI latency through headless Chromium (ms)")
     for name, stats in summary.items():

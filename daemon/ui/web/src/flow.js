@@ -22,14 +22,15 @@ const SCAN_TIMEOUT_MS = 120000;
 const CARD_TIMEOUT_MS = 60000;
 const ACCEPT_TIMEOUT_MS = 120000;
 /**
- * Picture sizes asked of the camera (px, JPEG quality): enough for a case officer, and
- * small because mosquitto 2.0.11's websockets listener sends large messages at about
- * 40 KB/s (docs/ui.md); the camera's default ID picture (~285 KB) took 7 s.
+ * Picture sizes asked of the camera (px, JPEG quality): an ID side 1280 px across its
+ * 85.6 mm (about 380 dpi), so a case officer can read its print; a face at the camera's
+ * 720 x 960 portrait. The page's MQTT goes through the UI server's bridge to the broker's
+ * TCP listener, which delivers such a picture (~270 KB) in milliseconds (docs/ui.md).
  */
 const PICTURE = {
-  face: { width: 480, quality: 75 },
-  idFront: { width: 800, quality: 75 },
-  idBack: { width: 800, quality: 75 },
+  face: { width: 720, quality: 85 },
+  idFront: { width: 1280, quality: 85 },
+  idBack: { width: 1280, quality: 85 },
 };
 
 function heading(text) {
