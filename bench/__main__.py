@@ -44,7 +44,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     count = args.count or (100 if args.quick else 500)
-    plan = Plan(count=count, warmup=20 if args.quick else 50, idle_s=3.0 if args.quick else 10.0)
+    plan = Plan(
+        count=count,
+        warmup=20 if args.quick else 50,
+        idle_s=3.0 if args.quick else 10.0,
+        slow_pictures=1 if args.quick else 3,
+    )
 
     def progress(text: str) -> None:
         print(f"[bench] {text}", file=sys.stderr, flush=True)

@@ -4,11 +4,16 @@
 MessagePack completion on the request's response topic, with its correlation
 data, at QoS 1, over an aiomqtt client with TCP_NODELAY.  Prints ``ready``
 once subscribed.
+
+``python -m bench.echo PORT TOPIC BYTES``: the picture peer of the browser bench;
+a message on TOPIC carries a reply topic (UTF-8, any MQTT version), answered with
+BYTES random bytes on it at QoS 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 
@@ -51,8 +56,23 @@ async def serve(port: int, topic: str) -> None:
             await client.publish(response_topic, encoder.encode(reply), qos=1, properties=props)
 
 
+async def serve_blob(port: int, topic: str, size: int) -> None:
+    blob = os.urandom(size)
+    async with aiomqtt.Client(
+        "127.0.0.1", port, identifier="bench-blob", socket_options=[NODELAY]
+    ) as client:
+        await client.subscribe(topic, qos=1)
+        print("ready", flush=True)
+        async for message in client.messages:
+            if isinstance(message.payload, bytes):
+                await client.publish(message.payload.decode(), blob, qos=1)
+
+
 def main() -> None:
-    asyncio.run(serve(int(sys.argv[1]), sys.argv[2]))
+    if len(sys.argv) > 3:
+        asyncio.run(serve_blob(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
+    else:
+        asyncio.run(serve(int(sys.argv[1]), sys.argv[2]))
 
 
 if __name__ == "__main__":

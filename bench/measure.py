@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 
 from tests.uiclient import MSGPACK, UiClient, connect
 
-from . import procs, scanner, slip
+from . import browser, procs, scanner, slip
 from .stats import Stats
 
 BOARD = "sim-0001"
@@ -41,6 +41,8 @@ class Plan:
     startups: int = 5
     idle_s: float = 10.0
     settle_s: float = 2.0
+    #: Pictures timed over mosquitto's websockets listener (each takes seconds).
+    slow_pictures: int = 3
 
 
 class CpuMeter:
@@ -388,4 +390,6 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results |= await startup(plan, setup, xdg)
     progress("(g) slip render, and printing through the escpos driver")
     results["slip"] = await slip.measure(min(plan.count, 200))
+    progress("(i) a 272 KB picture: TCP, the UI server's bridge, Chromium, mosquitto's websockets")
+    results["picture"] = await browser.measure(max(10, plan.count // 25), plan.slow_pictures)
     return results

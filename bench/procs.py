@@ -71,15 +71,20 @@ class Broker:
 
     port: int
     proc: subprocess.Popen[bytes]
+    ws_port: int | None = None
 
 
 @contextlib.contextmanager
-def broker() -> Iterator[Broker]:
-    """Run mosquitto (``set_tcp_nodelay true``) from a temp dir for the duration."""
+def broker(*, websockets: bool = False) -> Iterator[Broker]:
+    """Run mosquitto (``set_tcp_nodelay true``) from a temp dir for the duration.
+
+    ``websockets``: also its websockets listener on a free port, bound to ``lo``.
+    """
     with tempfile.TemporaryDirectory(prefix="kioskd-bench-broker-") as tmp:
         port = free_port()
+        ws_port = free_port() if websockets else None
         conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(broker_config(port, None), encoding="utf-8")
+        conf.write_text(broker_config(port, ws_port), encoding="utf-8")
         with (Path(tmp) / "mosquitto.log").open("wb") as log:
             # stderr to a file: mosquitto warns about running as root, which is noise here.
             proc = subprocess.Popen(
@@ -87,7 +92,9 @@ def broker() -> Iterator[Broker]:
             )
         try:
             _wait_port(port, proc)
-            yield Broker(port, proc)
+            if ws_port is not None:
+                _wait_port(ws_port, proc)
+            yield Broker(port, proc, ws_port)
         finally:
             proc.terminate()
             try:

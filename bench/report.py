@@ -11,6 +11,8 @@ RSS_MIB = 40.0
 STARTUP_MS = 1500.0
 SLIP_RENDER_MS = 150.0
 SCAN_P99_MS = 5.0
+#: A picture through the UI server's bridge, p50 over the same picture's TCP p50.
+PICTURE_TCP_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,17 @@ def targets(results: dict[str, Any]) -> list[Target]:
         found.append(
             Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms")
         )
+    if "picture" in results:
+        pic = results["picture"]
+        for key, label in (("bridgeRelay", "relay"), ("bridge", "Chromium")):
+            found.append(
+                Target(
+                    f"picture via bridge ({label}) p50 / TCP p50",
+                    round(pic[key]["p50"] / pic["tcp"]["p50"], 2),
+                    PICTURE_TCP_FACTOR,
+                    "x",
+                )
+            )
     found.extend(
         Target(f"slip render {width} dots p99", stats["p99"], SLIP_RENDER_MS, "ms")
         for width in (384, 576)
@@ -177,6 +190,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
                 lines.append(f"      {note}")
     lines += _footprint(results, by_name)
     lines += _slip_lines(results.get("slip"), by_name)
+    lines += _picture_lines(results.get("picture"), by_name)
     missed = [t for t in checked if not t.passed]
     lines += [
         "",
@@ -186,6 +200,29 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     if missed:
         lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
     return "\n".join(lines)
+
+
+def _picture_lines(picture: dict[str, Any] | None, by_name: dict[str, Target]) -> list[str]:
+    if picture is None:
+        return []
+    kib = picture["bytes"] / 1000
+    rows = (
+        ("tcp", "TCP, aiomqtt client (TCP_NODELAY)", ""),
+        ("bridgeRelay", "UI server's /mqtt bridge, websockets client", "relay"),
+        ("bridge", "UI server's /mqtt bridge, Chromium", "Chromium"),
+        ("mosquittoWs", "mosquitto's websockets listener, Chromium", ""),
+    )
+    lines = ["", f"  (i) a {kib:.0f} KB picture, request until received (ms): p50, p99 (n)"]
+    for key, label, target in rows:
+        stats = picture[key]
+        text = f"      {label:<46}{stats['p50']:>9.1f}{stats['p99']:>9.1f} ({stats['n']})"
+        if target:
+            found = by_name[f"picture via bridge ({target}) p50 / TCP p50"]
+            text += f"  {found.value:.2f}x TCP  {_mark(found)}"
+        elif key == "mosquittoWs":
+            text += f"  {stats['p50'] / picture['bridge']['p50']:.0f}x the bridge (before)"
+        lines.append(text)
+    return lines
 
 
 def _footprint(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]:
