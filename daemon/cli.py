@@ -100,6 +100,15 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
             f"    mosquitto_pub -V 5 -p {port} -t kiosk/v1/{board}/sim/scanner/scan "
             '-D PUBLISH content-type application/json -m \'{"text":"HS-000123"}\''
         ),
+    ]
+    if config.vietqr is not None:
+        lines.append(
+            f"    mosquitto_rr -V 5 -p {port} -i ui1 -t kiosk/v1/{board}/req/ui1/cmd/vietqrPayload "
+            f"-e kiosk/v1/{board}/reply/ui1/2 -D PUBLISH content-type application/json "
+            '-m \'{"requestId":"r3","amount":25000,"reference":"HS261205DEMO"}\''
+            "   (a VietQR code: docs/payments.md)"
+        )
+    lines += [
         "  MQTT 3.1.1 clients send JSON and name their reply topic in replyTo (docs/api.md):",
         (
             f"    mosquitto_sub -V 311 -p {port} -t 'kiosk/v1/{board}/reply/ui2/#' -C 1 & "
