@@ -78,7 +78,10 @@ class Mrz(Message):
     name: Annotated[str, _doc("surname and given names in MRZ form: `NGUYEN VAN THU`")]
     lines: Annotated[
         list[str],
-        _doc("the raw MRZ lines from DG1: three lines of 30 characters (TD1)"),
+        _doc(
+            "the raw MRZ lines from DG1: three lines of 30 characters (TD1, ID cards), "
+            "or two of 44 (TD3, passports) or 36 (TD2)"
+        ),
     ]
 
 
@@ -217,6 +220,10 @@ DOCUMENT_NUMBER_LENGTH = 9
 #: TD1: three lines of 30 characters.
 TD1_LINES = 3
 TD1_WIDTH = 30
+#: TD3 (passports) and TD2: two lines of 44 and of 36 characters.
+TD2_LINES = 2
+TD3_WIDTH = 44
+TD2_WIDTH = 36
 _FILLER = "<"
 
 
@@ -424,6 +431,45 @@ def _vietnamese_optional_data(optional: str) -> str:
     return optional.rstrip(_FILLER).replace(_FILLER, " ")
 
 
+@dataclass(frozen=True, slots=True)
+class _MrzFields:
+    """The fields every MRZ size has, as MRZ text (dates ``YYMMDD``)."""
+
+    code: str
+    state: str
+    number: str
+    optional: str
+    birth: str
+    sex: str
+    expiry: str
+    nationality: str
+    optional2: str
+    name: str
+
+
+def _mrz(fields: _MrzFields, lines: list[str], today: date) -> Mrz:
+    surname, _, given = fields.name.rstrip(_FILLER).partition("<<")
+    surname, given = surname.replace(_FILLER, " ").strip(), given.replace(_FILLER, " ").strip()
+    try:
+        return Mrz(
+            document_code=fields.code.rstrip(_FILLER),
+            issuing_state=fields.state.rstrip(_FILLER),
+            document_number=fields.number,
+            optional_data=fields.optional,
+            date_of_birth=mrz_date_to_iso(fields.birth, birth=True, today=today),
+            sex="M" if fields.sex == "M" else "F" if fields.sex == "F" else "X",
+            date_of_expiry=mrz_date_to_iso(fields.expiry, birth=False, today=today),
+            nationality=fields.nationality.rstrip(_FILLER),
+            optional_data2=fields.optional2.rstrip(_FILLER).replace(_FILLER, " "),
+            surname=surname,
+            given_names=given,
+            name=f"{surname} {given}".strip(),
+            lines=list(lines),
+        )
+    except ValueError:
+        raise ProtocolError("DG1 MRZ: a date is not a calendar date") from None
+
+
 def parse_td1(lines: list[str], today: date) -> Mrz:
     """Decode TD1 MRZ lines (as read from DG1) into :class:`Mrz`, checking every check digit.
 
@@ -449,24 +495,79 @@ def parse_td1(lines: list[str], today: date) -> Mrz:
     _verified(line2[0:6], line2[6], "date of birth")
     _verified(line2[8:14], line2[14], "date of expiry")
     _verified(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29], line2[29], "composite")
-    surname, _, given = line3.rstrip(_FILLER).partition("<<")
-    surname, given = surname.replace(_FILLER, " ").strip(), given.replace(_FILLER, " ").strip()
-    sex = line2[7]
-    try:
-        return Mrz(
-            document_code=line1[0:2].rstrip(_FILLER),
-            issuing_state=line1[2:5].rstrip(_FILLER),
-            document_number=number,
-            optional_data=_vietnamese_optional_data(optional),
-            date_of_birth=mrz_date_to_iso(line2[0:6], birth=True, today=today),
-            sex="M" if sex == "M" else "F" if sex == "F" else "X",
-            date_of_expiry=mrz_date_to_iso(line2[8:14], birth=False, today=today),
-            nationality=line2[15:18].rstrip(_FILLER),
-            optional_data2=line2[18:29].rstrip(_FILLER).replace(_FILLER, " "),
-            surname=surname,
-            given_names=given,
-            name=f"{surname} {given}".strip(),
-            lines=list(lines),
-        )
-    except ValueError:
-        raise ProtocolError("DG1 MRZ: a date is not a calendar date") from None
+    fields = _MrzFields(
+        code=line1[0:2],
+        state=line1[2:5],
+        number=number,
+        optional=_vietnamese_optional_data(optional),
+        birth=line2[0:6],
+        sex=line2[7],
+        expiry=line2[8:14],
+        nationality=line2[15:18],
+        optional2=line2[18:29],
+        name=line3,
+    )
+    return _mrz(fields, lines, today)
+
+
+def parse_two_line(lines: list[str], today: date) -> Mrz:
+    """Decode a TD3 (passport, 2 x 44, ICAO 9303-4) or TD2 (2 x 36, 9303-6) MRZ.
+
+    Line 2 is ``number, digit, nationality, birth, digit, sex, expiry, digit,
+    optional data [, its digit], composite digit``; a TD2 document number longer
+    than 9 characters continues in the optional data.  ``optional_data`` holds
+    line 2's optional data (TD3: the personal number) and ``optional_data2`` is
+    empty.
+
+    Raises:
+        ProtocolError: not two lines of 44 or 36 MRZ characters, or a check digit is wrong.
+
+    """
+    width = len(lines[0]) if len(lines) == TD2_LINES else 0
+    if width not in (TD3_WIDTH, TD2_WIDTH) or any(
+        len(line) != width or not _MRZ_CHARS.match(line) for line in lines
+    ):
+        raise ProtocolError("DG1 MRZ: not two lines of 44 (TD3) or 36 (TD2) MRZ characters")
+    line1, line2 = lines
+    number, digit, optional = line2[0:9], line2[9], line2[28 : width - 1]
+    if width == TD3_WIDTH:
+        optional = optional[:-1]
+        if line2[42] != _FILLER or optional.strip(_FILLER):
+            _verified(optional, line2[42], "personal number")
+    elif digit == _FILLER:  # TD2 long document number: tail and check digit in optional data
+        tail, _, optional = optional.partition(_FILLER)
+        number, digit = number + tail[:-1], tail[-1:]
+    number = _verified(number.rstrip(_FILLER), digit, "document number")
+    _verified(line2[13:19], line2[19], "date of birth")
+    _verified(line2[21:27], line2[27], "date of expiry")
+    _verified(line2[0:10] + line2[13:20] + line2[21 : width - 1], line2[width - 1], "composite")
+    fields = _MrzFields(
+        code=line1[0:2],
+        state=line1[2:5],
+        number=number,
+        optional=optional.rstrip(_FILLER).replace(_FILLER, " "),
+        birth=line2[13:19],
+        sex=line2[20],
+        expiry=line2[21:27],
+        nationality=line2[10:13],
+        optional2="",
+        name=line1[5:],
+    )
+    return _mrz(fields, lines, today)
+
+
+def parse_mrz(text: str, today: date) -> Mrz:
+    """Decode the MRZ text of DG1, whichever size: TD1 (90), TD3 (88) or TD2 (72 characters).
+
+    Raises:
+        ProtocolError: another length, or a check digit is wrong.
+
+    """
+    if len(text) == TD1_LINES * TD1_WIDTH:
+        return parse_td1([text[i : i + TD1_WIDTH] for i in range(0, len(text), TD1_WIDTH)], today)
+    for width in (TD3_WIDTH, TD2_WIDTH):
+        if len(text) == TD2_LINES * width:
+            return parse_two_line([text[:width], text[width:]], today)
+    raise ProtocolError(
+        "DG1 MRZ: not three lines of 30 (TD1) or two of 44 (TD3) or 36 (TD2) MRZ characters"
+    )

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
 from devices.card_reader.icao import aa, ca, keys, lds, pa
-from devices.card_reader.identity import ReadIssue
-from devices.errors import ProtocolError
+from devices.card_reader.icao.reader import read_identity
+from devices.card_reader.identity import BacKey, ReadIssue
+from devices.sim.vcard.chip import EmrtdChip
 
 DATA = Path(__file__).parent.parent / "data" / "icao"
 REFERENCE_SETS = ["bsi-tr03105-5", "etsi-tr103200"]
@@ -116,13 +117,20 @@ def test_reference_dg15_is_an_rsa_1024_key(name: str) -> None:
     assert key.key_size == 1024
 
 
-@pytest.mark.parametrize("name", REFERENCE_SETS)
-def test_reference_dg1_is_a_passport_mrz_this_reader_does_not_decode(name: str) -> None:
-    """TD3 (passport) MRZ: the reader decodes TD1 (ID cards) only, and says so."""
-    dg1 = (DATA / name / "DG1.bin").read_bytes()
-    assert b"MUSTERMANN<<ERIKA" in dg1
-    with pytest.raises(ProtocolError, match="three lines of 30"):
-        lds.parse_dg1(dg1, date(2026, 1, 1))
+@pytest.mark.parametrize(
+    ("name", "expiry"), [("bsi-tr03105-5", "2023-10-31"), ("etsi-tr103200", "2013-10-31")]
+)
+def test_reference_dg1_passport_mrz(name: str, expiry: str) -> None:
+    """TD3 (passport) MRZ of the BSI specimen, every check digit verified."""
+    mrz = lds.parse_dg1((DATA / name / "DG1.bin").read_bytes(), date(2026, 1, 1))
+    assert (mrz.document_code, mrz.issuing_state, mrz.nationality) == ("P", "D", "D")
+    assert (mrz.document_number, mrz.surname, mrz.given_names) == (
+        "C11T002JM",
+        "MUSTERMANN",
+        "ERIKA",
+    )
+    assert (mrz.date_of_birth, mrz.sex, mrz.date_of_expiry) == ("1996-08-12", "F", expiry)
+    assert len(mrz.lines) == 2
 
 
 def test_real_passport_active_authentication_rsa_iso9796_2() -> None:
@@ -199,3 +207,38 @@ def test_tsemrtd_dg14_and_a_dg15_modulus_without_its_leading_zero() -> None:
     key = aa.parse_dg15(dg15)
     assert not isinstance(key, keys.EcKey)
     assert key.key_size == 1024
+
+
+async def test_a_virtual_chip_holding_the_tsemrtd_files_reads_and_fails_chip_authentication() -> (
+    None
+):
+    """The real files on this project's virtual chip: read, verified, and found to be a copy.
+
+    The chip opens with BAC from the specimen's MRZ; every data group EF.COM lists
+    (DG1, DG2, DG14; DG3 is not read) matches EF.SOD, whose explicit-parameter
+    signature verifies; the virtual chip does not hold DG14's private key, so Chip
+    Authentication fails, as it must for a cloned chip.
+    """
+    files = {
+        int(lds.Ef.COM): (TSEMRTD / "EF_COM.bin").read_bytes(),
+        int(lds.Ef.SOD): (TSEMRTD / "EF_SOD.bin").read_bytes(),
+        int(lds.Ef.DG1): (TSEMRTD / "EF_DG1.bin").read_bytes(),
+        int(lds.Ef.DG2): (TSEMRTD / "EF_DG2.bin").read_bytes(),
+        int(lds.Ef.DG14): (TSEMRTD / "EF_DG14.bin").read_bytes(),
+    }
+    key = BacKey(document_number="C11T002JM", date_of_birth="960812", date_of_expiry="131031")
+    chip = EmrtdChip(files, key)
+
+    async def transmit(raw: bytes) -> bytes:
+        return chip.process(raw)
+
+    result = await read_identity(transmit, key, lambda *_: None, today=date(2026, 1, 1), cscas=None)
+    assert result.mrz.name == "MUSTERMANN ERIKA"
+    assert result.face.mime == "image/jp2"
+    assert result.face.display_jpeg is not None
+    assert (result.passive_auth.hashes_valid, result.passive_auth.signature_valid) == (True, True)
+    assert result.passive_auth.chain_valid is None
+    assert result.chip_authentication is False
+    assert result.active_authentication is None
+    assert result.dg13 is None
+    assert result.issues == []

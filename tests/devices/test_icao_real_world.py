@@ -26,6 +26,8 @@ from PIL import Image
 
 from devices.card_reader.icao import aa, ca, lds, pa, tlv
 from devices.card_reader.icao.reader import read_identity
+from devices.card_reader.identity import parse_mrz
+from devices.errors import ProtocolError
 from devices.scanner.frames import Code, TextFormat, aim_symbology, parse_text
 from devices.sim.card_reader import render_face
 from devices.sim.specimen_cards import SPECIMEN_CARDS
@@ -478,3 +480,37 @@ def test_an_unknown_signature_algorithm_is_unknown_not_a_crash() -> None:
     verdict = pa.passive_auth(sod, groups_of(files), [pki.csca], issues)
     assert (verdict.hashes_valid, verdict.signature_valid) == (True, False)
     assert [(i.subject, i.status) for i in issues] == [("EF.SOD signature", "unknown")]
+
+
+# --- foreign documents: TD3 and TD2 MRZs -----------------------------------------------------
+
+
+def test_td3_and_td2_mrz_of_the_icao_specimens() -> None:
+    """The specimen MRZs of ICAO 9303-4 (passport, TD3) and 9303-6 (TD2), Anna Maria Eriksson."""
+    td3 = parse_mrz(
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+        TODAY,
+    )
+    assert (td3.document_code, td3.document_number, td3.optional_data) == (
+        "P",
+        "L898902C3",
+        "ZE184226B",
+    )
+    assert (td3.date_of_birth, td3.sex, td3.date_of_expiry) == ("1974-08-12", "F", "2012-04-15")
+    assert (td3.surname, td3.given_names, td3.nationality) == ("ERIKSSON", "ANNA MARIA", "UTO")
+    td2 = parse_mrz(
+        "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<D231458907UTO7408122F1204159<<<<<<<6", TODAY
+    )
+    assert (td2.document_code, td2.document_number, td2.date_of_expiry) == (
+        "I",
+        "D23145890",
+        "2012-04-15",
+    )
+    with pytest.raises(ProtocolError, match="composite"):
+        parse_mrz("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<D231458907UTO7408122F1204159<<<<<<<5", TODAY)
+    with pytest.raises(ProtocolError, match="personal number"):
+        parse_mrz(
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+            "L898902C36UTO7408122F1204159ZE184226C<<<<<10",
+            TODAY,
+        )

@@ -17,7 +17,7 @@ from enum import IntEnum
 import msgspec
 from PIL import Image
 
-from devices.card_reader.identity import TD1_WIDTH, Dg13, Face, Mrz, parse_td1
+from devices.card_reader.identity import Dg13, Face, Mrz, parse_mrz
 from devices.errors import ProtocolError
 
 from . import tlv
@@ -77,10 +77,10 @@ def parse_com(data: bytes) -> list[int]:
 
 
 def parse_dg1(data: bytes, today: date) -> Mrz:
-    """Decode DG1 (TD1 MRZ of an ID card) into :class:`Mrz`.
+    """Decode DG1 (TD1 MRZ of an ID card, TD3 of a passport, or TD2) into :class:`Mrz`.
 
     Raises:
-        ProtocolError: not a DG1, no MRZ, not TD1, or a check digit fails.
+        ProtocolError: not a DG1, no MRZ, another MRZ size, or a check digit fails.
 
     """
     mrz = tlv.find(_outer(data, DG_TAGS[1], "DG1"), _TAG_MRZ)
@@ -90,8 +90,7 @@ def parse_dg1(data: bytes, today: date) -> Mrz:
         text = mrz.value.decode("ascii")
     except UnicodeDecodeError:
         raise ProtocolError("DG1: MRZ is not ASCII") from None
-    lines = [text[i : i + TD1_WIDTH] for i in range(0, len(text), TD1_WIDTH)]
-    return parse_td1(lines, today)
+    return parse_mrz(text, today)
 
 
 # --- DG2 ---------------------------------------------------------------------------------
