@@ -514,3 +514,24 @@ def test_td3_and_td2_mrz_of_the_icao_specimens() -> None:
             "L898902C36UTO7408122F1204159ZE184226C<<<<<10",
             TODAY,
         )
+
+
+def test_1_chip_authentication_on_an_explicit_curve_matching_no_named_one() -> None:
+    """DG14's key on brainpoolP256r1's group with generator 2G (constructed): both ends agree."""
+    from devices.card_reader.icao.apdu import CommandApdu
+
+    named = curves.BRAINPOOLP256r1
+    custom = curves.Curve("custom", named.curve, named.generator * 2, (1, 3, 9999, 2))
+    chip_private = 0x1234567890ABCDEF
+    point = custom.generator * chip_private
+    public = ec.EllipticCurvePublicNumbers(
+        int(point.x()), int(point.y()), ec.BrainpoolP256R1()
+    ).public_key()
+    info = ca.CaInfo(f"{ca.ID_CA_ECDH}.2", 1, None)
+    terminal = ca.CaTerminal(info, explicit_spki(public, custom), ephemeral_key=0xCAFE)
+    assert terminal.domain.name == "explicit"
+    ephemeral = terminal.domain.decode(terminal.public_key())
+    shared = terminal.domain.x_bytes(ephemeral * chip_private)
+    chip_side = ca.channel(info, shared)
+    command = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=4)
+    assert chip_side.unwrap(terminal.session().protect(command)) == command

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 from asn1crypto import core
 from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
-from ecdsa import VerifyingKey
 
 from devices.errors import ProtocolError
 
-from . import aes, ec, tlv
+from . import aes, ec, keys, tlv
 from .apdu import SHORT_MAX_LE, CommandApdu
 from .bac import SessionKeys
 from .cipher import KDF_ENC, KDF_MAC
@@ -194,18 +193,17 @@ class CaTerminal:
     def __init__(
         self, info: CaInfo, chip_key_der: bytes, *, ephemeral_key: int | None = None
     ) -> None:
-        """Load the chip's key (named or explicit curve); ``ephemeral_key`` for tests only.
+        """Load the chip's key (named or explicit curve, :mod:`.keys`); ``ephemeral_key`` for tests.
 
         Raises:
-            ProtocolError: not an EC public key of a curve ``ecdsa`` knows.
+            keys.UnknownAlgorithm: not an EC key, or a curve not known by name.
+            ProtocolError: a malformed key.
 
         """
-        try:
-            verifying = VerifyingKey.from_der(
-                chip_key_der, valid_curve_encodings=("named_curve", "explicit")
-            )
-        except Exception as exc:  # noqa: BLE001 - ecdsa raises several unrelated types
-            raise ProtocolError(f"DG14: chip key not understood: {exc}") from None
+        loaded = keys.load_public_key(chip_key_der)
+        if not isinstance(loaded, keys.EcKey):
+            raise keys.UnknownAlgorithm("DG14: Chip Authentication with a non-EC key")
+        verifying = loaded.point
         self.info = info
         self.domain = ec.Domain(verifying.curve.name, verifying.curve)
         self._chip_point = verifying.pubkey.point
