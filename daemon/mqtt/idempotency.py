@@ -6,8 +6,15 @@ answered from here, never run again.  A record without a completion means the
 daemon stopped while the request ran: its outcome is unknown and it is not run
 again either.  Requests that never ran (not ready, expired in the queue) are
 forgotten.  SQLite work happens on the store's worker thread (``idempotency-db``,
-:mod:`devices.runtime.sqlite_store`).  Every commit is
-``synchronous=FULL`` (an fsync).
+:mod:`devices.runtime.sqlite_store`).
+
+One fsync per side effect: the record written before the command runs is a
+``synchronous=FULL`` commit (it must survive a crash, or a retry after the crash
+would run the side effect twice); the completion and the forgetting of a request
+that never ran are ``NORMAL`` commits, synced by the next FULL commit or
+checkpoint.  A crash loses at most those: the retry then finds a record without
+a completion and is answered "outcome unknown", never run again (a forgotten
+request that comes back the same way is refused the same way, never run twice).
 
 Memory is bounded by design: a record keeps what a replay needs (device, command,
 the encoded completion, whose description the lifecycle has already cut to 300
@@ -187,13 +194,13 @@ class IdempotencyStore(SqliteStore):
     def finish(
         self, client_id: str, request_id: str, completion: dict[str, Any]
     ) -> asyncio.Future[None]:
-        """Store the completion replayed to retries."""
+        """Store the completion replayed to retries (committed without an fsync)."""
         blob = msgspec.msgpack.encode(completion)
         entry = self._records.get((client_id, request_id))
         if entry is not None:
             entry.completion = blob
         return self._write(
-            Synchronous.FULL,
+            Synchronous.NORMAL,
             (
                 "UPDATE requests SET completion = ? WHERE client_id = ? AND request_id = ?",
                 (blob, client_id, request_id),
@@ -201,10 +208,10 @@ class IdempotencyStore(SqliteStore):
         )
 
     def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
-        """Drop the record of a request that did not run."""
+        """Drop the record of a request that did not run (committed without an fsync)."""
         self._remove(client_id, request_id)
         return self._write(
-            Synchronous.FULL,
+            Synchronous.NORMAL,
             (
                 "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
                 (client_id, request_id),
