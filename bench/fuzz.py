@@ -47,6 +47,7 @@ TOPICS = (
     "cmd/cancel",
     "cmd/resync",
     "cmd/nope",
+    "cmd/vietqrPayload",
     "dev/scanner/cmd/setMode",
     "dev/scanner/cmd/read",
     "dev/printer/cmd/cut",
@@ -84,6 +85,8 @@ KEYS = (
     "continuous",
     "requestIds",
     "text",
+    "amount",
+    "reference",
 )
 
 

@@ -230,9 +230,18 @@ def parse(payload: str) -> Transfer:
             another currency or country, or an amount that is not whole VND.
 
     """
-    data = payload.encode()
+    try:
+        data = payload.encode()
+    except UnicodeEncodeError:
+        raise VietQRError("payload is not UTF-8 text") from None
     _verify_crc(data)
-    top = fields(data)
+    # Lengths count bytes: one counted in characters cuts a UTF-8 character in two, and
+    # the continuation bytes left over fail as a malformed field header.
+    return _transfer(fields(data))
+
+
+def _transfer(top: dict[str, bytes]) -> Transfer:
+    """The transfer the top-level fields of a CRC-checked payload describe."""
     if _required(top, "00", "payload") != "01":
         raise VietQRError("payload format indicator (00) is not 01")
     initiation = top.get("01", b"11").decode()
@@ -255,9 +264,12 @@ def parse(payload: str) -> Transfer:
         if not text.isdigit():
             raise VietQRError(f"amount (54) is not whole VND: {text!r}")
         amount = int(text)
+    acquirer = _required(beneficiary, "00", "field 38/01")
+    if not _BIN.fullmatch(acquirer):
+        raise VietQRError(f"acquirer BIN (38/01/00) is not 6 digits: {acquirer!r}")
     extra = fields(top["62"]) if "62" in top else {}
     return Transfer(
-        bin=_required(beneficiary, "00", "field 38/01"),
+        bin=acquirer,
         account=_required(beneficiary, "01", "field 38/01"),
         service=Service(service),
         amount=amount,

@@ -51,6 +51,8 @@ _known_keys = st.sampled_from(
         "kind",
         "text",
         "value",
+        "amount",
+        "reference",
     ],
 )
 _payloads = st.dictionaries(st.one_of(_known_keys, st.text(max_size=10)), _values, max_size=6)
@@ -60,6 +62,7 @@ _topics = st.sampled_from(
         "cmd/cancel",
         "cmd/resync",
         "cmd/nope",
+        "cmd/vietqrPayload",
         "dev/scanner/cmd/setMode",
         "dev/printer/cmd/printSlip",
         "dev/printer/cmd/printRaw",

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from daemon.payments.vietqr import (
@@ -138,6 +140,7 @@ def _with_crc(body: str) -> str:
         (build(KIOSK)[:-8].replace("540525000", "540525.00"), r"amount \(54\) is not whole VND"),
         (build(KIOSK)[:-8].replace("QRIBFTTA", "QRPUSHXX"), "unknown service code"),
         (build(KIOSK)[:-8] + "5802VN", "field 58 appears twice"),
+        (build(KIOSK)[:-8].replace("0006970415", "000697041X"), r"acquirer BIN \(38/01/00\)"),
     ],
 )
 def test_refuses_what_is_not_a_vnd_vietqr(body: str, message: str) -> None:
@@ -162,3 +165,66 @@ def test_qr_image_decodes_back_with_zxing() -> None:
     assert [c.text for c in codes] == [payload]
     assert codes[0].format == zxingcpp.BarcodeFormat.QRCode
     assert parse(codes[0].text) == KIOSK
+
+
+_ans = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bin_=st.from_regex(r"[0-9]{6}", fullmatch=True),
+    account=st.from_regex(r"[0-9A-Za-z]{1,19}", fullmatch=True),
+    amount=st.integers(1, 10**13 - 1),
+    bill_number=st.none() | _ans,
+    purpose=st.none() | _ans,
+)
+def test_every_valid_transfer_round_trips(
+    bin_: str, account: str, amount: int, bill_number: str | None, purpose: str | None
+) -> None:
+    sent = Transfer(bin_, account, Service.ACCOUNT, amount, bill_number, purpose)
+    payload = build(sent)
+    assert parse(payload) == sent
+    assert parse(payload[:-4] + payload[-4:].lower()) == sent
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda head, cut, tail: head[:cut] + tail,
+            st.sampled_from([v["payload"] for v in VECTORS["build"] + VECTORS["parse"]]),
+            st.integers(0, 160),
+            st.text(max_size=20),
+        ),
+    )
+)
+def test_any_text_parses_or_is_refused_with_a_vietqr_error(text: str) -> None:
+    try:
+        read = parse(text)
+    except VietQRError:
+        return
+    assert isinstance(read, Transfer)
+    assert read.bin.isdigit()
+
+
+def test_a_payload_that_is_not_utf8_text_is_refused() -> None:
+    with pytest.raises(VietQRError, match="payload is not UTF-8 text"):
+        parse("\udcff" + build(KIOSK))
+
+
+@pytest.mark.parametrize("lengths", ["62220818", "62260818"])
+def test_a_length_counted_in_characters_is_refused(lengths: str) -> None:
+    """ "Thanh toán hóa đơn" is 18 characters and 22 bytes: a length of 18 cuts "đ" in two."""
+    plain = build(Transfer(bin="970415", account="113366668888", amount=25_000))
+    with pytest.raises(VietQRError, match="malformed field header"):
+        parse(_with_crc(plain[:-8] + lengths + "Thanh toán hóa đơn"))
+
+
+def test_utf8_text_with_byte_lengths_is_read() -> None:
+    """Other implementations put UTF-8 in ID 62 with lengths in bytes; the parser reads it."""
+    plain = build(Transfer(bin="970415", account="113366668888", amount=25_000))
+    read = parse(_with_crc(plain[:-8] + "62260822Thanh toán hóa đơn"))
+    assert read.purpose == "Thanh toán hóa đơn"
