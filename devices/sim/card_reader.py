@@ -28,13 +28,20 @@ from devices.card_reader.identity import (
     IdentityResult,
     PaceKey,
     PassiveAuth,
+    ReadIssue,
     parse_td1,
 )
 from devices.card_reader.protocol import CardReader, Progress
 from devices.errors import AccessDenied, InvalidData, MediaError, SequenceError
 
 from .faults import FAULT_ACTION, Simulated
-from .specimen_cards import DEFAULT_CARD, SPECIMEN_CARDS, Looks, SpecimenCard
+from .specimen_cards import (
+    DEFAULT_CARD,
+    GARBLED_DG13_REASON,
+    SPECIMEN_CARDS,
+    Looks,
+    SpecimenCard,
+)
 
 #: Share of ``read_ms`` spent on access control (BAC/PACE) before the first file.
 _AUTH_SHARE = 0.15
@@ -108,7 +115,8 @@ def _dg13_bytes(card: SpecimenCard) -> int:
 class PresentCardParams(Params):
     """``sim/{d}/presentCard``: a specimen card by name.
 
-    ``default``, ``female``, ``expired`` or ``noDg13`` (see ``SPECIMEN_CARDS``).
+    ``default``, ``female``, ``expired``, ``noDg13`` or ``garbledDg13`` (a DG13 the
+    reader cannot decode: no ``dg13``, an ``unreadable`` issue; see ``SPECIMEN_CARDS``).
     """
 
     card: str = DEFAULT_CARD
@@ -243,11 +251,13 @@ class SimCardReader(Simulated, CardReader):
                 await self._hold(serial, step * per_byte_s)
                 done += step
                 progress(name, done, size)
+        garbled = [ReadIssue(subject="DG13", status="unreadable", reason=GARBLED_DG13_REASON)]
         return IdentityResult(
             mrz=parse_td1(card.mrz_lines(), datetime.now(tz=UTC).date()),
-            dg13=card.dg13_record(),
+            dg13=None if card.dg13_garbled else card.dg13_record(),
             face=Face(mime="image/jpeg", data=portrait),
             passive_auth=PassiveAuth(hashes_valid=True, signature_valid=True, chain_valid=None),
+            issues=garbled if card.dg13_garbled else [],
         )
 
     async def _transmit(self, apdu: bytes) -> bytes:

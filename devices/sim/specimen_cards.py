@@ -30,7 +30,9 @@ class SpecimenCard:
     """A synthetic citizen card as its chip holds it (no real person).
 
     Dates are ISO.  ``can`` is the Card Access Number for PACE (``None``: the
-    chip only offers BAC); ``dg13`` False models a chip without a readable DG13.
+    chip only offers BAC); ``dg13`` False models a chip without a readable DG13;
+    ``dg13_garbled`` one whose DG13 holds a text field that is not UTF-8 (a layout
+    the reader does not understand: the read returns no DG13 and says why).
     """
 
     full_name: str
@@ -50,6 +52,7 @@ class SpecimenCard:
     spouse_name: str | None = None
     old_id_number: str | None = None
     dg13: bool = True
+    dg13_garbled: bool = False
     looks: Looks = field(default_factory=Looks)
     #: The chip's ATR as a PC/SC reader reports it (ISO 14443-4 type B, synthesised).
     atr: bytes = bytes.fromhex("3b888001e1f35e117781830021")
@@ -170,4 +173,22 @@ SPECIMEN_CARDS: dict[str, SpecimenCard] = {
         dg13=False,
         looks=Looks(skin=(214, 170, 138), hair=(58, 44, 34), background=(230, 238, 230)),
     ),
+    "garbledDg13": SpecimenCard(
+        full_name="Vũ Thị Hồng Nhung",
+        id_number="036198003456",
+        date_of_birth="1998-04-09",
+        sex="F",
+        date_of_expiry="2038-04-09",
+        date_of_issue="2022-02-14",
+        can="135790",
+        place_of_origin="Xã Hải Bắc, Huyện Hải Hậu, Tỉnh Nam Định",
+        place_of_residence="12 Trần Hưng Đạo, Phường Bà Triệu, Thành phố Nam Định",
+        father_name="Vũ Văn Khải",
+        mother_name="Đặng Thị Mai",
+        dg13_garbled=True,
+        looks=Looks(skin=(226, 188, 160), hair=(36, 26, 22), long_hair=True),
+    ),
 }
+
+#: Why a garbled DG13 is dropped: what the reader says (``readIdentity.issues``).
+GARBLED_DG13_REASON = "DG13: a text field is not valid text"

@@ -119,6 +119,28 @@ async def test_read_identity_returns_the_default_test_identity(ui: UiClient) -> 
 
     assert set(identity["passiveAuth"]) == {"hashesValid", "signatureValid", "chainValid"}
     assert identity["passiveAuth"]["chainValid"] in (True, False, None)
+    assert identity["issues"] == [], "a fully understood, verified read lists no issues"
+
+
+async def test_a_dg13_the_reader_cannot_decode_is_an_issue_not_a_failure(ui: UiClient) -> None:
+    """The MRZ and face still come back; DG13 is null and ``issues`` says why."""
+    await ui.sim(DEV, "presentCard", {"card": "garbledDg13"})
+    key = {
+        "documentNumber": "036198003456",
+        "dateOfBirth": "1998-04-09",
+        "dateOfExpiry": "2038-04-09",
+    }
+    identity = ok(await ui.device(DEV, "readIdentity", {"accessKey": key}, timeout=5))
+    assert identity["dg13"] is None
+    assert identity["mrz"]["optionalData"] == "036198003456"
+    assert identity["face"]["mime"] == "image/jpeg"
+    assert identity["issues"] == [
+        {
+            "subject": "DG13",
+            "status": "unreadable",
+            "reason": "DG13: a text field is not valid text",
+        }
+    ]
 
 
 async def test_read_identity_accepts_the_mrz_document_number(ui: UiClient) -> None:

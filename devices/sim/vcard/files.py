@@ -183,6 +183,7 @@ def build_dg13(card: SpecimenCard) -> bytes:
 
     Dates are ``dd/mm/yyyy``; parents' names are two strings of field 13.  An
     entry numbered 15 (not named by the parser) checks that unknown fields are kept.
+    A ``dg13_garbled`` card has its religion in an 8-bit encoding, not UTF-8.
     """
     record = card.dg13_record()
     assert record is not None
@@ -204,6 +205,9 @@ def build_dg13(card: SpecimenCard) -> bytes:
         _entry(15, "specimen"),
         _entry(Dg13Field.OLD_ID_NUMBER, record.old_id_number or ""),
     ]
+    if card.dg13_garbled:  # one field in a legacy 8-bit encoding, not UTF-8
+        body = tlv.encode(0x02, bytes([Dg13Field.RELIGION])) + tlv.encode(0x0C, b"Kh\xf4ng")
+        entries[Dg13Field.RELIGION - 1] = tlv.encode(0x30, body)
     return tlv.encode(DG_TAGS[13], b"".join(entries))
 
 
