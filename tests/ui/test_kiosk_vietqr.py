@@ -40,9 +40,9 @@ async def _coin_state(kiosk: KioskRig) -> dict[str, Any]:
     return detail
 
 
-async def _to_vietqr(citizen: Citizen, screen: Screen) -> str:
+async def _to_vietqr(citizen: Citizen, screen: Screen, query: str = "?done=30") -> str:
     """File up to the payment step, switch to VietQR; the reference shown."""
-    await citizen.open("?done=30")
+    await citizen.open(query)
     await citizen.to_payment(PROCEDURE["id"])
     await citizen.tap("#pay-vietqr")
     await screen.wait_screen("payment-vietqr")
@@ -121,3 +121,18 @@ async def test_an_unpaid_code_can_be_left_for_coins(kiosk: KioskRig, screen: Scr
     await citizen.tap("#pay-cash")
     await citizen.coins(5000, 2000, 1000)
     await screen.wait_screen("done", timeout=20)
+
+
+async def test_an_expired_code_gives_way_to_a_new_reference(
+    kiosk: KioskRig, screen: Screen
+) -> None:
+    citizen = Citizen(kiosk, screen)
+    first = await _to_vietqr(citizen, screen, "?done=30&vietqr=6")
+    await screen.wait_screen("problem", timeout=15)
+    assert "hết hạn" in await screen.text()
+    await citizen.tap("#retry")
+    await screen.wait_screen("payment-vietqr")
+    second = await screen.page.inner_text("#transfer-reference")
+    assert second != first
+    [payload] = _codes((await screen.shot("payment-vietqr-again")).read_bytes())
+    assert parse(payload).bill_number == second
