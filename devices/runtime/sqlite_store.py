@@ -13,6 +13,10 @@ commit is, is the store's choice (:class:`Synchronous`):
 
 A store may switch one transaction's level with :meth:`SqliteStore.transaction`
 (``synchronous=``); the connection returns to its own level afterwards.
+
+:func:`connect` and :func:`transaction` are the same steps for code that owns
+its connection on a thread of its own choosing (the coin ledger, whose CLI
+reads it without a worker).
 """
 
 from __future__ import annotations
@@ -41,8 +45,56 @@ class Synchronous(enum.Enum):
     NORMAL = "NORMAL"
 
 
+#: ``PRAGMA synchronous`` reads back a number.
+_LEVELS = {Synchronous.NORMAL: 1, Synchronous.FULL: 2}
+
+
 class StoreClosedError(sqlite3.ProgrammingError):
     """The store is not open (used before :meth:`SqliteStore.open` or after close)."""
+
+
+def connect(path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open ``path`` (its folder must exist) in WAL mode at ``synchronous``, checked.
+
+    The connection is confined to the calling thread and in autocommit mode
+    (``isolation_level=None``): transactions are explicit (:func:`transaction`).
+
+    Raises:
+        sqlite3.Error: the file cannot be opened or is not a database.
+        sqlite3.OperationalError: WAL or the synchronous level did not take
+            (a read-only folder, some file systems).
+
+    """
+    db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    try:
+        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        db.execute(f"PRAGMA synchronous={synchronous.value}")
+        (level,) = db.execute("PRAGMA synchronous").fetchone()
+        if str(mode).lower() != "wal" or level != _LEVELS[synchronous]:
+            msg = f"{path} is not durable (journal_mode={mode}, synchronous={level})"
+            raise sqlite3.OperationalError(msg)  # noqa: TRY301 - closed below, then raised
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``; on any error (the commit's too) ``ROLLBACK``, re-raise.
+
+    Raises:
+        sqlite3.Error: the transaction could not begin or commit; it is rolled back.
+
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # nothing to roll back after a failed COMMIT
+            db.execute("ROLLBACK")
+        raise
 
 
 class SqliteStore:
@@ -137,13 +189,8 @@ class SqliteStore:
         if level is not self.synchronous:
             db.execute(f"PRAGMA synchronous={level.value}")
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         finally:
             if level is not self.synchronous:
                 db.execute(f"PRAGMA synchronous={self.synchronous.value}")
@@ -153,15 +200,8 @@ class SqliteStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        db = connect(self.path, synchronous=self.synchronous, busy_timeout_s=self._busy_timeout_s)
         try:
-            _require_wal(db, self.path)
-            db.execute(f"PRAGMA synchronous={self.synchronous.value}")
             self._db = db
             self._setup(db)
         except BaseException:
@@ -173,15 +213,3 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-
-def _require_wal(db: sqlite3.Connection, path: Path) -> None:
-    """Switch ``db`` to WAL.
-
-    Raises:
-        sqlite3.OperationalError: the file refuses WAL (a read-only folder, some file systems).
-
-    """
-    (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
-    if mode != "wal":
-        raise sqlite3.OperationalError(f"{path} refuses WAL (journal_mode={mode})")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
-from devices.runtime.sqlite_store import SqliteStore, StoreClosedError, Synchronous
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from devices.runtime.sqlite_store import (
+    SqliteStore,
+    StoreClosedError,
+    Synchronous,
+    connect,
+    transaction,
+)
 
 
 class _Counter(SqliteStore):
@@ -99,3 +102,28 @@ async def test_a_file_that_is_not_a_database_fails_open_and_frees_the_connection
     with pytest.raises(StoreClosedError):
         await store.run(store.values)
     await store.close()
+
+
+def test_connect_refuses_a_database_that_cannot_be_durable() -> None:
+    """An in-memory database has no WAL: ``connect`` says so instead of running without it."""
+    with pytest.raises(sqlite3.OperationalError, match="not durable"):
+        connect(Path(":memory:"), synchronous=Synchronous.FULL, busy_timeout_s=1.0)
+
+
+def _insert_then_fail(db: sqlite3.Connection) -> None:
+    with transaction(db):
+        db.execute("INSERT INTO n VALUES (1)")
+        db.execute("INSERT INTO n VALUES (NULL)")  # NOT NULL
+
+
+def test_transaction_rolls_back_and_the_connection_stays_usable(tmp_path: Path) -> None:
+    db = connect(tmp_path / "t.sqlite3", synchronous=Synchronous.NORMAL, busy_timeout_s=1.0)
+    try:
+        db.execute("CREATE TABLE n (v INTEGER NOT NULL)")
+        with pytest.raises(sqlite3.IntegrityError):
+            _insert_then_fail(db)
+        with transaction(db):
+            db.execute("INSERT INTO n VALUES (3)")
+        assert db.execute("SELECT v FROM n").fetchall() == [(3,)]
+    finally:
+        db.close()
