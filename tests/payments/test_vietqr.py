@@ -8,6 +8,7 @@ including bank apps' codes) and binhnguyenduc/vietqr-ts (TypeScript).
 
 from __future__ import annotations
 
+import binascii
 import json
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,13 @@ def transfer(fields: dict[str, Any]) -> Transfer:
 def test_crc_check_value() -> None:
     """CRC-16/CCITT-FALSE's catalogue check value (reveng.sourceforge.io: check=0x29b1)."""
     assert crc16_ccitt_false(b"123456789") == 0x29B1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_crc_agrees_with_the_standard_library(data: bytes) -> None:
+    """binascii.crc_hqx is CRC-CCITT (0x1021, not reflected); from 0xFFFF it is CCITT-FALSE."""
+    assert crc16_ccitt_false(data) == binascii.crc_hqx(data, 0xFFFF)
 
 
 @pytest.mark.parametrize("vector", VECTORS["build"], ids=lambda v: v["payload"][-4:])
