@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.runtime.clock import now_ms
+from devices.runtime.sqlite_store import Synchronous, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS opens (
@@ -59,9 +60,7 @@ def audit_path(state_dir: Path, device_id: str) -> Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db = connect(path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
     db.executescript(_SCHEMA)
     return db
 

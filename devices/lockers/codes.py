@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.runtime.clock import now_ms
+from devices.runtime.sqlite_store import Synchronous, connect, transaction
 
 #: Wrong codes in a row after which a compartment locks out.
 MAX_WRONG_CODES = 5
@@ -115,9 +116,7 @@ class CodeStore:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db = connect(self.path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
         db.executescript(_SCHEMA)
         return db
 
@@ -138,38 +137,37 @@ class CodeStore:
     def _check(self, compartment: int, code: str) -> Check:
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute(
-                "SELECT salt, hash, wrong, locked_until_ms FROM compartments WHERE compartment = ?",
-                (compartment,),
-            ).fetchone()
-            salt, want, wrong, locked_until = row or (None, None, 0, 0)
-            now = self._clock()
-            if locked_until > now:
-                db.execute("COMMIT")
-                return Check(Verdict.LOCKED_OUT, 0, (locked_until - now) / 1000)
-            # An unassigned compartment costs the same hash: the time tells nothing.
-            got = hash_code(code, salt or bytes(SALT_BYTES))
-            if want is not None and hmac.compare_digest(got, want):
-                db.execute(
-                    "UPDATE compartments SET wrong = 0 WHERE compartment = ?", (compartment,)
-                )
-                db.execute("COMMIT")
-                return Check(Verdict.RIGHT, self.max_wrong, 0.0)
-            wrong += 1
-            locked_until = now + self.lockout_ms if wrong >= self.max_wrong else 0
-            db.execute(
-                "INSERT INTO compartments (compartment, wrong, locked_until_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT (compartment) DO UPDATE"
-                " SET wrong = excluded.wrong, locked_until_ms = excluded.locked_until_ms",
-                (compartment, 0 if locked_until else wrong, locked_until),
-            )
-            db.execute("COMMIT")
-            if locked_until:
-                return Check(Verdict.WRONG, 0, self.lockout_ms / 1000)
-            return Check(Verdict.WRONG, self.max_wrong - wrong, 0.0)
+            with transaction(db):
+                return self._judge(db, compartment, code)
         finally:
             db.close()
+
+    def _judge(self, db: sqlite3.Connection, compartment: int, code: str) -> Check:
+        """Check ``code`` and count a wrong one, inside the caller's transaction."""
+        row = db.execute(
+            "SELECT salt, hash, wrong, locked_until_ms FROM compartments WHERE compartment = ?",
+            (compartment,),
+        ).fetchone()
+        salt, want, wrong, locked_until = row or (None, None, 0, 0)
+        now = self._clock()
+        if locked_until > now:
+            return Check(Verdict.LOCKED_OUT, 0, (locked_until - now) / 1000)
+        # An unassigned compartment costs the same hash: the time tells nothing.
+        got = hash_code(code, salt or bytes(SALT_BYTES))
+        if want is not None and hmac.compare_digest(got, want):
+            db.execute("UPDATE compartments SET wrong = 0 WHERE compartment = ?", (compartment,))
+            return Check(Verdict.RIGHT, self.max_wrong, 0.0)
+        wrong += 1
+        locked_until = now + self.lockout_ms if wrong >= self.max_wrong else 0
+        db.execute(
+            "INSERT INTO compartments (compartment, wrong, locked_until_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (compartment) DO UPDATE"
+            " SET wrong = excluded.wrong, locked_until_ms = excluded.locked_until_ms",
+            (compartment, 0 if locked_until else wrong, locked_until),
+        )
+        if locked_until:
+            return Check(Verdict.WRONG, 0, self.lockout_ms / 1000)
+        return Check(Verdict.WRONG, self.max_wrong - wrong, 0.0)
 
     def _collected(self, compartment: int) -> None:
         db = self._connect()
