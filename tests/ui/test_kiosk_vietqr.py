@@ -22,6 +22,7 @@ from daemon.payments.vietqr import Service, Transfer, parse
 from devices.printer import slip
 from tests.ui.citizen import NAME, Citizen
 from tests.ui.conftest import KioskRig, Screen
+from tests.ui.test_kiosk_look import contrasts, too_low
 
 OFFICE = json.loads(
     (Path(__file__).parents[2] / "daemon/ui/web/data/office-demo.json").read_text("utf-8")
@@ -41,9 +42,13 @@ async def _coin_state(kiosk: KioskRig) -> dict[str, Any]:
 
 
 async def _to_vietqr(citizen: Citizen, screen: Screen, query: str = "?done=30") -> str:
-    """File up to the payment step, switch to VietQR; the reference shown."""
+    """File up to the payment step, switch to VietQR; the reference shown.
+
+    Both screens' text is measured at WCAG AA contrast on the way (test_kiosk_look).
+    """
     await citizen.open(query)
     await citizen.to_payment(PROCEDURE["id"])
+    assert not too_low(await contrasts(screen)), "payment screen with the VietQR button"
     await citizen.tap("#pay-vietqr")
     await screen.wait_screen("payment-vietqr")
     return await screen.page.inner_text("#transfer-reference")
@@ -73,6 +78,7 @@ async def test_pays_by_vietqr_and_the_receipt_carries_the_reference(
             purpose=reference,
         )
         assert vietqr.account_name in await screen.text()
+        assert not too_low(await contrasts(screen)), "VietQR screen"
         # Switching ended the coin deposit: no coin is taken while the code is shown.
         coins = await _coin_state(kiosk)
         assert coins["inhibited"] is True
@@ -88,6 +94,7 @@ async def test_pays_by_vietqr_and_the_receipt_carries_the_reference(
 
         await screen.wait_screen("done", timeout=20)
         await screen.shot("done")
+        assert not [line for line in screen.console if line.startswith(("error", "pageerror"))]
         code = (await screen.page.inner_text("#dossier-code")).split(":")[-1].strip()
         receipt = (await asyncio.wait_for(slips.get(), 10)).payload
         appointment = (await asyncio.wait_for(slips.get(), 10)).payload
