@@ -19,7 +19,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from devices.coin_acceptor.ledger import (
+from devices.cash.ledger import (
     LEDGER_FILE,
     Ledger,
     LedgerError,

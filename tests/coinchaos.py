@@ -8,7 +8,8 @@ the benchmark (``python -m bench.coins``, 200 iterations).  Three processes:
   the daemon is down (sometimes more than its five-event buffer holds);
 - the daemon (``python -m daemon run --config``) on the pty, killed with
   SIGKILL at random moments, or made to exit right after a ledger commit and
-  before the publish (``KIOSKD_TEST_EXIT_AFTER_COMMIT``);
+  before the publish (``python -m tests.chaosdaemon N``, which injects that crash
+  point into the deposit service);
 - this harness, a UI on the broker recording what the daemon reports.
 
 The run ends like a kiosk's day: a graceful stop (SIGTERM), then one more
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import sqlite3
@@ -42,9 +42,8 @@ from typing import Any
 
 import msgspec
 
+from devices.cash.ledger import LEDGER_FILE
 from devices.coin_acceptor.counter import distance
-from devices.coin_acceptor.ledger import LEDGER_FILE
-from devices.coin_acceptor.protocol import EXIT_AFTER_COMMIT_ENV
 from tests.uiclient import UiClient, connect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,19 +223,15 @@ class Chaos:
     # -- daemon --------------------------------------------------------------------------------
 
     async def start_daemon(self, exit_after_commit: int = 0) -> None:
-        env = dict(os.environ)
-        env.pop(EXIT_AFTER_COMMIT_ENV, None)
-        if exit_after_commit:
-            env[EXIT_AFTER_COMMIT_ENV] = str(exit_after_commit)
+        entry = ["tests.chaosdaemon", str(exit_after_commit)] if exit_after_commit else ["daemon"]
         self.daemon = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "daemon",
+            *entry,
             "run",
             "--config",
             str(self.config),
             cwd=REPO,
-            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=self._log,

@@ -35,6 +35,7 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.cash.ledger import LostReason
 from devices.errors import DeviceError, Offline, ProtocolError
 from devices.transports.serial import LineSettings, SerialPort
 
@@ -53,8 +54,9 @@ from .cctalk import (
 )
 from .cctalk_link import CctalkLink, Nak
 from .counter import previous, step
-from .ledger import LostReason
-from .protocol import CoinAcceptor, CoinTable, RejectReason
+from .messages import RejectReason
+from .protocol import CoinAcceptor
+from .settings import CoinTable
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +334,7 @@ class CctalkCoinAcceptor(CoinAcceptor):
             log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
             await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
             self._counter = 0
-            if not self._leaving:
+            if not self.deposits.leaving:
                 # It powered up inhibited: apply what the deposit wants again.
                 await self.hardware_ready()
             return

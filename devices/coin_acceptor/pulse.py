@@ -44,11 +44,12 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.cash.ledger import LostReason
 from devices.errors import HardwareError
 from devices.transports.gpio import PinFactoryName, on_loop, open_pin_factory
 
-from .ledger import LostReason
-from .protocol import CoinAcceptor, CoinTable
+from .protocol import CoinAcceptor
+from .settings import CoinTable
 
 log = logging.getLogger(__name__)
 
@@ -308,4 +309,4 @@ class PulseCoinAcceptor(CoinAcceptor):
             log.info("%s: %d glitches on the pulse line ignored", self.id, glitches)
         # Re-apply what the deposit wants (the guard inhibited at the first pulse).
         with contextlib.suppress(HardwareError):
-            await self._sync_inhibit(force=True)
+            await self.deposits.sync_inhibit(force=True)

@@ -21,7 +21,9 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
-from devices.coin_acceptor.protocol import CoinAcceptor, CoinTable, RejectReason
+from devices.coin_acceptor.messages import RejectReason
+from devices.coin_acceptor.protocol import CoinAcceptor
+from devices.coin_acceptor.settings import CoinTable
 from devices.errors import DeviceError, Offline, ProtocolError
 
 from .faults import FAULT_ACTION, FaultKind, Simulated

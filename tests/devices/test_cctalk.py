@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from devices.base import DeviceState
+from devices.cash.ledger import LEDGER_FILE, Ledger
 from devices.coin_acceptor.cctalk import (
     CHANNELS,
     HOST_ADDRESS,
@@ -35,8 +36,7 @@ from devices.coin_acceptor.cctalk import (
 from devices.coin_acceptor.cctalk_acceptor import CctalkCoinAcceptor
 from devices.coin_acceptor.cctalk_link import CctalkLink
 from devices.coin_acceptor.counter import distance, previous, step
-from devices.coin_acceptor.ledger import LEDGER_FILE, Ledger
-from devices.coin_acceptor.protocol import (
+from devices.coin_acceptor.messages import (
     CoinRejected,
     DepositEndParams,
     DepositStartParams,

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from devices.base import DeviceState, Message
-from devices.coin_acceptor.ledger import LEDGER_FILE, EndReason, Ledger, LedgerError, now_ms
-from devices.coin_acceptor.protocol import (
+from devices.cash.ledger import LEDGER_FILE, EndReason, Ledger, LedgerError, now_ms
+from devices.coin_acceptor.messages import (
     CashBoxState,
     CoinAccepted,
     CoinAcceptorDetail,
@@ -337,7 +337,7 @@ async def test_credit_is_committed_before_the_event(tmp_path: Path) -> None:
 CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
-from devices.coin_acceptor.protocol import DepositStartParams
+from devices.coin_acceptor.messages import DepositStartParams
 from devices.sim.coin_acceptor import InsertCoinParams
 from tests.support import RecordingHost, build, ctx, running
 
@@ -477,7 +477,7 @@ async def test_cash_box_full_stops_taking_coins_until_collected(tmp_path: Path) 
 async def test_ledger_is_wal_with_synchronous_full(tmp_path: Path) -> None:
     async with started(tmp_path) as (device, _):
         assert db_rows(tmp_path, "PRAGMA journal_mode") == [("wal",)]
-        runner = device._ledger
+        runner = device.deposits.ledger
         assert runner is not None
         # synchronous is per connection: read it on the device's own connection.
         sync = await runner.call(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.coin_acceptor.ledger import (
+from devices.cash.ledger import (
     EndReason,
     Ledger,
     LedgerError,
@@ -298,7 +298,7 @@ async def test_runner_finishes_a_write_whose_caller_was_cancelled(tmp_path: Path
 
 
 def test_recovered_credits_and_lost_events(ledger: Ledger) -> None:
-    from devices.coin_acceptor.ledger import LostReason
+    from devices.cash.ledger import LostReason
 
     tx = begin(ledger, at=1_000)
     ledger.credit(tx, 1000, event_counter=4, at_ms=1_100)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from daemon.cli import app
-from devices.coin_acceptor.ledger import LEDGER_FILE, EndReason, Ledger, LostReason
+from devices.cash.ledger import LEDGER_FILE, EndReason, Ledger, LostReason
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from devices.base import DeviceState
-from devices.coin_acceptor.protocol import DepositStartParams, EventsLost
+from devices.coin_acceptor.messages import DepositStartParams, EventsLost
 from devices.coin_acceptor.pulse import PulseCoinAcceptor, PulseSettings, decompose
 from devices.registry import resolve
 from devices.sim.coin_acceptor import InsertCoinParams

@@ -1,328 +1,37 @@
-"""The coin ledger: every coin an acceptor took, on disk before anyone hears of it.
+"""The ledger store: synchronous access to the ledger file, for one thread.
 
-One SQLite file per board (``{state_dir}/ledger.sqlite3``), shared by every coin
-acceptor of the board (rows carry the device id) and read by ``kioskd ledger``.
-Money is whole units of the currency (VND) in INTEGER columns; timestamps are
-Unix epoch ms.
+Durability: WAL journal with ``synchronous=FULL`` (:func:`~.schema.prepare`), so
+every commit fsyncs the WAL before it returns; a credit that returned survives
+a crash or a power cut.
 
-Durability: WAL journal with ``synchronous=FULL``, so every commit fsyncs the
-WAL before it returns; a credit that returned survives a crash or a power cut.
-Credits and collections are append-only and state changes of a transaction are
-limited to ``active -> ended|unknown`` and ``unknown -> settled``; triggers in
-the schema enforce both, so no later bug can rewrite history.
-
-Threading: :class:`Ledger` is synchronous and confined to the thread that
-opened it (sqlite3's ``check_same_thread``); the CLI uses it directly.  The
-daemon drives it through :class:`LedgerRunner`, which owns one worker thread:
-a commit with ``synchronous=FULL`` is an fsync, 1-5 ms on eMMC but hundreds of
-ms on a busy SD card, and must not stall MQTT or other devices' serial I/O.
-One thread keeps the connection confined and runs calls in submission order.
+Threading: :class:`Ledger` is confined to the thread that opened it (sqlite3's
+``check_same_thread``); the CLI uses it directly, the daemon through
+:class:`~.runner.LedgerRunner`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import logging
 import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
-from devices.errors import HardwareError
-
-log = logging.getLogger(__name__)
-
-#: File name of the ledger inside the daemon's state directory.
-LEDGER_FILE = "ledger.sqlite3"
-SCHEMA_VERSION = 2
-#: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
-BUSY_TIMEOUT_S = 5.0
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-class LedgerError(HardwareError):
-    """The ledger could not be read or written (disk full, corrupt file, bad state).
-
-    A :class:`HardwareError`: a technician must look at the board before the
-    kiosk takes money again.
-    """
-
-
-class TransactionState(StrEnum):
-    """Life of a deposit transaction.
-
-    ``active`` takes coins; ``ended`` finished normally; ``unknown`` was left
-    active by a crash (or holds coins taken with no deposit active) and waits
-    for ``depositEnd``, which makes it ``settled``.
-    """
-
-    ACTIVE = "active"
-    ENDED = "ended"
-    UNKNOWN = "unknown"
-    SETTLED = "settled"
-
-
-class EndReason(StrEnum):
-    """Why a transaction ended: ``amountDue`` reached, its deadline, or ``depositEnd``."""
-
-    AMOUNT_REACHED = "amountReached"
-    TIMEOUT = "timeout"
-    ENDED = "ended"
-
-
-class LostReason(StrEnum):
-    """Why acceptor events went unseen (each is reported, never guessed).
-
-    ``counterJump``: the event counter moved past more events than the acceptor
-    buffers; ``deviceReset``: the counter went back to 0 (power cycle), so events
-    since the previous read are unknown; ``unknownPulseTrain``: a pulse train
-    that matches no coin, and ``unknownChannel``: a credit in a channel whose
-    value is not configured (either way a coin of unknown value is in the box).
-    """
-
-    COUNTER_JUMP = "counterJump"
-    DEVICE_RESET = "deviceReset"
-    UNKNOWN_PULSE_TRAIN = "unknownPulseTrain"
-    UNKNOWN_CHANNEL = "unknownChannel"
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS transactions (
-    id TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'unknown', 'settled')),
-    currency TEXT NOT NULL,
-    amount_due INTEGER CHECK (amount_due IS NULL OR amount_due > 0),
-    total INTEGER NOT NULL DEFAULT 0 CHECK (total >= 0),
-    coins INTEGER NOT NULL DEFAULT 0 CHECK (coins >= 0),
-    reason TEXT CHECK (reason IS NULL OR reason IN ('amountReached', 'timeout', 'ended')),
-    orphan INTEGER NOT NULL DEFAULT 0 CHECK (orphan IN (0, 1)),
-    started_ms INTEGER NOT NULL,
-    timeout_ms INTEGER,
-    deadline_ms INTEGER,
-    ended_ms INTEGER,
-    recovered_ms INTEGER,
-    settled_ms INTEGER
-) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS one_active_per_device
-    ON transactions (device_id) WHERE state = 'active';
-CREATE INDEX IF NOT EXISTS transactions_by_device
-    ON transactions (device_id, state, started_ms);
-CREATE TABLE IF NOT EXISTS credits (
-    transaction_id TEXT NOT NULL REFERENCES transactions (id),
-    idx INTEGER NOT NULL CHECK (idx >= 1),
-    value INTEGER NOT NULL CHECK (value > 0),
-    event_counter INTEGER,
-    ts_ms INTEGER NOT NULL,
-    overpayment INTEGER NOT NULL CHECK (overpayment IN (0, 1)),
-    PRIMARY KEY (transaction_id, idx)
-) STRICT;
-CREATE TABLE IF NOT EXISTS cash_box (
-    device_id TEXT PRIMARY KEY,
-    coins INTEGER NOT NULL CHECK (coins >= 0),
-    total INTEGER NOT NULL CHECK (total >= 0),
-    since_ms INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS collections (
-    id INTEGER PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    coins INTEGER NOT NULL,
-    total INTEGER NOT NULL,
-    since_ms INTEGER NOT NULL,
-    note TEXT NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS acceptor_counters (
-    device_id TEXT PRIMARY KEY,
-    counter INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 255),
-    ts_ms INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS lost_events (
-    id INTEGER PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    transaction_id TEXT REFERENCES transactions (id),
-    ts_ms INTEGER NOT NULL,
-    count INTEGER CHECK (count IS NULL OR count > 0),
-    reason TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS lost_events_by_transaction ON lost_events (transaction_id);
-CREATE TRIGGER IF NOT EXISTS lost_events_append_only_u BEFORE UPDATE ON lost_events
-    BEGIN SELECT RAISE(ABORT, 'lost events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS lost_events_append_only_d BEFORE DELETE ON lost_events
-    BEGIN SELECT RAISE(ABORT, 'lost events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS credits_append_only_u BEFORE UPDATE ON credits
-    BEGIN SELECT RAISE(ABORT, 'credits are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS credits_append_only_d BEFORE DELETE ON credits
-    BEGIN SELECT RAISE(ABORT, 'credits are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS collections_append_only_u BEFORE UPDATE ON collections
-    BEGIN SELECT RAISE(ABORT, 'collections are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS collections_append_only_d BEFORE DELETE ON collections
-    BEGIN SELECT RAISE(ABORT, 'collections are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS transactions_kept BEFORE DELETE ON transactions
-    BEGIN SELECT RAISE(ABORT, 'transactions are kept'); END;
-CREATE TRIGGER IF NOT EXISTS transactions_state_flow BEFORE UPDATE OF state ON transactions
-    WHEN NOT (old.state = new.state
-              OR (old.state = 'active' AND new.state IN ('ended', 'unknown'))
-              OR (old.state = 'unknown' AND new.state = 'settled'))
-    BEGIN SELECT RAISE(ABORT, 'illegal transaction state change'); END;
-"""
-
-_COUNTERS_FROM_CREDITS = """
-INSERT OR IGNORE INTO acceptor_counters (device_id, counter, ts_ms)
-    SELECT t.device_id, c.event_counter, c.ts_ms FROM credits c
-    JOIN transactions t ON t.id = c.transaction_id
-    WHERE c.event_counter IS NOT NULL ORDER BY c.rowid DESC;
-"""
-
-
-def now_ms() -> int:
-    """Wall-clock time as Unix epoch ms (for records; deadlines use the monotonic clock)."""
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class CreditRecord:
-    """One coin credited to a transaction.
-
-    Attributes:
-        transaction_id: the transaction it belongs to.
-        index: position in the transaction, 1 for the first coin.
-        value: whole currency units (VND).
-        event_counter: the acceptor's event counter for it, when the hardware has one.
-        ts_ms: when it was recorded, Unix epoch ms.
-        overpayment: the total after it exceeds the amount due.
-
-    """
-
-    transaction_id: str
-    index: int
-    value: int
-    event_counter: int | None
-    ts_ms: int
-    overpayment: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """A deposit transaction with its credits (amounts whole VND, times epoch ms)."""
-
-    id: str
-    device_id: str
-    state: TransactionState
-    currency: str
-    amount_due: int | None
-    total: int
-    reason: EndReason | None
-    orphan: bool
-    started_ms: int
-    timeout_ms: int | None
-    deadline_ms: int | None
-    ended_ms: int | None
-    recovered_ms: int | None
-    settled_ms: int | None
-    credits: tuple[CreditRecord, ...]
-    #: Acceptor events reported lost while it was open (known counts).
-    lost_events: int = 0
-    #: The acceptor reset while it was open: an unknown number of events may be lost.
-    lost_unknown: bool = False
-
-    @property
-    def overpayment(self) -> int:
-        """Whole currency units paid above ``amount_due`` (0 without an amount due)."""
-        if self.amount_due is None:
-            return 0
-        return max(0, self.total - self.amount_due)
-
-
-@dataclass(frozen=True, slots=True)
-class CashBox:
-    """What the cash box of one acceptor holds since its last collection."""
-
-    device_id: str
-    coins: int
-    total: int
-    since_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Collection:
-    """An audit row: a technician emptied a cash box (``kioskd ledger collect``)."""
-
-    id: int
-    device_id: str
-    ts_ms: int
-    coins: int
-    total: int
-    since_ms: int
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
-class LostRecord:
-    """An audit row: acceptor events the daemon could not see.
-
-    ``count`` is None when unknown (the acceptor reset); ``transaction_id`` is
-    the deposit they happened in, when one was open.
-    """
-
-    id: int
-    device_id: str
-    transaction_id: str | None
-    ts_ms: int
-    count: int | None
-    reason: LostReason
-
-
-@dataclass(frozen=True, slots=True)
-class Credit:
-    """Result of recording a coin.
-
-    Attributes:
-        record: the credit row as written.
-        total: the transaction's total after it, whole currency units.
-        new_transaction: the credit opened a new orphan transaction.
-        box: the cash box counters after it.
-
-    """
-
-    record: CreditRecord
-    total: int
-    new_transaction: bool
-    box: CashBox
-
-
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    """One credit with its transaction, flat, for ``kioskd ledger export`` (CSV)."""
-
-    device_id: str
-    transaction_id: str
-    state: str
-    currency: str
-    amount_due: int | None
-    reason: str | None
-    started_ms: int
-    ended_ms: int | None
-    index: int
-    value: int
-    ts_ms: int
-    overpayment: bool
-    event_counter: int | None
-
-
-_TX_COLUMNS = (
-    "id, device_id, state, currency, amount_due, total, reason, orphan, started_ms,"
-    " timeout_ms, deadline_ms, ended_ms, recovered_ms, settled_ms"
+from .export import ExportRow, export_rows
+from .records import (
+    CashBox,
+    Collection,
+    Credit,
+    CreditRecord,
+    EndReason,
+    LedgerError,
+    LostReason,
+    LostRecord,
+    TransactionRecord,
+    TransactionState,
 )
+from .schema import BUSY_TIMEOUT_S, TX_COLUMNS, prepare
 
 
 class Ledger:
@@ -350,7 +59,7 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the coin ledger {path}: {exc}") from exc
         try:
-            cls._prepare(conn, path)
+            prepare(conn, path)
         except sqlite3.Error as exc:
             conn.close()
             raise LedgerError(f"cannot prepare the coin ledger {path}: {exc}") from exc
@@ -358,29 +67,6 @@ class Ledger:
             conn.close()
             raise
         return cls(conn, path)
-
-    @staticmethod
-    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        (sync,) = conn.execute("PRAGMA synchronous").fetchone()
-        if str(mode).lower() != "wal" or sync != 2:  # noqa: PLR2004 - 2 is FULL
-            raise LedgerError(
-                f"coin ledger {path} is not durable (journal_mode={mode}, synchronous={sync})",
-            )
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"coin ledger {path} has schema {version}; this kioskd knows {SCHEMA_VERSION}",
-            )
-        if version < SCHEMA_VERSION:
-            # Every statement of the schema is idempotent: a v1 file gains the v2 tables,
-            # and its acceptors' counters are carried over from their latest credits.
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} {_COUNTERS_FROM_CREDITS}"
-                f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-            )
 
     def close(self) -> None:
         """Close the connection (committed data is already on disk)."""
@@ -740,7 +426,7 @@ class Ledger:
         """
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
+                f"SELECT {TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
                 (transaction_id,),
             ).fetchone()
             if row is None or (device_id is not None and row[1] != device_id):
@@ -756,7 +442,7 @@ class Ledger:
         """
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
+                f"SELECT {TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
                 " WHERE device_id = ? AND state IN ('active', 'unknown')"
                 " ORDER BY state = 'active' DESC, started_ms, id",
                 (device_id,),
@@ -792,7 +478,7 @@ class Ledger:
         """
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
+                f"SELECT {TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
                 " WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2)"
                 " AND (?3 IS NULL OR started_ms >= ?3)"
                 " ORDER BY started_ms DESC, id LIMIT ?4",
@@ -815,46 +501,7 @@ class Ledger:
 
         """
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT t.device_id, t.id, t.state, t.currency, t.amount_due, t.reason,"
-                " t.started_ms, t.ended_ms, c.idx, c.value, c.ts_ms, c.overpayment,"
-                " c.event_counter FROM credits c JOIN transactions t ON t.id = c.transaction_id"
-                " WHERE (?1 IS NULL OR t.device_id = ?1) AND (?2 IS NULL OR c.ts_ms >= ?2)"
-                " AND (?3 IS NULL OR c.ts_ms < ?3) ORDER BY c.ts_ms, t.id, c.idx",
-                (device_id, since_ms, until_ms),
-            ).fetchall()
-        return [
-            ExportRow(
-                device_id=device,
-                transaction_id=tx_id,
-                state=state,
-                currency=currency,
-                amount_due=due,
-                reason=reason,
-                started_ms=started,
-                ended_ms=ended,
-                index=idx,
-                value=value,
-                ts_ms=ts,
-                overpayment=bool(over),
-                event_counter=counter,
-            )
-            for (
-                device,
-                tx_id,
-                state,
-                currency,
-                due,
-                reason,
-                started,
-                ended,
-                idx,
-                value,
-                ts,
-                over,
-                counter,
-            ) in rows
-        ]
+            return export_rows(conn, device_id, since_ms, until_ms)
 
     def last_event_counter(self, device_id: str) -> int | None:
         """Return the acceptor event counter last processed (by a credit or otherwise).
@@ -938,7 +585,7 @@ class Ledger:
 
     def _record(self, conn: sqlite3.Connection, transaction_id: str) -> TransactionRecord:
         row = conn.execute(
-            f"SELECT {_TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
+            f"SELECT {TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
             (transaction_id,),
         ).fetchone()
         return self._build(conn, row)
@@ -1001,70 +648,3 @@ def _store_counter(conn: sqlite3.Connection, device_id: str, counter: int, at_ms
         " ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, ts_ms = excluded.ts_ms",
         (device_id, counter, at_ms),
     )
-
-
-class LedgerRunner:
-    """Runs one :class:`Ledger` on its own worker thread, for the event loop.
-
-    Calls run one at a time in submission order.  A call, once submitted, runs
-    to completion even when the awaiting coroutine is cancelled: a coin's
-    credit is never abandoned half-way by a cancelled driver task.
-    """
-
-    def __init__(self, executor: ThreadPoolExecutor, ledger: Ledger) -> None:
-        self._executor = executor
-        self._ledger = ledger
-
-    @classmethod
-    async def open(cls, path: Path) -> LedgerRunner:
-        """Open the ledger at ``path`` on a new worker thread.
-
-        Raises:
-            LedgerError: see :meth:`Ledger.open`.
-
-        """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kioskd-ledger")
-        try:
-            ledger = await asyncio.get_running_loop().run_in_executor(executor, Ledger.open, path)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor, ledger)
-
-    @property
-    def path(self) -> Path:
-        """The ledger file."""
-        return self._ledger.path
-
-    async def call(
-        self,
-        fn: Callable[Concatenate[Ledger, _P], _T],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        """Run ``fn(ledger, *args, **kwargs)`` on the ledger thread and return its result.
-
-        Raises:
-            LedgerError: whatever ``fn`` raises.
-
-        """
-        job = functools.partial(fn, self._ledger, *args, **kwargs)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(_log_unawaited)
-            raise
-
-    async def aclose(self) -> None:
-        """Close the connection and let the worker thread end."""
-        try:
-            await self.call(Ledger.close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-
-def _log_unawaited(future: asyncio.Future[Any]) -> None:
-    """Report the failure of a ledger call whose caller was cancelled (it still ran)."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("coin ledger call failed after its caller was cancelled: %s", exc)
