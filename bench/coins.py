@@ -31,7 +31,8 @@ import msgspec
 from daemon.app import App
 from daemon.config import sim_config
 from daemon.mqtt.schema import DaemonState
-from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner, now_ms
+from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
+from devices.runtime.clock import now_ms
 from devices.sim.cctalk import CctalkSimulator
 from tests.coinchaos import run_chaos
 from tests.uiclient import connect

@@ -24,8 +24,8 @@ from devices.cash.ledger import (
     Ledger,
     LedgerError,
     TransactionState,
-    now_ms,
 )
+from devices.runtime.clock import now_ms
 
 from .config import EX_CONFIG, ConfigError, load
 

@@ -59,6 +59,7 @@ from devices.errors import (
     ProtocolError,
     SequenceError,
 )
+from devices.runtime.clock import now_ms
 
 from .ledger import (
     CashBox,
@@ -71,7 +72,6 @@ from .ledger import (
     LostReason,
     TransactionRecord,
     TransactionState,
-    now_ms,
 )
 
 log = logging.getLogger(__name__)

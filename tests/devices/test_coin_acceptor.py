@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from devices.base import DeviceState, Message
-from devices.cash.ledger import LEDGER_FILE, EndReason, Ledger, LedgerError, now_ms
+from devices.cash.ledger import LEDGER_FILE, EndReason, Ledger, LedgerError
 from devices.coin_acceptor.messages import (
     CashBoxState,
     CoinAccepted,
@@ -37,6 +37,7 @@ from devices.errors import (
     ProtocolError,
     SequenceError,
 )
+from devices.runtime.clock import now_ms
 from devices.sim.coin_acceptor import InsertCoinParams, ReturnedCoin, SimCoinAcceptor
 from devices.sim.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running

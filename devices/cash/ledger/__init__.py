@@ -22,7 +22,6 @@ from .records import (
     LostRecord,
     TransactionRecord,
     TransactionState,
-    now_ms,
 )
 from .runner import LedgerRunner
 from .schema import LEDGER_FILE, SCHEMA_VERSION
@@ -44,5 +43,4 @@ __all__ = [
     "LostRecord",
     "TransactionRecord",
     "TransactionState",
-    "now_ms",
 ]

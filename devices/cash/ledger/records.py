@@ -5,7 +5,6 @@ Amounts are whole units of the currency (VND); times are Unix epoch ms.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,11 +55,6 @@ class LostReason(StrEnum):
     DEVICE_RESET = "deviceReset"
     UNKNOWN_PULSE_TRAIN = "unknownPulseTrain"
     UNKNOWN_CHANNEL = "unknownChannel"
-
-
-def now_ms() -> int:
-    """Wall-clock time as Unix epoch ms (for records; deadlines use the monotonic clock)."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
