@@ -242,3 +242,18 @@ async def test_a_virtual_chip_holding_the_tsemrtd_files_reads_and_fails_chip_aut
     assert result.active_authentication is None
     assert result.dg13 is None
     assert result.issues == []
+
+
+# --- gmrtd: ICAO 39794-5 application profile DG2 samples ---------------------------------------
+
+GMRTD = DATA / "gmrtd"
+
+
+@pytest.mark.parametrize(
+    "name", ["ICAO_39794_5_AP_DG2_AllFields.dat", "ICAO_39794_5_AP_DG2_MandFields.dat"]
+)
+def test_iso_39794_5_dg2_gives_the_published_face(name: str) -> None:
+    face = lds.parse_dg2((GMRTD / name).read_bytes())
+    assert face.data == (GMRTD / "ICAO_39794_5_AP_DG2_Face.jpg").read_bytes()
+    assert face.mime == "image/jp2"  # the sample's ".jpg" face is a JPEG 2000 file
+    assert lds.display_jpeg(face).display_jpeg is not None

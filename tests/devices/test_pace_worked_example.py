@@ -130,9 +130,9 @@ def test_both_ends_reproduce_every_value_of_the_example() -> None:
         )
         == SHARED_SECRET
     )
-    assert terminal.keys == chip.keys == pace.PaceKeys(KS_ENC, KS_MAC)
+    assert terminal.keys == chip.keys == pace.PaceKeys(KS_ENC, KS_MAC, 16)
     assert chip.answer_token(T_IFD) == T_IC
-    assert terminal.check_chip_token(T_IC) == pace.PaceKeys(KS_ENC, KS_MAC)
+    assert terminal.check_chip_token(T_IC) == pace.PaceKeys(KS_ENC, KS_MAC, 16)
 
 
 def test_a_wrong_password_fails_only_at_the_token_check() -> None:

@@ -1,9 +1,12 @@
 """PACE with the generic mapping over elliptic curves (ICAO 9303-11 sections 4.4, 9.2, 9.5).
 
 EF.CardAccess lists the chip's PACE protocols (:func:`parse_card_access`); this
-module runs ``id-PACE-ECDH-GM-AES-CBC-CMAC-128/192/256`` on the standardized
-NIST and brainpool curves.  Both ends are here: :class:`PaceTerminal` is what
-the driver runs, :class:`PaceChip` what the project's virtual card runs.  The
+module runs ``id-PACE-ECDH-GM-AES-CBC-CMAC-128/192/256`` and
+``id-PACE-ECDH-GM-3DES-CBC-CBC`` on the standardized NIST and brainpool curves
+(3DES: K_pi and the session keys from the 3DES KDF, the nonce decrypted with
+3DES-CBC, tokens by the ISO/IEC 9797-1 retail MAC, secure messaging with 3DES).
+Both ends are here: :class:`PaceTerminal` is what the driver runs,
+:class:`PaceChip` what the project's virtual card runs.  The
 password is the CAN (reference 2) or the MRZ information (reference 1).
 
 The exchange, after ``MSE:Set AT``: the chip sends ``z = E(K_pi, s)``; both
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asn1crypto import core
@@ -25,8 +29,10 @@ from asn1crypto import core
 from devices.card_reader.identity import BacKey, PaceKey
 from devices.errors import ProtocolError
 
-from . import aes, ec, tlv
+from . import aes, cipher, ec, tlv
 from .apdu import SHORT_MAX_LE, CommandApdu
+from .bac import SessionKeys
+from .sm import SecureChannel
 
 #: id-PACE (BSI TR-03110 / ICAO 9303-11 9.2.1) and its ECDH generic mapping with AES.
 ID_PACE = "0.4.0.127.0.7.2.2.4"
@@ -38,7 +44,9 @@ _PACE_CIPHERS = {
     "3": "AES-CBC-CMAC-192",
     "4": "AES-CBC-CMAC-256",
 }
-PACE_ECDH_GM_AES: dict[str, int] = {
+#: The ECDH generic mapping protocols this module runs: AES key length, 0 for two-key 3DES.
+PACE_ECDH_GM: dict[str, int] = {
+    f"{ID_PACE}.2.1": 0,  # id-PACE-ECDH-GM-3DES-CBC-CBC
     f"{ID_PACE}.2.2": 16,  # id-PACE-ECDH-GM-AES-CBC-CMAC-128
     f"{ID_PACE}.2.3": 24,  # id-PACE-ECDH-GM-AES-CBC-CMAC-192
     f"{ID_PACE}.2.4": 32,  # id-PACE-ECDH-GM-AES-CBC-CMAC-256
@@ -96,8 +104,8 @@ class PaceInfo:
 
     @property
     def supported(self) -> bool:
-        """True for ECDH generic mapping with AES on a standardized curve."""
-        return self.protocol in PACE_ECDH_GM_AES and self.parameter_id in ec.STANDARD_DOMAINS
+        """True for the ECDH generic mapping (AES or 3DES) on a standardized curve."""
+        return self.protocol in PACE_ECDH_GM and self.parameter_id in ec.STANDARD_DOMAINS
 
     def describe(self) -> str:
         """The protocol's name (BSI TR-03110 part 3 OID tree) and its domain parameter ID.
@@ -112,8 +120,8 @@ class PaceInfo:
 
     @property
     def key_bytes(self) -> int:
-        """AES key length of the protocol, bytes."""
-        return PACE_ECDH_GM_AES[self.protocol]
+        """AES key length of the protocol, bytes (0: two-key 3DES)."""
+        return PACE_ECDH_GM[self.protocol]
 
     @property
     def domain(self) -> ec.Domain:
@@ -175,8 +183,19 @@ def password(key: BacKey | PaceKey) -> tuple[int, bytes]:
 
 
 def password_key(encoded_password: bytes, key_bytes: int) -> bytes:
-    """K_pi, the key that encrypts the chip's nonce."""
+    """K_pi, the key that encrypts the chip's nonce (``key_bytes`` 0: 3DES)."""
+    if key_bytes == 0:
+        return cipher.derive_key(encoded_password, KDF_PI)
     return aes.derive_key(encoded_password, KDF_PI, key_bytes)
+
+
+def _nonce_cipher(
+    key_bytes: int,
+) -> tuple[int, Callable[[bytes, bytes], bytes], Callable[[bytes, bytes], bytes]]:
+    """Block size, encryption and decryption (CBC, zero IV) of the protocol's nonce."""
+    if key_bytes == 0:
+        return cipher.BLOCK, cipher.tdes_encrypt, cipher.tdes_decrypt
+    return aes.BLOCK, aes.cbc_encrypt, aes.cbc_decrypt
 
 
 def mapped_generator(domain: ec.Domain, nonce: bytes, shared: ec.Point) -> ec.Point:
@@ -191,23 +210,49 @@ def mapped_generator(domain: ec.Domain, nonce: bytes, shared: ec.Point) -> ec.Po
 
 
 def token(info: PaceInfo, ks_mac: bytes, public_key: bytes) -> bytes:
-    """Authentication token: CMAC over ``7F49 { 06 protocol OID, 86 public key }``, 8 bytes."""
+    """Authentication token over ``7F49 { 06 protocol OID, 86 public key }``, 8 bytes.
+
+    AES-CMAC cut to 8 bytes, or the retail MAC (padding method 2) for 3DES.
+    """
     body = tlv.encode(_TAG_OID, oid_bytes(info.protocol)) + tlv.encode(_TAG_EC_POINT, public_key)
-    return aes.cmac8(ks_mac, tlv.encode(_TAG_PUBLIC_KEY, body))
+    data = tlv.encode(_TAG_PUBLIC_KEY, body)
+    if info.key_bytes == 0:
+        return cipher.retail_mac(ks_mac, data)
+    return aes.cmac8(ks_mac, data)
 
 
 @dataclass(frozen=True, slots=True)
 class PaceKeys:
-    """AES secure messaging keys established by PACE (the SSC starts at zero)."""
+    """Secure messaging keys established by PACE (the SSC starts at zero).
+
+    Attributes:
+        ks_enc: the encryption key.
+        ks_mac: the MAC key.
+        key_bytes: AES key length, 0 for two-key 3DES.
+
+    """
 
     ks_enc: bytes
     ks_mac: bytes
+    key_bytes: int
+
+    def channel(self) -> SecureChannel:
+        """The secure messaging session these keys open (3DES or AES, SSC zero)."""
+        if self.key_bytes == 0:
+            return SecureChannel(SessionKeys(self.ks_enc, self.ks_mac, 0))
+        return SecureChannel.for_aes(self.ks_enc, self.ks_mac)
 
 
 def session_keys(shared_x: bytes, key_bytes: int) -> PaceKeys:
-    """KS_enc and KS_mac from the shared secret's x coordinate."""
+    """KS_enc and KS_mac from the shared secret's x coordinate (``key_bytes`` 0: 3DES)."""
+    if key_bytes == 0:
+        return PaceKeys(
+            cipher.derive_key(shared_x, KDF_ENC), cipher.derive_key(shared_x, KDF_MAC), 0
+        )
     return PaceKeys(
-        aes.derive_key(shared_x, KDF_ENC, key_bytes), aes.derive_key(shared_x, KDF_MAC, key_bytes)
+        aes.derive_key(shared_x, KDF_ENC, key_bytes),
+        aes.derive_key(shared_x, KDF_MAC, key_bytes),
+        key_bytes,
     )
 
 
@@ -285,9 +330,10 @@ class PaceTerminal:
 
     def decrypt_nonce(self, encrypted: bytes) -> bytes:
         """Step 1: decrypt the chip's nonce; return the terminal's mapping public key."""
-        if len(encrypted) != aes.BLOCK:
-            raise ProtocolError("PACE: the encrypted nonce is not one AES block")
-        self._nonce = aes.cbc_decrypt(self._k_pi, encrypted)
+        block, _, decrypt = _nonce_cipher(self.info.key_bytes)
+        if not encrypted or len(encrypted) % block:
+            raise ProtocolError("PACE: the encrypted nonce is not whole cipher blocks")
+        self._nonce = decrypt(self._k_pi, encrypted)
         return self.domain.encode(self.domain.multiply(self.domain.generator, self._map_key))
 
     def map_nonce(self, chip_map_public: bytes) -> bytes:
@@ -356,7 +402,8 @@ class PaceChip:
 
     def encrypted_nonce(self) -> bytes:
         """Step 1: ``z = E(K_pi, s)``."""
-        return aes.cbc_encrypt(self._k_pi, self._nonce)
+        _, encrypt, _ = _nonce_cipher(self.info.key_bytes)
+        return encrypt(self._k_pi, self._nonce)
 
     def map_nonce(self, terminal_map_public: bytes) -> bytes:
         """Step 2: compute G'; return the chip's mapping public key."""

@@ -172,7 +172,7 @@ class ChipSession:
         *,
         terminal: pace.PaceTerminal | None = None,
     ) -> None:
-        """Run PACE (ECDH generic mapping) with the first supported protocol of ``infos``.
+        """Run PACE (ECDH generic mapping, AES or 3DES) with the first protocol of ``infos`` we run.
 
         ``terminal`` fixes the terminal's keys (the worked example).  One
         attempt: a refused token is reported at once, never retried.
@@ -189,7 +189,8 @@ class ChipSession:
             offer = ", ".join(i.describe() for i in infos)
             raise Unsupported(
                 f"unsupported: the chip offers PACE only as {offer}; this reader runs "
-                "id-PACE-ECDH-GM-AES-CBC-CMAC-128/192/256 on standardized curves (8-18)"
+                "id-PACE-ECDH-GM-3DES-CBC-CBC and -AES-CBC-CMAC-128/192/256 on standardized "
+                "curves (8-18)"
             )
         reference, password = pace.password(key)
         what = "the CAN" if reference == pace.PASSWORD_CAN else "the MRZ data"
@@ -217,7 +218,7 @@ class ChipSession:
         if not answer.ok:
             raise ProtocolError(f"PACE: mutual authentication failed (SW {answer.sw:04X})")
         keys = terminal.check_chip_token(pace.dynamic_auth_object(answer.data, pace.GA_TOKEN_CHIP))
-        self._channel = SecureChannel.for_aes(keys.ks_enc, keys.ks_mac)
+        self._channel = keys.channel()
 
     async def _authenticate(self, tag: int | None, value: bytes, answer_tag: int) -> bytes:
         """One chained GENERAL AUTHENTICATE step; the value of the chip's ``answer_tag`` object.

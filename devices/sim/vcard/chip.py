@@ -280,7 +280,7 @@ class EmrtdChip:
                     return None
                 # The answer goes out in plain; secure messaging starts with the next command.
                 self._pace = None
-                self._channel = SecureChannel.for_aes(run.keys.ks_enc, run.keys.ks_mac)
+                self._channel = run.keys.channel()
                 return tlv.encode(pace.GA_TOKEN_CHIP, chip_token)
             case _:
                 raise ProtocolError("PACE: unexpected data object")
