@@ -27,7 +27,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -58,8 +58,10 @@ from .mqtt.schema import (
 )
 from .mqtt.topics import Topics
 from .notify import Notifier
+
+if TYPE_CHECKING:
+    from .uplink.client import Uplink
 from .payments.command import vietqr_payload
-from .uplink.client import Uplink
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,12 @@ class App:
         self._supervisors: dict[str, asyncio.Task[None]] = {}
         #: Set once shutdown begins: supervisors then never (re)start a driver.
         self._stopping = asyncio.Event()
-        self.uplink = Uplink(config, self) if config.uplink.enabled else None
+        self.uplink: Uplink | None = None
+        if config.uplink.enabled:
+            # Only a board with a fleet uplink loads it (TLS, cryptography: ~7 MiB).
+            from .uplink.client import Uplink  # noqa: PLC0415
+
+            self.uplink = Uplink(config, self)
         self.observers: list[DeviceObserver] = [self.uplink] if self.uplink else []
 
     # -- DeviceHost --------------------------------------------------------------

@@ -22,10 +22,9 @@ from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_
 from .fleet.cli import fleet_app
 from .ledger_cli import app as ledger_app
 from .lockers_cli import lockers_app
-from .ui.bridge import BRIDGE_PATH, BrokerAddress
 from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
 from .ui.cli import ui
-from .ui.server import UiError, UiSite, serve_ui
+from .ui.server import BRIDGE_PATH, BrokerAddress, UiError, UiSite, serve_ui
 
 EX_UNAVAILABLE = 69
 
@@ -144,6 +143,7 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: i
             ws_port = config.broker.ws_port
         ui_url = None
         if ui_port:
+            # The UI server (and its websockets library) only when a UI is served.
             # The page connects to the UI server's own bridge to the broker's TCP listener.
             site = UiSite(board=config.board.id)
             port = ui_port if port_free(ui_port) else free_port()

@@ -34,9 +34,6 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-import qrcode
-import qrcode.constants
-
 NAPAS_GUID = "A000000727"
 CURRENCY_VND = "704"
 COUNTRY_VN = "VN"
@@ -285,6 +282,11 @@ def qr_rows(payload: str) -> list[str]:
     Error correction level M, as banks' apps print theirs; a UI draws one square per
     module and leaves four modules of white around the code.
     """
+    # Loaded by the first vietqrPayload (qrcode imports Pillow: ~4 MiB a daemon that
+    # never asks for a transfer does not carry).
+    import qrcode  # noqa: PLC0415
+    import qrcode.constants  # noqa: PLC0415
+
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
     code.add_data(payload.encode())
     code.make(fit=True)

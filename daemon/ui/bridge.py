@@ -3,13 +3,15 @@
 mosquitto 2.0's own websockets listener writes a large message to a browser one
 4 KiB chunk per 100 ms main-loop pass (a 272 KB picture took 6.7 s); its TCP
 listener does not (docs/performance.md).  The UI server therefore answers a
-websocket upgrade on :data:`BRIDGE_PATH` itself and relays the MQTT bytes both
+websocket upgrade on ``/mqtt`` itself and relays the MQTT bytes both
 ways between that websocket and one TCP connection to the broker, with
 ``TCP_NODELAY`` on both sockets.
 
 The relay never reads MQTT: the browser's CONNECT (its user name and password)
 goes to the broker unread, and the broker's authentication and ACLs decide
-everything, exactly as for any TCP client.  The websocket protocol itself
+everything, exactly as for any TCP client.  The UI server imports this module
+when a page first asks for ``/mqtt`` (:data:`daemon.ui.server.BRIDGE_PATH`), so
+a process serving no page does not load the ``websockets`` library.  The websocket protocol itself
 (handshake, framing, masking, ping/pong, close, size limits) is the
 ``websockets`` library's sans-I/O ``ServerProtocol``, driven over the UI
 server's own asyncio stream.
@@ -21,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from websockets.frames import CloseCode, Frame, Opcode
@@ -30,10 +31,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from .server import BrokerAddress
+
 log = logging.getLogger(__name__)
 
-#: The URL path the UI server relays (``ws://127.0.0.1:PORT/mqtt``).
-BRIDGE_PATH = "/mqtt"
 #: The websocket subprotocol of MQTT (MQTT 5.0 section 6, MQTT 3.1.1 section 6).
 MQTT_SUBPROTOCOL = Subprotocol("mqtt")
 #: Largest websocket message accepted from the page, bytes (a request is far smaller;
@@ -49,19 +50,6 @@ WRITE_TIMEOUT_S = 10.0
 #: How long either side may stay silent before the relay is closed, seconds (a
 #: client's MQTT keepalive, 30 s for the reference UI, keeps it busier than this).
 IDLE_TIMEOUT_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """The broker's MQTT TCP listener the relay connects to."""
-
-    host: str
-    port: int
-
-
-def is_upgrade(path: str, fields: dict[str, str]) -> bool:
-    """Whether a request for ``path`` with header ``fields`` asks for the MQTT websocket."""
-    return path == BRIDGE_PATH and fields.get("upgrade", "").lower() == "websocket"
 
 
 def _nodelay(writer: asyncio.StreamWriter) -> None:

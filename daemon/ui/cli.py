@@ -18,8 +18,7 @@ import typer
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load, read_secret, sim_config
 
-from .bridge import BRIDGE_PATH, BrokerAddress
-from .server import UiCredential, UiError, UiSite, serve_ui
+from .server import BRIDGE_PATH, BrokerAddress, UiCredential, UiError, UiSite, serve_ui
 
 #: Default port of the UI server.
 DEFAULT_PORT = 8080

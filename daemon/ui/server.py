@@ -35,8 +35,6 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from .bridge import BRIDGE_PATH, BrokerAddress, is_upgrade, relay
-
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -69,6 +67,23 @@ _REASONS = {
     405: "Method Not Allowed",
     503: "Service Unavailable",
 }
+
+
+#: The URL path of the page's MQTT websocket (``ws://127.0.0.1:PORT/mqtt``).
+BRIDGE_PATH = "/mqtt"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """The broker's MQTT TCP listener the ``/mqtt`` bridge relays to."""
+
+    host: str
+    port: int
+
+
+def is_upgrade(path: str, fields: Mapping[str, str]) -> bool:
+    """Whether a request for ``path`` with header ``fields`` asks for the MQTT websocket."""
+    return path == BRIDGE_PATH and fields.get("upgrade", "").lower() == "websocket"
 
 
 class UiError(RuntimeError):
@@ -286,6 +301,9 @@ async def serve_ui(
             else:
                 head = await _respond(reader, writer, resources, origins, bridge=broker is not None)
                 if head is not None and broker is not None:
+                    # Loaded by the first page that connects (the websockets library).
+                    from .bridge import relay  # noqa: PLC0415
+
                     await relay(head, reader, writer, broker)
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await writer.drain()

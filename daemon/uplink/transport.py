@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography import x509
-
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -71,6 +69,9 @@ def tls_context(ca_file: str | None, cert_file: str | None, key_file: str | None
 
 def certificate_not_after(cert_file: str) -> dt.datetime | None:
     """The expiry (UTC) of the first certificate in a PEM file, or None if it cannot be read."""
+    # cryptography's x509 (~5 MiB) only for a board that has a client certificate.
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         data = Path(cert_file).read_bytes()
         return x509.load_pem_x509_certificate(data).not_valid_after_utc
