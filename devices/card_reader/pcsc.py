@@ -20,22 +20,21 @@ import asyncio
 import functools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.errors import HardwareError, MediaError, Offline, ProtocolError, Timeout
 from devices.transports.pcsc import CardGone, PcscCard, PcscContext, ReaderStatus
 
-from .icao import masterlist
-from .icao.reader import SHORT_READ_MAX, read_identity
+from .icao.apdu import SHORT_READ_MAX
 from .identity import BacKey, IdentityResult, PaceKey
 from .protocol import CardReader, Progress
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _CERT_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
 _MASTER_LIST_SUFFIX = ".ml"
@@ -79,6 +78,13 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
             or a master list is malformed or not trusted (the message names it).
 
     """
+    # The ICAO code and its cryptography (~14 MiB) load once a reader is present.
+    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    from .icao import masterlist  # noqa: PLC0415
+
     certificates: list[x509.Certificate] = []
     lists: list[Path] = []
     try:
@@ -144,7 +150,6 @@ class PcscCardReader(CardReader):
 
         """
         folder = self.settings.csca_dir
-        cscas = await asyncio.to_thread(load_cscas, Path(folder)) if folder else None
         poll_ms = self.settings.poll_ms
         async with (
             PcscContext(f"{self.id}-watch") as watch,
@@ -153,6 +158,8 @@ class PcscCardReader(CardReader):
             reader = await watch.find_reader(self.settings.reader)
             if reader is None:
                 raise Offline(f"no PC/SC reader matches {self.settings.reader!r}")
+            # Loaded once a reader is present: no ICAO code in memory while there is none.
+            cscas = await asyncio.to_thread(load_cscas, Path(folder)) if folder else None
             self._io, self._reader, self._cscas = io, reader, cscas
             try:
                 status = await watch.wait_status(reader, None, 0)
@@ -188,6 +195,8 @@ class PcscCardReader(CardReader):
         self._report(await io.wait_status(reader, None, 0))
 
     async def _read_chip(self, key: BacKey | PaceKey, progress: Progress) -> IdentityResult:
+        from .icao.reader import read_identity  # noqa: PLC0415 - loaded with the reader's CSCAs
+
         io, reader = self._connection()
         serial = self.card_serial
         timeout_s = self.settings.apdu_timeout_ms / 1000

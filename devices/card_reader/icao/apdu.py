@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from devices.errors import InvalidData, ProtocolError
 
+#: Largest READ BINARY that fits a short response under 3DES secure messaging.
+SHORT_READ_MAX = 0xDF
+
 SHORT_MAX_DATA = 255
 SHORT_MAX_LE = 256
 EXTENDED_MAX_LE = 65_536

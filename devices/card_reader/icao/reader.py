@@ -22,7 +22,7 @@ from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, ReadIs
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
 from . import aa, bac, ca, lds, pa, pace, tlv
-from .apdu import CommandApdu, ResponseApdu
+from .apdu import SHORT_READ_MAX, CommandApdu, ResponseApdu
 from .keys import UnknownAlgorithm
 from .sm import SecureChannel
 
@@ -48,8 +48,6 @@ async def run_inline(fn: Callable[[], T]) -> T:
 
 
 EMRTD_AID = bytes.fromhex("A0000002471001")
-#: Largest READ BINARY that fits a short response under 3DES secure messaging.
-SHORT_READ_MAX = 0xDF
 #: READ BINARY offsets are 15 bits with INS B0.
 _MAX_OFFSET = 0x7FFF
 _HEADER_READ = 4
