@@ -40,12 +40,9 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
-from escpos.capabilities import CAPABILITIES, Profile
-from escpos.printer import Dummy
-from PIL import Image
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import HardwareError, MediaError, Offline, ProtocolError
@@ -66,9 +63,26 @@ from .status import (
 from .status import ERROR_OCCURRED as _ERROR_OCCURRED
 from .status import PAPER_END_STOP as _PAPER_END_STOP
 
+if TYPE_CHECKING:
+    from escpos.capabilities import Profile
+    from escpos.printer import Dummy
+    from PIL import Image
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: python-escpos's fallback profile (in its capabilities under this name).
+DEFAULT_PROFILE = "default"
+
+
+def _profiles() -> dict[str, Any]:
+    """python-escpos's printer profiles by name (importing them loads its capabilities file)."""
+    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415
+
+    profiles: dict[str, Any] = CAPABILITIES["profiles"]
+    return profiles
+
 
 #: Extra time the event loop gives an I/O call beyond the call's own timeout, in s.
 _GRACE_S = 2.0
@@ -119,7 +133,7 @@ class EscposSettings(PrinterSettings, frozen=True, forbid_unknown_fields=True, k
     device: str = ""
     baud: Literal[9600, 19200, 38400, 57600, 115200] = 19200
     flow_control: Literal["none", "dsrdtr", "xonxoff"] = "none"
-    profile: str = "default"
+    profile: str = DEFAULT_PROFILE
     image_impl: Literal["bitImageRaster", "graphics", "bitImageColumn"] = "bitImageRaster"
     connect_timeout_ms: Ms = 3000
     write_timeout_ms: Ms = 10_000
@@ -136,7 +150,9 @@ class EscposSettings(PrinterSettings, frozen=True, forbid_unknown_fields=True, k
             raise ValueError("connection 'usb' needs usb_vendor_id and usb_product_id")
         if self.connection in ("serial", "file") and not self.device:
             raise ValueError(f"connection {self.connection!r} needs device")
-        if self.profile not in CAPABILITIES["profiles"]:
+        # "default" is python-escpos's own fallback profile; another name is checked
+        # against its capabilities, loaded then (~6 MiB; else at the first print).
+        if self.profile != DEFAULT_PROFILE and self.profile not in _profiles():
             raise ValueError(f"unknown python-escpos profile {self.profile!r}")
 
 
@@ -166,13 +182,7 @@ class EscposPrinter(Printer):
         self._lock = asyncio.Lock()
         self._mute = False  # no answer, or garbage, to the last status request
         self._mechanical_error = False
-        # The named profile with the paper's width, so python-escpos neither warns nor
-        # refuses 576 dots (a Profile instance: Dummy takes no other profile object).
-        data = copy.deepcopy(CAPABILITIES["profiles"][settings.profile])
-        data["media"]["width"]["pixels"] = settings.width_dots
-        self._profile = Profile()
-        self._profile.profile_data = data
-        self._profile.features = data["features"]
+        self._profile: Profile | None = None
 
     # ------------------------------------------------------------ the thread seam
 
@@ -369,9 +379,29 @@ class EscposPrinter(Printer):
 
     # ------------------------------------------------------------ hardware hooks
 
+    def _encoder(self) -> Dummy:
+        """A python-escpos encoder with the named profile at the paper's width.
+
+        The library (its capabilities, barcode and QR code modules: ~10 MiB) is loaded
+        by the first print or cut.  The profile gets the paper's width, so python-escpos
+        neither warns nor refuses 576 dots (a Profile instance: Dummy takes no other
+        profile object).
+        """
+        from escpos.capabilities import Profile  # noqa: PLC0415
+        from escpos.printer import Dummy  # noqa: PLC0415
+
+        if self._profile is None:
+            data = copy.deepcopy(_profiles()[self.settings.profile])
+            data["media"]["width"]["pixels"] = self.settings.width_dots
+            profile = Profile()
+            profile.profile_data = data
+            profile.features = data["features"]
+            self._profile = profile
+        return Dummy(profile=self._profile)
+
     def _encode_slip(self, image: Image.Image) -> bytes:
         """ESC/POS bytes of one slip: init, the raster, feed and cut (CPU, a few ms)."""
-        printer = Dummy(profile=self._profile)
+        printer = self._encoder()
         printer._raw(_INIT)  # noqa: SLF001 - Dummy's documented way to append bytes
         printer.image(image, impl=self.settings.image_impl)
         printer.cut()
@@ -379,7 +409,7 @@ class EscposPrinter(Printer):
         return output
 
     def _encode_cut(self) -> bytes:
-        printer = Dummy(profile=self._profile)
+        printer = self._encoder()
         printer.cut()
         output: bytes = printer.output
         return output

@@ -1,13 +1,16 @@
 """Connections to an ESC/POS printer: network (TCP 9100), USB, serial and a device file.
 
 Every call blocks and is bounded by the timeout it is given: the ``escpos``
-driver makes them from its one I/O thread, never from the event loop.  The
-connections are python-escpos's printer classes (:mod:`escpos.printer`), with
-the timeouts the library leaves open filled in: its USB class writes with no
+driver makes them from its one I/O thread, never from the event loop.  The USB
+and serial connections are python-escpos's printer classes (:mod:`escpos.printer`,
+imported when such a link opens: the library loads its printer capabilities,
+barcode and QR code modules, ~10 MiB), with the timeouts the library leaves open
+filled in: its USB class writes with no
 timeout by default (it would block forever on a stalled printer), its serial
 class has no write timeout, and its file class opens the device write-only,
 which can neither read status nor time out; the file connection here opens the
-device read-write and waits with ``select``.
+device read-write and waits with ``select``, and the network connection is a
+plain TCP socket.
 
 Errors: a vanished or refused connection raises :class:`Offline`; a write the
 printer does not take in time raises :class:`HardwareError` (the link is then
@@ -27,8 +30,6 @@ import time
 from typing import Any, Literal
 
 import serial
-from escpos.exceptions import DeviceNotFoundError
-from escpos.printer import Network, Serial, Usb
 
 from devices.errors import HardwareError, Offline
 
@@ -84,16 +85,14 @@ class Link(abc.ABC):
 
 
 class NetworkLink(Link):
-    """A raw TCP connection (port 9100, "JetDirect"), through ``escpos.printer.Network``."""
+    """A raw TCP connection (port 9100, "JetDirect")."""
 
     def __init__(self, host: str, port: int, connect_timeout_s: float) -> None:
         self.name = f"{host}:{port}"
-        self._printer = Network(host, port, timeout=connect_timeout_s)
         try:
-            self._printer.open()
-        except DeviceNotFoundError as exc:
+            sock = socket.create_connection((host, port), timeout=connect_timeout_s)
+        except OSError as exc:
             raise Offline(f"cannot connect to the printer at {self.name}") from exc
-        sock: socket.socket = self._printer.device
         # Status requests are a few bytes: send them now, not after a delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
@@ -123,7 +122,7 @@ class NetworkLink(Link):
 
     def close(self) -> None:  # noqa: D102 - documented on Link
         with contextlib.suppress(OSError):
-            self._printer.close()
+            self._sock.close()
 
 
 class UsbLink(Link):
@@ -135,6 +134,9 @@ class UsbLink(Link):
         self.name = f"USB {vendor_id:04x}:{product_id:04x}"
         self._in_ep = in_ep
         self._out_ep = out_ep
+        from escpos.exceptions import DeviceNotFoundError  # noqa: PLC0415
+        from escpos.printer import Usb  # noqa: PLC0415
+
         # The library's default timeout of 0 means "wait forever" to libusb.
         self._printer = Usb(
             vendor_id,
@@ -181,6 +183,9 @@ class SerialLink(Link):
     def __init__(
         self, port: str, baud: int, flow_control: Literal["none", "dsrdtr", "xonxoff"]
     ) -> None:
+        from escpos.exceptions import DeviceNotFoundError  # noqa: PLC0415
+        from escpos.printer import Serial  # noqa: PLC0415
+
         self.name = port
         self._printer = Serial(
             port,

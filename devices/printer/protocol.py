@@ -18,10 +18,9 @@ import abc
 import asyncio
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
-from PIL import Image
 
 from devices.base import (
     UNREACHABLE,
@@ -39,7 +38,10 @@ from devices.base import (
 )
 from devices.errors import HardwareError, MediaError, Unsupported
 
-from .slip import render_slip, template_names
+from .template_files import template_names
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Most copies of one slip a request may ask for.
 MAX_COPIES = 5
@@ -218,6 +220,9 @@ class Printer(Device):
             Offline: the printer does not answer.
 
         """
+        # The renderer (Pillow, fonts, QR codes: ~4 MiB) loads with the first slip.
+        from .slip import render_slip  # noqa: PLC0415
+
         # Rendering is ~15 ms of CPU: off the event loop.
         image = await asyncio.to_thread(
             render_slip,

@@ -66,6 +66,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from devices.errors import DeviceError, InvalidData
 
+from .template_files import TEMPLATE_DIR, TEMPLATE_NAME, TEMPLATE_PACKAGE
+
 #: Raster widths of the supported paper, in dots: 58 mm and 80 mm rolls at 8 dots/mm.
 SLIP_WIDTHS: tuple[int, ...] = (384, 576)
 
@@ -74,9 +76,6 @@ FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 _REGULAR = "DejaVuSans.ttf"
 _BOLD = "DejaVuSans-Bold.ttf"
 
-_TEMPLATE_PACKAGE = "devices.printer"
-_TEMPLATE_DIR = "templates"
-_TEMPLATE_NAME = re.compile(r"[a-z][a-zA-Z0-9_-]{0,63}")
 
 FieldValue = str | int
 Align = Literal["left", "center", "right"]
@@ -317,16 +316,6 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         return names
 
 
-def template_names() -> list[str]:
-    """Names of the installed templates, sorted."""
-    folder = resources.files(_TEMPLATE_PACKAGE).joinpath(_TEMPLATE_DIR)
-    return sorted(
-        entry.name.removesuffix(".toml")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".toml") and _TEMPLATE_NAME.fullmatch(entry.name[:-5])
-    )
-
-
 @functools.cache
 def load_template(name: str) -> Template:
     """Read and validate a template by name (cached for the life of the process).
@@ -336,9 +325,9 @@ def load_template(name: str) -> Template:
         TemplateError: the file exists but is not a valid template.
 
     """
-    if not _TEMPLATE_NAME.fullmatch(name):
+    if not TEMPLATE_NAME.fullmatch(name):
         raise InvalidData(f"unknown slip template {name!r}")
-    entry = resources.files(_TEMPLATE_PACKAGE).joinpath(_TEMPLATE_DIR).joinpath(f"{name}.toml")
+    entry = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR).joinpath(f"{name}.toml")
     if not entry.is_file():
         raise InvalidData(f"unknown slip template {name!r}")
     try:
