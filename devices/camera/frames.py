@@ -10,12 +10,14 @@ thread: decoding and encoding a 5 MP frame takes a few hundred ms on a Pi.
 from __future__ import annotations
 
 import io
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from devices.errors import HardwareError
 
 from .protocol import Frame, Resolution
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: JPEG markers: start of image, end of image.
 SOI = b"\xff\xd8"
@@ -57,6 +59,8 @@ def encode_picture(image: Image.Image, size: Resolution, quality: int) -> Frame:
 
     ``quality`` is the JPEG quality 10..95.
     """
+    from PIL import Image  # noqa: PLC0415 - Pillow loads with the first picture (~3 MiB)
+
     picture = crop_to_aspect(image.convert("RGB"), size).resize(
         (size.width, size.height), Image.Resampling.LANCZOS
     )
@@ -72,6 +76,8 @@ def decode_jpeg(data: bytes) -> Image.Image:
         HardwareError: the camera delivered bytes that are not a complete JPEG.
 
     """
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - see encode_picture
+
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
