@@ -2,38 +2,66 @@
 
 A commit with ``synchronous=FULL`` is an fsync, 1-5 ms on eMMC but hundreds of
 ms on a busy SD card, and must not stall MQTT or other devices' serial I/O.
-One thread keeps the connection confined and runs calls in submission order.
+The ledger file is an :class:`~devices.runtime.sqlite_store.SqliteStore`
+(``synchronous=FULL``): its connection lives on one worker thread
+(``kioskd-ledger``) that runs calls in submission order.  The seam's one
+cancellation rule is the one a coin needs: a call, once submitted, runs to
+completion even when the awaiting coroutine is cancelled (a failure it meets
+then is logged), so a credit is never abandoned half-way by a cancelled driver
+task.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
+import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
+from devices.runtime.sqlite_store import SqliteStore, StoreClosedError, Synchronous
+
+from .records import LedgerError
+from .schema import BUSY_TIMEOUT_S, prepare
 from .store import Ledger
-
-log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+class _LedgerFile(SqliteStore):
+    """The ledger file on its worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            path,
+            synchronous=Synchronous.FULL,
+            thread_name="kioskd-ledger",
+            busy_timeout_s=BUSY_TIMEOUT_S,
+        )
+        self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger on this file's connection (worker thread only).
+
+        Raises:
+            StoreClosedError: the file is not open.
+
+        """
+        if self._ledger is None:
+            raise StoreClosedError(f"{self.path} is not open")
+        return self._ledger
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        prepare(db, self.path)
+        self._ledger = Ledger(db, self.path)
+
+
 class LedgerRunner:
-    """Runs one :class:`Ledger` on its own worker thread, for the event loop.
+    """Runs one :class:`Ledger` on its own worker thread, for the event loop."""
 
-    Calls run one at a time in submission order.  A call, once submitted, runs
-    to completion even when the awaiting coroutine is cancelled: a coin's
-    credit is never abandoned half-way by a cancelled driver task.
-    """
-
-    def __init__(self, executor: ThreadPoolExecutor, ledger: Ledger) -> None:
-        self._executor = executor
-        self._ledger = ledger
+    def __init__(self, file: _LedgerFile) -> None:
+        self._file = file
 
     @classmethod
     async def open(cls, path: Path) -> LedgerRunner:
@@ -43,18 +71,21 @@ class LedgerRunner:
             LedgerError: see :meth:`Ledger.open`.
 
         """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kioskd-ledger")
+        file = _LedgerFile(path)
         try:
-            ledger = await asyncio.get_running_loop().run_in_executor(executor, Ledger.open, path)
+            await file.open()
+        except sqlite3.Error as exc:
+            await file.close()
+            raise LedgerError(f"cannot open the coin ledger {path}: {exc}") from exc
         except BaseException:
-            executor.shutdown(wait=False)
+            await file.close()
             raise
-        return cls(executor, ledger)
+        return cls(file)
 
     @property
     def path(self) -> Path:
         """The ledger file."""
-        return self._ledger.path
+        return self._file.path
 
     async def call(
         self,
@@ -68,23 +99,8 @@ class LedgerRunner:
             LedgerError: whatever ``fn`` raises.
 
         """
-        job = functools.partial(fn, self._ledger, *args, **kwargs)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(_log_unawaited)
-            raise
+        return await self._file.run(fn, self._file.ledger, *args, **kwargs)
 
     async def aclose(self) -> None:
-        """Close the connection and let the worker thread end."""
-        try:
-            await self.call(Ledger.close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-
-def _log_unawaited(future: asyncio.Future[Any]) -> None:
-    """Report the failure of a ledger call whose caller was cancelled (it still ran)."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("coin ledger call failed after its caller was cancelled: %s", exc)
+        """Close the connection after every submitted call and let the worker thread end."""
+        await self._file.close()

@@ -117,25 +117,19 @@ TX_COLUMNS = (
 
 
 def prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Make ``conn`` durable (WAL, ``synchronous=FULL``) and bring its file to this schema.
+    """Bring the file of ``conn`` to this schema and turn foreign keys on.
 
-    A file of an older version gains the tables it lacks in one commit; an
-    existing file is otherwise opened unchanged.
+    ``conn`` comes from :func:`devices.runtime.sqlite_store.connect` with
+    ``synchronous=FULL``, which already made and checked it durable (WAL). A file
+    of an older version gains the tables it lacks in one commit; an existing file
+    is otherwise opened unchanged.
 
     Raises:
-        LedgerError: WAL or ``synchronous=FULL`` did not take, or the file's
-            schema is newer than this program.
+        LedgerError: the file's schema is newer than this program.
         sqlite3.Error: SQLite failed.
 
     """
-    (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    (sync,) = conn.execute("PRAGMA synchronous").fetchone()
-    if str(mode).lower() != "wal" or sync != 2:  # noqa: PLR2004 - 2 is FULL
-        raise LedgerError(
-            f"coin ledger {path} is not durable (journal_mode={mode}, synchronous={sync})",
-        )
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise LedgerError(

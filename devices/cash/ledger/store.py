@@ -1,7 +1,8 @@
 """The ledger store: synchronous access to the ledger file, for one thread.
 
-Durability: WAL journal with ``synchronous=FULL`` (:func:`~.schema.prepare`), so
-every commit fsyncs the WAL before it returns; a credit that returned survives
+Durability: WAL journal with ``synchronous=FULL``
+(:func:`devices.runtime.sqlite_store.connect`, checked), so every commit fsyncs
+the WAL before it returns; a credit that returned survives
 a crash or a power cut.
 
 Threading: :class:`Ledger` is confined to the thread that opened it (sqlite3's
@@ -17,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from devices.runtime.sqlite_store import Synchronous, connect, transaction
 
 from .export import ExportRow, export_rows
 from .records import (
@@ -55,7 +58,7 @@ class Ledger:
 
         """
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = connect(path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the coin ledger {path}: {exc}") from exc
         try:
@@ -75,25 +78,11 @@ class Ledger:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, committed (fsynced) on success, rolled back on error."""
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            with transaction(self._conn) as conn:
+                yield conn
         except sqlite3.Error as exc:
             raise LedgerError(f"coin ledger write failed: {exc}") from exc
-        try:
-            yield conn
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise LedgerError(f"coin ledger write failed: {exc}") from exc
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise LedgerError(f"coin ledger commit failed: {exc}") from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
