@@ -185,7 +185,9 @@ class IdentityResult(Message):
         _doc(
             "Chip Authentication (DG14): true when the chip proved it holds the private key "
             "DG14 publishes (secure messaging continued under the keys agreed with it), false "
-            "when it failed (a cloned chip); null: no DG14 or no Chip Authentication in it"
+            "when it failed (a cloned chip); null: no DG14 or no Chip Authentication in it. "
+            "After PACE-CAM this is PACE-CAM's verdict instead: the chip proved it holds the "
+            "key of EF.CardSecurity, a file the document signer signed"
         ),
     ] = None
     active_authentication: Annotated[

@@ -213,7 +213,11 @@ def signature_valid(sod: Sod) -> SignatureCheck:
     object, then the signature over the attributes re-encoded as a SET.
     Never raises: what cannot be judged is reported in ``unknown``.
     """
-    signed = sod.signed_data
+    return signed_data_valid(sod.signed_data)
+
+
+def signed_data_valid(signed: cms.SignedData) -> SignatureCheck:
+    """Verify a document signer's CMS SignedData (EF.SOD, EF.CardSecurity): see signature_valid."""
     signers = signed["signer_infos"]
     if len(signers) != 1:
         return SignatureCheck(valid=False, signer=None, unknown=f"{len(signers)} signer infos")

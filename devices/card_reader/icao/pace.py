@@ -51,6 +51,12 @@ PACE_ECDH_GM: dict[str, int] = {
     f"{ID_PACE}.2.3": 24,  # id-PACE-ECDH-GM-AES-CBC-CMAC-192
     f"{ID_PACE}.2.4": 32,  # id-PACE-ECDH-GM-AES-CBC-CMAC-256
 }
+#: The ECDH chip authentication mapping (PACE-CAM, 9303-11 4.4.3.5): AES key length.
+PACE_ECDH_CAM: dict[str, int] = {
+    f"{ID_PACE}.6.2": 16,  # id-PACE-ECDH-CAM-AES-CBC-CMAC-128
+    f"{ID_PACE}.6.3": 24,
+    f"{ID_PACE}.6.4": 32,
+}
 #: Password references of MSE:Set AT (9303-11 table 11).
 PASSWORD_MRZ = 1
 PASSWORD_CAN = 2
@@ -76,6 +82,8 @@ DO_PROTOCOL, DO_PASSWORD, DO_PARAMETER_ID = 0x80, 0x83, 0x84
 GA_NONCE, GA_MAP_TERMINAL, GA_MAP_CHIP = 0x80, 0x81, 0x82
 GA_EPHEMERAL_TERMINAL, GA_EPHEMERAL_CHIP = 0x83, 0x84
 GA_TOKEN_TERMINAL, GA_TOKEN_CHIP = 0x85, 0x86
+#: PACE-CAM: the encrypted chip authentication data in the chip's last answer.
+GA_CAM_DATA = 0x8A
 
 
 def _oid_text(encoded: bytes) -> str:
@@ -104,8 +112,14 @@ class PaceInfo:
 
     @property
     def supported(self) -> bool:
-        """True for the ECDH generic mapping (AES or 3DES) on a standardized curve."""
-        return self.protocol in PACE_ECDH_GM and self.parameter_id in ec.STANDARD_DOMAINS
+        """True for ECDH generic (AES, 3DES) or chip authentication mapping on a standard curve."""
+        known = self.protocol in PACE_ECDH_GM or self.protocol in PACE_ECDH_CAM
+        return known and self.parameter_id in ec.STANDARD_DOMAINS
+
+    @property
+    def chip_authentication(self) -> bool:
+        """True for PACE-CAM: the last step also proves the chip holds its static key."""
+        return self.protocol in PACE_ECDH_CAM
 
     def describe(self) -> str:
         """The protocol's name (BSI TR-03110 part 3 OID tree) and its domain parameter ID.
@@ -121,7 +135,9 @@ class PaceInfo:
     @property
     def key_bytes(self) -> int:
         """AES key length of the protocol, bytes (0: two-key 3DES)."""
-        return PACE_ECDH_GM[self.protocol]
+        if self.protocol in PACE_ECDH_GM:
+            return PACE_ECDH_GM[self.protocol]
+        return PACE_ECDH_CAM[self.protocol]
 
     @property
     def domain(self) -> ec.Domain:
@@ -173,6 +189,17 @@ def parse_card_access(data: bytes) -> list[PaceInfo]:
             parameter = int.from_bytes(fields[2].value, "big")
         infos.append(PaceInfo(protocol, int.from_bytes(fields[1].value, "big"), parameter))
     return infos
+
+
+def preferred(infos: list[PaceInfo]) -> PaceInfo | None:
+    """The protocol to run; ``None`` when none is supported.
+
+    PACE-CAM when offered (it authenticates the chip too), else the first supported one.
+    """
+    supported = [i for i in infos if i.supported]
+    return next(
+        (i for i in supported if i.chip_authentication), supported[0] if supported else None
+    )
 
 
 def password(key: BacKey | PaceKey) -> tuple[int, bytes]:
@@ -326,6 +353,7 @@ class PaceTerminal:
         self._generator: ec.Point = None
         self._ephemeral_public = b""
         self._chip_ephemeral = b""
+        self.chip_map_public: ec.Point = None
         self.keys: PaceKeys | None = None
 
     def decrypt_nonce(self, encrypted: bytes) -> bytes:
@@ -338,7 +366,8 @@ class PaceTerminal:
 
     def map_nonce(self, chip_map_public: bytes) -> bytes:
         """Step 2: compute G' from the chip's mapping key; return the ephemeral public key."""
-        shared = self.domain.multiply(self.domain.decode(chip_map_public), self._map_key)
+        self.chip_map_public = self.domain.decode(chip_map_public)
+        shared = self.domain.multiply(self.chip_map_public, self._map_key)
         self._generator = mapped_generator(self.domain, self._nonce, shared)
         public = self.domain.multiply(self._generator, self._ephemeral_key)
         self._ephemeral_public = self.domain.encode(public)
@@ -374,6 +403,36 @@ class PaceTerminal:
         if not hmac.compare_digest(expected, chip_token):
             raise ProtocolError("PACE: the chip's authentication token is wrong")
         return self.keys
+
+
+def chip_authentication_data(ks_enc: bytes, encrypted: bytes) -> int:
+    """PACE-CAM: ``CA_IC`` from ``A_IC`` (AES-CBC with the IV ``E(KS_enc, FF..FF)``, padding 2).
+
+    Raises:
+        ProtocolError: not whole blocks, or bad padding.
+
+    """
+    if not encrypted or len(encrypted) % aes.BLOCK:
+        raise ProtocolError("PACE-CAM: the chip authentication data is not whole AES blocks")
+    iv = aes.encrypt_block(ks_enc, b"\xff" * aes.BLOCK)
+    return int.from_bytes(cipher.unpad(aes.cbc_decrypt(ks_enc, encrypted, iv)), "big")
+
+
+def verify_cam(terminal: PaceTerminal, encrypted: bytes, chip_public: ec.Point) -> bool:
+    """PACE-CAM verification by the terminal: ``PK_Map,IC = CA_IC · PK_IC`` (9303-11 4.4.3.5.2).
+
+    ``chip_public`` is the chip's static key from EF.CardSecurity.
+
+    Raises:
+        ProtocolError: before the session keys, or malformed data.
+
+    """
+    if terminal.keys is None or terminal.chip_map_public is None:
+        raise ProtocolError("PACE-CAM: verification before the mapping and key agreement")
+    ca_ic = chip_authentication_data(terminal.keys.ks_enc, encrypted)
+    if not 0 < ca_ic < terminal.domain.order:
+        return False
+    return bool(chip_public * ca_ic == terminal.chip_map_public)
 
 
 class PaceChip:

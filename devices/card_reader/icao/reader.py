@@ -21,7 +21,7 @@ from cryptography import x509
 from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, ReadIssue
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
-from . import aa, bac, ca, lds, pa, pace, tlv
+from . import aa, bac, ca, card_security, lds, pa, pace, tlv
 from .apdu import SHORT_READ_MAX, CommandApdu, ResponseApdu
 from .keys import UnknownAlgorithm
 from .sm import SecureChannel
@@ -99,6 +99,11 @@ class ChipSession:
         self._chunk = chunk_bytes
         self._offload = offload
         self._channel: SecureChannel | None = None
+        #: PACE-CAM's verdict on the chip (``None``: no PACE-CAM, or not judged).
+        self.cam_authentic: bool | None = None
+        #: Why PACE-CAM's verdict could not be reached, if it could not.
+        self.cam_issue: ReadIssue | None = None
+        self._cam: tuple[pace.PaceTerminal, pace.PaceInfo, bytes] | None = None
 
     async def _send(self, command: CommandApdu) -> ResponseApdu:
         if self._channel is None:
@@ -182,7 +187,7 @@ class ChipSession:
             ProtocolError: the chip answered outside the protocol.
 
         """
-        info = next((i for i in infos if i.supported), None)
+        info = pace.preferred(infos)
         if info is None:
             offer = ", ".join(i.describe() for i in infos)
             raise Unsupported(
@@ -217,6 +222,48 @@ class ChipSession:
             raise ProtocolError(f"PACE: mutual authentication failed (SW {answer.sw:04X})")
         keys = terminal.check_chip_token(pace.dynamic_auth_object(answer.data, pace.GA_TOKEN_CHIP))
         self._channel = keys.channel()
+        if info.chip_authentication:
+            self._cam = (terminal, info, pace.dynamic_auth_object(answer.data, pace.GA_CAM_DATA))
+
+    async def check_cam(self) -> None:
+        """After PACE-CAM: read EF.CardSecurity and check the chip's static key (in the MF).
+
+        Sets :attr:`cam_authentic` (true: the chip holds the key EF.CardSecurity
+        publishes and the document signer signed that file) or :attr:`cam_issue`.
+
+        Raises:
+            ProtocolError: the chip broke the protocol while the file was read.
+
+        """
+        if self._cam is None:
+            return
+        terminal, info, encrypted = self._cam
+        if not await self.select_file(card_security.FID):
+            self.cam_issue = ReadIssue(
+                subject="EF.CardSecurity",
+                status="unreadable",
+                reason="the chip has no EF.CardSecurity",
+            )
+            return
+        content = await self._read_selected(lambda *_: None, "CardSecurity")
+
+        def judge() -> tuple[bool | None, ReadIssue | None]:
+            try:
+                parsed = card_security.parse_card_security(content)
+                point = card_security.cam_point(parsed, terminal.domain, info.parameter_id or 0)
+                mapped = pace.verify_cam(terminal, encrypted, point)
+            except ProtocolError as exc:
+                return None, ReadIssue(
+                    subject="EF.CardSecurity", status="unreadable", reason=str(exc)
+                )
+            signed = pa.signed_data_valid(parsed.signed_data)
+            if signed.unknown is not None:
+                return None, ReadIssue(
+                    subject="EF.CardSecurity signature", status="unknown", reason=signed.unknown
+                )
+            return mapped and signed.valid, None
+
+        self.cam_authentic, self.cam_issue = await self._offload(judge)
 
     async def _authenticate(self, tag: int | None, value: bytes, answer_tag: int) -> bytes:
         """One chained GENERAL AUTHENTICATE step; the value of the chip's ``answer_tag`` object.
@@ -337,6 +384,7 @@ async def open_chip(session: ChipSession, key: BacKey | PaceKey) -> None:
     infos = await session.read_card_access()
     if any(info.supported for info in infos) or (infos and isinstance(key, PaceKey)):
         await session.pace(key, infos)
+        await session.check_cam()
         await session.select_application()
         return
     if isinstance(key, PaceKey):
@@ -399,7 +447,14 @@ async def read_identity(
         issues.append(ReadIssue(subject="DG2", status="unknown", reason=str(exc)))
     dg13 = _optional(issues, "DG13", groups.get(13), lds.parse_dg13)
     dg14 = _optional(issues, "DG14", groups.get(14), ca.parse_dg14)
-    active, chip = await _authenticate_chip(session, groups.get(15), dg14, issues)
+    if session.cam_issue is not None:
+        issues.append(session.cam_issue)
+    cam_done = session.cam_authentic is not None or session.cam_issue is not None
+    active, chip = await _authenticate_chip(
+        session, groups.get(15), None if cam_done else dg14, dg14, issues
+    )
+    if cam_done:
+        chip = session.cam_authentic
     passive = pa.passive_auth(sod, groups, cscas, issues)
     return IdentityResult(
         mrz=mrz,
@@ -413,13 +468,17 @@ async def read_identity(
 
 
 async def _authenticate_chip(
-    session: ChipSession, dg15: bytes | None, dg14: ca.Dg14 | None, issues: list[ReadIssue]
+    session: ChipSession,
+    dg15: bytes | None,
+    dg14: ca.Dg14 | None,
+    aa_info: ca.Dg14 | None,
+    issues: list[ReadIssue],
 ) -> tuple[bool | None, bool | None]:
-    """Active, then Chip Authentication: ``(active, chip)`` verdicts, unjudged ones as issues."""
+    """Active, then Chip Authentication (``dg14`` None: not run): verdicts, unjudged as issues."""
     # Active Authentication first: Chip Authentication ends the session when it fails.
     active = None
     if dg15 is not None:
-        algorithm = dg14.aa_signature if dg14 else None
+        algorithm = aa_info.aa_signature if aa_info else None
         try:
             active = await session.active_authentication(dg15, algorithm)
         except UnknownAlgorithm as exc:
