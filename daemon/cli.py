@@ -54,6 +54,24 @@ SimOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Device daemon of a self-service administrative kiosk."""
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"kioskd: {message}", err=True)
     return typer.Exit(code)

@@ -41,6 +41,12 @@ def provision(
     fleet_password_file: Annotated[
         Path | None, typer.Option(help="File holding the fleet broker password.")
     ] = None,
+    apt_url: Annotated[
+        str | None, typer.Option(help="The fleet's signed package repository (https://...).")
+    ] = None,
+    apt_key: Annotated[
+        Path | None, typer.Option(help="Its signing key: the public key, ASCII-armored.")
+    ] = None,
     mqtt_port: Annotated[
         int | None, typer.Option(help="Local broker TCP port (default: 1883).")
     ] = None,
@@ -85,6 +91,8 @@ def provision(
         fleet_ca=fleet_ca,
         fleet_cert=fleet_cert,
         fleet_password_file=fleet_password_file,
+        apt_url=apt_url,
+        apt_key=apt_key,
         mqtt_port=mqtt_port,
         ws_port=ws_port,
         ws_bind=ws_bind,

@@ -133,13 +133,19 @@ def _ask(answers: dict[str, Any]) -> None:
 
 
 def _sysusers(root: Path) -> str:
-    """Create the kioskd user in the target's /etc/passwd (systemd-sysusers --root)."""
+    """Create the kioskd user in the target's /etc/passwd (systemd-sysusers --root).
+
+    The sysusers.d file is provisioning's copy in /etc, or the Debian package's.
+    """
     exe = shutil.which("systemd-sysusers")
     if exe is None:
         return "systemd-sysusers not found: the user is created at first boot"
+    conf = files.target(root, "/etc/sysusers.d/kioskd.conf")
+    if not conf.exists():
+        conf = files.target(root, "/usr/lib/sysusers.d/kioskd.conf")
     try:
         subprocess.run(  # noqa: S603 - fixed arguments
-            [exe, f"--root={root}", str(files.target(root, "/etc/sysusers.d/kioskd.conf"))],
+            [exe, f"--root={root}", str(conf)],
             check=True,
             capture_output=True,
             timeout=SYSUSERS_TIMEOUT_S,
@@ -221,6 +227,8 @@ def main(
     fleet_ca: Path | None,
     fleet_cert: Path | None,
     fleet_password_file: Path | None,
+    apt_url: str | None,
+    apt_key: Path | None,
     mqtt_port: int | None,
     ws_port: int | None,
     ws_bind: str | None,
@@ -247,6 +255,8 @@ def main(
         "fleet_url": fleet_url,
         "fleet_ca": str(fleet_ca) if fleet_ca else None,
         "fleet_cert": str(fleet_cert) if fleet_cert else None,
+        "apt_url": apt_url,
+        "apt_key": str(apt_key) if apt_key else None,
         "mqtt_port": mqtt_port,
         "ws_bind": ws_bind,
         "uis": tuple(ui) if ui else None,

@@ -20,7 +20,7 @@ from msgspec import Meta
 from daemon.config import ConfigError, parse
 from devices.registry import UnknownDriverError, resolve
 
-from . import mosquitto, pki
+from . import apt, mosquitto, pki
 from .files import Wanted, read_existing
 
 CONFIG = "/etc/kioskd/kioskd.toml"
@@ -31,6 +31,8 @@ FLEET = "/etc/kioskd/fleet"
 DAEMON_USER = "kioskd"
 TECHNICIAN_USER = "technician"
 UNIT_BIN = "/opt/kioskd/bin/kioskd"
+#: Where the Debian package puts its unit (bookworm's debhelper: /lib; merged /usr: /usr/lib).
+PACKAGED_UNITS = ("/lib/systemd/system/kioskd.service", "/usr/lib/systemd/system/kioskd.service")
 
 BoardId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 UserName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -56,6 +58,8 @@ class Answers(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     fleet_ca: str | None = None
     fleet_cert: str | None = None
     fleet_password: str | None = None
+    apt_url: str | None = None
+    apt_key: str | None = None
     health_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 60.0
     mqtt_port: Port = 1883
     ws_port: Port | None = 9001
@@ -130,14 +134,21 @@ def _secret(root: Path, path: str) -> str:
 
 
 def _asset(name: str) -> bytes:
-    """A file of the repository's ``systemd/`` directory."""
-    here = Path(__file__).resolve().parent.parent / "systemd" / name
-    try:
-        return here.read_bytes()
-    except OSError as exc:
-        raise PlanError(
-            f"cannot read {here}: {exc.strerror} (install kioskd from its source tree)"
-        ) from None
+    """A file of ``provisioning/systemd/``, packaged data (a wheel, the Debian package)."""
+    return resources.files(__package__).joinpath("systemd", name).read_bytes()
+
+
+def packaged_unit(root: Path) -> str | None:
+    """The unit the Debian package installed under ``root``, if any.
+
+    The package ships the unit, sysusers.d, tmpfiles.d and udev rules under
+    ``/usr/lib``; copies in ``/etc`` would shadow a newer package's, so
+    provisioning then only enables the packaged unit.
+    """
+    for path in PACKAGED_UNITS:
+        if (root / path.lstrip("/")).is_file():
+            return path
+    return None
 
 
 def _read_local(path: str, what: str) -> bytes:
@@ -206,6 +217,23 @@ def _fleet(answers: Answers, root: Path) -> tuple[list[Wanted], dict[str, Any] |
     return files, uplink
 
 
+def _apt(answers: Answers, root: Path) -> list[Wanted]:
+    """The signed repository's source entry and key, if the board has a repository."""
+    if answers.apt_url is None:
+        return []
+    if answers.apt_key is not None:
+        key = _read_local(answers.apt_key, "repository key")
+    else:
+        installed = read_existing(root, apt.KEYRING)
+        if installed is None:
+            raise PlanError("a repository URL needs its signing key (--apt-key)")
+        key = installed
+    try:
+        return apt.files(answers.apt_url, key)
+    except apt.AptError as exc:
+        raise PlanError(str(exc)) from None
+
+
 def config_tables(answers: Answers, uplink: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The daemon config of the board, as TOML tables."""
     tables: dict[str, dict[str, Any]] = {
@@ -269,6 +297,20 @@ def validate(tables: dict[str, dict[str, Any]]) -> list[str]:
 
 def _unit(kioskd_bin: str) -> bytes:
     return _asset("kioskd.service").replace(UNIT_BIN.encode(), kioskd_bin.encode())
+
+
+def _system_files(answers: Answers, packaged: str | None) -> list[Wanted]:
+    """The unit (enabled), sysusers.d, tmpfiles.d and udev rules: the package's, or copies."""
+    enable = "/etc/systemd/system/multi-user.target.wants/kioskd.service"
+    if packaged is not None:
+        return [Wanted(enable, link=packaged)]
+    return [
+        Wanted("/etc/systemd/system/kioskd.service", _unit(answers.kioskd_bin)),
+        Wanted(enable, link="/etc/systemd/system/kioskd.service"),
+        Wanted("/etc/sysusers.d/kioskd.conf", _asset("kioskd.sysusers")),
+        Wanted("/etc/tmpfiles.d/kioskd.conf", _asset("kioskd.tmpfiles")),
+        Wanted("/etc/udev/rules.d/90-kioskd.rules", _asset("90-kioskd.rules")),
+    ]
 
 
 def _hardening() -> list[Wanted]:
@@ -354,14 +396,7 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
             "root",
             "mosquitto",
         ),
-        Wanted("/etc/systemd/system/kioskd.service", _unit(answers.kioskd_bin)),
-        Wanted(
-            "/etc/systemd/system/multi-user.target.wants/kioskd.service",
-            link="/etc/systemd/system/kioskd.service",
-        ),
-        Wanted("/etc/sysusers.d/kioskd.conf", _asset("kioskd.sysusers")),
-        Wanted("/etc/tmpfiles.d/kioskd.conf", _asset("kioskd.tmpfiles")),
-        Wanted("/etc/udev/rules.d/90-kioskd.rules", _asset("90-kioskd.rules")),
+        *_system_files(answers, packaged_unit(root)),
         Wanted(
             "/etc/udev/rules.d/91-kioskd-devices.rules",
             (
@@ -369,8 +404,11 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
             ).encode(),
         ),
         *_hardening(),
+        *_apt(answers, root),
     ]
-    record = msgspec.structs.replace(answers, fleet_ca=None, fleet_cert=None, fleet_password=None)
+    record = msgspec.structs.replace(
+        answers, fleet_ca=None, fleet_cert=None, fleet_password=None, apt_key=None
+    )
     files.append(
         Wanted(
             RECORD,

@@ -29,6 +29,23 @@ from tests.uiclient import UiClient, connect
 logging.getLogger().addHandler(logging.NullHandler())
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the release tests (a Debian root, a signed repository: minutes each)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="a release test: run with ./dev test --slow")
+    for item in items:
+        if item.get_closest_marker("release"):
+            item.add_marker(skip)
+
+
 @dataclass
 class Broker:
     port: int

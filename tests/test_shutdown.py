@@ -39,7 +39,7 @@ from tests.uiclient import Received, UiClient, connect
 KIOSKD = [sys.executable, "-m", "daemon"]
 BOARD = "sim-0001"
 #: A stop (SIGTERM to exit) must take well under systemd's patience (TimeoutStopSec=30 in
-#: systemd/kioskd.service); this bound is a tenth of it.  Quiet, the stops take 0.16-0.7 s
+#: provisioning/systemd/kioskd.service); this bound is a tenth of it.  Quiet, the stops take 0.16-0.7 s
 #: (printed with -s); with both cores kept busy by a CPU hog, a stop that meets the
 #: drivers still starting took up to 2.8 s, which a tighter bound would call a failure.
 STOP_LIMIT_S = 3.0

@@ -1,0 +1,167 @@
+"""A clean Debian bookworm root (mmdebstrap) and the fleet's signed flat apt repository.
+
+Nothing here touches this machine's system: the root is a directory under the
+test's tmp dir, its commands run by ``chroot`` in a private mount and PID
+namespace (``unshare``) where ``/proc``, ``/dev`` and ``/run`` are mounted for
+it alone and vanish with it.  The base root is made once and kept as a tar in
+``$KIOSKD_TEST_CACHE`` (default ``/var/tmp/kioskd-tests``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+MIRROR = "http://deb.debian.org/debian"
+#: kioskd's Debian dependencies, preinstalled so each test's apt run is short.
+BASE_PACKAGES = (
+    "systemd",
+    "mosquitto",
+    "pcscd",
+    "fonts-dejavu-core",
+    "python3.11",
+    "ca-certificates",
+)
+CACHE = Path(os.environ.get("KIOSKD_TEST_CACHE", "/var/tmp/kioskd-tests"))
+REPO_IN_ROOT = "/srv/kioskd-repo"
+PUBLISH = Path(__file__).resolve().parents[2] / "debian/repository/publish"
+
+
+def base_tarball() -> Path:
+    """The cached bookworm root as a tar, made with mmdebstrap if missing (about a minute)."""
+    tar = CACHE / f"bookworm-{'-'.join(BASE_PACKAGES)}.tar"
+    if not tar.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = tar.with_suffix(".partial.tar")
+        subprocess.run(
+            ["mmdebstrap", "--variant=apt", f"--include={','.join(BASE_PACKAGES)}",
+             "bookworm", str(partial), MIRROR],
+            check=True, capture_output=True, timeout=1200,
+        )  # fmt: skip
+        partial.rename(tar)
+    return tar
+
+
+@dataclass(frozen=True)
+class DebRoot:
+    """A bookworm root at ``path``; the signed repository is bind-mounted at REPO_IN_ROOT."""
+
+    path: Path
+    repo: Path
+
+    @classmethod
+    def make(cls, directory: Path, repo: Path) -> DebRoot:
+        path = directory / "root"
+        path.mkdir()
+        subprocess.run(
+            ["tar", "-xf", str(base_tarball()), "-C", str(path)], check=True, timeout=300
+        )
+        (path / REPO_IN_ROOT.lstrip("/")).mkdir(parents=True)
+        # No daemons started by maintainer scripts: there is no init in the root.
+        policy = path / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        return cls(path, repo)
+
+    def command(self, script: str) -> list[str]:
+        """argv running shell ``script`` in the root, in its own mount and PID namespace."""
+        root = shlex.quote(str(self.path))
+        inner = "; ".join(
+            [
+                "set -e",
+                f"mount --rbind /dev {root}/dev",
+                f"mount -t proc proc {root}/proc",
+                f"mount -t tmpfs tmpfs {root}/run",
+                f"mount --bind {shlex.quote(str(self.repo))} {root}{REPO_IN_ROOT}",
+                f"exec chroot {root} /bin/sh -c {shlex.quote(script)}",
+            ]
+        )
+        return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
+                "sh", "-c", inner]  # fmt: skip
+
+    def run(self, script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` in the root; the finished process (output captured, not checked)."""
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+        return subprocess.run(
+            self.command(script), capture_output=True, text=True, timeout=timeout, check=False,
+            env=env,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A flat repository made by debian/repository/publish, signed by a test key made here.
+
+    The real key is made and kept offline (docs/updates.md, "The signing key").
+    """
+
+    path: Path
+    gnupg: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> Repository:
+        gnupg = directory / "gnupg"
+        gnupg.mkdir(mode=0o700)
+        subprocess.run(
+            ["gpg", "--homedir", str(gnupg), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase", "", "--quick-gen-key", "kioskd test repository <t@example>",
+             "ed25519", "sign", "1d"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        path = directory / "repo"
+        path.mkdir()
+        return cls(path, gnupg)
+
+    def public_key(self) -> bytes:
+        return subprocess.run(
+            ["gpg", "--homedir", str(self.gnupg), "--armor", "--export"],
+            check=True, capture_output=True, timeout=30,
+        ).stdout  # fmt: skip
+
+    def publish(self, deb: Path) -> None:
+        """Add a package version and sign the index again, as an operator does."""
+        subprocess.run(
+            [str(PUBLISH), str(self.path), str(deb)],
+            check=True, capture_output=True, timeout=120, env={**os.environ, "GNUPGHOME": str(self.gnupg)},
+        )  # fmt: skip
+
+
+def repack(deb: Path, out: Path, version: str, *, broken: bool = False) -> Path:
+    """The package ``deb`` as ``version`` (control and daemon.__version__), optionally broken.
+
+    A broken package installs cleanly but its daemon cannot start (an import fails).
+    """
+    work = out / f"unpacked-{version}"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(work)], check=True, timeout=120)
+    control = work / "DEBIAN/control"
+    control.write_text(
+        "\n".join(
+            f"Version: {version}" if line.startswith("Version: ") else line
+            for line in control.read_text().splitlines()
+        )
+        + "\n"
+    )
+    (init,) = work.glob("opt/kioskd/lib/python3*/site-packages/daemon/__init__.py")
+    text = init.read_text().replace('__version__ = "', f'__version__ = "{version}"  # was "')
+    if broken:
+        text += 'raise ImportError("kioskd test package: deliberately broken")\n'
+    init.write_text(text)
+    relative = str(init.relative_to(work))
+    sums = work / "DEBIAN/md5sums"
+    digest = hashlib.md5(init.read_bytes()).hexdigest()
+    sums.write_text(
+        "".join(
+            f"{digest}  {relative}\n" if line.endswith(f"  {relative}") else line + "\n"
+            for line in sums.read_text().splitlines()
+        )
+    )
+    built = out / f"kioskd_{version}_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(work), str(built)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    shutil.rmtree(work)
+    return built
