@@ -535,3 +535,35 @@ def test_1_chip_authentication_on_an_explicit_curve_matching_no_named_one() -> N
     chip_side = ca.channel(info, shared)
     command = CommandApdu(0x00, 0xB0, 0x00, 0x00, le=4)
     assert chip_side.unwrap(terminal.session().protect(command)) == command
+
+
+async def test_without_a_readable_ef_com_and_ef_sod_the_mrz_and_face_still_come_back() -> None:
+    """EF.COM missing and EF.SOD malformed (constructed): unverified data, marked so."""
+    files = card_files(CARD)
+    del files[int(lds.Ef.COM)]
+    files[int(lds.Ef.SOD)] = tlv.encode(0x77, tlv.encode(0x30, tlv.encode(0x02, b"\x01")))
+    result = await read(EmrtdChip(files, CARD.bac_key(), CARD.can))
+    assert result.mrz.document_number == "099000123"  # type: ignore[attr-defined]
+    assert result.face.mime == "image/jpeg"  # type: ignore[attr-defined]
+    assert result.dg13 is None  # type: ignore[attr-defined] # EF.COM would have listed it
+    passive = result.passive_auth  # type: ignore[attr-defined]
+    assert (passive.hashes_valid, passive.signature_valid, passive.chain_valid) == (
+        False,
+        False,
+        None,
+    )
+    assert [(i.subject, i.status) for i in result.issues] == [  # type: ignore[attr-defined]
+        ("EF.COM", "unreadable"),
+        ("EF.SOD", "unreadable"),
+        ("DG1", "unverified"),
+        ("DG2", "unverified"),
+    ]
+
+
+async def test_without_ef_com_the_groups_ef_sod_lists_are_read() -> None:
+    files = card_files(CARD)
+    del files[int(lds.Ef.COM)]
+    result = await read(EmrtdChip(files, CARD.bac_key(), CARD.can))
+    assert result.dg13 is not None  # type: ignore[attr-defined]
+    assert result.passive_auth.hashes_valid is True  # type: ignore[attr-defined]
+    assert [(i.subject, i.status) for i in result.issues] == [("EF.COM", "unreadable")]  # type: ignore[attr-defined]

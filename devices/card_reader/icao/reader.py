@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from cryptography import x509
 
-from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, ReadIssue
+from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, PassiveAuth, ReadIssue
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
 from . import aa, bac, ca, card_security, lds, pa, pace, tlv
@@ -423,13 +423,10 @@ async def read_identity(
     """
     session = ChipSession(transmit, chunk_bytes, offload)
     await open_chip(session, key)
+    issues: list[ReadIssue] = []
     com = await session.read_file(lds.Ef.COM, "COM", progress)
-    if com is None:
-        raise ProtocolError("the chip has no EF.COM")
-    listed = lds.parse_com(com)
     sod = await session.read_file(lds.Ef.SOD, "SOD", progress)
-    if sod is None:
-        raise ProtocolError("the chip has no EF.SOD")
+    listed = _listed_groups(com, sod, issues)
     groups: dict[int, bytes] = {}
     for number, (name, fid) in READ_GROUPS.items():
         if number in listed or number in (1, 2):
@@ -438,7 +435,6 @@ async def read_identity(
                 groups[number] = content
     if 1 not in groups or 2 not in groups:  # noqa: PLR2004 - DG1 and DG2 are mandatory
         raise ProtocolError("the chip lacks DG1 or DG2")
-    issues: list[ReadIssue] = []
     mrz = lds.parse_dg1(groups[1], today)
     face = lds.parse_dg2(groups[2])
     try:
@@ -455,7 +451,7 @@ async def read_identity(
     )
     if cam_done:
         chip = session.cam_authentic
-    passive = pa.passive_auth(sod, groups, cscas, issues)
+    passive = _passive_auth(sod, groups, cscas, issues)
     return IdentityResult(
         mrz=mrz,
         dg13=dg13,
@@ -464,6 +460,46 @@ async def read_identity(
         chip_authentication=chip,
         active_authentication=active,
         issues=issues,
+    )
+
+
+def _listed_groups(com: bytes | None, sod: bytes | None, issues: list[ReadIssue]) -> list[int]:
+    """The data groups to read: EF.COM's list, else EF.SOD's (an unreadable EF.COM is an issue)."""
+    if com is None:
+        issues.append(
+            ReadIssue(subject="EF.COM", status="unreadable", reason="the chip has no EF.COM")
+        )
+    else:
+        try:
+            return lds.parse_com(com)
+        except ProtocolError as exc:
+            issues.append(ReadIssue(subject="EF.COM", status="unreadable", reason=str(exc)))
+    try:
+        return sorted(pa.parse_sod(sod).hashes) if sod is not None else []
+    except ProtocolError:
+        return []  # reported with passive authentication
+
+
+def _passive_auth(
+    sod: bytes | None,
+    groups: Mapping[int, bytes],
+    cscas: Iterable[x509.Certificate] | None,
+    issues: list[ReadIssue],
+) -> PassiveAuth:
+    """Passive authentication; without a readable EF.SOD every verdict is false (or null)."""
+    reason = "the chip has no EF.SOD"
+    if sod is not None:
+        try:
+            return pa.passive_auth(sod, groups, cscas, issues)
+        except ProtocolError as exc:
+            reason = str(exc)
+    issues.append(ReadIssue(subject="EF.SOD", status="unreadable", reason=reason))
+    issues.extend(
+        ReadIssue(subject=f"DG{n}", status="unverified", reason="no readable EF.SOD vouches for it")
+        for n in sorted(groups)
+    )
+    return PassiveAuth(
+        hashes_valid=False, signature_valid=False, chain_valid=None if cscas is None else False
     )
 
 
