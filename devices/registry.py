@@ -25,6 +25,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("printer", "sim"): "devices.sim.printer:SimPrinter",
     ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
+    ("cashAcceptor", "sim"): "devices.sim.cash_acceptor:SimCashAcceptor",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",

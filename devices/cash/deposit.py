@@ -28,6 +28,13 @@ are whole currency units; an *item* is one coin or one note.
 - When the cash box holds its capacity of items the acceptor is inhibited and
   the condition is ``userError`` until a collection
   (:meth:`~DepositService.refresh_cash_box` re-reads the counters).
+- An acceptor with escrow (a note validator) holds an item before it takes it:
+  :meth:`~DepositService.hold` says whether the active deposit takes it now and,
+  if so, keeps that deposit from ending until :meth:`~DepositService.release`
+  (the item stacked and credited, or returned), at most :data:`HOLD_WAIT_S`, so
+  an item stacked as its deposit times out is still that deposit's.
+  :meth:`~DepositService.block` inhibits the acceptor while its hardware cannot
+  take money (stacker removed or full).
 
 Order of calls for the owner's driver: :meth:`~DepositService.open` first, then
 the credits of what the acceptor buffered (with its event counter), then
@@ -78,6 +85,10 @@ log = logging.getLogger(__name__)
 
 #: Called with each credit right after its commit, before anything about it is reported.
 CommitHook = Callable[[CreditRecord], None]
+
+#: Longest an ending deposit waits for its held items to be stacked or returned, in s
+#: (an SSP validator stacks a note in about 2 s; a unit that never reports one is faulty).
+HOLD_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +188,9 @@ class _Deposit:
     reason: EndReason | None = None
     end_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    #: Items held in escrow for this deposit (:meth:`DepositService.hold`).
+    held: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_end(self, reason: EndReason) -> None:
         """Ask the deposit's task to end it; the first reason wins."""
@@ -218,6 +232,8 @@ class DepositService:
         self._announce_pending = False
         self._fraud = False
         self._ledger_failed = False
+        # Set by block(): the hardware cannot take money now (stacker removed or full).
+        self._blocked = False
         # Set by leave(): the device is being left, nothing enables the acceptor again.
         self._leaving = False
         # Orders credits, their reports and the end of a transaction; never held across
@@ -327,6 +343,42 @@ class DepositService:
         self._fraud = True
         self._owner.on_condition()
         await self.sync_inhibit()
+
+    async def block(self, blocked: bool) -> None:
+        """The hardware cannot (True) or can again (False) take money: set the inhibit.
+
+        For a stacker removed or reported full by the hardware; an active deposit
+        stays open for the UI to end.
+
+        Raises:
+            DeviceError: from :meth:`DepositOwner.set_inhibit`.
+
+        """
+        self._blocked = blocked
+        self._owner.on_condition()
+        await self.sync_inhibit()
+
+    def hold(self) -> str | None:
+        """An item is in escrow: return the deposit that takes it, or None to return it.
+
+        A deposit takes it when it is active, not ending and takes money now;
+        it then waits (at most :data:`HOLD_WAIT_S`) for :meth:`release` before
+        it ends, so the item is credited to it once stacked.
+        """
+        deposit = self._deposit
+        if deposit is None or self._should_inhibit():
+            return None
+        deposit.held += 1
+        deposit.released.clear()
+        return deposit.id
+
+    def release(self, transaction_id: str) -> None:
+        """The item :meth:`hold` kept for ``transaction_id`` is credited or gone."""
+        deposit = self._deposit
+        if deposit is not None and deposit.id == transaction_id and deposit.held > 0:
+            deposit.held -= 1
+            if deposit.held == 0:
+                deposit.released.set()
 
     async def refresh_cash_box(self) -> None:
         """Re-read the cash box counters, e.g. after ``kioskd ledger collect`` emptied it.
@@ -699,6 +751,7 @@ class DepositService:
             or self._status.box_full
             or self._fraud
             or self._ledger_failed
+            or self._blocked
             or self._leaving
         )
 
@@ -752,8 +805,21 @@ class DepositService:
                 await deposit.end_requested.wait()
         deposit.request_end(EndReason.TIMEOUT)
         assert deposit.reason is not None
-        # Inhibit first: items the acceptor reports until then still belong to this deposit.
+        # Inhibit first: items the acceptor reports until then still belong to this deposit,
+        # and so do items held in escrow for it, once stacked.
         await self.sync_inhibit_quietly(force=True)
+        if deposit.held:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOLD_WAIT_S):
+                    await deposit.released.wait()
+            if deposit.held:
+                log.error(
+                    "%s: deposit %s ends with %d %s(s) still held in escrow",
+                    self.device_id,
+                    deposit.id,
+                    deposit.held,
+                    self.item,
+                )
         async with self._credit_lock:
             self._deposit = None
             try:

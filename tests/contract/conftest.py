@@ -32,6 +32,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "cardReader": ["sim", "pcsc"],
     "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim", "cctalk", "pulse"],
+    "cashAcceptor": ["sim"],
     "documentSlot": ["sim", "gpio"],
     "lockers": ["sim", "gpio"],
     "camera": ["sim", "v4l2"],
@@ -77,6 +78,7 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
+    ("cashAcceptor", "sim"): {"stacker_capacity": 4, "max_overpayment": 50_000},
     ("coinAcceptor", "cctalk"): {"cash_box_capacity": 6, "poll_ms": 50},
     ("coinAcceptor", "pulse"): {
         "cash_box_capacity": 6,

@@ -341,3 +341,49 @@ async def test_nothing_works_before_the_ledger_is_open(tmp_path: Path) -> None:
     with pytest.raises(NotReady):
         await service.start("VND", None, 60_000, "kiosk-ui")
     assert service.ledger is None
+
+
+async def test_a_note_held_in_escrow_as_the_deposit_times_out_is_still_its_own(
+    acceptor: tuple[DepositService, Owner],
+) -> None:
+    service, owner = acceptor
+    record = await service.start("VND", None, 100, "kiosk-ui")
+    assert service.hold() == record.id
+    await asyncio.sleep(0.3)  # the deadline passes while the validator stacks the note
+    assert owner.inhibited, "inhibited at the deadline"
+    assert owner.ended == [], "the deposit waits for the note it holds"
+    assert service.hold() is None, "an ending deposit takes no other note"
+    await service.credit(100_000)
+    service.release(record.id)
+    await until_ended(owner)
+    ended, reason = owner.ended[0]
+    assert (ended.id, ended.total, reason) == (record.id, 100_000, EndReason.TIMEOUT)
+    assert not ended.orphan
+    assert owner.status.unsettled == 0
+
+
+async def test_a_note_returned_from_escrow_lets_the_deposit_end(
+    acceptor: tuple[DepositService, Owner],
+) -> None:
+    service, _owner = acceptor
+    record = await service.start("VND", None, 60_000, "kiosk-ui")
+    assert service.hold() == record.id
+    ending = asyncio.create_task(service.end(record.id, "kiosk-ui", staff=False))
+    await asyncio.sleep(0.1)
+    assert not ending.done(), "depositEnd waits for the note in escrow"
+    service.release(record.id)
+    ended = await asyncio.wait_for(ending, 2)
+    assert (ended.state, ended.total) == (TransactionState.ENDED, 0)
+
+
+async def test_a_blocked_acceptor_is_inhibited_until_unblocked(
+    acceptor: tuple[DepositService, Owner],
+) -> None:
+    service, owner = acceptor
+    record = await service.start("VND", None, 60_000, "kiosk-ui")
+    await service.block(True)  # stacker removed
+    assert owner.inhibited
+    assert service.hold() is None
+    await service.block(False)
+    assert not owner.inhibited
+    assert service.hold() == record.id

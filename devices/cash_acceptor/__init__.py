@@ -1,0 +1,1 @@
+"""The ``cashAcceptor`` device class: banknote validators with escrow, and their drivers."""
