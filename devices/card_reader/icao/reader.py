@@ -94,11 +94,13 @@ class ChipSession:
         transmit: Transmit,
         chunk_bytes: int = SHORT_READ_MAX,
         offload: Offload = run_inline,
+        channel: SecureChannel | None = None,
     ) -> None:
+        """Talk through ``transmit``; ``channel`` resumes a secure messaging session."""
         self._transmit = transmit
         self._chunk = chunk_bytes
         self._offload = offload
-        self._channel: SecureChannel | None = None
+        self._channel = channel
         #: PACE-CAM's verdict on the chip (``None``: no PACE-CAM, or not judged).
         self.cam_authentic: bool | None = None
         #: Why PACE-CAM's verdict could not be reached, if it could not.

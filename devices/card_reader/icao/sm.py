@@ -98,9 +98,12 @@ class SecureChannel:
         self._ssc = keys.ssc
 
     @classmethod
-    def for_aes(cls, ks_enc: bytes, ks_mac: bytes) -> SecureChannel:
-        """An AES session (after PACE or Chip Authentication): SSC zero, 16 bytes."""
-        channel = cls(SessionKeys(b"", b"", 0))
+    def for_aes(cls, ks_enc: bytes, ks_mac: bytes, ssc: int = 0) -> SecureChannel:
+        """An AES session (after PACE or Chip Authentication): SSC zero, 16 bytes.
+
+        ``ssc`` resumes a session mid-way (replaying a recorded session).
+        """
+        channel = cls(SessionKeys(b"", b"", ssc))
         channel._cipher = _Aes(ks_enc, ks_mac)
         return channel
 
