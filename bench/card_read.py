@@ -185,7 +185,9 @@ async def measure(
                 timers.reset()
                 ctx = CommandContext("b", "bench", loop.time() + 30, lambda _n, _d: None)
                 start = time.perf_counter()
-                identity = await device.read_identity(ReadIdentityParams(access_key=key), ctx)
+                identity = await device.execute(
+                    "readIdentity", ReadIdentityParams(access_key=key), ctx
+                )
                 assert identity.chip_authentication
                 assert identity.active_authentication
                 elapsed = time.perf_counter() - start

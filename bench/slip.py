@@ -99,7 +99,7 @@ async def print_times(count: int) -> dict[str, Any]:
             for i in range(WARMUP + count):
                 ctx = CommandContext(f"b{i}", "bench", loop.time() + 30, lambda _n, _d: None)
                 t0 = time.perf_counter()
-                await device.print_slip(params, ctx)
+                await device.execute("printSlip", params, ctx)
                 if i >= WARMUP:
                     samples.append(time.perf_counter() - t0)
         finally:

@@ -31,11 +31,19 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from devices.base import HEALTHY, Device, DeviceEnv, DeviceState, Message, SimAction, SimControl
+from devices.base import (
+    HEALTHY,
+    AnyDevice,
+    DeviceEnv,
+    DeviceState,
+    Message,
+    SimAction,
+    SimControl,
+    WireSimulation,
+)
 from devices.errors import NotReady
 from devices.registry import resolve, resolve_simulator
 from devices.runtime.clock import now_ms
-from devices.sim.wire import WireSimulator
 from devices.supervisor import supervise
 
 from . import __version__
@@ -83,14 +91,14 @@ def create_devices(
     config: Config,
     host: App | None,
     env: DeviceEnv,
-    simulators: Mapping[str, WireSimulator] | None = None,
-) -> dict[str, Device]:
+    simulators: Mapping[str, WireSimulation] | None = None,
+) -> dict[str, AnyDevice]:
     """Instantiate every configured device (opens no hardware).
 
     A device with a wire simulator in ``simulators`` gets its settings from
-    :meth:`WireSimulator.driver_settings`.
+    :meth:`WireSimulation.driver_settings`.
     """
-    devices: dict[str, Device] = {}
+    devices: dict[str, AnyDevice] = {}
     for entry in config.devices:
         spec = resolve(entry.device_class, entry.driver)
         settings = entry.settings
@@ -100,7 +108,9 @@ def create_devices(
     return devices
 
 
-def create_simulators(config: Config, host: App | None, env: DeviceEnv) -> dict[str, WireSimulator]:
+def create_simulators(
+    config: Config, host: App | None, env: DeviceEnv
+) -> dict[str, WireSimulation]:
     """Instantiate the wire simulators config names, by device id (starts nothing)."""
     return {
         entry.id: resolve_simulator(entry.device_class, entry.simulator)(
@@ -151,13 +161,15 @@ async def safe_state_configured(config: Config, env: DeviceEnv) -> dict[str, str
             await simulator.aclose()
 
 
-async def safe_state_all(devices: dict[str, Device], timeout: float = 5.0) -> dict[str, str | None]:
+async def safe_state_all(
+    devices: dict[str, AnyDevice], timeout: float = 5.0
+) -> dict[str, str | None]:
     """Run every device's ``safe_state()`` concurrently, each bounded by ``timeout`` seconds.
 
     Returns device id -> None on success or the error text.
     """
 
-    async def one(device: Device) -> str | None:
+    async def one(device: AnyDevice) -> str | None:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow our own cancellation.
             async with asyncio.timeout(timeout):

@@ -1,11 +1,13 @@
 """What every device class shares: state, commands, events and the host seam.
 
 A device class (``devices/scanner/protocol.py``, ...) is a small ABC deriving
-from :class:`Device`: it declares its commands (parameter and result types,
-deadlines, whether they are long or have side effects) and its events, and
-leaves the hardware-facing methods abstract.  A real driver and its simulator
-twin both subclass it, so the daemon and the contract tests only ever see the
-class.
+from :class:`Device`, parametrised by its driver's settings type and its state
+detail type.  It declares each command on the method that implements it, with
+:func:`command` (parameter and result types, deadlines, whether it is long or
+has side effects), lists its events, and leaves the hardware-facing methods
+abstract.  A real driver and its simulator twin both subclass it, so the daemon
+and the contract tests only ever see the class.  Simulators declare their
+``sim/`` actions the same way, with :func:`sim_action`.
 
 The device never talks MQTT.  It reports to a :class:`DeviceHost` (the daemon,
 or a test) with plain calls made on the event loop.
@@ -15,16 +17,18 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
-from .errors import HardwareError, Offline
+from .errors import HardwareError, NotReady, Offline
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +87,36 @@ class NoResult(Message):
     """A command that completes with an empty result."""
 
 
+ParamsT = TypeVar("ParamsT", bound=Params)
+ResultT = TypeVar("ResultT", bound=Message)
+OwnerT = TypeVar("OwnerT")
+#: A driver's settings type (a frozen, validated msgspec struct).
+SettingsT_co = TypeVar("SettingsT_co", bound=msgspec.Struct, covariant=True)
+#: A device class's state detail type.
+DetailT_co = TypeVar("DetailT_co", bound=Message, covariant=True)
+
+#: What :func:`command` decorates: ``async def m(self, params, ctx) -> result``.
+CommandMethod = Callable[[OwnerT, ParamsT, "CommandContext"], Awaitable[ResultT]]
+#: What :func:`sim_action` decorates: ``async def m(self, params) -> result``.
+SimMethod = Callable[[OwnerT, ParamsT], Awaitable[ResultT]]
+#: A declared command of one device, ready to run: ``await run(params, ctx)``.
+RunCommand = Callable[[Params, "CommandContext"], Awaitable[Message]]
+#: A declared sim action of one simulator, ready to run: ``await run(params)``.
+RunSimAction = Callable[[Params], Awaitable[Message]]
+
+#: A declared method as its class holds it (unbound; the first argument is the instance).
+DeclaredMethod = Callable[..., Awaitable[Message]]
+
+#: Key in a decorated function's ``__dict__`` holding its declaration.
+_DECLARATION = "__kioskd_declaration__"
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One command of a device class.
+    """One command of a device class, declared with :func:`command` on its method.
 
     Attributes:
-        method: name of the coroutine method on the device that runs it,
-            called as ``await device.method(params, ctx)``.
+        method: name of the method that runs it (set by :func:`command`).
         params: the parameter type the request payload is decoded into.
         result: the result type (for documentation and the AsyncAPI document).
         default_timeout_ms: deadline when the request gives none, in ms.
@@ -119,6 +146,51 @@ class Command:
     events: Mapping[str, type[Message]] = field(default_factory=dict)
 
 
+def command(
+    name: str,
+    params: type[ParamsT],
+    result: type[ResultT],
+    default_timeout_ms: int,
+    max_timeout_ms: int,
+    *,
+    long: bool = False,
+    queued: bool = True,
+    side_effect: bool = False,
+    interruptible: bool = True,
+    staff: bool = False,
+    events: Mapping[str, type[Message]] | None = None,
+) -> Callable[[CommandMethod[OwnerT, ParamsT, ResultT]], CommandMethod[OwnerT, ParamsT, ResultT]]:
+    """Declare the decorated method as the device command ``name`` (see :class:`Command`).
+
+    The method keeps working as a plain method; the class it is defined in (and
+    every subclass, which may override it) lists it in ``commands``.  mypy checks
+    that the method takes ``params`` and returns ``result``.
+    """
+
+    def declare(
+        method: CommandMethod[OwnerT, ParamsT, ResultT],
+    ) -> CommandMethod[OwnerT, ParamsT, ResultT]:
+        vars(method)[_DECLARATION] = (
+            name,
+            Command(
+                method.__name__,
+                params,
+                result,
+                default_timeout_ms,
+                max_timeout_ms,
+                long=long,
+                queued=queued,
+                side_effect=side_effect,
+                interruptible=interruptible,
+                staff=staff,
+                events=dict(events or {}),
+            ),
+        )
+        return method
+
+    return declare
+
+
 @dataclass(frozen=True, slots=True)
 class RetiredEvent:
     """A v1 broadcast event that is no longer published (kept in the docs, deprecated).
@@ -135,24 +207,122 @@ class RetiredEvent:
 
 @dataclass(frozen=True, slots=True)
 class SimAction:
-    """A simulator control action (``kiosk/v1/{b}/sim/{d}/{action}``)."""
+    """A simulator control action (``kiosk/v1/{b}/sim/{d}/{action}``), see :func:`sim_action`.
 
-    method: str
+    Attributes:
+        params: the parameter type the action's payload is decoded into.
+        doc: one-line summary for the docs.
+
+    """
+
     params: type[Params]
     doc: str
 
 
-class SimControl(Protocol):
-    """What serves a device's ``sim/`` actions: its behavioural simulator or a wire simulator.
+def sim_action(
+    name: str, params: type[ParamsT], doc: str
+) -> Callable[[SimMethod[OwnerT, ParamsT, ResultT]], SimMethod[OwnerT, ParamsT, ResultT]]:
+    """Declare the decorated method as the sim action ``name``; ``doc`` is its one-line summary.
 
-    Each action's ``method`` is an async method of the implementation taking the
-    action's params and returning a :class:`Message`.
+    A vocabulary shared by several simulators (``fault``) is one ``sim_action(...)``
+    value applied to each of their methods.
     """
+
+    def declare(
+        method: SimMethod[OwnerT, ParamsT, ResultT],
+    ) -> SimMethod[OwnerT, ParamsT, ResultT]:
+        vars(method)[_DECLARATION] = (name, SimAction(params, doc))
+        return method
+
+    return declare
+
+
+SpecT = TypeVar("SpecT", Command, SimAction)
+
+
+def declared(cls: type, kind: type[SpecT]) -> dict[str, tuple[SpecT, DeclaredMethod]]:
+    """The ``kind`` declarations of ``cls`` and its bases by name, with their functions.
+
+    In declaration order, base classes first.  The function is the one ``cls``
+    has: a subclass overriding a declared method without re-declaring it keeps
+    the declaration and runs its own code.
+    """
+    found: dict[str, tuple[SpecT, DeclaredMethod]] = {}
+    for klass in reversed(cls.__mro__):
+        for value in vars(klass).values():
+            if not isinstance(value, types.FunctionType):
+                continue
+            declaration = vars(value).get(_DECLARATION)
+            if declaration is not None and isinstance(declaration[1], kind):
+                found[declaration[0]] = (declaration[1], getattr(cls, value.__name__))
+    return found
+
+
+class SimActions:
+    """Base of whatever serves ``sim/`` actions: collects its :func:`sim_action` methods.
+
+    Devices (a behavioural simulator declares actions, a real driver none) and
+    wire simulators derive from it.
+    """
+
+    #: Sim actions by name, collected from the class's :func:`sim_action` methods.
+    sim_actions: ClassVar[Mapping[str, SimAction]] = {}
+    _sim_functions: ClassVar[Mapping[str, DeclaredMethod]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Collect the sim actions declared on the class's methods."""
+        super().__init_subclass__(**kwargs)
+        actions = declared(cls, SimAction)
+        if actions:
+            cls.sim_actions = {name: spec for name, (spec, _) in actions.items()}
+            cls._sim_functions = {name: fn for name, (_, fn) in actions.items()}
+
+    def sim_action(self, name: str) -> RunSimAction | None:
+        """The sim action ``name`` bound to this simulator, or None if it has none."""
+        function = self._sim_functions.get(name)
+        if function is None:
+            return None
+        run: RunSimAction = functools.partial(function, self)
+        return run
+
+
+class SimControl(Protocol):
+    """What serves a device's ``sim/`` actions: its behavioural simulator or a wire simulator."""
 
     @property
     def sim_actions(self) -> Mapping[str, SimAction]:
         """Sim actions by name."""
         ...
+
+    def sim_action(self, name: str) -> RunSimAction | None:
+        """The sim action ``name`` bound to this simulator, or None if it has none."""
+        ...
+
+
+class WireSimulation(SimControl, Protocol):
+    """What the daemon needs of a wire simulator (:mod:`devices.sim.wire` has the base).
+
+    The far end of a real driver's transport: the daemon points the driver's
+    settings at it, starts it before the driver runs, routes the device's ``sim/``
+    actions to it and closes it after the driver.  Production code knows it by this
+    protocol only; the registry imports a simulator when config names one.
+    """
+
+    def driver_settings(self, settings: msgspec.Struct) -> msgspec.Struct:
+        """The driver's settings pointed at this simulator; called once, before :meth:`start`."""
+        ...
+
+    async def start(self) -> None:
+        """Start serving; returns once the driver can connect."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop serving and release the transport; idempotent."""
+        ...
+
+
+#: A wire simulator class as the registry returns it: ``factory(device_id, host, env)``.
+WireSimulatorFactory = Callable[[str, "DeviceHost", "DeviceEnv"], WireSimulation]
 
 
 class DeviceHost(Protocol):
@@ -219,25 +389,40 @@ class CommandContext:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
 
-class Device(abc.ABC):
-    """Base of every device class.
+class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
+    """Base of every device class, generic in its driver's settings and its state detail.
 
-    Subclasses set the class variables and implement :meth:`run` and
-    :meth:`safe_state`.  State is split in two: ``condition`` is what the
-    hardware is (online, userError, ...) and ``busy`` is set by the command
-    queue; the published state is ``busy`` only while the condition is online.
+    Subclasses set the class variables, declare their commands with
+    :func:`command` (simulators their actions with :func:`sim_action`) and
+    implement :meth:`run` and :meth:`safe_state`.  State is split in two:
+    ``condition`` is what the hardware is (online, userError, ...) and ``busy``
+    is set by the command queue; the published state is ``busy`` only while the
+    condition is online.
     """
 
     device_class: ClassVar[str]
-    commands: ClassVar[Mapping[str, Command]]
+    #: The class's commands by wire name, collected from its :func:`command` methods.
+    commands: ClassVar[Mapping[str, Command]] = {}
     events: ClassVar[Mapping[str, type[Message]]]
     #: v1 events the class no longer broadcasts, by name (documented as deprecated).
     retired_events: ClassVar[Mapping[str, RetiredEvent]] = {}
-    detail_type: ClassVar[type[Message]]
-    sim_actions: ClassVar[Mapping[str, SimAction]] = {}
+    #: The state detail type (set by the device class; a type variable cannot be a ClassVar).
+    detail_type: type[DetailT_co]
     #: What a simulator publishes on ``sim/{d}/out/{what}``, by ``what``.
     sim_outputs: ClassVar[Mapping[str, type[Message]]] = {}
-    Settings: ClassVar[type[msgspec.Struct]]
+    #: The settings type a config table is validated into (set by each driver).
+    Settings: type[SettingsT_co]
+    #: This device's validated settings.
+    settings: SettingsT_co
+    _command_functions: ClassVar[Mapping[str, DeclaredMethod]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Collect the commands declared on the class's methods."""
+        super().__init_subclass__(**kwargs)
+        commands = declared(cls, Command)
+        if commands:
+            cls.commands = {name: spec for name, (spec, _) in commands.items()}
+            cls._command_functions = {name: fn for name, (_, fn) in commands.items()}
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         self.id = device_id
@@ -245,9 +430,56 @@ class Device(abc.ABC):
         self.env = env
         self._condition = DeviceState.STARTING
         self._busy = False
-        self._detail: Message = self.detail_type()
+        self._detail: DetailT_co = self.detail_type()
         self._published: tuple[DeviceState, bytes] | None = None
         self._wake = asyncio.Event()
+
+    def command(self, name: str) -> RunCommand | None:
+        """The command ``name`` bound to this device, or None if the class has none."""
+        function = self._command_functions.get(name)
+        if function is not None:
+            run: RunCommand = functools.partial(function, self)
+            return run
+        spec = self.commands.get(name)  # a class still listing commands by method name
+        if spec is None:
+            return None
+        listed: RunCommand = getattr(self, spec.method)
+        return listed
+
+    async def execute(self, name: str, params: Params, ctx: CommandContext) -> Message:
+        """Run the command ``name`` as the request lifecycle does: :meth:`check_ready`, then it.
+
+        For callers without the lifecycle (tests, benchmarks); no queue, no deadline.
+
+        Raises:
+            KeyError: the class has no command ``name``.
+            DeviceError: from :meth:`check_ready` or the command.
+
+        """
+        run = self.command(name)
+        if run is None:
+            raise KeyError(name)
+        await self.check_ready(self.commands[name])
+        return await run(params, ctx)
+
+    async def check_ready(self, command: Command) -> None:
+        """Raise if this device cannot start ``command`` now; called before every command.
+
+        The request lifecycle applies it, under the command's deadline, before the
+        command's method runs; an error from it completes the request as its code
+        says, and a side-effect request it refused may be sent again under the same
+        ``requestId`` (nothing ran).  The base refuses a queued command while the
+        device is unreachable; a class or driver whose hardware can be asked extends
+        it (calling ``super()`` first).
+
+        Raises:
+            Offline: a queued command while the device is offline.
+            NotReady: a queued command while it is starting, absent or powered off.
+
+        """
+        if command.queued and self.state in UNREACHABLE:
+            unreachable = Offline if self.state is DeviceState.OFFLINE else NotReady
+            raise unreachable(f"{self.id} is {self.state.value}")
 
     @property
     def simulated(self) -> bool:
@@ -267,7 +499,7 @@ class Device(abc.ABC):
         return self._condition
 
     @property
-    def detail(self) -> Message:
+    def detail(self) -> DetailT_co:
         """The current state detail."""
         return self._detail
 
@@ -356,7 +588,7 @@ class Device(abc.ABC):
 
         """
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def aclose(self) -> None:
         """Release what the driver holds beyond :meth:`run` (a database, a thread).
 
         Called once at daemon shutdown, after :meth:`safe_state`.
@@ -370,3 +602,7 @@ class Device(abc.ABC):
         Must work without :meth:`run` having been called (``kioskd safe-state``)
         and finish within a few seconds; errors are raised, not swallowed.
         """
+
+
+#: A device of whatever class, settings and detail (both type parameters are covariant).
+AnyDevice = Device[msgspec.Struct, Message]

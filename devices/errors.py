@@ -90,13 +90,16 @@ _CODES: dict[type[BaseException], CompletionCode] = {
     Unsupported: CompletionCode.UNSUPPORTED_COMMAND,
     SequenceError: CompletionCode.SEQUENCE_ERROR,
     FraudAttempt: CompletionCode.FRAUD_ATTEMPT,
+    # A deadline (``asyncio.timeout``) raises the bare builtin: a timeout, not a bug.
+    TimeoutError: CompletionCode.TIME_OUT,
 }
 
 
 def completion_code(exc: BaseException) -> CompletionCode:
     """Return the completion code for ``exc``, walking its class hierarchy.
 
-    Anything that is not a :class:`DeviceError` (a bug) is ``internalError``.
+    A bare :class:`TimeoutError` (a deadline) is ``timeOut``; anything else that
+    is not a :class:`DeviceError` (a bug) is ``internalError``.
     """
     for cls in type(exc).__mro__:
         code = _CODES.get(cls)

@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from .base import Device, DeviceEnv, DeviceHost
-from .sim.wire import WireSimulator
+from .base import AnyDevice, DeviceEnv, DeviceHost, WireSimulatorFactory
 
 #: ``(device class, driver name) -> "module:Class"``.
 DRIVERS: dict[tuple[str, str], str] = {
@@ -72,7 +71,7 @@ class DriverSpec:
 
     device_class: str
     name: str
-    cls: type[Device]
+    cls: type[AnyDevice]
 
     @property
     def settings_type(self) -> type[msgspec.Struct]:
@@ -85,10 +84,10 @@ class DriverSpec:
         host: DeviceHost,
         env: DeviceEnv,
         settings: msgspec.Struct,
-    ) -> Device:
+    ) -> AnyDevice:
         """Instantiate the driver (opens nothing; :meth:`Device.run` does)."""
         factory: Any = self.cls
-        device: Device = factory(device_id, host, env, settings)
+        device: AnyDevice = factory(device_id, host, env, settings)
         return device
 
 
@@ -114,7 +113,7 @@ def resolve(device_class: str, driver: str) -> DriverSpec:
     return DriverSpec(device_class, driver, _load(target))
 
 
-def resolve_simulator(device_class: str, name: str) -> type[WireSimulator]:
+def resolve_simulator(device_class: str, name: str) -> WireSimulatorFactory:
     """Import and return the wire simulator named in config.
 
     Raises:
@@ -128,8 +127,8 @@ def resolve_simulator(device_class: str, name: str) -> type[WireSimulator]:
         raise UnknownDriverError(
             f"no wire simulator {name!r} for class {device_class!r} (known: {known})",
         )
-    cls: type[WireSimulator] = _load(target)
-    return cls
+    factory: WireSimulatorFactory = _load(target)
+    return factory
 
 
 def _load(target: str) -> Any:

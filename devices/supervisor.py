@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 
-from .base import Device, DeviceState
+from .base import AnyDevice, DeviceState
 from .errors import DeviceError, Offline
 from .runtime.backoff import Backoff
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 async def supervise(
-    device: Device,
+    device: AnyDevice,
     *,
     stopping: asyncio.Event | None = None,
     backoff_min_s: float = 0.2,
@@ -64,7 +64,7 @@ async def supervise(
                 await stopping.wait()
 
 
-def _report_failure(device: Device, exc: Exception) -> None:
+def _report_failure(device: AnyDevice, exc: Exception) -> None:
     """Log why ``device.run()`` failed and publish the condition it leaves the device in."""
     if isinstance(exc, Offline):
         log.warning("%s offline: %s", device.id, exc)

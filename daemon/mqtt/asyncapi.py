@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from daemon import __version__
-from devices.base import Command, Device
+from devices.base import AnyDevice, Command
 from devices.registry import DEVICE_CLASSES, DRIVERS, resolve
 
 from .codec import JSON, MSGPACK
@@ -49,9 +49,9 @@ _DATA_KEYS = frozenset({"default", "examples", "enum", "const"})
 _BYTES_NOTE = "Bytes: MessagePack bin; in JSON a padded base64 string (RFC 4648)"
 
 
-def device_classes() -> dict[str, type[Device]]:
+def device_classes() -> dict[str, type[AnyDevice]]:
     """Each device class's base type (the simulator's class ABC), by wire class name."""
-    found: dict[str, type[Device]] = {}
+    found: dict[str, type[AnyDevice]] = {}
     for name in DEVICE_CLASSES:
         driver = resolve(name, "sim").cls
         base = next(c for c in driver.__mro__ if c.__dict__.get("device_class") == name)
@@ -181,7 +181,7 @@ def _command_summary(cls_name: str, name: str, command: Command) -> str:
     return summary
 
 
-def _events(cls_name: str, cls: type[Device]) -> list[tuple[str, dict[str, Any], str]]:
+def _events(cls_name: str, cls: type[AnyDevice]) -> list[tuple[str, dict[str, Any], str]]:
     """A class's broadcast events, then its retired ones (deprecated): name, payload, summary."""
     found = []
     for name, data in cls.events.items():

@@ -23,15 +23,15 @@ from typing import Any
 import msgspec
 
 from devices.base import (
-    UNREACHABLE,
+    AnyDevice,
     Command,
     CommandContext,
-    Device,
     EventSink,
     Message,
     Params,
+    RunCommand,
 )
-from devices.errors import CompletionCode, completion_code
+from devices.errors import CompletionCode, DeviceError, completion_code
 
 from .codec import Codec
 from .idempotency import IdempotencyStore
@@ -76,15 +76,18 @@ class Request:
     """A device command on its way through the lifecycle."""
 
     reply: Reply
-    device: Device
+    device: AnyDevice
     name: str
     spec: Command
+    run: RunCommand
     params: Params
     deadline: float
     recorded: asyncio.Future[None] | None = None
     expiry: asyncio.TimerHandle | None = None
     task: asyncio.Task[Message] | None = None
     canceled: bool = False
+    #: Refused by :meth:`Device.check_ready` before its method ran.
+    refused: bool = False
     finished: bool = False
 
     @property
@@ -95,7 +98,7 @@ class Request:
 
 @dataclass(eq=False, slots=True)
 class _Queue:
-    device: Device
+    device: AnyDevice
     items: deque[Request] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -218,7 +221,7 @@ class Lifecycle:
 
     # -- submission ------------------------------------------------------------
 
-    def add_device(self, device: Device) -> None:
+    def add_device(self, device: AnyDevice) -> None:
         """Give a device its queue (its worker runs in :meth:`serve`)."""
         self._queues[device.id] = _Queue(device)
 
@@ -371,14 +374,6 @@ class Lifecycle:
                         req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False
                     )
                     continue
-                if queue.device.state in UNREACHABLE:
-                    self._finish(
-                        req,
-                        CompletionCode.DEVICE_NOT_READY,
-                        f"{queue.device.id} is {queue.device.state.value}",
-                        ran=False,
-                    )
-                    continue
                 if req.recorded is not None:
                     await req.recorded
                 if req.expiry is not None:
@@ -413,11 +408,15 @@ class Lifecycle:
             emit=self._event_sink(req.reply),
             staff=req.reply.staff,
         )
-        run = getattr(req.device, req.spec.method)(req.params, ctx)
         # A print that has started is never interrupted: no deadline around it.
         deadline = req.deadline if req.spec.interruptible else None
         async with asyncio.timeout_at(deadline):
-            result: Message = await run
+            try:
+                await req.device.check_ready(req.spec)
+            except DeviceError:
+                req.refused = True
+                raise
+            result: Message = await req.run(req.params, ctx)
         return result
 
     def _settle(self, req: Request) -> None:
@@ -433,19 +432,17 @@ class Lifecycle:
         exc = task.exception()
         if exc is None:
             self._finish(req, CompletionCode.SUCCESS, result=task.result())
-        elif isinstance(exc, TimeoutError) and not str(exc):
-            self._finish(
-                req, CompletionCode.TIME_OUT, f"{req.name} did not finish before its deadline"
-            )
-        elif isinstance(exc, TimeoutError):
-            self._finish(req, CompletionCode.TIME_OUT, str(exc))
+            return
+        code = completion_code(exc)
+        ran = not req.refused
+        if code is CompletionCode.INTERNAL_ERROR:
+            log.error("%s %s failed", req.device.id, req.name, exc_info=exc)
+            self._finish(req, code, f"internal error: {type(exc).__name__}", ran=ran)
+        elif code is CompletionCode.TIME_OUT and not str(exc):
+            # The deadline's own TimeoutError (asyncio.timeout_at) says nothing itself.
+            self._finish(req, code, f"{req.name} did not finish before its deadline", ran=ran)
         else:
-            code = completion_code(exc)
-            if code is CompletionCode.INTERNAL_ERROR:
-                log.error("%s %s failed", req.device.id, req.name, exc_info=exc)
-                self._finish(req, code, f"internal error: {type(exc).__name__}")
-            else:
-                self._finish(req, code, str(exc))
+            self._finish(req, code, str(exc), ran=ran)
 
     def _drain(self, queue: _Queue) -> None:
         """Complete what is still queued when the worker stops (daemon shutdown)."""

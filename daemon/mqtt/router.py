@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import msgspec
 
-from devices.base import Device, Message, NoResult, Params, SimControl
-from devices.errors import CompletionCode, DeviceError, Forbidden, completion_code
+from devices.base import AnyDevice, Message, NoResult, Params, RunSimAction, SimControl
+from devices.errors import CompletionCode, Forbidden, completion_code
 
 from .codec import Codec, DecodeError, for_request
 from .requests import Lifecycle, Reply, Request
@@ -27,6 +27,11 @@ from .topics import Addressed, Kind, Topics
 log = logging.getLogger(__name__)
 
 DAEMON_COMMANDS = ("getStatus", "getCapabilities", "resync", "cancel")
+
+#: Longest a sim action may run, in seconds, before it completes ``timeOut``.  A sim
+#: action plays a person or the physical world (a coin dropped, a door pulled); the
+#: slowest, a wire simulator's, waits a few seconds for the driver to see it.
+SIM_ACTION_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,7 @@ class Router:
         self,
         *,
         topics: Topics,
-        devices: Mapping[str, Device],
+        devices: Mapping[str, AnyDevice],
         sim_controls: Mapping[str, SimControl],
         lifecycle: Lifecycle,
         daemon_answers: Mapping[str, Callable[[], Message]],
@@ -268,6 +273,7 @@ class Router:
         reply: Reply,
     ) -> None:
         device = self._devices.get(addressed.device or "")
+        run = device.command(addressed.name) if device is not None else None
         if device is None:
             self._lifecycle.complete(
                 reply,
@@ -276,7 +282,7 @@ class Router:
             )
             return
         spec = device.commands.get(addressed.name)
-        if spec is None:
+        if spec is None or run is None:
             self._lifecycle.complete(
                 reply,
                 CompletionCode.UNSUPPORTED_COMMAND,
@@ -306,13 +312,14 @@ class Router:
         deadline = now + timeout_ms / 1000
         if expiry is not None:
             deadline = min(deadline, now + expiry)
-        self._lifecycle.submit(Request(reply, device, addressed.name, spec, params, deadline))
+        self._lifecycle.submit(Request(reply, device, addressed.name, spec, run, params, deadline))
 
     def _sim_action(self, addressed: Addressed, doc: Any, reply: Reply | None) -> None:
         device_id = addressed.device or ""
         control = self._sim_controls.get(device_id)
         action = control.sim_actions.get(addressed.name) if control is not None else None
-        if control is None or action is None:
+        run = control.sim_action(addressed.name) if control is not None else None
+        if action is None or run is None:
             if reply is not None:
                 what = "is not simulated" if device_id in self._devices else "does not exist"
                 self._lifecycle.complete(
@@ -328,7 +335,7 @@ class Router:
                 self._lifecycle.complete(reply, CompletionCode.INVALID_DATA, str(exc))
             return
         task = asyncio.get_running_loop().create_task(
-            self._run_sim(device_id, getattr(control, action.method), params, reply),
+            self._run_sim(device_id, addressed.name, run, params, reply),
             name=f"sim-{device_id}-{addressed.name}",
         )
         self._sim_tasks.add(task)
@@ -337,26 +344,22 @@ class Router:
     async def _run_sim(
         self,
         device_id: str,
-        method: Callable[[Params], Awaitable[Message]],
+        name: str,
+        run: RunSimAction,
         params: Params,
         reply: Reply | None,
     ) -> None:
         try:
-            async with asyncio.timeout(30):
-                result: Message = await method(params)
-        except (DeviceError, TimeoutError) as exc:
-            if reply is not None:
-                code = (
-                    CompletionCode.TIME_OUT
-                    if isinstance(exc, TimeoutError)
-                    else completion_code(exc)
-                )
+            async with asyncio.timeout(SIM_ACTION_TIMEOUT_S):
+                result: Message = await run(params)
+        except Exception as exc:
+            code = completion_code(exc)
+            if code is CompletionCode.INTERNAL_ERROR:
+                log.exception("sim action %s on %s failed", name, device_id)
+                if reply is not None:
+                    self._lifecycle.complete(reply, code, "sim action failed")
+            elif reply is not None:
                 self._lifecycle.complete(reply, code, str(exc) or "sim action timed out")
-            return
-        except Exception:
-            log.exception("sim action %s on %s failed", method.__name__, device_id)
-            if reply is not None:
-                self._lifecycle.complete(reply, CompletionCode.INTERNAL_ERROR, "sim action failed")
             return
         if reply is not None:
             self._lifecycle.complete(reply, CompletionCode.SUCCESS, result=result or NoResult())

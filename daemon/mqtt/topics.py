@@ -59,10 +59,6 @@ class Topics:
         """A device command request on the legacy topic (requester from the reply topic)."""
         return f"{self.root}/dev/{device}/cmd/{command}"
 
-    def daemon_command(self, command: str) -> str:
-        """A daemon-level request on the legacy topic (getStatus, getCapabilities, ...)."""
-        return f"{self.root}/cmd/{command}"
-
     def request(self, client_id: str, command: str, device: str | None = None) -> str:
         """A request of ``client_id``: a device command, or a daemon command without ``device``."""
         where = f"dev/{device}/cmd" if device is not None else "cmd"
@@ -71,10 +67,6 @@ class Topics:
     def device_event(self, device: str, event: str) -> str:
         """An unsolicited device event."""
         return f"{self.root}/dev/{device}/evt/{event}"
-
-    def sim_action(self, device: str, action: str) -> str:
-        """A simulator control action."""
-        return f"{self.root}/sim/{device}/{action}"
 
     def sim_output(self, device: str, what: str) -> str:
         """What a simulated device shows the physical world."""

@@ -51,7 +51,7 @@ class Picamera2Settings(CameraSettings, frozen=True, forbid_unknown_fields=True,
     capture_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=30_000)] = 8_000
 
 
-class Picamera2Camera(Camera):
+class Picamera2Camera(Camera[Picamera2Settings]):
     """A CSI camera module."""
 
     Settings = Picamera2Settings

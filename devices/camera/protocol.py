@@ -14,11 +14,11 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
-from devices.base import Command, CommandContext, Device, Message, Params
+from devices.base import CommandContext, Device, Message, Params, command
 from devices.errors import HardwareError
 
 #: Picture side bounds in pixels (4056 is the widest sensor mode of the Pi HQ camera).
@@ -130,17 +130,16 @@ def resolve_size(params: TakePictureParams, default: Resolution) -> Resolution:
     return Resolution(min(max(width, MIN_SIDE), MAX_SIDE), min(max(height, MIN_SIDE), MAX_SIDE))
 
 
-class Camera(Device):
+#: A camera driver's settings type (every one extends :class:`CameraSettings`).
+CameraSettingsT_co = TypeVar("CameraSettingsT_co", bound=CameraSettings, covariant=True)
+
+
+class Camera(Device[CameraSettingsT_co, CameraDetail]):
     """Base of camera drivers."""
 
     device_class: ClassVar[str] = "camera"
-    commands: ClassVar[dict[str, Command]] = {
-        "takePicture": Command("take_picture", TakePictureParams, Picture, 10_000, 30_000),
-    }
     events: ClassVar[dict[str, type[Message]]] = {}
-    detail_type: ClassVar[type[Message]] = CameraDetail
-
-    settings: CameraSettings
+    detail_type = CameraDetail
 
     def capabilities(self) -> Mapping[str, Any]:
         """Purposes, default sizes (pixels) and the picture size cap (bytes)."""
@@ -156,6 +155,7 @@ class Camera(Device):
             "maxImageBytes": self.settings.max_image_bytes,
         }
 
+    @command("takePicture", TakePictureParams, Picture, 10_000, 30_000)
     async def take_picture(self, params: TakePictureParams, _ctx: CommandContext) -> Picture:
         """Capture one JPEG picture.
 

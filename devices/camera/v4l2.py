@@ -140,7 +140,7 @@ def open_source(path: str) -> FrameSource:
     return VideoDevice(path)
 
 
-class V4l2Camera(Camera):
+class V4l2Camera(Camera[V4l2Settings]):
     """A UVC webcam (or a recorded stream standing in for one)."""
 
     Settings = V4l2Settings

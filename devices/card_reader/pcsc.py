@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.base import Command, DeviceEnv, DeviceHost, DeviceState
 from devices.errors import HardwareError, MediaError, Offline, ProtocolError, Timeout
 from devices.transports.pcsc import CardGone, PcscCard, PcscContext, ReaderStatus
 
@@ -118,7 +118,7 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
     return certificates
 
 
-class PcscCardReader(CardReader):
+class PcscCardReader(CardReader[PcscSettings]):
     """A chip card reader behind pcscd."""
 
     Settings = PcscSettings
@@ -183,7 +183,7 @@ class PcscCardReader(CardReader):
             raise Offline(f"card reader {self.id!r} is not connected")
         return self._io, self._reader
 
-    async def _check_reader(self) -> None:
+    async def check_ready(self, command: Command) -> None:
         """Refresh card presence from pcscd (events may lag a command by a poll).
 
         Raises:
@@ -191,6 +191,7 @@ class PcscCardReader(CardReader):
             HardwareError: PC/SC failed.
 
         """
+        await super().check_ready(command)
         io, reader = self._connection()
         self._report(await io.wait_status(reader, None, 0))
 

@@ -22,7 +22,6 @@ from typing import Annotated, Any, ClassVar
 from msgspec import Meta
 
 from devices.base import (
-    Command,
     CommandContext,
     Device,
     DeviceEnv,
@@ -30,6 +29,8 @@ from devices.base import (
     Message,
     NoParams,
     Params,
+    SettingsT_co,
+    command,
 )
 from devices.errors import InvalidData, MediaError, Unsupported
 
@@ -143,36 +144,15 @@ class ChipIoResult(Message):
 Progress = Callable[[str, int, int], None]
 
 
-class CardReader(Device):
+class CardReader(Device[SettingsT_co, CardReaderDetail]):
     """Base of card reader drivers."""
 
     device_class: ClassVar[str] = "cardReader"
-    commands: ClassVar[dict[str, Command]] = {
-        "waitForCard": Command(
-            "wait_for_card",
-            NoParams,
-            CardResult,
-            30_000,
-            600_000,
-            long=True,
-        ),
-        "readIdentity": Command(
-            "read_identity",
-            ReadIdentityParams,
-            IdentityResult,
-            20_000,
-            60_000,
-            long=True,
-            events={"readProgress": ReadProgress},
-        ),
-        # Staff: raw APDUs reach whatever the chip holds, past the access key's checks.
-        "chipIO": Command("chip_io", ChipIoParams, ChipIoResult, 5_000, 30_000, staff=True),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "cardPresented": CardPresented,
         "cardRemoved": CardRemoved,
     }
-    detail_type: ClassVar[type[Message]] = CardReaderDetail
+    detail_type = CardReaderDetail
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -185,16 +165,6 @@ class CardReader(Device):
     @abc.abstractmethod
     def chip_io_enabled(self) -> bool:
         """True when settings allow raw ``chipIO`` (off by default)."""
-
-    @abc.abstractmethod
-    async def _check_reader(self) -> None:
-        """Raise if the reader cannot work now (start of every command).
-
-        Raises:
-            Offline: the reader is unreachable.
-            HardwareError: the reader is faulty.
-
-        """
 
     @abc.abstractmethod
     async def _read_chip(self, key: BacKey | PaceKey, progress: Progress) -> IdentityResult:
@@ -252,6 +222,7 @@ class CardReader(Device):
 
     # --- commands ----------------------------------------------------------------------
 
+    @command("waitForCard", NoParams, CardResult, 30_000, 600_000, long=True)
     async def wait_for_card(self, _params: NoParams, _ctx: CommandContext) -> CardResult:
         """Complete as soon as a card is on the reader (at once if one already is).
 
@@ -261,11 +232,19 @@ class CardReader(Device):
             Offline, HardwareError: the reader is unreachable or failed.
 
         """
-        await self._check_reader()
         await self.wait_until(lambda: self.card_present, None)
         assert self._atr is not None
         return CardResult(atr=self._atr)
 
+    @command(
+        "readIdentity",
+        ReadIdentityParams,
+        IdentityResult,
+        20_000,
+        60_000,
+        long=True,
+        events={"readProgress": ReadProgress},
+    )
     async def read_identity(
         self,
         params: ReadIdentityParams,
@@ -281,7 +260,6 @@ class CardReader(Device):
 
         """
         key = params.access_key.resolve()
-        await self._check_reader()
         if not self.card_present:
             raise MediaError("no card on the reader")
 
@@ -290,6 +268,8 @@ class CardReader(Device):
 
         return await self._read_chip(key, progress)
 
+    # Staff: raw APDUs reach whatever the chip holds, past the access key's checks.
+    @command("chipIO", ChipIoParams, ChipIoResult, 5_000, 30_000, staff=True)
     async def chip_io(self, params: ChipIoParams, _ctx: CommandContext) -> ChipIoResult:
         """Exchange one raw APDU with the card (only when settings enable ``chipIO``).
 
@@ -301,7 +281,6 @@ class CardReader(Device):
         """
         if not self.chip_io_enabled:
             raise Unsupported("chipIO is disabled in this card reader's settings")
-        await self._check_reader()
         if not self.card_present:
             raise MediaError("no card on the reader")
         return ChipIoResult(response=await self._transmit(params.apdu))

@@ -31,6 +31,7 @@ from gpiozero.pins import Factory
 from msgspec import Meta
 
 from devices.base import (
+    Command,
     CommandContext,
     DeviceEnv,
     DeviceHost,
@@ -170,7 +171,7 @@ class _Outputs:
         self._all.clear()
 
 
-class GpioDocumentSlot(DocumentSlot):
+class GpioDocumentSlot(DocumentSlot[GpioDocumentSlotSettings]):
     """A document slot wired to GPIO through gpiozero."""
 
     Settings = GpioDocumentSlotSettings
@@ -326,7 +327,9 @@ class GpioDocumentSlot(DocumentSlot):
 
     # --- DocumentSlot hardware -----------------------------------------------------
 
-    async def _check_slot(self) -> None:
+    async def check_ready(self, command: Command) -> None:
+        """Also refuse while the lines are not open (between two runs)."""
+        await super().check_ready(command)
         if self._outputs is None:
             raise Offline("the slot's GPIO is not open")
 

@@ -31,7 +31,6 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from devices.base import (
-    Command,
     CommandContext,
     Device,
     DeviceEnv,
@@ -41,6 +40,8 @@ from devices.base import (
     NoParams,
     NoResult,
     OpenClosed,
+    SettingsT_co,
+    command,
 )
 from devices.errors import HardwareError, SequenceError
 
@@ -104,31 +105,16 @@ class SlotTiming:
     take_s: float
 
 
-class DocumentSlot(Device):
+class DocumentSlot(Device[SettingsT_co, DocumentSlotDetail]):
     """Base of document slot drivers."""
 
     device_class: ClassVar[str] = "documentSlot"
-    commands: ClassVar[dict[str, Command]] = {
-        "accept": Command(
-            "accept",
-            NoParams,
-            NoResult,
-            60_000,
-            600_000,
-            long=True,
-            side_effect=True,
-        ),
-        # Not long: it ends by itself within retractAfterMs plus two feeds (<= 80 s).
-        "eject": Command("eject", NoParams, EjectResult, 90_000, 120_000, side_effect=True),
-        "retract": Command("retract", NoParams, NoResult, 25_000, 60_000, side_effect=True),
-        "close": Command("close", NoParams, NoResult, 5_000, 30_000),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "documentInserted": DocumentInserted,
         "documentTaken": DocumentTaken,
         "jam": Jam,
     }
-    detail_type: ClassVar[type[Message]] = DocumentSlotDetail
+    detail_type = DocumentSlotDetail
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -142,16 +128,6 @@ class DocumentSlot(Device):
     @abc.abstractmethod
     def timing(self) -> SlotTiming:
         """Time limits from the driver's settings."""
-
-    @abc.abstractmethod
-    async def _check_slot(self) -> None:
-        """Raise if the mechanism cannot work now (start of every command).
-
-        Raises:
-            Offline: the slot controller is unreachable.
-            HardwareError: the mechanism is faulty.
-
-        """
 
     @abc.abstractmethod
     async def _drive_motor(self, direction: MotorDirection) -> None:
@@ -249,12 +225,12 @@ class DocumentSlot(Device):
         await self._drive_motor(MotorDirection.STOPPED)
 
     async def _start(self) -> None:
-        await self._check_slot()
         if self._jammed:
             raise HardwareError("the document is jammed in the slot")
 
     # --- commands ----------------------------------------------------------------------
 
+    @command("accept", NoParams, NoResult, 60_000, 600_000, long=True, side_effect=True)
     async def accept(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
         """Open the shutter, wait for a document, feed it to escrow, close the shutter.
 
@@ -282,6 +258,8 @@ class DocumentSlot(Device):
         finally:
             await self._make_safe()
 
+    # Not long: it ends by itself within retractAfterMs plus two feeds (<= 80 s).
+    @command("eject", NoParams, EjectResult, 90_000, 120_000, side_effect=True)
     async def eject(self, _params: NoParams, _ctx: CommandContext) -> EjectResult:
         """Hand the document back: open the shutter, feed it to the mouth, wait until taken.
 
@@ -309,6 +287,7 @@ class DocumentSlot(Device):
         finally:
             await self._make_safe()
 
+    @command("retract", NoParams, NoResult, 25_000, 60_000, side_effect=True)
     async def retract(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
         """Keep the document: feed it from the mouth or escrow into the storage bin.
 
@@ -333,6 +312,7 @@ class DocumentSlot(Device):
         finally:
             await self._make_safe()
 
+    @command("close", NoParams, NoResult, 5_000, 30_000)
     async def close(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
         """Stop the motor and close the shutter.
 
@@ -340,7 +320,6 @@ class DocumentSlot(Device):
             Offline, HardwareError: the slot is unreachable or failed.
 
         """
-        await self._check_slot()
         await self._make_safe()
         return NoResult()
 

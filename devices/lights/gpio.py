@@ -17,7 +17,7 @@ import msgspec
 from gpiozero.pins import Factory
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState
+from devices.base import Command, DeviceEnv, DeviceHost, DeviceState
 from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import PinFactoryName, PwmOutput, PwmPin, open_pin_factory
@@ -138,7 +138,7 @@ def _close_all(opened: dict[str, dict[str, PwmOutput]]) -> None:
             output.close()
 
 
-class GpioLights(Lights):
+class GpioLights(Lights[GpioLightsSettings]):
     """Guide lights on GPIO PWM lines through gpiozero."""
 
     Settings = GpioLightsSettings
@@ -184,7 +184,9 @@ class GpioLights(Lights):
             if owned:
                 factory.close()
 
-    async def _check_lights(self) -> None:
+    async def check_ready(self, command: Command) -> None:
+        """Also refuse while the lines are not open (between two runs)."""
+        await super().check_ready(command)
         if self._outputs is None:
             raise Offline("the lights' GPIO is not open")
 

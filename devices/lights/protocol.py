@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import Command, CommandContext, Device, Message, Params
+from devices.base import CommandContext, Device, Message, Params, SettingsT_co, command
 from devices.errors import InvalidData, Unsupported
 
 #: Positions of a standard kiosk, in the order they are listed.
@@ -113,15 +113,12 @@ class Light(Message):
     color: LightColor | None = None
 
 
-class Lights(Device):
+class Lights(Device[SettingsT_co, LightsDetail]):
     """Base of light drivers."""
 
     device_class: ClassVar[str] = "lights"
-    commands: ClassVar[dict[str, Command]] = {
-        "set": Command("set_light", SetParams, Light, 2_000, 10_000),
-    }
     events: ClassVar[dict[str, type[Message]]] = {}
-    detail_type: ClassVar[type[Message]] = LightsDetail
+    detail_type = LightsDetail
 
     @property
     @abc.abstractmethod
@@ -133,16 +130,6 @@ class Lights(Device):
         """The colours a configured ``position`` can show (empty: a single-colour light)."""
 
     @abc.abstractmethod
-    async def _check_lights(self) -> None:
-        """Raise if the light controller cannot work now (start of every command).
-
-        Raises:
-            Offline: the controller is unreachable.
-            HardwareError: the controller is faulty.
-
-        """
-
-    @abc.abstractmethod
     async def _show(self, light: Light) -> None:
         """Drive one position's light."""
 
@@ -150,6 +137,7 @@ class Lights(Device):
         """Record every position off (drivers call it after switching them all off)."""
         self.update_detail(positions={p: LightState() for p in self.positions})
 
+    @command("set", SetParams, Light, 2_000, 10_000)
     async def set_light(self, params: SetParams, _ctx: CommandContext) -> Light:
         """Set one position's mode and colour.
 
@@ -169,13 +157,10 @@ class Lights(Device):
                 if not self.colors(params.position)
                 else f"light {params.position!r} cannot show {params.color}"
             )
-        await self._check_lights()
         light = Light(position=params.position, mode=params.mode, color=params.color)
         await self._show(light)
-        detail = self.detail
-        assert isinstance(detail, LightsDetail)
         state = LightState(mode=light.mode, color=light.color)
-        self.update_detail(positions={**detail.positions, light.position: state})
+        self.update_detail(positions={**self.detail.positions, light.position: state})
         return light
 
     def capabilities(self) -> dict[str, Any]:

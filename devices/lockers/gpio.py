@@ -30,7 +30,7 @@ import msgspec
 from gpiozero.pins import Factory
 from msgspec import Meta
 
-from devices.base import CommandContext, DeviceEnv, DeviceHost, DeviceState, OpenClosed
+from devices.base import Command, CommandContext, DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import DeviceError, Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import (
@@ -349,7 +349,7 @@ class _LockerIo:
             self._factory.close()
 
 
-class GpioLockers(Lockers):
+class GpioLockers(Lockers[GpioLockersSettings]):
     """A locker bank on GPIO relays and MCP23017 expanders."""
 
     Settings = GpioLockersSettings
@@ -410,7 +410,9 @@ class GpioLockers(Lockers):
 
     # --- locks -----------------------------------------------------------------------
 
-    async def _check_lockers(self) -> None:
+    async def check_ready(self, command: Command) -> None:
+        """Also refuse while the lines are not open (between two runs)."""
+        await super().check_ready(command)
         if self._io is None:
             raise Offline("the lockers' lines are not open")
 

@@ -38,7 +38,6 @@ import msgspec
 from msgspec import Meta
 
 from devices.base import (
-    Command,
     CommandContext,
     Device,
     DeviceEnv,
@@ -48,6 +47,8 @@ from devices.base import (
     NoResult,
     OpenClosed,
     Params,
+    SettingsT_co,
+    command,
 )
 from devices.errors import AccessDenied, FraudAttempt, InvalidData, SequenceError, Timeout
 
@@ -134,39 +135,17 @@ class LockerLayout:
     left_open_s: float
 
 
-class Lockers(Device):
+class Lockers(Device[SettingsT_co, LockersDetail]):
     """Base of locker drivers."""
 
     device_class: ClassVar[str] = "lockers"
-    commands: ClassVar[dict[str, Command]] = {
-        # Not long: it ends by itself within open_timeout_ms (at most 120 s); a shorter
-        # deadline ends it earlier (the lock is re-engaged either way).
-        "open": Command(
-            "open_compartment",
-            OpenParams,
-            NoResult,
-            60_000,
-            180_000,
-            side_effect=True,
-        ),
-        # A technician loading a compartment; the same sequence, audited as a load.
-        "assign": Command(
-            "assign_compartment",
-            AssignParams,
-            NoResult,
-            60_000,
-            180_000,
-            side_effect=True,
-            staff=True,
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "compartmentOpened": CompartmentEvent,
         "compartmentClosed": CompartmentEvent,
         "compartmentLeftOpen": CompartmentEvent,
         "compartmentNotEmptied": CompartmentEvent,
     }
-    detail_type: ClassVar[type[Message]] = LockersDetail
+    detail_type = LockersDetail
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -183,16 +162,6 @@ class Lockers(Device):
     @abc.abstractmethod
     def layout(self) -> LockerLayout:
         """The bank's size and time limits, from the driver's settings."""
-
-    @abc.abstractmethod
-    async def _check_lockers(self) -> None:
-        """Raise if the lock controller cannot work now (start of every command).
-
-        Raises:
-            Offline: the controller is unreachable.
-            HardwareError: the controller is faulty.
-
-        """
 
     @abc.abstractmethod
     async def _release(self, compartment: int) -> None:
@@ -289,6 +258,9 @@ class Lockers(Device):
 
     # --- commands ----------------------------------------------------------------------
 
+    # Not long: it ends by itself within open_timeout_ms (at most 120 s); a shorter
+    # deadline ends it earlier (the lock is re-engaged either way).
+    @command("open", OpenParams, NoResult, 60_000, 180_000, side_effect=True)
     async def open_compartment(self, params: OpenParams, ctx: CommandContext) -> NoResult:
         """Release a compartment's lock for a citizen; complete when its door is seen open.
 
@@ -341,6 +313,8 @@ class Lockers(Device):
             f"wrong code for compartment {n} ({check.tries_left} tries left before a lockout)"
         )
 
+    # A technician loading a compartment; the same sequence, audited as a load.
+    @command("assign", AssignParams, NoResult, 60_000, 180_000, side_effect=True, staff=True)
     async def assign_compartment(self, params: AssignParams, ctx: CommandContext) -> NoResult:
         """Open a compartment for staff to load; complete when its door is seen open.
 
@@ -385,7 +359,6 @@ class Lockers(Device):
 
         """
         self._number(n)
-        await self._check_lockers()
         if self.door(n) is OpenClosed.OPEN:
             raise SequenceError(f"compartment {n} is already open")
         timeout_s = self.layout.open_timeout_s

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -162,12 +162,10 @@ class _Outcome(Enum):
     TIMEOUT = "timeout"
 
 
-class EscposPrinter(Printer):
+class EscposPrinter(Printer[EscposSettings]):
     """An ESC/POS printer driven through python-escpos."""
 
-    Settings: ClassVar[type[EscposSettings]] = EscposSettings
-
-    settings: EscposSettings
+    Settings = EscposSettings
 
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: EscposSettings
@@ -463,13 +461,8 @@ class EscposPrinter(Printer):
         """One status read between jobs: no answer or garbage shows in the state, not here."""
         try:
             await self._status()
-        except Offline:
-            raise
         except HardwareError as exc:
             log.debug("%s: status poll: %s", self.id, exc)
-
-    async def safe_state(self) -> None:
-        """Printers hold nothing that must be made safe."""
 
     async def aclose(self) -> None:
         """Close the connection and stop the I/O thread once its last call returned.

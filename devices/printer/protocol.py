@@ -18,7 +18,7 @@ import abc
 import asyncio
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -35,6 +35,7 @@ from devices.base import (
     NoResult,
     OpenClosed,
     Params,
+    command,
 )
 from devices.errors import HardwareError, MediaError, Unsupported
 
@@ -139,45 +140,16 @@ class PrinterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     allow_raw: bool = False
 
 
-class Printer(Device):
+#: A printer driver's settings type (every one extends :class:`PrinterSettings`).
+PrinterSettingsT_co = TypeVar("PrinterSettingsT_co", bound=PrinterSettings, covariant=True)
+
+
+class Printer(Device[PrinterSettingsT_co, PrinterDetail]):
     """Base of printer drivers."""
 
     device_class: ClassVar[str] = "printer"
-    commands: ClassVar[dict[str, Command]] = {
-        "printSlip": Command(
-            "print_slip",
-            PrintSlipParams,
-            PrintResult,
-            30_000,
-            120_000,
-            side_effect=True,
-            interruptible=False,
-        ),
-        # Staff: raw ESC/POS can reconfigure the printer and prints no slip template.
-        "printRaw": Command(
-            "print_raw",
-            PrintRawParams,
-            RawResult,
-            30_000,
-            120_000,
-            side_effect=True,
-            interruptible=False,
-            staff=True,
-        ),
-        "cut": Command(
-            "cut",
-            NoParams,
-            NoResult,
-            5_000,
-            15_000,
-            side_effect=True,
-            interruptible=False,
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {"paperThreshold": PaperThreshold}
-    detail_type: ClassVar[type[Message]] = PrinterDetail
-
-    settings: PrinterSettings
+    detail_type = PrinterDetail
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -206,11 +178,21 @@ class Printer(Device):
 
     # ------------------------------------------------------------ commands
 
+    @command(
+        "printSlip",
+        PrintSlipParams,
+        PrintResult,
+        30_000,
+        120_000,
+        side_effect=True,
+        interruptible=False,
+    )
     async def print_slip(self, params: PrintSlipParams, ctx: CommandContext) -> PrintResult:
         """Render the slip once, then print and cut ``copies`` of it.
 
-        The slip is rendered before the printer is touched, so a bad request
-        never feeds paper.  A print is never interrupted by its deadline.
+        The slip is rendered before any paper moves, so a bad request never
+        feeds paper (the status was read by :meth:`check_ready`).  A print is
+        never interrupted by its deadline.
 
         Raises:
             InvalidData: unknown template, missing or malformed field.
@@ -231,12 +213,11 @@ class Printer(Device):
             self.settings.width_dots,
         )
         for printed in range(params.copies):
-            try:
-                await self._ready_for_paper()
-            except MediaError as exc:
-                if printed == 0:
-                    raise
-                raise self._mid_job(printed, params.copies) from exc
+            if printed:  # the first copy's check is check_ready's
+                try:
+                    await self._ready_for_paper()
+                except MediaError as exc:
+                    raise self._mid_job(printed, params.copies) from exc
             try:
                 await self.print_image(image, ctx.request_id)
             except MediaError as exc:  # the slip being printed is lost too
@@ -252,6 +233,17 @@ class Printer(Device):
         what = "paper ran out" if self._supply is PaperLevel.OUT else "cover was opened"
         return MediaError(f"{what} mid-job: {printed} of {copies} copies printed")
 
+    # Staff: raw ESC/POS can reconfigure the printer and prints no slip template.
+    @command(
+        "printRaw",
+        PrintRawParams,
+        RawResult,
+        30_000,
+        120_000,
+        side_effect=True,
+        interruptible=False,
+        staff=True,
+    )
     async def print_raw(self, params: PrintRawParams, _ctx: CommandContext) -> RawResult:
         """Send bytes to the printer unchanged, when ``allow_raw`` is set.
 
@@ -264,10 +256,10 @@ class Printer(Device):
         """
         if not self.settings.allow_raw:
             raise Unsupported("raw print jobs are not enabled on this printer")
-        await self._ready_for_paper()
         await self.write_raw(params.data)
         return RawResult(bytes_sent=len(params.data))
 
+    @command("cut", NoParams, NoResult, 5_000, 15_000, side_effect=True, interruptible=False)
     async def cut(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
         """Cut the paper at the current position.
 
@@ -277,14 +269,32 @@ class Printer(Device):
             Offline: the printer does not answer.
 
         """
-        await self._ready_for_paper()
         await self.cut_paper()
         return NoResult()
 
     async def safe_state(self) -> None:
         """Printers hold nothing that must be made safe."""
 
+    async def check_ready(self, command: Command) -> None:
+        """Also ask the printer for its status: every printer command moves paper.
+
+        Raises:
+            NotReady: as :meth:`Device.check_ready`.
+            Offline, HardwareError, MediaError: as :meth:`_ready_for_paper`.
+
+        """
+        await super().check_ready(command)
+        await self._ready_for_paper()
+
     async def _ready_for_paper(self) -> None:
+        """Query the status (:meth:`refresh_status`); raise if paper cannot move now.
+
+        Raises:
+            Offline, HardwareError: as :meth:`refresh_status`; HardwareError also
+                for jammed paper.
+            MediaError: paper out or cover open.
+
+        """
         await self.refresh_status()
         if self._jammed:
             raise HardwareError("paper is jammed in the printer")

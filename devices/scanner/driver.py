@@ -18,7 +18,7 @@ import abc
 import asyncio
 import codecs
 import logging
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -72,18 +72,21 @@ class ScannerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
         return TextFormat(self.prefix, self.suffix, self.aim, self.encoding)
 
 
-class ScannerDriver(Scanner):
+#: A scanner driver's settings type (every one extends :class:`ScannerSettings`).
+ScannerSettingsT_co = TypeVar("ScannerSettingsT_co", bound=ScannerSettings, covariant=True)
+
+
+class ScannerDriver(Scanner[ScannerSettingsT_co]):
     """Base of real scanner drivers: reconnection, noise detection, frame delivery.
 
     Subclasses implement :meth:`serve` and set ``Settings``.
     """
 
-    Settings: ClassVar[type[ScannerSettings]]
     #: The driver can deliver any Unicode text (False for keyboard wedges).
     unicode: ClassVar[bool] = True
 
     def __init__(
-        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: ScannerSettings
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: ScannerSettingsT_co
     ) -> None:
         super().__init__(device_id, host, env)
         self.settings = settings

@@ -182,7 +182,7 @@ def _open_source(settings: HidScannerSettings) -> tuple[int, evdev.InputDevice[s
     return device.fd, device
 
 
-class HidScanner(ScannerDriver):
+class HidScanner(ScannerDriver[HidScannerSettings]):
     """A keyboard-wedge scanner on evdev."""
 
     Settings = HidScannerSettings

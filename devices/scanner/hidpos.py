@@ -165,7 +165,7 @@ class ReportAssembler:
         return [Rejected.PARTIAL]
 
 
-class HidPosScanner(ScannerDriver):
+class HidPosScanner(ScannerDriver[HidPosScannerSettings]):
     """A HID POS scanner on hidraw."""
 
     Settings = HidPosScannerSettings

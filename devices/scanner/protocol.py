@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from devices.base import (
-    Command,
     CommandContext,
     Device,
     EventSink,
@@ -28,6 +27,8 @@ from devices.base import (
     NoParams,
     Params,
     RetiredEvent,
+    SettingsT_co,
+    command,
 )
 from devices.errors import SequenceError
 
@@ -89,30 +90,10 @@ class ContinuousEnded(Message):
     reason: str
 
 
-class Scanner(Device):
+class Scanner(Device[SettingsT_co, ScannerDetail]):
     """Base of scanner drivers."""
 
     device_class: ClassVar[str] = "scanner"
-    commands: ClassVar[dict[str, Command]] = {
-        "read": Command(
-            "read",
-            NoParams,
-            ScanResult,
-            30_000,
-            600_000,
-            long=True,
-            events={"rejected": ScanRejected},
-        ),
-        "setMode": Command(
-            "set_mode",
-            SetModeParams,
-            ModeResult,
-            2_000,
-            10_000,
-            queued=False,
-            events={"scanned": ScanResult, "continuousEnded": ContinuousEnded},
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {"rejected": ScanRejected}
     retired_events: ClassVar[dict[str, RetiredEvent]] = {
         "scanned": RetiredEvent(
@@ -121,7 +102,7 @@ class Scanner(Device):
             "of the `setMode` that turned it on, to its requester alone",
         ),
     }
-    detail_type: ClassVar[type[Message]] = ScannerDetail
+    detail_type = ScannerDetail
 
     _reading: CommandContext | None = None
     _scanned: ScanResult | None = None
@@ -131,10 +112,11 @@ class Scanner(Device):
     @property
     def continuous(self) -> bool:
         """True while continuous mode is on."""
-        detail = self.detail
-        assert isinstance(detail, ScannerDetail)
-        return detail.continuous
+        return self.detail.continuous
 
+    @command(
+        "read", NoParams, ScanResult, 30_000, 600_000, long=True, events={"rejected": ScanRejected}
+    )
     async def read(self, _params: NoParams, ctx: CommandContext) -> ScanResult:
         """Wait for the next code; the lifecycle ends it at the deadline or on cancel.
 
@@ -154,6 +136,15 @@ class Scanner(Device):
             self._reading = None
             self._scanned = None
 
+    @command(
+        "setMode",
+        SetModeParams,
+        ModeResult,
+        2_000,
+        10_000,
+        queued=False,
+        events={"scanned": ScanResult, "continuousEnded": ContinuousEnded},
+    )
     async def set_mode(self, params: SetModeParams, ctx: CommandContext) -> ModeResult:
         """Bind continuous mode to this request (``continuous: true``) or turn it off.
 

@@ -52,7 +52,7 @@ class SerialScannerSettings(ScannerSettings, frozen=True, forbid_unknown_fields=
     open_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=30_000)] = 2000
 
 
-class SerialScanner(ScannerDriver):
+class SerialScanner(ScannerDriver[SerialScannerSettings]):
     """A scanner whose codes arrive as framed bytes on a tty."""
 
     Settings = SerialScannerSettings

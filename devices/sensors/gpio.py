@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, OpenClosed
+from devices.base import Command, DeviceEnv, DeviceHost, DeviceState, OpenClosed
 from devices.errors import Offline
 from devices.transports.claims import PinClaim, gpio_line
 from devices.transports.gpio import InputPin, Inputs, PinFactoryName, open_pin_factory
@@ -41,7 +41,7 @@ class GpioSensorsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
         return [PinClaim(gpio_line(spec.pin), use) for use, spec in pins if spec is not None]
 
 
-class GpioSensors(Sensors):
+class GpioSensors(Sensors[GpioSensorsSettings]):
     """Cabinet sensors on GPIO through gpiozero."""
 
     Settings = GpioSensorsSettings
@@ -95,6 +95,8 @@ class GpioSensors(Sensors):
     def _door(self, open_: bool) -> None:
         self.door_sensed(OpenClosed.of(open_))
 
-    async def _check_sensors(self) -> None:
+    async def check_ready(self, command: Command) -> None:
+        """Also refuse while the lines are not open (between two runs)."""
+        await super().check_ready(command)
         if self._inputs is None:
             raise Offline("the sensor inputs are not open")

@@ -10,12 +10,20 @@ is open or tamper is latched, but both make the daemon ``degraded``
 
 from __future__ import annotations
 
-import abc
 from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from devices.base import Command, CommandContext, Device, Message, NoParams, NoResult, OpenClosed
+from devices.base import (
+    CommandContext,
+    Device,
+    Message,
+    NoParams,
+    NoResult,
+    OpenClosed,
+    SettingsT_co,
+    command,
+)
 
 
 class SensorsDetail(Message):
@@ -46,43 +54,21 @@ class Presence(Message):
     present: bool
 
 
-class Sensors(Device):
+class Sensors(Device[SettingsT_co, SensorsDetail]):
     """Base of cabinet sensor drivers."""
 
     device_class: ClassVar[str] = "sensors"
-    commands: ClassVar[dict[str, Command]] = {
-        # Staff: clearing the latch hides that the cabinet was forced.
-        "resetTamper": Command(
-            "reset_tamper", NoParams, NoResult, 2_000, 10_000, side_effect=True, staff=True
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "doorOpened": DoorOpened,
         "doorClosed": DoorClosed,
         "tamper": Tamper,
         "presence": Presence,
     }
-    detail_type: ClassVar[type[Message]] = SensorsDetail
-
-    @abc.abstractmethod
-    async def _check_sensors(self) -> None:
-        """Raise if the sensor inputs cannot be read now (start of every command).
-
-        Raises:
-            Offline: the sensor board is unreachable.
-            HardwareError: the sensor board is faulty.
-
-        """
-
-    @property
-    def _state(self) -> SensorsDetail:
-        detail = self.detail
-        assert isinstance(detail, SensorsDetail)
-        return detail
+    detail_type = SensorsDetail
 
     def door_sensed(self, door: OpenClosed) -> None:
         """Report the door switch; a change raises ``doorOpened`` or ``doorClosed``."""
-        if door is self._state.door:
+        if door is self.detail.door:
             return
         self.update_detail(door=door)
         self.emit(
@@ -98,12 +84,14 @@ class Sensors(Device):
     def status_reasons(self) -> list[str]:
         """``door:open`` while the door is open, ``tamper`` while tamper is latched."""
         reasons = []
-        if self._state.door is OpenClosed.OPEN:
+        if self.detail.door is OpenClosed.OPEN:
             reasons.append("door:open")
-        if self._state.tamper:
+        if self.detail.tamper:
             reasons.append("tamper")
         return reasons
 
+    # Staff: clearing the latch hides that the cabinet was forced.
+    @command("resetTamper", NoParams, NoResult, 2_000, 10_000, side_effect=True, staff=True)
     async def reset_tamper(self, _params: NoParams, _ctx: CommandContext) -> NoResult:
         """Clear the tamper latch (a technician, after inspecting the cabinet).
 
@@ -113,7 +101,6 @@ class Sensors(Device):
             Offline, HardwareError: the sensor board is unreachable or failed.
 
         """
-        await self._check_sensors()
         self.update_detail(tamper=False)
         return NoResult()
 

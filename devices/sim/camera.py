@@ -12,10 +12,10 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, SimAction
-from devices.camera.protocol import Camera, CameraSettings, Frame, Purpose, Resolution
+from devices.base import DeviceEnv, DeviceHost
+from devices.camera.protocol import Camera, CameraDetail, CameraSettings, Frame, Purpose, Resolution
 
-from .faults import FAULT_ACTION, Simulated
+from .faults import Simulated
 from .images import synthetic_jpeg
 
 
@@ -31,11 +31,10 @@ class SimCameraSettings(CameraSettings, frozen=True, forbid_unknown_fields=True,
     capture_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 150
 
 
-class SimCamera(Simulated, Camera):
+class SimCamera(Simulated[SimCameraSettings, CameraDetail], Camera[SimCameraSettings]):
     """A camera that photographs a synthetic card, face or document."""
 
     Settings = SimCameraSettings
-    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
     polled: ClassVar[bool] = False  # a camera is read for a picture only
 
     settings: SimCameraSettings

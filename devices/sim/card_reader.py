@@ -21,7 +21,7 @@ import msgspec
 from msgspec import Meta
 from PIL import Image, ImageDraw
 
-from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, Params, SimAction
+from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, Params, sim_action
 from devices.card_reader.identity import (
     BacKey,
     Face,
@@ -31,10 +31,10 @@ from devices.card_reader.identity import (
     ReadIssue,
     parse_td1,
 )
-from devices.card_reader.protocol import CardReader, Progress
+from devices.card_reader.protocol import CardReader, CardReaderDetail, Progress
 from devices.errors import AccessDenied, InvalidData, MediaError, SequenceError
 
-from .faults import FAULT_ACTION, Simulated
+from .faults import Simulated
 from .specimen_cards import (
     DEFAULT_CARD,
     GARBLED_DG13_REASON,
@@ -135,19 +135,13 @@ class SimCardReaderSettings(msgspec.Struct, forbid_unknown_fields=True):
     chip_io: bool = False
 
 
-class SimCardReader(Simulated, CardReader):
+class SimCardReader(
+    Simulated[SimCardReaderSettings, CardReaderDetail], CardReader[SimCardReaderSettings]
+):
     """A card reader whose cards come from ``sim/{d}/presentCard``."""
 
     Settings = SimCardReaderSettings
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "presentCard": SimAction(
-            "sim_present_card",
-            PresentCardParams,
-            "place a specimen card on the reader",
-        ),
-        "removeCard": SimAction("sim_remove_card", NoParams, "take the card off the reader"),
-    }
+    fault_checked_commands: ClassVar[bool] = True
     polled: ClassVar[bool] = False  # the chip is read for a command only
 
     def __init__(
@@ -166,6 +160,7 @@ class SimCardReader(Simulated, CardReader):
         """From the ``chip_io`` setting."""
         return self.settings.chip_io
 
+    @sim_action("presentCard", PresentCardParams, "place a specimen card on the reader")
     async def sim_present_card(self, params: PresentCardParams) -> NoResult:
         """Place a card (a dead reader notices nothing).
 
@@ -185,6 +180,7 @@ class SimCardReader(Simulated, CardReader):
         self.card_arrived(card.atr)
         return NoResult()
 
+    @sim_action("removeCard", NoParams, "take the card off the reader")
     async def sim_remove_card(self, _params: NoParams) -> NoResult:
         """Take the card away (always possible, whatever the reader's faults).
 
@@ -197,9 +193,6 @@ class SimCardReader(Simulated, CardReader):
         self._card = None
         self.card_left()
         return NoResult()
-
-    async def _check_reader(self) -> None:
-        await self.check_faults()
 
     async def _hold(self, serial: int, seconds: float) -> None:
         """Spend ``seconds`` talking to the card.

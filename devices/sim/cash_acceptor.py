@@ -22,13 +22,13 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, sim_action
 from devices.cash_acceptor.messages import NoteRejectReason, StackerState
 from devices.cash_acceptor.protocol import CashAcceptor, Verdict
 from devices.cash_acceptor.settings import VND_NOTES, NoteTable
 from devices.errors import HardwareError, Offline, ProtocolError
 
-from .faults import FAULT_ACTION, FaultKind, Simulated
+from .faults import FaultKind, Simulated
 
 _FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.UNRESPONSIVE)
 
@@ -64,11 +64,6 @@ class SimCashAcceptor(Simulated, CashAcceptor):
 
     Settings = SimCashAcceptorSettings
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedNote}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "insertNote": SimAction("sim_insert_note", InsertNoteParams, "feed a note"),
-        "stacker": SimAction("sim_stacker", StackerParams, "remove, fill or put back the stacker"),
-    }
 
     settings: SimCashAcceptorSettings
 
@@ -127,6 +122,7 @@ class SimCashAcceptor(Simulated, CashAcceptor):
             raise HardwareError(f"simulated {self.fault}")
         self._hw_inhibited = inhibited
 
+    @sim_action("insertNote", InsertNoteParams, "feed a note")
     async def sim_insert_note(self, params: InsertNoteParams) -> NoResult:
         """Feed a note: credited once stacked, or given back; never lost.
 
@@ -167,6 +163,7 @@ class SimCashAcceptor(Simulated, CashAcceptor):
             self._give_back(value)
         return NoResult()
 
+    @sim_action("stacker", StackerParams, "remove, fill or put back the stacker")
     async def sim_stacker(self, params: StackerParams) -> NoResult:
         """Remove, fill or put back the stacker (emptying it is ``kioskd ledger collect``)."""
         await self.stacker_changed(params.state)

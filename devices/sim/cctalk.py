@@ -36,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoResult, sim_action
 from devices.coin_acceptor.cctalk_acceptor import CctalkSettings
 from devices.errors import InvalidData, Offline
 
@@ -184,12 +184,6 @@ class CctalkSimulator(WireSimulator):
     """A ccTalk coin acceptor, in its own process, at the far end of the driver's serial port."""
 
     device_class: ClassVar[str] = "coinAcceptor"
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": SimAction(
-            "sim_fault", CctalkFaultParams, "inject a fault (also checksumError, powerCycle, fraud)"
-        ),
-        "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),
-    }
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedCoin}
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
@@ -357,6 +351,7 @@ class CctalkSimulator(WireSimulator):
             raise InvalidData("the simulator is not running")
         return await self._control.call(request, answer, timeout_s)
 
+    @sim_action("insertCoin", InsertCoinParams, "drop a coin into the slot")
     async def sim_insert_coin(self, params: InsertCoinParams) -> NoResult:
         """Drop a coin: the device credits it (read at the next poll) or gives it back.
 
@@ -371,6 +366,9 @@ class CctalkSimulator(WireSimulator):
             self.host.sim_output(self.device_id, "returned", ReturnedCoin(value=params.value))
         return NoResult()
 
+    @sim_action(
+        "fault", CctalkFaultParams, "inject a fault (also checksumError, powerCycle, fraud)"
+    )
     async def sim_fault(self, params: CctalkFaultParams) -> NoResult:
         """Apply a fault to the device."""
         await self.call({"action": "fault", **msgspec.to_builtins(params)}, _Empty)

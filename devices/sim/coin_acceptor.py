@@ -20,13 +20,13 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, SimAction
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, sim_action
 from devices.coin_acceptor.messages import RejectReason
 from devices.coin_acceptor.protocol import CoinAcceptor
 from devices.coin_acceptor.settings import CoinTable
 from devices.errors import DeviceError, Offline, ProtocolError
 
-from .faults import FAULT_ACTION, FaultKind, Simulated
+from .faults import FaultKind, Simulated
 
 _FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE, FaultKind.UNRESPONSIVE)
 
@@ -52,10 +52,6 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
 
     Settings = SimCoinAcceptorSettings
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedCoin}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),
-    }
 
     settings: SimCoinAcceptorSettings
 
@@ -124,6 +120,7 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
             await self.check_faults()
         self._hw_inhibited = inhibited
 
+    @sim_action("insertCoin", InsertCoinParams, "drop a coin into the slot")
     async def sim_insert_coin(self, params: InsertCoinParams) -> NoResult:
         """Drop a coin into the slot: it is credited or comes back out, never lost.
 

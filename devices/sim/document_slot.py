@@ -18,11 +18,17 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoParams, NoResult, SimAction
-from devices.document_slot.protocol import DocumentSlot, MotorDirection, SlotMedia, SlotTiming
+from devices.base import DeviceEnv, DeviceHost, Message, NoParams, NoResult, sim_action
+from devices.document_slot.protocol import (
+    DocumentSlot,
+    DocumentSlotDetail,
+    MotorDirection,
+    SlotMedia,
+    SlotTiming,
+)
 from devices.errors import HardwareError, SequenceError
 
-from .faults import FAULT_ACTION, FaultKind, Simulated
+from .faults import FaultKind, Simulated
 
 
 class MotorOutput(Message):
@@ -64,26 +70,16 @@ class SimDocumentSlotSettings(msgspec.Struct, forbid_unknown_fields=True):
     retract_after_ms: Annotated[int, Meta(ge=10, le=60_000)] = 30_000
 
 
-class SimDocumentSlot(Simulated, DocumentSlot):
+class SimDocumentSlot(
+    Simulated[SimDocumentSlotSettings, DocumentSlotDetail], DocumentSlot[SimDocumentSlotSettings]
+):
     """A document slot whose documents come from ``sim/{d}/insertDocument``."""
 
     Settings = SimDocumentSlotSettings
+    fault_checked_commands: ClassVar[bool] = True
     sim_outputs: ClassVar[dict[str, type[Message]]] = {
         "motor": MotorOutput,
         "shutter": ShutterOutput,
-    }
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "insertDocument": SimAction(
-            "sim_insert_document",
-            NoParams,
-            "push a document into the open slot",
-        ),
-        "takeDocument": SimAction(
-            "sim_take_document",
-            NoParams,
-            "pull the document out of the slot's mouth",
-        ),
     }
 
     def __init__(
@@ -118,6 +114,7 @@ class SimDocumentSlot(Simulated, DocumentSlot):
             self.jam_cleared(entry=False, inside=False)
         super().connected()
 
+    @sim_action("insertDocument", NoParams, "push a document into the open slot")
     async def sim_insert_document(self, _params: NoParams) -> NoResult:
         """Push a document into the mouth.
 
@@ -134,6 +131,7 @@ class SimDocumentSlot(Simulated, DocumentSlot):
         self._move_to(_Where.MOUTH)
         return NoResult()
 
+    @sim_action("takeDocument", NoParams, "pull the document out of the slot's mouth")
     async def sim_take_document(self, _params: NoParams) -> NoResult:
         """Pull the document out of the mouth.
 
@@ -160,9 +158,6 @@ class SimDocumentSlot(Simulated, DocumentSlot):
             if self.fault is FaultKind.JAM or self._where not in _NEXT[direction]:
                 return
             self._move_to(_NEXT[direction][self._where])
-
-    async def _check_slot(self) -> None:
-        await self.check_faults()
 
     async def _drive_motor(self, direction: MotorDirection) -> None:
         # Cancelling is enough: a cancelled roller task never moves the document again.

@@ -39,7 +39,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from PIL import Image
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoResult, sim_action
 from devices.printer.escpos import EscposSettings
 from devices.printer.protocol import PaperLevel
 from devices.printer.slip import encode_png
@@ -84,13 +84,6 @@ class EscposPrinterSimulator(WireSimulator):
 
     device_class: ClassVar[str] = "printer"
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"slip": SlipOutput}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "paper": SimAction(
-            "sim_paper", EscposPaperParams, "load a new roll (full) or force low/out"
-        ),
-        "cover": SimAction("sim_cover", CoverParams, "open or close the paper lid"),
-    }
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -317,6 +310,7 @@ class EscposPrinterSimulator(WireSimulator):
 
     # ------------------------------------------------------------ sim actions
 
+    @sim_action("paper", EscposPaperParams, "load a new roll (full) or force low/out")
     async def sim_paper(self, params: EscposPaperParams) -> NoResult:
         """Load a roll (``full``), or set ``low`` (optionally ``remainingDots``) or ``out``."""
         match params.level:
@@ -331,11 +325,13 @@ class EscposPrinterSimulator(WireSimulator):
                 self._set(paper_out=True, paper_low=True)
         return NoResult()
 
+    @sim_action("cover", CoverParams, "open or close the paper lid")
     async def sim_cover(self, params: CoverParams) -> NoResult:
         """Open or close the paper lid."""
         self._set(cover_open=params.open)
         return NoResult()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Inject a fault (see the module docstring), or clear it."""
         kind = None if params.kind is FaultKind.CLEAR else params.kind

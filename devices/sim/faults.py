@@ -24,7 +24,18 @@ import asyncio
 from enum import StrEnum
 from typing import ClassVar
 
-from devices.base import Device, DeviceEnv, DeviceHost, DeviceState, NoResult, Params, SimAction
+from devices.base import (
+    Command,
+    DetailT_co,
+    Device,
+    DeviceEnv,
+    DeviceHost,
+    DeviceState,
+    NoResult,
+    Params,
+    SettingsT_co,
+    sim_action,
+)
 from devices.errors import HardwareError, Offline, ProtocolError
 
 
@@ -47,17 +58,20 @@ class FaultParams(Params):
     delay_ms: int = 2000
 
 
-FAULT_ACTION = SimAction("sim_fault", FaultParams, "inject a fault, or clear it")
+#: The ``fault`` action every simulator declares on its ``sim_fault`` method.
+FAULT_ACTION = sim_action("fault", FaultParams, "inject a fault, or clear it")
 
 
-class Simulated(Device):
+class Simulated(Device[SettingsT_co, DetailT_co]):
     """Mixin for behavioural simulators: a connection that faults can cut.
 
     Subclasses call :meth:`check_faults` at the start of every hardware action
     and may override :meth:`on_fault` for class-specific faults (jam).
     """
 
-    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
+    #: Whether every command first meets the active fault (:meth:`check_faults`), as
+    #: it meets the real driver's readiness check (lights, sensors, lockers, slot, reader).
+    fault_checked_commands: ClassVar[bool] = False
     #: Whether the real driver reads the device between commands (a status poll, a
     #: serial line), so that garbage shows in the state and not only in commands.
     polled: ClassVar[bool] = True
@@ -98,6 +112,7 @@ class Simulated(Device):
         else:
             self.set_condition(DeviceState.ONLINE)
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Apply the ``fault`` action."""
         kind = None if params.kind is FaultKind.CLEAR else params.kind
@@ -114,6 +129,18 @@ class Simulated(Device):
         if self.condition in (DeviceState.OFFLINE, DeviceState.STARTING):
             return
         self.connected()
+
+    async def check_ready(self, command: Command) -> None:
+        """Also meet the active fault first, where :attr:`fault_checked_commands` says so.
+
+        Raises:
+            NotReady: as :meth:`Device.check_ready`.
+            Offline, HardwareError, ProtocolError: as :meth:`check_faults`.
+
+        """
+        await super().check_ready(command)
+        if self.fault_checked_commands:
+            await self.check_faults()
 
     async def check_faults(self) -> None:
         """Apply the active fault to a hardware action.

@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoParams, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoParams, NoResult, sim_action
 from devices.document_slot.gpio import GpioDocumentSlotSettings
 from devices.document_slot.protocol import MotorDirection
 from devices.errors import HardwareError, SequenceError, Unsupported
@@ -71,15 +71,6 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
     sim_outputs: ClassVar[dict[str, type[Message]]] = {
         "motor": MotorOutput,
         "shutter": ShutterOutput,
-    }
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "insertDocument": SimAction(
-            "sim_insert_document", NoParams, "push a document into the open slot"
-        ),
-        "takeDocument": SimAction(
-            "sim_take_document", NoParams, "pull the document out of the slot's mouth"
-        ),
     }
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
@@ -238,6 +229,7 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
             self._settled.clear()
             await self._settled.wait()
 
+    @sim_action("insertDocument", NoParams, "push a document into the open slot")
     async def sim_insert_document(self, _params: NoParams) -> NoResult:
         """``insertDocument``: push a sheet in and let go.
 
@@ -248,6 +240,7 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         await self.insert()
         return NoResult()
 
+    @sim_action("takeDocument", NoParams, "pull the document out of the slot's mouth")
     async def sim_take_document(self, _params: NoParams) -> NoResult:
         """``takeDocument``: pull the sheet out of the mouth.
 
@@ -259,6 +252,7 @@ class GpioDocumentSlotSimulator(GpioWireSimulator):
         await self.pull()
         return NoResult()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """``jam`` crumples a sheet across both sensors and sticks it; ``clear`` removes it.
 

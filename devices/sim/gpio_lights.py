@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import Message, NoResult, SimAction
+from devices.base import Message, NoResult
 from devices.errors import Unsupported
 from devices.lights.gpio import CHANNELS, GpioLightsSettings
 from devices.lights.protocol import Light, LightColor, LightMode
@@ -34,7 +34,6 @@ class GpioLightsSimulator(GpioWireSimulator):
 
     device_class: ClassVar[str] = "lights"
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"light": Light}
-    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
 
     def configure(self, settings: msgspec.Struct) -> None:
         """Keep the wiring."""
@@ -87,6 +86,7 @@ class GpioLightsSimulator(GpioWireSimulator):
         self._pending.discard(position)
         self.host.sim_output(self.device_id, "light", self.seen(position))
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Only ``clear``: GPIO lines have no link to cut.
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoResult, sim_action
 from devices.errors import InvalidData, SequenceError, Unsupported
 from devices.lockers.gpio import GpioLockersSettings, LockerInput
 from devices.transports.mcp23017 import register_mock_bus, unregister_mock_bus
@@ -44,15 +44,6 @@ class GpioLockersSimulator(GpioWireSimulator):
 
     device_class: ClassVar[str] = "lockers"
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"lock": LockOutput}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "openCompartment": SimAction(
-            "sim_open_compartment",
-            CompartmentParams,
-            "pull a door (only a released one opens)",
-        ),
-        "closeCompartment": SimAction("sim_close_compartment", CompartmentParams, "shut a door"),
-    }
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -211,6 +202,7 @@ class GpioLockersSimulator(GpioWireSimulator):
         self.contents.discard(compartment)
         self._sense(compartment)
 
+    @sim_action("openCompartment", CompartmentParams, "pull a door (only a released one opens)")
     async def sim_open_compartment(self, params: CompartmentParams) -> NoResult:
         """``openCompartment``: pull a door.
 
@@ -222,6 +214,7 @@ class GpioLockersSimulator(GpioWireSimulator):
         await self.pull(self._compartment(params))
         return NoResult()
 
+    @sim_action("closeCompartment", CompartmentParams, "shut a door")
     async def sim_close_compartment(self, params: CompartmentParams) -> NoResult:
         """``closeCompartment``: shut a door.
 
@@ -233,6 +226,7 @@ class GpioLockersSimulator(GpioWireSimulator):
         self.shut(self._compartment(params))
         return NoResult()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """``disconnect``: the expanders stop acknowledging; ``clear``: they answer again.
 

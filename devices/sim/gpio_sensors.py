@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import NoParams, NoResult, SimAction
+from devices.base import NoParams, NoResult, sim_action
 from devices.errors import Unsupported
 from devices.sensors.gpio import GpioSensorsSettings
 from devices.transports.gpio import InputPin
@@ -33,11 +33,6 @@ class GpioSensorsSimulator(GpioWireSimulator):
     """Door, tamper and PIR switches behind the pins of the ``gpio`` sensors."""
 
     device_class: ClassVar[str] = "sensors"
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "door": SimAction("sim_door", DoorParams, "open or close the cabinet door"),
-        "tamper": SimAction("sim_tamper", NoParams, "trip the tamper switch"),
-    }
 
     def configure(self, settings: msgspec.Struct) -> None:
         """Keep the wiring."""
@@ -73,11 +68,13 @@ class GpioSensorsSimulator(GpioWireSimulator):
         """Someone steps in front of the PIR, or leaves."""
         await self.switch("proximity", present)
 
+    @sim_action("door", DoorParams, "open or close the cabinet door")
     async def sim_door(self, params: DoorParams) -> NoResult:
         """``door``: open or close the cabinet door."""
         await self.switch("door", params.open)
         return NoResult()
 
+    @sim_action("tamper", NoParams, "trip the tamper switch")
     async def sim_tamper(self, _params: NoParams) -> NoResult:
         """``tamper``: trip the tamper switch and let it fall back."""
         await self.switch("tamper", active=True)
@@ -85,6 +82,7 @@ class GpioSensorsSimulator(GpioWireSimulator):
         await self.switch("tamper", active=False)
         return NoResult()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Only ``clear``: there is no link to cut on GPIO.
 

@@ -7,10 +7,17 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, SimAction
-from devices.lights.protocol import DEFAULT_POSITIONS, Light, LightColor, LightMode, Lights
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message
+from devices.lights.protocol import (
+    DEFAULT_POSITIONS,
+    Light,
+    LightColor,
+    LightMode,
+    Lights,
+    LightsDetail,
+)
 
-from .faults import FAULT_ACTION, Simulated
+from .faults import Simulated
 
 
 class SimLightsSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,12 +44,12 @@ class SimLightsSettings(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError(f"single_color names positions not in `positions`: {unknown}")
 
 
-class SimLights(Simulated, Lights):
+class SimLights(Simulated[SimLightsSettings, LightsDetail], Lights[SimLightsSettings]):
     """Lights whose state is published as ``out/light``."""
 
     Settings = SimLightsSettings
+    fault_checked_commands: ClassVar[bool] = True
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"light": Light}
-    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
 
     def __init__(
         self,
@@ -73,9 +80,6 @@ class SimLights(Simulated, Lights):
 
     def _output(self, light: Light) -> None:
         self.host.sim_output(self.id, "light", light)
-
-    async def _check_lights(self) -> None:
-        await self.check_faults()
 
     async def _show(self, light: Light) -> None:
         self._output(light)

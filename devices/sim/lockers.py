@@ -15,11 +15,19 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, OpenClosed, Params, SimAction
+from devices.base import (
+    DeviceEnv,
+    DeviceHost,
+    Message,
+    NoResult,
+    OpenClosed,
+    Params,
+    sim_action,
+)
 from devices.errors import InvalidData, SequenceError
-from devices.lockers.protocol import LockerLayout, Lockers
+from devices.lockers.protocol import LockerLayout, Lockers, LockersDetail
 
-from .faults import FAULT_ACTION, FaultKind, Simulated
+from .faults import FaultKind, Simulated
 
 #: Faults under which the controller reads no door sensor.
 _BLIND = frozenset({FaultKind.DISCONNECT, FaultKind.HARDWARE_ERROR})
@@ -55,20 +63,12 @@ class SimLockersSettings(msgspec.Struct, forbid_unknown_fields=True):
     left_open_ms: Annotated[int, Meta(ge=10, le=3_600_000)] = 60_000
 
 
-class SimLockers(Simulated, Lockers):
+class SimLockers(Simulated[SimLockersSettings, LockersDetail], Lockers[SimLockersSettings]):
     """A locker bank whose doors are moved through ``sim/`` actions."""
 
     Settings = SimLockersSettings
+    fault_checked_commands: ClassVar[bool] = True
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"lock": LockOutput}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "openCompartment": SimAction(
-            "sim_open_compartment",
-            CompartmentParams,
-            "pull a door (only a released one opens)",
-        ),
-        "closeCompartment": SimAction("sim_close_compartment", CompartmentParams, "shut a door"),
-    }
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class SimLockers(Simulated, Lockers):
             raise InvalidData(f"compartment must be 1 to {self.settings.compartments} (found {n})")
         return n
 
+    @sim_action("openCompartment", CompartmentParams, "pull a door (only a released one opens)")
     async def sim_open_compartment(self, params: CompartmentParams) -> NoResult:
         """Pull a door open.
 
@@ -126,6 +127,7 @@ class SimLockers(Simulated, Lockers):
         self._sense(n)
         return NoResult()
 
+    @sim_action("closeCompartment", CompartmentParams, "shut a door")
     async def sim_close_compartment(self, params: CompartmentParams) -> NoResult:
         """Shut a door (it latches by itself).
 
@@ -140,9 +142,6 @@ class SimLockers(Simulated, Lockers):
         self._open.discard(n)
         self._sense(n)
         return NoResult()
-
-    async def _check_lockers(self) -> None:
-        await self.check_faults()
 
     def _coil(self, compartment: int, energized: bool) -> None:
         if energized:

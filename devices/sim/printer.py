@@ -22,12 +22,12 @@ from devices.base import (
     NoResult,
     OpenClosed,
     Params,
-    SimAction,
+    sim_action,
 )
-from devices.printer.protocol import PaperLevel, Printer, PrinterSettings
+from devices.printer.protocol import PaperLevel, Printer, PrinterDetail, PrinterSettings
 from devices.printer.slip import encode_png
 
-from .faults import FAULT_ACTION, FaultKind, Simulated
+from .faults import FaultKind, Simulated
 
 _SEVERITY = {PaperLevel.FULL: 0, PaperLevel.LOW: 1, PaperLevel.OUT: 2}
 
@@ -80,16 +80,11 @@ class SimPrinterSettings(PrinterSettings, frozen=True, forbid_unknown_fields=Tru
             raise ValueError("low_after must be smaller than paper_slips")
 
 
-class SimPrinter(Simulated, Printer):
+class SimPrinter(Simulated[SimPrinterSettings, PrinterDetail], Printer[SimPrinterSettings]):
     """A printer whose paper, cover and faults are driven by ``sim/`` actions."""
 
     Settings = SimPrinterSettings
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"slip": SlipOutput}
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "paper": SimAction("sim_paper", PaperParams, "load a new roll (full) or force low/out"),
-        "cover": SimAction("sim_cover", CoverParams, "open or close the paper lid"),
-    }
 
     settings: SimPrinterSettings
 
@@ -160,6 +155,7 @@ class SimPrinter(Simulated, Printer):
 
     # ------------------------------------------------------------ sim actions
 
+    @sim_action("paper", PaperParams, "load a new roll (full) or force low/out")
     async def sim_paper(self, params: PaperParams) -> NoResult:
         """Set the roll level; ``full`` is a new roll and restarts the slip count."""
         if params.level is PaperLevel.FULL:
@@ -169,6 +165,7 @@ class SimPrinter(Simulated, Printer):
         self.report_media(paper=params.level)
         return NoResult()
 
+    @sim_action("cover", CoverParams, "open or close the paper lid")
     async def sim_cover(self, params: CoverParams) -> NoResult:
         """Open or close the paper lid."""
         self.report_media(cover=OpenClosed.of(params.open))

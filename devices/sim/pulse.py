@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, Message, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, NoResult, sim_action
 from devices.coin_acceptor.pulse import PulseSettings
 from devices.errors import InvalidData
 from devices.transports.gpio import MOCK_PREFIX, release_mock_factory, share_mock_factory
@@ -49,10 +49,6 @@ class PulseSimulator(WireSimulator):
     """A pulse acceptor on MockFactory pins; see the module docstring."""
 
     device_class: ClassVar[str] = "coinAcceptor"
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "insertCoin": SimAction("sim_insert_coin", InsertCoinParams, "drop a coin into the slot"),
-    }
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedCoin}
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
@@ -144,11 +140,13 @@ class PulseSimulator(WireSimulator):
     def _give_back(self, value: int) -> None:
         self.host.sim_output(self.device_id, "returned", ReturnedCoin(value=value))
 
+    @sim_action("insertCoin", InsertCoinParams, "drop a coin into the slot")
     async def sim_insert_coin(self, params: InsertCoinParams) -> NoResult:
         """Drop a coin in; it is pulsed out or given back in its turn."""
         self._coins.put_nowait(params.value)
         return NoResult()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Apply a fault: the error output, glitches, slow pulses."""
         kind = None if params.kind is FaultKind.CLEAR else params.kind

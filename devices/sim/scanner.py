@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, NoResult, Params, SimAction
-from devices.scanner.protocol import Scanner
+from devices.base import DeviceEnv, DeviceHost, NoResult, Params, sim_action
+from devices.scanner.protocol import Scanner, ScannerDetail
 
-from .faults import FAULT_ACTION, Simulated
+from .faults import Simulated
 
 
 class ScanParams(Params):
@@ -19,18 +17,18 @@ class ScanParams(Params):
     symbology: str = "qr"
 
 
+#: The ``scan`` action of every scanner simulator (behavioural and wire).
+SCAN_ACTION = sim_action("scan", ScanParams, "present a code to the scanner")
+
+
 class SimScannerSettings(msgspec.Struct, forbid_unknown_fields=True):
     """No settings."""
 
 
-class SimScanner(Simulated, Scanner):
+class SimScanner(Simulated[SimScannerSettings, ScannerDetail], Scanner[SimScannerSettings]):
     """A scanner whose codes come from ``sim/{d}/scan``."""
 
     Settings = SimScannerSettings
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "scan": SimAction("sim_scan", ScanParams, "present a code to the scanner"),
-    }
 
     def __init__(
         self,
@@ -42,6 +40,7 @@ class SimScanner(Simulated, Scanner):
         super().__init__(device_id, host, env)
         self.settings = settings
 
+    @SCAN_ACTION
     async def sim_scan(self, params: ScanParams) -> NoResult:
         """Deliver a code unless the device is faulted (a dead scanner reads nothing)."""
         await self.check_faults()

@@ -21,12 +21,12 @@ import asyncio
 import contextlib
 from typing import ClassVar
 
-from devices.base import DeviceEnv, DeviceHost, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, NoResult
 from devices.errors import HardwareError, InvalidData, Offline, Unsupported
 from devices.scanner.frames import AIM_IDENTIFIERS
 
-from .faults import FaultKind, FaultParams
-from .scanner import ScanParams, SimScanner
+from .faults import FAULT_ACTION, FaultKind, FaultParams
+from .scanner import SCAN_ACTION, ScanParams
 from .wire import WireSimulator
 
 #: Faults that fill the line with bytes the driver cannot decode.
@@ -43,7 +43,6 @@ class ScannerWireSimulator(WireSimulator):
     """Base of scanner wire simulators: faults and the ``scan`` action over :meth:`send_code`."""
 
     device_class: ClassVar[str] = "scanner"
-    sim_actions: ClassVar[dict[str, SimAction]] = SimScanner.sim_actions
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -98,6 +97,7 @@ class ScannerWireSimulator(WireSimulator):
             known = ", ".join(AIM_IDENTIFIERS)
             raise InvalidData(f"symbology {symbology!r} is not one of {known}") from None
 
+    @SCAN_ACTION
     async def sim_scan(self, params: ScanParams) -> NoResult:
         """``sim/{d}/scan``: present a code to the scanner.
 
@@ -137,6 +137,7 @@ class ScannerWireSimulator(WireSimulator):
                 break
             await asyncio.sleep(0.001)
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """``sim/{d}/fault``: act on the transport (see the module doc).
 

@@ -6,10 +6,18 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, OpenClosed, Params, SimAction
-from devices.sensors.protocol import Sensors
+from devices.base import (
+    DeviceEnv,
+    DeviceHost,
+    NoParams,
+    NoResult,
+    OpenClosed,
+    Params,
+    sim_action,
+)
+from devices.sensors.protocol import Sensors, SensorsDetail
 
-from .faults import FAULT_ACTION, Simulated
+from .faults import Simulated
 
 
 class DoorParams(Params):
@@ -22,15 +30,11 @@ class SimSensorsSettings(msgspec.Struct, forbid_unknown_fields=True):
     """No settings."""
 
 
-class SimSensors(Simulated, Sensors):
+class SimSensors(Simulated[SimSensorsSettings, SensorsDetail], Sensors[SimSensorsSettings]):
     """Cabinet sensors switched through ``sim/`` actions."""
 
     Settings = SimSensorsSettings
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "door": SimAction("sim_door", DoorParams, "open or close the cabinet door"),
-        "tamper": SimAction("sim_tamper", NoParams, "trip the tamper switch"),
-    }
+    fault_checked_commands: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -42,17 +46,16 @@ class SimSensors(Simulated, Sensors):
         super().__init__(device_id, host, env)
         self.settings = settings
 
+    @sim_action("door", DoorParams, "open or close the cabinet door")
     async def sim_door(self, params: DoorParams) -> NoResult:
         """Move the door (a dead sensor board reads nothing)."""
         await self.check_faults()
         self.door_sensed(OpenClosed.of(params.open))
         return NoResult()
 
+    @sim_action("tamper", NoParams, "trip the tamper switch")
     async def sim_tamper(self, _params: NoParams) -> NoResult:
         """Trip the tamper switch (a dead sensor board reads nothing)."""
         await self.check_faults()
         self.tamper_detected()
         return NoResult()
-
-    async def _check_sensors(self) -> None:
-        await self.check_faults()

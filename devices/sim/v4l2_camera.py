@@ -22,7 +22,7 @@ from typing import ClassVar
 import msgspec
 from PIL import Image
 
-from devices.base import DeviceEnv, DeviceHost, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, NoResult
 from devices.camera.frames import EOI, SOI
 from devices.camera.protocol import Purpose
 from devices.camera.v4l2 import V4l2Settings
@@ -48,7 +48,6 @@ class V4l2CameraSimulator(WireSimulator):
     """A webcam as a recording in ``{runtime_dir}/{device}.mjpeg``."""
 
     device_class: ClassVar[str] = "camera"
-    sim_actions: ClassVar[dict[str, SimAction]] = {"fault": FAULT_ACTION}
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -71,6 +70,7 @@ class V4l2CameraSimulator(WireSimulator):
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Apply the ``fault`` action to the recording.
 

@@ -22,19 +22,19 @@ from typing import ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, Message, SimAction
+from devices.base import DeviceEnv, DeviceHost, Message, SimActions
 
 
-class WireSimulator(abc.ABC):
+class WireSimulator(SimActions, abc.ABC):
     """Base of every wire simulator.
 
-    Subclasses set the class variables with the same action names as the
+    Subclasses set the class variables, declare the same sim actions as the
     behavioural simulator of their class (the contract's ``Simulators`` section)
-    and report what the physical world would see with ``host.sim_output``.
+    with :func:`devices.base.sim_action`, and report what the physical world
+    would see with ``host.sim_output``.
     """
 
     device_class: ClassVar[str]
-    sim_actions: ClassVar[Mapping[str, SimAction]]
     #: What the simulator publishes on ``sim/{d}/out/{what}``, by ``what``.
     sim_outputs: ClassVar[Mapping[str, type[Message]]] = {}
 

@@ -260,8 +260,8 @@ async def test_read_default_identity_with_the_id_number(tmp_path):
         await present(device)
         assert media(device) is Media.PRESENT
         sink: list = []
-        result = await device.read_identity(
-            ReadIdentityParams(access_key=DEFAULT_KEY), ctx(sink=sink)
+        result = await device.execute(
+            "readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), ctx(sink=sink)
         )
 
     mrz = result.mrz
@@ -309,14 +309,14 @@ async def test_wait_for_card_completes_when_a_card_is_presented(tmp_path):
     host = RecordingHost()
     device = reader(tmp_path, host)
     async with running(device, host):
-        waiting = asyncio.create_task(device.wait_for_card(NoParams(), ctx()))
+        waiting = asyncio.create_task(device.execute("waitForCard", NoParams(), ctx()))
         await asyncio.sleep(0.05)
         assert not waiting.done()
         await present(device)
         result = await asyncio.wait_for(waiting, 1)
         assert result.atr == SPECIMEN_CARDS["default"].atr
         # With the card already there it completes at once.
-        again = await asyncio.wait_for(device.wait_for_card(NoParams(), ctx()), 0.1)
+        again = await asyncio.wait_for(device.execute("waitForCard", NoParams(), ctx()), 0.1)
         assert again.atr == result.atr
     assert isinstance(host.events[0][2], CardPresented)
 
@@ -330,11 +330,13 @@ async def test_wrong_access_key_is_denied(tmp_path):
     async with running(device, host):
         await present(device)
         with pytest.raises(AccessDenied) as info:
-            await device.read_identity(ReadIdentityParams(access_key=wrong), ctx())
+            await device.execute("readIdentity", ReadIdentityParams(access_key=wrong), ctx())
         assert str(info.value) == "access denied: the MRZ data does not match the card"
         assert completion_code(info.value) is CompletionCode.USER_ERROR
         # The card is still there and the right key works.
-        result = await device.read_identity(ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
+        result = await device.execute(
+            "readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), ctx()
+        )
         assert result.mrz.document_number == "099000123"
 
 
@@ -343,16 +345,16 @@ async def test_pace_with_the_card_access_number(tmp_path):
     device = reader(tmp_path, host)
     async with running(device, host):
         await present(device, "female")
-        result = await device.read_identity(
-            ReadIdentityParams(access_key=AccessKey(can="654321")), ctx()
+        result = await device.execute(
+            "readIdentity", ReadIdentityParams(access_key=AccessKey(can="654321")), ctx()
         )
         assert result.mrz.sex == "F"
         assert result.dg13 is not None
         assert result.dg13.full_name == "Trần Thị Bích Ngọc"
         assert result.dg13.spouse_name == "Đỗ Minh Quân"
         with pytest.raises(AccessDenied, match="CAN does not match"):
-            await device.read_identity(
-                ReadIdentityParams(access_key=AccessKey(can="123456")), ctx()
+            await device.execute(
+                "readIdentity", ReadIdentityParams(access_key=AccessKey(can="123456")), ctx()
             )
 
 
@@ -363,8 +365,8 @@ async def test_card_without_dg13_or_pace(tmp_path):
     async with running(device, host):
         await present(device, "noDg13")
         with pytest.raises(AccessDenied, match="does not support a CAN"):
-            await device.read_identity(
-                ReadIdentityParams(access_key=AccessKey(can="123456")), ctx()
+            await device.execute(
+                "readIdentity", ReadIdentityParams(access_key=AccessKey(can="123456")), ctx()
             )
         key = AccessKey(
             document_number=card.id_number,
@@ -372,7 +374,9 @@ async def test_card_without_dg13_or_pace(tmp_path):
             date_of_expiry=card.date_of_expiry,
         )
         sink: list = []
-        result = await device.read_identity(ReadIdentityParams(access_key=key), ctx(sink=sink))
+        result = await device.execute(
+            "readIdentity", ReadIdentityParams(access_key=key), ctx(sink=sink)
+        )
     assert result.dg13 is None
     assert result.mrz.name == "PHAM MINH DUC"
     assert "DG13" not in {data.file for _, data in sink}
@@ -390,7 +394,7 @@ async def test_expired_card_is_still_read(tmp_path):
             date_of_birth=card.date_of_birth,
             date_of_expiry=card.date_of_expiry,
         )
-        result = await device.read_identity(ReadIdentityParams(access_key=key), ctx())
+        result = await device.execute("readIdentity", ReadIdentityParams(access_key=key), ctx())
     assert result.mrz.date_of_expiry == "2020-03-03"
 
 
@@ -410,7 +414,7 @@ async def test_card_removed_mid_read_fails_without_identity(tmp_path):
 
         context.emit = emit
         read = asyncio.create_task(
-            device.read_identity(ReadIdentityParams(access_key=DEFAULT_KEY), context),
+            device.execute("readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), context),
         )
         await asyncio.wait_for(reading_sod.wait(), 2)
         await device.sim_remove_card(NoParams())
@@ -423,7 +427,7 @@ async def test_card_removed_mid_read_fails_without_identity(tmp_path):
         # Swapping cards mid-read is a removal too.
         await present(device)
         read = asyncio.create_task(
-            device.read_identity(ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
+            device.execute("readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
         )
         await asyncio.sleep(0.1)
         await device.sim_remove_card(NoParams())
@@ -437,9 +441,11 @@ async def test_read_without_a_card(tmp_path):
     device = reader(tmp_path, host)
     async with running(device, host):
         with pytest.raises(MediaError, match="no card"):
-            await device.read_identity(ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
+            await device.execute("readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
         with pytest.raises(InvalidData):
-            await device.read_identity(ReadIdentityParams(access_key=AccessKey(can="12")), ctx())
+            await device.execute(
+                "readIdentity", ReadIdentityParams(access_key=AccessKey(can="12")), ctx()
+            )
 
 
 async def test_sim_actions_refuse_what_a_person_cannot_do(tmp_path):
@@ -461,8 +467,8 @@ async def test_chip_io_is_unsupported_unless_enabled(tmp_path):
     async with running(device, host):
         await present(device)
         with pytest.raises(Unsupported):
-            await device.chip_io(
-                ChipIoParams(apdu=bytes.fromhex("00a4040c07a0000002471001")), ctx()
+            await device.execute(
+                "chipIO", ChipIoParams(apdu=bytes.fromhex("00a4040c07a0000002471001")), ctx()
             )
     assert device.capabilities() == {"chipIO": False}
 
@@ -472,18 +478,22 @@ async def test_chip_io_exchanges_apdus_when_enabled(tmp_path):
     device = reader(tmp_path, host, chip_io=True)
     async with running(device, host):
         with pytest.raises(MediaError):
-            await device.chip_io(ChipIoParams(apdu=bytes.fromhex("0084000008")), ctx())
+            await device.execute("chipIO", ChipIoParams(apdu=bytes.fromhex("0084000008")), ctx())
         await present(device)
-        select = await device.chip_io(
-            ChipIoParams(apdu=bytes.fromhex("00a4040c07a0000002471001")), ctx()
+        select = await device.execute(
+            "chipIO", ChipIoParams(apdu=bytes.fromhex("00a4040c07a0000002471001")), ctx()
         )
         assert select.response == bytes.fromhex("9000")
-        other = await device.chip_io(ChipIoParams(apdu=bytes.fromhex("00a4040c03a00000")), ctx())
+        other = await device.execute(
+            "chipIO", ChipIoParams(apdu=bytes.fromhex("00a4040c03a00000")), ctx()
+        )
         assert other.response == bytes.fromhex("6a82")
-        challenge = await device.chip_io(ChipIoParams(apdu=bytes.fromhex("0084000008")), ctx())
+        challenge = await device.execute(
+            "chipIO", ChipIoParams(apdu=bytes.fromhex("0084000008")), ctx()
+        )
         assert len(challenge.response) == 10
         assert challenge.response.endswith(b"\x90\x00")
-        read = await device.chip_io(ChipIoParams(apdu=bytes.fromhex("00b0000000")), ctx())
+        read = await device.execute("chipIO", ChipIoParams(apdu=bytes.fromhex("00b0000000")), ctx())
         assert read.response == bytes.fromhex("6982")  # needs secure messaging
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"apdu": b"\x00\xa4"}, ChipIoParams)
@@ -496,7 +506,7 @@ async def test_faults(tmp_path):
         await device.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
         assert device.state is DeviceState.HARDWARE_ERROR
         with pytest.raises(HardwareError):
-            await device.wait_for_card(NoParams(), ctx())
+            await device.execute("waitForCard", NoParams(), ctx())
         with pytest.raises(HardwareError):
             await present(device)
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
@@ -505,7 +515,7 @@ async def test_faults(tmp_path):
         # A fault during a read ends it with that fault.
         await present(device)
         read = asyncio.create_task(
-            device.read_identity(ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
+            device.execute("readIdentity", ReadIdentityParams(access_key=DEFAULT_KEY), ctx())
         )
         await asyncio.sleep(0.1)
         await device.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
@@ -515,7 +525,7 @@ async def test_faults(tmp_path):
 
         # A disconnect ends a waiting waitForCard and takes the reader offline.
         await device.sim_remove_card(NoParams())
-        waiting = asyncio.create_task(device.wait_for_card(NoParams(), ctx()))
+        waiting = asyncio.create_task(device.execute("waitForCard", NoParams(), ctx()))
         await asyncio.sleep(0.02)
         await device.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         with pytest.raises(Offline):

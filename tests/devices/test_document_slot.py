@@ -54,7 +54,7 @@ async def shutter_opens(host: RecordingHost) -> None:
 
 
 async def accept_one(device: SimDocumentSlot, host: RecordingHost) -> None:
-    accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+    accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
     await shutter_opens(host)
     await device.sim_insert_document(NoParams())
     await asyncio.wait_for(accepting, 2)
@@ -64,7 +64,7 @@ async def test_accept_takes_a_document_in(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         assert detail(device).shutter is OpenClosed.OPEN
         await asyncio.sleep(0.05)
@@ -86,19 +86,19 @@ async def test_nothing_goes_into_a_closed_slot(tmp_path):
         with pytest.raises(SequenceError, match="shutter is closed"):
             await device.sim_insert_document(NoParams())
         with pytest.raises(SequenceError):
-            await device.eject(NoParams(), ctx())
+            await device.execute("eject", NoParams(), ctx())
         with pytest.raises(SequenceError):
-            await device.retract(NoParams(), ctx())
+            await device.execute("retract", NoParams(), ctx())
         await accept_one(device, host)
         with pytest.raises(SequenceError, match="already in the slot"):
-            await device.accept(NoParams(), ctx())
+            await device.execute("accept", NoParams(), ctx())
 
 
 async def test_cancel_accept_while_waiting_leaves_the_slot_safe(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         accepting.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -112,7 +112,7 @@ async def test_cancel_accept_while_feeding_stops_the_motor(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host, feed_ms=300, feed_timeout_ms=1000)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_insert_document(NoParams())
         await host.wait_for(lambda: motor_log(host) == [MotorDirection.FORWARD], 1)
@@ -125,7 +125,7 @@ async def test_cancel_accept_while_feeding_stops_the_motor(tmp_path):
         await asyncio.sleep(0.4)
         assert detail(device).media is SlotMedia.ENTERING
         # ... from where eject hands it back.
-        ejecting = asyncio.create_task(device.eject(NoParams(), ctx()))
+        ejecting = asyncio.create_task(device.execute("eject", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_take_document(NoParams())
         assert (await asyncio.wait_for(ejecting, 2)).taken
@@ -136,7 +136,7 @@ async def test_a_document_pulled_back_out_is_waited_for_again(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host, feed_ms=200, feed_timeout_ms=1000)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_insert_document(NoParams())
         await device.sim_take_document(NoParams())
@@ -154,7 +154,7 @@ async def test_eject_until_taken(tmp_path):
     device = slot(tmp_path, host)
     async with running(device, host):
         await accept_one(device, host)
-        ejecting = asyncio.create_task(device.eject(NoParams(), ctx()))
+        ejecting = asyncio.create_task(device.execute("eject", NoParams(), ctx()))
         await host.wait_for(lambda: detail(device).media is SlotMedia.ENTERING, 2)
         assert detail(device).shutter is OpenClosed.OPEN
         await device.sim_take_document(NoParams())
@@ -172,7 +172,7 @@ async def test_eject_not_taken_is_pulled_back_inside(tmp_path):
     async with running(device, host):
         await accept_one(device, host)
         started = asyncio.get_running_loop().time()
-        result = await asyncio.wait_for(device.eject(NoParams(), ctx()), 2)
+        result = await asyncio.wait_for(device.execute("eject", NoParams(), ctx()), 2)
         assert not result.taken
         assert asyncio.get_running_loop().time() - started >= 0.2  # retract_after_ms
         assert detail(device).media is SlotMedia.INSIDE
@@ -185,7 +185,7 @@ async def test_retract_stores_the_document(tmp_path):
     device = slot(tmp_path, host)
     async with running(device, host):
         await accept_one(device, host)
-        await asyncio.wait_for(device.retract(NoParams(), ctx()), 2)
+        await asyncio.wait_for(device.execute("retract", NoParams(), ctx()), 2)
         assert detail(device).media is SlotMedia.ABSENT
         assert "documentTaken" not in host.event_names()
         assert_safe(device, host)
@@ -195,7 +195,7 @@ async def test_close(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     async with running(device, host):
-        await device.close(NoParams(), ctx())
+        await device.execute("close", NoParams(), ctx())
         assert_safe(device, host)
 
 
@@ -203,7 +203,7 @@ async def test_jam_fault_during_accept(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_fault(FaultParams(kind=FaultKind.JAM))
         with pytest.raises(HardwareError) as info:
@@ -214,7 +214,7 @@ async def test_jam_fault_during_accept(tmp_path):
         assert host.event_names() == ["jam"]
         assert_safe(device, host)
         with pytest.raises(HardwareError):
-            await device.accept(NoParams(), ctx())
+            await device.execute("accept", NoParams(), ctx())
         # A technician clears it: the slot is empty and online again.
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         assert device.state is DeviceState.ONLINE
@@ -227,7 +227,7 @@ async def test_feed_that_does_not_arrive_is_a_jam(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host, feed_ms=500, feed_timeout_ms=100)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_insert_document(NoParams())
         with pytest.raises(HardwareError, match="jammed while feeding it in"):
@@ -244,7 +244,7 @@ async def test_disconnect_during_accept(tmp_path):
     host = RecordingHost()
     device = slot(tmp_path, host)
     async with running(device, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(host)
         await device.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         with pytest.raises(Offline):
@@ -261,7 +261,7 @@ async def test_deadline_of_accept_leaves_the_slot_safe(tmp_path):
     device = slot(tmp_path, host)
     async with running(device, host):
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(device.accept(NoParams(), ctx()), 0.1)
+            await asyncio.wait_for(device.execute("accept", NoParams(), ctx()), 0.1)
         assert_safe(device, host)
         assert shutter_log(host) == [True, False]
 

@@ -177,7 +177,7 @@ async def test_a_slip_comes_back_from_the_simulator_pixel_for_pixel(
     tmp_path: Path, connection: str
 ) -> None:
     async with rig(tmp_path, connection) as (device, sim, host):
-        result = await device.print_slip(slip_request(), ctx("job-1"))
+        result = await device.execute("printSlip", slip_request(), ctx("job-1"))
         [image] = printed(host)
         assert (image.width, image.height) == (result.width_dots, result.length_dots)
         expected = slip.render_slip("appointment", FIELDS, 576)
@@ -238,7 +238,7 @@ GOLDEN_TOLERANCE = 0.4
 
 async def test_58mm_slip_matches_the_golden_image(tmp_path: Path) -> None:
     async with rig(tmp_path, width_dots=384) as (device, _sim, host):
-        await device.print_slip(slip_request(), ctx())
+        await device.execute("printSlip", slip_request(), ctx())
         [image] = printed(host)
     assert image.width == 384
     assert qr_texts(image) == [DOSSIER]
@@ -266,7 +266,7 @@ async def test_print_raw_reaches_the_printer_when_allowed(tmp_path: Path) -> Non
     raw.image(image)
     raw.cut()
     async with rig(tmp_path, allow_raw=True) as (device, _sim, host):
-        result = await device.print_raw(PrintRawParams(data=raw.output), ctx())
+        result = await device.execute("printRaw", PrintRawParams(data=raw.output), ctx())
         assert result.bytes_sent == len(raw.output)
         [out] = printed(host)
         assert out.convert("1").tobytes() == image.tobytes()
@@ -280,7 +280,7 @@ async def test_paper_out_mid_slip_fails_the_job_with_the_reason(tmp_path: Path) 
         # The near-end sensor trips with 300 dot rows (37.5 mm) left: less than one slip.
         await sim.sim_paper(EscposPaperParams(level=PaperLevel.LOW, remaining_dots=300))
         with pytest.raises(MediaError, match="paper ran out mid-job: 0 of 1 copies printed"):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         assert printed(host) == [], "a slip cut short is not a slip"
         assert device.state is DeviceState.USER_ERROR
         assert detail(device).paper.value == "out"
@@ -288,7 +288,7 @@ async def test_paper_out_mid_slip_fails_the_job_with_the_reason(tmp_path: Path) 
 
         await sim.sim_paper(EscposPaperParams(level=PaperLevel.FULL))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE)
-        await device.print_slip(slip_request(), ctx())
+        await device.execute("printSlip", slip_request(), ctx())
         [image] = printed(host)
         assert qr_texts(image) == [DOSSIER]
         assert thresholds(host)[-1] is PaperLevel.FULL
@@ -298,7 +298,7 @@ async def test_cover_opened_between_copies_stops_the_job(tmp_path: Path) -> None
     async with rig(tmp_path) as (device, sim, host):
         # Status requests answered 300 ms late: time to open the lid after copy 1.
         await sim.sim_fault(FaultParams(kind=FaultKind.SLOW, delay_ms=300))
-        job = asyncio.create_task(device.print_slip(slip_request(copies=3), ctx()))
+        job = asyncio.create_task(device.execute("printSlip", slip_request(copies=3), ctx()))
         await host.wait_for(lambda: len(host.outputs) == 1)
         await sim.sim_cover(CoverParams(open=True))
         with pytest.raises(MediaError, match="cover was opened mid-job: 1 of 3 copies printed"):
@@ -317,12 +317,12 @@ async def test_a_mute_printer_times_out_as_a_hardware_error(tmp_path: Path) -> N
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(HardwareError, match="did not answer a status request within 300 ms"):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         assert loop.time() - started < 3, "bounded by the status timeout"
         assert printed(host) == []
         await sim.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE)
-        await device.print_slip(slip_request(), ctx())
+        await device.execute("printSlip", slip_request(), ctx())
         assert len(printed(host)) == 1
 
 
@@ -332,10 +332,10 @@ async def test_disconnect_goes_offline_and_reconnects(tmp_path: Path, connection
         await sim.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         await host.wait_for(lambda: device.state is DeviceState.OFFLINE)
         with pytest.raises(Offline):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         await sim.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE, timeout=5)
-        await device.print_slip(slip_request(), ctx())
+        await device.execute("printSlip", slip_request(), ctx())
         assert len(printed(host)) == 1
 
 
@@ -343,10 +343,10 @@ async def test_garbage_status_is_a_hardware_error_until_cleared(tmp_path: Path) 
     async with rig(tmp_path, poll_ms=60_000) as (device, sim, host):
         await sim.sim_fault(FaultParams(kind=FaultKind.GARBAGE))
         with pytest.raises(ProtocolError, match="status request"):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         assert device.state is DeviceState.HARDWARE_ERROR
         await sim.sim_fault(FaultParams(kind=FaultKind.CLEAR))
-        await device.print_slip(slip_request(), ctx())
+        await device.execute("printSlip", slip_request(), ctx())
         assert len(printed(host)) == 1
 
 
@@ -356,12 +356,12 @@ async def test_jam_and_mechanical_error_are_hardware_errors(tmp_path: Path) -> N
         await host.wait_for(lambda: device.state is DeviceState.HARDWARE_ERROR)
         assert detail(device).paper.value == "jammed"
         with pytest.raises(HardwareError, match="jam"):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         await sim.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
         await host.wait_for(lambda: detail(device).paper.value == "full")
         assert device.state is DeviceState.HARDWARE_ERROR
         with pytest.raises(HardwareError, match="mechanical"):
-            await device.print_slip(slip_request(), ctx())
+            await device.execute("printSlip", slip_request(), ctx())
         assert printed(host) == []
 
 

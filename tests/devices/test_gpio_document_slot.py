@@ -76,7 +76,7 @@ async def shutter_opens(sim: GpioDocumentSlotSimulator) -> None:
 async def test_accept_feeds_a_bouncing_sheet_in(tmp_path, wiring):
     async with rig(tmp_path, **wiring) as (device, sim, host):
         loop = asyncio.get_running_loop()
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         assert sim.led is not None
         assert sim.led.state == 1, "the guide LED is lit while the slot waits"
@@ -99,7 +99,7 @@ async def test_accept_feeds_a_bouncing_sheet_in(tmp_path, wiring):
 
 async def test_a_held_sheet_stalls_the_motor_and_is_a_jam(tmp_path):
     async with rig(tmp_path) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert(hold=True)
         # The driver starts the rollers a debounce after the entry sensor: under load
@@ -113,7 +113,7 @@ async def test_a_held_sheet_stalls_the_motor_and_is_a_jam(tmp_path):
         assert sim.motor_direction() is MotorDirection.STOPPED
         assert not sim.shutter_open()
         with pytest.raises(HardwareError):
-            await device.accept(NoParams(), ctx())
+            await device.execute("accept", NoParams(), ctx())
         # The person lets go and pulls the sheet out: the slot reads empty, the jam clears.
         sim.release()
         await sim.pull()
@@ -123,7 +123,7 @@ async def test_a_held_sheet_stalls_the_motor_and_is_a_jam(tmp_path):
 
 async def test_a_sheet_pulled_out_mid_feed(tmp_path):
     async with rig(tmp_path) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
         # Let the rollers take it until it covers both sensors, then pull it back out.
@@ -152,7 +152,7 @@ async def test_a_sheet_pulled_out_while_the_loop_stalls_is_still_taken(tmp_path)
     that order (inside, then the mouth: ``documentTaken``), not both sensors clear at once.
     """
     async with rig(tmp_path) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
         update_sensors = sim._update_sensors
@@ -183,12 +183,12 @@ async def test_a_sheet_pulled_out_while_the_loop_stalls_is_still_taken(tmp_path)
 
 async def test_eject_taken_and_not_taken(tmp_path):
     async with rig(tmp_path, retract_after_ms=300) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
         await asyncio.wait_for(accepting, 3)
 
-        result = await asyncio.wait_for(device.eject(NoParams(), ctx()), 5)
+        result = await asyncio.wait_for(device.execute("eject", NoParams(), ctx()), 5)
         assert result.taken is False
         assert media(device) is SlotMedia.INSIDE
         directions = [o.direction for _, what, o in host.outputs if what == "motor"]
@@ -199,7 +199,7 @@ async def test_eject_taken_and_not_taken(tmp_path):
             MotorDirection.STOPPED,
         ]
 
-        ejecting = asyncio.create_task(device.eject(NoParams(), ctx()))
+        ejecting = asyncio.create_task(device.execute("eject", NoParams(), ctx()))
         await host.wait_for(lambda: media(device) is SlotMedia.ENTERING, 2)
         await sim.pull()
         assert (await asyncio.wait_for(ejecting, 3)).taken is True
@@ -209,11 +209,11 @@ async def test_eject_taken_and_not_taken(tmp_path):
 
 async def test_retract_drops_the_sheet_in_the_bin(tmp_path):
     async with rig(tmp_path) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
         await asyncio.wait_for(accepting, 3)
-        await asyncio.wait_for(device.retract(NoParams(), ctx()), 5)
+        await asyncio.wait_for(device.execute("retract", NoParams(), ctx()), 5)
         assert sim.binned == 1
         assert sim.head is None
         assert media(device) is SlotMedia.ABSENT
@@ -228,7 +228,7 @@ async def test_h_bridge_enable_sets_the_speed(tmp_path):
     # the speed, as an installer would set it.
     async with rig(tmp_path, motor=motor, jam_ms=2 * FAST["jam_ms"]) as (device, sim, _host):
         loop = asyncio.get_running_loop()
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         assert sim.enable is not None
         assert sim.enable.state == 0
@@ -245,7 +245,7 @@ async def test_h_bridge_enable_sets_the_speed(tmp_path):
 
 async def test_cancel_mid_feed_leaves_the_outputs_safe(tmp_path):
     async with rig(tmp_path) as (device, sim, _host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert()
         async with asyncio.timeout(2):
@@ -308,19 +308,19 @@ async def test_safe_state_without_run_claims_and_clears_the_outputs(tmp_path):
 
 async def test_retract_recovers_a_jam_once_the_sheet_is_free(tmp_path):
     async with rig(tmp_path) as (device, sim, host):
-        accepting = asyncio.create_task(device.accept(NoParams(), ctx()))
+        accepting = asyncio.create_task(device.execute("accept", NoParams(), ctx()))
         await shutter_opens(sim)
         await sim.insert(hold=True)
         with pytest.raises(HardwareError):
             await asyncio.wait_for(accepting, 2)
         # Still held: retract tries, the sheet does not move, it jams again.
         with pytest.raises(HardwareError):
-            await asyncio.wait_for(device.retract(NoParams(), ctx()), 3)
+            await asyncio.wait_for(device.execute("retract", NoParams(), ctx()), 3)
         assert device.state is DeviceState.HARDWARE_ERROR
         assert host.event_names().count("jam") == 2
         # Let go: retract takes it to the bin and the slot is back online.
         sim.release()
-        await asyncio.wait_for(device.retract(NoParams(), ctx()), 5)
+        await asyncio.wait_for(device.execute("retract", NoParams(), ctx()), 5)
         assert sim.binned == 1
         assert device.state is DeviceState.ONLINE
         assert media(device) is SlotMedia.ABSENT

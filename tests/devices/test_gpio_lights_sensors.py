@@ -52,19 +52,21 @@ async def test_lights_drive_pwm_and_colour_channels(tmp_path):
     settings = msgspec.convert(LIGHTS, GpioLightsSettings)
     async with wired(tmp_path, GpioLightsSimulator, GpioLights, settings) as (device, sim, _host):
         red, green, blue = (sim.lines["printer"][c] for c in ("red", "green", "blue"))
-        await device.set_light(
-            SetParams(position="printer", mode=LightMode.MEDIUM_FLASH, color=LightColor.CYAN), ctx()
+        await device.execute(
+            "set",
+            SetParams(position="printer", mode=LightMode.MEDIUM_FLASH, color=LightColor.CYAN),
+            ctx(),
         )
         assert (red.output, green.output, blue.output) == (0.0, 0.5, 0.5)
         assert green.frequency_hz == blue.frequency_hz == 2.0
         assert sim.seen("printer").color is LightColor.CYAN
-        await device.set_light(SetParams(position="lockers", mode=LightMode.ON), ctx())
+        await device.execute("set", SetParams(position="lockers", mode=LightMode.ON), ctx())
         mono = sim.lines["lockers"]["pin"]
         assert mono.output == 1.0
         assert mono.frequency_hz == 800
         with pytest.raises(Unsupported, match="one colour"):
-            await device.set_light(
-                SetParams(position="lockers", mode=LightMode.ON, color=LightColor.RED), ctx()
+            await device.execute(
+                "set", SetParams(position="lockers", mode=LightMode.ON, color=LightColor.RED), ctx()
             )
         await device.safe_state()
         assert (red.output, green.output, mono.output) == (0.0, 0.0, 0.0)

@@ -144,9 +144,7 @@ async def citizen_pulls(sim: GpioLockersSimulator, n: int) -> None:
 @pytest.mark.parametrize("n", [2, 4], ids=["header-pins", "mcp23017"])
 async def test_a_citizen_opens_and_closes(tmp_path, n):
     async with bank(tmp_path) as (device, sim, host):
-        opening = asyncio.create_task(
-            device.open_compartment(OpenParams(compartment=n), ctx("r-7"))
-        )
+        opening = asyncio.create_task(device.execute("open", OpenParams(compartment=n), ctx("r-7")))
         await citizen_pulls(sim, n)
         await asyncio.wait_for(opening, 3)
         assert device.door(n) is OpenClosed.OPEN
@@ -175,7 +173,7 @@ async def test_a_citizen_who_never_opens_gets_pulses_with_cool_down_then_timeout
 
         chip.on_output = record
         with pytest.raises(Timeout):
-            await device.open_compartment(OpenParams(compartment=3), ctx("r-8"))
+            await device.execute("open", OpenParams(compartment=3), ctx("r-8"))
         edges = [(t, on) for i, (t, on) in enumerate(changes) if i == 0 or changes[i - 1][1] != on]
         starts = [t for t, on in edges if on]
         ends = [t for t, on in edges if not on]
@@ -198,7 +196,7 @@ async def test_a_citizen_who_never_opens_gets_pulses_with_cool_down_then_timeout
 
 async def test_a_citizen_who_leaves_the_door_open(tmp_path):
     async with bank(tmp_path) as (device, sim, host):
-        opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=1), ctx()))
+        opening = asyncio.create_task(device.execute("open", OpenParams(compartment=1), ctx()))
         await citizen_pulls(sim, 1)
         await asyncio.wait_for(opening, 3)
         await host.wait_for(lambda: device.state is DeviceState.USER_ERROR, 2)
@@ -212,7 +210,7 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
         for n in (2, 4):
             # Staff load it: no event when it closes full.
             loading = asyncio.create_task(
-                device.assign_compartment(AssignParams(compartment=n, code=f"HS-{n}"), ctx())
+                device.execute("assign", AssignParams(compartment=n, code=f"HS-{n}"), ctx())
             )
             await citizen_pulls(sim, n)
             await asyncio.wait_for(loading, 3)
@@ -223,7 +221,7 @@ async def test_papers_left_after_a_collection_raise_an_event(tmp_path):
             assert "compartmentNotEmptied" not in host.event_names()
             # A citizen opens it and leaves without the papers.
             opening = asyncio.create_task(
-                device.open_compartment(OpenParams(compartment=n, code=f"hs-{n}"), citizen_ctx())
+                device.execute("open", OpenParams(compartment=n, code=f"hs-{n}"), citizen_ctx())
             )
             await citizen_pulls(sim, n)
             await asyncio.wait_for(opening, 3)
@@ -240,14 +238,14 @@ async def test_an_expander_that_stops_answering_is_offline_until_back(tmp_path):
         await sim.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         await host.wait_for(lambda: device.state is DeviceState.OFFLINE, 3)
         with pytest.raises(Offline):
-            await device.open_compartment(OpenParams(compartment=1), ctx())
+            await device.execute("open", OpenParams(compartment=1), ctx())
         await sim.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE, 5)
 
 
 async def test_safe_state_mid_open_rests_every_coil(tmp_path):
     async with bank(tmp_path, lock_pulse_ms=2_000) as (device, sim, _host):
-        opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=4), ctx()))
+        opening = asyncio.create_task(device.execute("open", OpenParams(compartment=4), ctx()))
         async with asyncio.timeout(2):
             while not sim.energized(4):
                 await asyncio.sleep(0.005)
@@ -261,7 +259,7 @@ async def test_safe_state_mid_open_rests_every_coil(tmp_path):
 async def test_the_audit_is_append_only(tmp_path):
     async with bank(tmp_path, open_timeout_ms=100) as (device, _sim, _host):
         with pytest.raises(Timeout):
-            await device.open_compartment(OpenParams(compartment=1), ctx())
+            await device.execute("open", OpenParams(compartment=1), ctx())
         db = sqlite3.connect(device.audit_log.path)
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("UPDATE opens SET outcome = 'opened'")

@@ -61,14 +61,14 @@ async def test_set_a_position(tmp_path):
     async with running(device, host):
         host.outputs.clear()
         params = SetParams(position="cardReader", mode=LightMode.SLOW_FLASH, color=LightColor.GREEN)
-        result = await device.set_light(params, ctx())
+        result = await device.execute("set", params, ctx())
         assert result == Light(
             position="cardReader", mode=LightMode.SLOW_FLASH, color=LightColor.GREEN
         )
         assert light_outputs(host) == [result]
         assert positions(device)["cardReader"] == ("slowFlash", "green")
         assert positions(device)["printer"] == ("off", None)
-        await device.set_light(SetParams(position="cardReader", mode=LightMode.ON), ctx())
+        await device.execute("set", SetParams(position="cardReader", mode=LightMode.ON), ctx())
         assert positions(device)["cardReader"] == ("on", None)
 
 
@@ -79,8 +79,8 @@ async def test_set_refuses_unknown_positions_and_modes(tmp_path):
         with pytest.raises(
             InvalidData, match=r"no light position 'printer' \(known: entrance, exit\)"
         ):
-            await device.set_light(SetParams(position="printer", mode=LightMode.ON), ctx())
-        await device.set_light(SetParams(position="exit", mode=LightMode.QUICK_FLASH), ctx())
+            await device.execute("set", SetParams(position="printer", mode=LightMode.ON), ctx())
+        await device.execute("set", SetParams(position="exit", mode=LightMode.QUICK_FLASH), ctx())
         assert positions(device) == {"entrance": ("off", None), "exit": ("quickFlash", None)}
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"position": "exit", "mode": "blink"}, SetParams)
@@ -101,10 +101,10 @@ async def test_single_colour_positions_refuse_a_colour(tmp_path: Path) -> None:
         host.outputs.clear()
         green = SetParams(position="printer", mode=LightMode.ON, color=LightColor.GREEN)
         with pytest.raises(Unsupported, match="one colour of its own"):
-            await device.set_light(green, ctx())
+            await device.execute("set", green, ctx())
         assert light_outputs(host) == []
         assert positions(device)["printer"] == ("off", None)
-        await device.set_light(SetParams(position="printer", mode=LightMode.ON), ctx())
+        await device.execute("set", SetParams(position="printer", mode=LightMode.ON), ctx())
         assert positions(device)["printer"] == ("on", None)
     with pytest.raises(msgspec.ValidationError, match="single_color"):
         msgspec.convert({"positions": ["a"], "single_color": ["b"]}, SimLightsSettings)
@@ -114,11 +114,11 @@ async def test_lights_faults_and_safe_state(tmp_path):
     host = RecordingHost()
     device = lights(tmp_path, host)
     async with running(device, host):
-        await device.set_light(SetParams(position="printer", mode=LightMode.ON), ctx())
+        await device.execute("set", SetParams(position="printer", mode=LightMode.ON), ctx())
         await device.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
         assert device.state is DeviceState.HARDWARE_ERROR
         with pytest.raises(HardwareError):
-            await device.set_light(SetParams(position="printer", mode=LightMode.OFF), ctx())
+            await device.execute("set", SetParams(position="printer", mode=LightMode.OFF), ctx())
         # Clearing a fault does not reset the lights: only a reconnection does.
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         assert positions(device)["printer"] == ("on", None)
@@ -178,7 +178,7 @@ async def test_tamper_latches_until_reset(tmp_path):
         assert device.status_reasons() == ["door:open", "tamper"]
         await device.sim_tamper(NoParams())  # every trip is reported
         assert host.event_names() == ["tamper", "doorOpened", "tamper"]
-        await device.reset_tamper(NoParams(), ctx())
+        await device.execute("resetTamper", NoParams(), ctx())
         assert not sensor_detail(device).tamper
         assert device.status_reasons() == ["door:open"]
         # The state was republished with each change (the daemon recomputes status then).
@@ -193,16 +193,16 @@ async def test_sensor_faults(tmp_path):
         await device.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
         assert device.state is DeviceState.HARDWARE_ERROR
         with pytest.raises(HardwareError):
-            await device.reset_tamper(NoParams(), ctx())
+            await device.execute("resetTamper", NoParams(), ctx())
         assert sensor_detail(device).tamper  # still latched
         with pytest.raises(HardwareError):
             await device.sim_door(DoorParams(open=True))
         await device.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         await host.wait_for(lambda: device.state is DeviceState.OFFLINE, 1)
         with pytest.raises(Offline):
-            await device.reset_tamper(NoParams(), ctx())
+            await device.execute("resetTamper", NoParams(), ctx())
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE, 2)
         assert sensor_detail(device).tamper  # the latch survives a reconnection
-        await device.reset_tamper(NoParams(), ctx())
+        await device.execute("resetTamper", NoParams(), ctx())
         assert device.status_reasons() == []

@@ -66,7 +66,7 @@ def events(host: RecordingHost) -> list[tuple[str, int]]:
 
 
 async def open_and_pull(device: SimLockers, host: RecordingHost, n: int) -> None:
-    opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=n), ctx()))
+    opening = asyncio.create_task(device.execute("open", OpenParams(compartment=n), ctx()))
     await host.wait_for(lambda: (n, True) in lock_log(host), 1)
     await device.sim_open_compartment(CompartmentParams(compartment=n))
     await asyncio.wait_for(opening, 1)
@@ -78,7 +78,7 @@ async def test_open_completes_when_the_door_is_pulled(tmp_path):
     async with running(device, host):
         assert doors(device) == {"1": "closed", "2": "closed", "3": "closed", "4": "closed"}
         assert device.capabilities() == {"compartments": 4}
-        opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=2), ctx()))
+        opening = asyncio.create_task(device.execute("open", OpenParams(compartment=2), ctx()))
         await host.wait_for(lambda: (2, True) in lock_log(host), 1)
         await asyncio.sleep(0.05)
         assert not opening.done()  # released, but nobody pulled yet
@@ -112,7 +112,7 @@ async def test_door_never_opened_is_a_timeout_and_relocks(tmp_path):
     async with running(device, host):
         started = asyncio.get_running_loop().time()
         with pytest.raises(Timeout, match=r"compartment 1 was not opened within 0\.2 s") as info:
-            await device.open_compartment(OpenParams(compartment=1), ctx())
+            await device.execute("open", OpenParams(compartment=1), ctx())
         assert asyncio.get_running_loop().time() - started >= 0.2
         assert completion_code(info.value) is CompletionCode.TIME_OUT
         with pytest.raises(SequenceError, match="locked"):
@@ -125,7 +125,7 @@ async def test_cancelled_open_relocks(tmp_path):
     host = RecordingHost()
     device = lockers(tmp_path, host, lock_pulse_ms=200)
     async with running(device, host):
-        opening = asyncio.create_task(device.open_compartment(OpenParams(compartment=4), ctx()))
+        opening = asyncio.create_task(device.execute("open", OpenParams(compartment=4), ctx()))
         await host.wait_for(lambda: (4, True) in lock_log(host), 1)
         opening.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -141,12 +141,12 @@ async def test_bad_compartments(tmp_path):
     async with running(device, host):
         for n in (0, 5):
             with pytest.raises(InvalidData, match="compartment must be 1 to 4"):
-                await device.open_compartment(OpenParams(compartment=n), ctx())
+                await device.execute("open", OpenParams(compartment=n), ctx())
             with pytest.raises(InvalidData):
                 await device.sim_open_compartment(CompartmentParams(compartment=n))
         await open_and_pull(device, host, 1)
         with pytest.raises(SequenceError, match="already open"):
-            await device.open_compartment(OpenParams(compartment=1), ctx())
+            await device.execute("open", OpenParams(compartment=1), ctx())
 
 
 async def test_door_left_open_is_a_user_error_until_shut(tmp_path):
@@ -177,7 +177,7 @@ async def test_hardware_fault(tmp_path):
         await device.sim_fault(FaultParams(kind=FaultKind.HARDWARE_ERROR))
         assert device.state is DeviceState.HARDWARE_ERROR
         with pytest.raises(HardwareError):
-            await device.open_compartment(OpenParams(compartment=1), ctx())
+            await device.execute("open", OpenParams(compartment=1), ctx())
         assert lock_log(host) == []
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         assert device.state is DeviceState.ONLINE

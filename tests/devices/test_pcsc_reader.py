@@ -105,8 +105,8 @@ async def stack(tmp_path: Path, **settings: object) -> AsyncIterator[Stack]:
 async def read(
     device: PcscCardReader, key: AccessKey = KEY, sink: list[tuple[str, Message]] | None = None
 ) -> IdentityResult:
-    return await device.read_identity(
-        ReadIdentityParams(access_key=key), ctx(timeout=10, sink=sink)
+    return await device.execute(
+        "readIdentity", ReadIdentityParams(access_key=key), ctx(timeout=10, sink=sink)
     )
 
 
@@ -330,7 +330,9 @@ async def test_garbage_from_the_chip_is_a_hardware_error_and_the_reader_keeps_se
 async def test_chip_io(pcscd: Pcscd, tmp_path: Path) -> None:
     async with stack(tmp_path, chip_io=True) as s:
         await present(s)
-        answer = await s.device.chip_io(ChipIoParams(apdu=H("00a4040c07a0000002471001")), ctx())
+        answer = await s.device.execute(
+            "chipIO", ChipIoParams(apdu=H("00a4040c07a0000002471001")), ctx()
+        )
         assert answer.response == b"\x90\x00"
         assert s.device.capabilities() == {"chipIO": True, "pace": True}
 

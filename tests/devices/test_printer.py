@@ -315,7 +315,7 @@ async def test_print_slip_publishes_each_copy_as_png(tmp_path: Path) -> None:
     host = RecordingHost()
     device = printer(tmp_path, host, width_dots=384)
     async with running(device, host):
-        result = await device.print_slip(slip_params(copies=2), ctx("job-1"))
+        result = await device.execute("printSlip", slip_params(copies=2), ctx("job-1"))
         assert result.copies == 2
         assert result.width_dots == 384
         assert result.template == "appointment"
@@ -338,7 +338,7 @@ async def test_invalid_request_feeds_no_paper(tmp_path: Path) -> None:
     async with running(device, host):
         bad = PrintSlipParams(template="appointment", fields={"office": "x"})
         with pytest.raises(InvalidData, match="citizenName"):
-            await device.print_slip(bad, ctx())
+            await device.execute("printSlip", bad, ctx())
         assert slips(host) == []
         assert device.paper is PaperLevel.FULL
 
@@ -347,26 +347,26 @@ async def test_paper_runs_low_then_out_after_n_slips(tmp_path: Path) -> None:
     host = RecordingHost()
     device = printer(tmp_path, host, paper_slips=3, low_after=2)
     async with running(device, host):
-        await device.print_slip(slip_params(), ctx("a"))
+        await device.execute("printSlip", slip_params(), ctx("a"))
         assert thresholds(host) == []
-        await device.print_slip(slip_params(), ctx("b"))
+        await device.execute("printSlip", slip_params(), ctx("b"))
         assert thresholds(host) == [PaperLevel.LOW]
         assert detail(device).paper is PaperStatus.LOW
         assert device.state is DeviceState.ONLINE  # low paper still prints
-        await device.print_slip(slip_params(), ctx("c"))
+        await device.execute("printSlip", slip_params(), ctx("c"))
         assert thresholds(host) == [PaperLevel.LOW, PaperLevel.OUT]
         assert device.state is DeviceState.USER_ERROR
         assert detail(device).paper is PaperStatus.OUT
 
         with pytest.raises(MediaError, match="out of paper") as raised:
-            await device.print_slip(slip_params(), ctx("d"))
+            await device.execute("printSlip", slip_params(), ctx("d"))
         assert completion_code(raised.value) is CompletionCode.USER_ERROR
         assert [out.request_id for out in slips(host)] == ["a", "b", "c"]
 
         await device.sim_paper(PaperParams(level=PaperLevel.FULL))
         assert device.state is DeviceState.ONLINE
         assert thresholds(host)[-1] is PaperLevel.FULL
-        await device.print_slip(slip_params(), ctx("e"))
+        await device.execute("printSlip", slip_params(), ctx("e"))
         assert len(slips(host)) == 4
 
 
@@ -375,7 +375,7 @@ async def test_paper_out_mid_job_fails_the_job(tmp_path: Path) -> None:
     device = printer(tmp_path, host, paper_slips=2)
     async with running(device, host):
         with pytest.raises(MediaError, match="paper ran out mid-job: 2 of 3 copies printed"):
-            await device.print_slip(slip_params(copies=3), ctx("job"))
+            await device.execute("printSlip", slip_params(copies=3), ctx("job"))
         assert len(slips(host)) == 2
         assert device.state is DeviceState.USER_ERROR
         assert detail(device).paper is PaperStatus.OUT
@@ -389,13 +389,13 @@ async def test_cover_open_is_a_user_error(tmp_path: Path) -> None:
         assert device.state is DeviceState.USER_ERROR
         assert detail(device).cover is OpenClosed.OPEN
         with pytest.raises(MediaError, match="cover is open"):
-            await device.print_slip(slip_params(), ctx())
+            await device.execute("printSlip", slip_params(), ctx())
         with pytest.raises(MediaError, match="cover is open"):
-            await device.cut(NoParams(), ctx())
+            await device.execute("cut", NoParams(), ctx())
         assert slips(host) == []
         await device.sim_cover(CoverParams(open=False))
         assert device.state is DeviceState.ONLINE
-        await device.print_slip(slip_params(), ctx())
+        await device.execute("printSlip", slip_params(), ctx())
         assert len(slips(host)) == 1
 
 
@@ -408,7 +408,7 @@ async def test_jam_is_a_hardware_error_with_paper_jammed(tmp_path: Path) -> None
         assert device.state is DeviceState.HARDWARE_ERROR
         assert detail(device).paper is PaperStatus.JAMMED
         with pytest.raises(HardwareError, match="jam"):
-            await device.print_slip(slip_params(), ctx())
+            await device.execute("printSlip", slip_params(), ctx())
         assert slips(host) == []
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         assert device.state is DeviceState.ONLINE
@@ -424,7 +424,7 @@ async def test_hardware_fault_and_disconnect(tmp_path: Path) -> None:
         assert device.state is DeviceState.HARDWARE_ERROR
         assert detail(device).paper is PaperStatus.FULL
         with pytest.raises(HardwareError):
-            await device.print_slip(slip_params(), ctx())
+            await device.execute("printSlip", slip_params(), ctx())
         # A cover opened during the fault must not bring the printer back online.
         await device.sim_cover(CoverParams(open=True))
         await device.sim_cover(CoverParams(open=False))
@@ -432,10 +432,10 @@ async def test_hardware_fault_and_disconnect(tmp_path: Path) -> None:
         await device.sim_fault(FaultParams(kind=FaultKind.DISCONNECT))
         await host.wait_for(lambda: device.state is DeviceState.OFFLINE)
         with pytest.raises(Offline):
-            await device.print_slip(slip_params(), ctx())
+            await device.execute("printSlip", slip_params(), ctx())
         await device.sim_fault(FaultParams(kind=FaultKind.CLEAR))
         await host.wait_for(lambda: device.state is DeviceState.ONLINE)
-        await device.print_slip(slip_params(), ctx())
+        await device.execute("printSlip", slip_params(), ctx())
         assert len(slips(host)) == 1
 
 
@@ -444,28 +444,28 @@ async def test_print_raw_is_unsupported_unless_enabled(tmp_path: Path) -> None:
     device = printer(tmp_path, host)
     async with running(device, host):
         with pytest.raises(Unsupported) as raised:
-            await device.print_raw(PrintRawParams(data=b"\x1b@hello\n"), ctx())
+            await device.execute("printRaw", PrintRawParams(data=b"\x1b@hello\n"), ctx())
         assert completion_code(raised.value) is CompletionCode.UNSUPPORTED_COMMAND
         assert device.capabilities()["raw"] is False
 
     host = RecordingHost()
     device = printer(tmp_path, host, allow_raw=True)
     async with running(device, host):
-        result = await device.print_raw(PrintRawParams(data=b"\x1b@hello\n"), ctx())
+        result = await device.execute("printRaw", PrintRawParams(data=b"\x1b@hello\n"), ctx())
         assert result == RawResult(bytes_sent=8)
         await device.sim_paper(PaperParams(level=PaperLevel.OUT))
         with pytest.raises(MediaError):
-            await device.print_raw(PrintRawParams(data=b"x"), ctx())
+            await device.execute("printRaw", PrintRawParams(data=b"x"), ctx())
 
 
 async def test_cut_returns_an_empty_result(tmp_path: Path) -> None:
     host = RecordingHost()
     device = printer(tmp_path, host)
     async with running(device, host):
-        assert await device.cut(NoParams(), ctx()) == NoResult()
+        assert await device.execute("cut", NoParams(), ctx()) == NoResult()
         await device.sim_fault(FaultParams(kind=FaultKind.JAM))
         with pytest.raises(HardwareError):
-            await device.cut(NoParams(), ctx())
+            await device.execute("cut", NoParams(), ctx())
 
 
 async def test_print_time_is_simulated(tmp_path: Path) -> None:
@@ -474,7 +474,7 @@ async def test_print_time_is_simulated(tmp_path: Path) -> None:
     async with running(device, host):
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await device.print_slip(slip_params(copies=2), ctx())
+        await device.execute("printSlip", slip_params(copies=2), ctx())
         assert loop.time() - started >= 0.2
 
 

@@ -22,7 +22,7 @@ from typing import IO, ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, SimAction
+from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, sim_action
 from devices.card_reader.pcsc import PcscSettings
 from devices.errors import HardwareError, InvalidData, SequenceError, Unsupported
 from devices.sim.card_reader import PresentCardParams
@@ -90,13 +90,6 @@ class VirtualCardSimulator(WireSimulator):
     """Specimen cards for the ``pcsc`` driver, through pcscd and vpcd."""
 
     device_class: ClassVar[str] = "cardReader"
-    sim_actions: ClassVar[dict[str, SimAction]] = {
-        "fault": FAULT_ACTION,
-        "presentCard": SimAction(
-            "sim_present_card", PresentCardParams, "place a specimen card on the reader"
-        ),
-        "removeCard": SimAction("sim_remove_card", NoParams, "take the card off the reader"),
-    }
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
@@ -160,6 +153,7 @@ class VirtualCardSimulator(WireSimulator):
             raise RuntimeError("no vpcd slot claimed yet")
         return self._slot
 
+    @sim_action("presentCard", PresentCardParams, "place a specimen card on the reader")
     async def sim_present_card(self, params: PresentCardParams) -> NoResult:
         """Insert a specimen card; complete once pcscd has powered it and reports it present.
 
@@ -198,6 +192,7 @@ class VirtualCardSimulator(WireSimulator):
             )
         return NoResult()
 
+    @sim_action("removeCard", NoParams, "take the card off the reader")
     async def sim_remove_card(self, _params: NoParams) -> NoResult:
         """Take the card away; complete once pcscd reports the reader empty.
 
@@ -239,6 +234,7 @@ class VirtualCardSimulator(WireSimulator):
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
 
+    @FAULT_ACTION
     async def sim_fault(self, params: FaultParams) -> NoResult:
         """Make the chip misbehave: ``slow``, ``garbage`` (once), ``hardwareError``; ``clear``.
 
