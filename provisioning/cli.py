@@ -138,12 +138,16 @@ def master_list(
         "/etc/kioskd/csca"
     ),
     root: Annotated[Path, typer.Option(help="Install into this root (image/chroot).")] = Path("/"),
+    trust: Annotated[
+        Path | None,
+        typer.Option(help="The publishing state's CSCA certificate (its signer's issuer)."),
+    ] = None,
 ) -> None:
     """Install an ICAO CSCA master list after checking its signature and signer."""
     from .csca import MasterListRefused, install  # noqa: PLC0415 - keeps start-up lean
 
     try:
-        target, count = install(source, csca_dir, root)
+        target, count = install(source, csca_dir, root, trust)
     except MasterListRefused as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None

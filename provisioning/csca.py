@@ -3,18 +3,21 @@
 The operator gets the Vietnamese and foreign CSCAs as a master list (a CMS-signed
 bundle published by the ICAO PKD and by states, ICAO 9303-12).  The list is
 installed only when it is trusted: its signature verifies and its signer was
-issued by a CSCA it lists or by a certificate already in the CSCA folder.  The
-card reader reads the folder's ``.ml`` files at start (``csca_dir``).
+issued by a CSCA the operator trusts, the publishing state's CSCA, given with
+``--trust`` (obtained out of band: BSI publishes Germany's, the Netherlands
+theirs) or already in the CSCA folder; a ``--trust`` certificate is installed
+with the list.  The card reader reads the folder at start (``csca_dir``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from asn1crypto import x509 as asn1_x509
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from devices.card_reader.icao import masterlist
+from devices.card_reader.icao.pa import as_asn1
 from devices.card_reader.pcsc import load_cscas
 from devices.errors import HardwareError, ProtocolError
 
@@ -32,8 +35,12 @@ def under_root(root: Path, path: Path) -> Path:
     return root / path.relative_to(path.anchor)
 
 
-def install(source: Path, csca_dir: Path, root: Path = Path("/")) -> tuple[Path, int]:
-    """Verify ``source`` and copy it into ``csca_dir`` under ``root``.
+def install(
+    source: Path, csca_dir: Path, root: Path = Path("/"), trust: Path | None = None
+) -> tuple[Path, int]:
+    """Verify ``source`` and copy it into ``csca_dir`` under ``root`` (with ``trust``).
+
+    ``trust`` is the publishing state's CSCA certificate (PEM or DER).
 
     Returns:
         ``(installed file, number of CSCAs it lists)``.
@@ -47,17 +54,28 @@ def install(source: Path, csca_dir: Path, root: Path = Path("/")) -> tuple[Path,
     try:
         data = source.read_bytes()
         existing = load_cscas(folder) if folder.is_dir() else []
-    except (OSError, HardwareError) as exc:
+        anchor = _certificate(trust.read_bytes()) if trust is not None else None
+    except (OSError, HardwareError, ValueError) as exc:
         raise MasterListRefused(str(exc)) from None
-    trusted = [
-        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in existing
-    ]
+    if anchor is not None:
+        existing.append(anchor)
+    trusted = [as_asn1(c) for c in existing]
     try:
         listed = masterlist.parse_master_list(data, trusted)
     except ProtocolError as exc:
         raise MasterListRefused(f"{source}: {exc}") from None
     if not listed.trusted:
         raise MasterListRefused(f"{source}: master list not trusted: {listed.reason}")
+    if anchor is not None and trust is not None:
+        der = anchor.public_bytes(serialization.Encoding.DER)
+        atomic_write(folder / f"{trust.stem}.der", der, _MODE, None, None)
     target = folder / f"{source.stem}.ml"
     atomic_write(target, data, _MODE, None, None)
     return target, len(listed.cscas)
+
+
+def _certificate(data: bytes) -> x509.Certificate:
+    """A certificate file's certificate, PEM or DER (ValueError otherwise)."""
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)

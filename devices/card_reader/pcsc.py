@@ -34,7 +34,7 @@ from .identity import BacKey, IdentityResult, PaceKey
 from .protocol import CardReader, Progress
 
 if TYPE_CHECKING:
-    from cryptography import x509
+    from .icao.pa import Csca
 
 _CERT_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
 _MASTER_LIST_SUFFIX = ".ml"
@@ -66,12 +66,12 @@ class PcscSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     read_chunk_bytes: Annotated[int, Meta(ge=16, le=32_767)] = SHORT_READ_MAX
 
 
-def load_cscas(folder: Path) -> list[x509.Certificate]:
+def load_cscas(folder: Path) -> list[Csca]:
     """Every CSCA in ``folder``: ``.pem``/``.crt``/``.cer``/``.der`` files and ICAO master lists.
 
     A master list (``.ml``, CMS-signed, ICAO 9303-12) adds its CSCAs only when
-    its signature verifies and its signer chains to a CSCA it lists or one of
-    the folder's certificate files (blocking: run it in a thread).
+    its signature verifies and its signer was issued by one of the folder's
+    certificate files (the publishing state's CSCA; blocking: run it in a thread).
 
     Raises:
         HardwareError: the folder cannot be read, a file is not a certificate,
@@ -79,13 +79,12 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
 
     """
     # The ICAO code and its cryptography (~14 MiB) load once a reader is present.
-    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415
     from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     from .icao import masterlist  # noqa: PLC0415
+    from .icao.pa import as_asn1  # noqa: PLC0415
 
-    certificates: list[x509.Certificate] = []
+    certificates: list[Csca] = []
     lists: list[Path] = []
     try:
         for path in sorted(folder.iterdir()):
@@ -99,10 +98,7 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
                 certificates += x509.load_pem_x509_certificates(data)
             else:
                 certificates.append(x509.load_der_x509_certificate(data))
-        loose = [
-            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-            for c in certificates
-        ]
+        loose = [as_asn1(c) for c in certificates]
         for path in lists:
             try:
                 listed = masterlist.parse_master_list(path.read_bytes(), loose)
@@ -112,7 +108,7 @@ def load_cscas(folder: Path) -> list[x509.Certificate]:
                 raise HardwareError(
                     f"csca_dir {str(path)!r}: master list not trusted: {listed.reason}"
                 )
-            certificates += [x509.load_der_x509_certificate(c.dump()) for c in listed.cscas]
+            certificates += listed.cscas
     except (OSError, ValueError) as exc:
         raise HardwareError(f"csca_dir {str(folder)!r}: {exc}") from None
     return certificates
@@ -130,7 +126,7 @@ class PcscCardReader(CardReader[PcscSettings]):
         self.settings = settings
         self._io: PcscContext | None = None
         self._reader: str | None = None
-        self._cscas: list[x509.Certificate] | None = None
+        self._cscas: list[Csca] | None = None
 
     @property
     def chip_io_enabled(self) -> bool:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devices.card_reader.icao import lds, masterlist, pa
+from devices.card_reader.icao.pa import as_asn1
 from devices.card_reader.pcsc import load_cscas
 from devices.errors import HardwareError, ProtocolError
 from devices.sim.specimen_cards import SPECIMEN_CARDS
@@ -109,11 +110,11 @@ def published() -> tuple[bytes, SpecimenPki, x509.Certificate]:
     return build_list([csca, state.csca, foreign.csca], signer, signer_key), state, csca
 
 
-def test_a_master_list_verifies_and_lists_its_cscas(
+def test_a_master_list_is_trusted_through_its_publishers_csca(
     published: tuple[bytes, SpecimenPki, x509.Certificate],
 ) -> None:
-    data, state, _ = published
-    listed = masterlist.parse_master_list(data)
+    data, state, publisher = published
+    listed = masterlist.parse_master_list(data, [publisher])
     assert (listed.trusted, listed.reason) == (True, None)
     assert len(listed.cscas) == 3
     files = card_files(SPECIMEN_CARDS["default"], state)
@@ -121,35 +122,83 @@ def test_a_master_list_verifies_and_lists_its_cscas(
     assert pa.passive_auth(files[lds.Ef.SOD], groups, listed.cscas).chain_valid is True
 
 
+def test_a_list_vouching_only_for_itself_is_not_trusted(
+    published: tuple[bytes, SpecimenPki, x509.Certificate],
+) -> None:
+    data, _, _ = published
+    alone = masterlist.parse_master_list(data)
+    assert alone.trusted is False
+    assert alone.reason is not None
+    assert "only by a CSCA in the list itself" in alone.reason
+
+
 def test_a_tampered_or_unchained_list_is_not_trusted(
     published: tuple[bytes, SpecimenPki, x509.Certificate],
 ) -> None:
-    data, _, csca = published
+    data, _, publisher = published
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0x01
     try:
-        tampered = masterlist.parse_master_list(bytes(flipped))
+        tampered = masterlist.parse_master_list(bytes(flipped), [publisher])
     except ProtocolError:  # a flipped length byte breaks the ASN.1: refused too
         tampered = None
     assert tampered is None or tampered.trusted is False
     key = ec.generate_private_key(ec.SECP256R1())
     stranger = certificate("stranger", key, "nobody", key)
-    alone = masterlist.parse_master_list(build_list([make_pki("x").csca], stranger, key))
+    alone = masterlist.parse_master_list(
+        build_list([make_pki("x").csca], stranger, key), [publisher]
+    )
     assert alone.trusted is False
-    assert alone.reason == "the signer was issued by no listed or trusted CSCA"
-    assert masterlist.parse_master_list(build_list([csca], stranger, key), [csca]).trusted is False
+    assert alone.reason == "the signer was issued by no trusted CSCA"
 
 
-def test_csca_dir_takes_a_trusted_master_list_and_names_an_untrusted_one(
+def test_csca_dir_takes_a_list_its_publishers_csca_vouches_for(
     published: tuple[bytes, SpecimenPki, x509.Certificate], tmp_path: Path
 ) -> None:
-    data, state, _ = published
+    data, state, publisher = published
     (tmp_path / "icao.ml").write_bytes(data)
-    loaded = load_cscas(tmp_path)
-    assert state.csca in loaded
-    assert len(loaded) == 3
+    with pytest.raises(HardwareError, match=r"icao\.ml.*not trusted"):
+        load_cscas(tmp_path)
+    (tmp_path / "publisher.pem").write_bytes(publisher.public_bytes(serialization.Encoding.PEM))
+    loaded = [as_asn1(c).dump() for c in load_cscas(tmp_path)]
+    assert state.csca.public_bytes(serialization.Encoding.DER) in loaded
+    assert len(loaded) == 4  # the publisher's certificate file and the three listed
     key = ec.generate_private_key(ec.SECP256R1())
     stranger = certificate("stranger", key, "nobody", key)
     (tmp_path / "bad.ml").write_bytes(build_list([make_pki("x").csca], stranger, key))
     with pytest.raises(HardwareError, match=r"bad\.ml.*not trusted"):
         load_cscas(tmp_path)
+
+
+# --- real master lists: Germany (BSI) and the Netherlands ---------------------------------------
+
+LISTS = Path(__file__).parent.parent / "data" / "icao" / "masterlists"
+REAL = [
+    ("DE_ML_2026-05-28-08-28-45.ml", "DE_ROOT_CA_CSCA07.cer"),
+    ("NL_ML_2026-07-22.ml", "NL_ROOT_CA.cer"),
+]
+
+
+@pytest.mark.parametrize(("name", "root"), REAL)
+def test_a_published_master_list_verifies_through_its_states_root(name: str, root: str) -> None:
+    data = (LISTS / name).read_bytes()
+    anchor = asn1_x509.Certificate.load((LISTS / root).read_bytes())
+    listed = masterlist.parse_master_list(data, [anchor])
+    assert (listed.trusted, listed.reason) == (True, None)
+    assert len(listed.cscas) > 400
+    vietnam = [c for c in listed.cscas if c.subject.native.get("country_name") == "VN"]
+    assert [c.subject.native["common_name"] for c in vietnam] == ["CSCA ePassport Vietnam"]
+    explicit = [
+        c
+        for c in listed.cscas
+        if c.public_key.algorithm == "ec"
+        and c.public_key["algorithm"]["parameters"].name == "specified"
+    ]
+    assert explicit, "real lists hold CSCAs with explicit EC parameters"
+    assert masterlist.parse_master_list(data).trusted is False
+
+
+def test_the_german_list_fails_against_the_dutch_root() -> None:
+    data = (LISTS / REAL[0][0]).read_bytes()
+    dutch = asn1_x509.Certificate.load((LISTS / REAL[1][1]).read_bytes())
+    assert masterlist.parse_master_list(data, [dutch]).trusted is False

@@ -3,9 +3,11 @@
 States and the ICAO PKD publish their trusted CSCAs as a CMS SignedData whose
 content (eContentType ``id-icao-cscaMasterList``) is
 ``CscaMasterList ::= SEQUENCE { version INTEGER, certList SET OF Certificate }``,
-signed by a master list signer certificate that one of the listed CSCAs (the
-publishing state's) issued.  A list is trusted only when its signature verifies
-and its signer chains to a CSCA in it or to one the operator already trusts.
+signed by a master list signer certificate that the publishing state's CSCA
+issued.  A list is trusted only when its signature verifies and its signer was
+issued by a CSCA the operator already trusts (the publishing state's, obtained
+out of band, e.g. the BSI's published German root CSCA): a list vouching for
+itself proves nothing, anyone can sign one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
 
 from devices.errors import ProtocolError
 
@@ -48,8 +51,8 @@ class MasterList:
     Attributes:
         cscas: the CSCA certificates it lists.
         signer: the master list signer certificate, if the CMS carries it.
-        trusted: the signature verifies and the signer was issued by a listed
-            or already trusted CSCA.
+        trusted: the signature verifies and the signer was issued by an
+            already trusted CSCA.
         reason: why it is not trusted (``None`` when it is).
 
     """
@@ -60,12 +63,14 @@ class MasterList:
     reason: str | None
 
 
-def parse_master_list(data: bytes, trusted: Iterable[asn1_x509.Certificate] = ()) -> MasterList:
+def parse_master_list(
+    data: bytes, trusted: Iterable[x509.Certificate | asn1_x509.Certificate] = ()
+) -> MasterList:
     """Parse a master list (DER ContentInfo) and judge it.
 
     Args:
         data: the ``.ml`` file as published.
-        trusted: CSCAs the operator already trusts (the signer may chain to one).
+        trusted: CSCAs the operator already trusts; the signer must chain to one.
 
     Raises:
         ProtocolError: not a CMS SignedData holding a CSCA master list.
@@ -94,9 +99,15 @@ def parse_master_list(data: bytes, trusted: Iterable[asn1_x509.Certificate] = ()
         return MasterList(cscas, None, trusted=False, reason=str(exc))
     reason = _check_signature(signer_info, signer, content)
     if reason is None:
-        chained, unknown = pa.chain_valid(signer, [*cscas, *trusted])
+        chained, unknown = pa.chain_valid(signer, list(trusted))
         if not chained:
-            reason = unknown or "the signer was issued by no listed or trusted CSCA"
+            listed_issuer, _ = pa.chain_valid(signer, cscas)
+            reason = unknown or (
+                "the signer was issued only by a CSCA in the list itself: trust the "
+                "publishing state's CSCA first"
+                if listed_issuer
+                else "the signer was issued by no trusted CSCA"
+            )
     return MasterList(cscas, signer, trusted=reason is None, reason=reason)
 
 

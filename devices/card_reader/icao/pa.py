@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
@@ -271,7 +272,13 @@ def _issued_by(signer: asn1_x509.Certificate, csca: asn1_x509.Certificate) -> bo
     )
 
 
-def _as_asn1(cert: x509.Certificate | asn1_x509.Certificate) -> asn1_x509.Certificate:
+#: A CSCA as configured: from a certificate file (``cryptography``) or a master list
+#: (``asn1crypto``, which also reads the encodings ``cryptography`` refuses).
+Csca: TypeAlias = x509.Certificate | asn1_x509.Certificate
+
+
+def as_asn1(cert: Csca) -> asn1_x509.Certificate:
+    """``cert`` as an ``asn1crypto`` certificate."""
     if isinstance(cert, asn1_x509.Certificate):
         return cert
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
@@ -279,7 +286,7 @@ def _as_asn1(cert: x509.Certificate | asn1_x509.Certificate) -> asn1_x509.Certif
 
 def chain_valid(
     signer: asn1_x509.Certificate | None,
-    cscas: Iterable[x509.Certificate | asn1_x509.Certificate] | None,
+    cscas: Iterable[Csca] | None,
 ) -> tuple[bool | None, str | None]:
     """Whether the document signer was issued and signed by one of ``cscas``.
 
@@ -295,7 +302,7 @@ def chain_valid(
     unknown = None
     for csca in cscas:
         try:
-            if _issued_by(signer, _as_asn1(csca)):
+            if _issued_by(signer, as_asn1(csca)):
                 return True, None
         except keys.UnknownAlgorithm as exc:
             unknown = str(exc)
@@ -307,7 +314,7 @@ def chain_valid(
 def passive_auth(
     sod_file: bytes,
     groups: Mapping[int, bytes],
-    cscas: Iterable[x509.Certificate | asn1_x509.Certificate] | None,
+    cscas: Iterable[Csca] | None,
     issues: list[ReadIssue] | None = None,
 ) -> PassiveAuth:
     """All three verdicts for the data groups read (number -> whole file).

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol, TypeVar
 
-from cryptography import x509
-
 from devices.card_reader.identity import BacKey, IdentityResult, PaceKey, PassiveAuth, ReadIssue
 from devices.errors import AccessDenied, ProtocolError, Unsupported
 
@@ -401,7 +399,7 @@ async def read_identity(
     progress: Progress,
     *,
     today: date,
-    cscas: Iterable[x509.Certificate] | None,
+    cscas: Iterable[pa.Csca] | None,
     chunk_bytes: int = SHORT_READ_MAX,
     offload: Offload = run_inline,
 ) -> IdentityResult:
@@ -485,7 +483,7 @@ def _listed_groups(com: bytes | None, sod: bytes | None, issues: list[ReadIssue]
 def _passive_auth(
     sod: bytes | None,
     groups: Mapping[int, bytes],
-    cscas: Iterable[x509.Certificate] | None,
+    cscas: Iterable[pa.Csca] | None,
     issues: list[ReadIssue],
 ) -> PassiveAuth:
     """Passive authentication; without a readable EF.SOD every verdict is false (or null)."""
