@@ -155,6 +155,21 @@ def _rsa_key(info: asn1_keys.PublicKeyInfo) -> rsa.RSAPublicKey:
     return rsa.RSAPublicNumbers(exponent, modulus).public_key()
 
 
+def curve_from_parameters(ec_parameters_der: bytes) -> Any:
+    """The ``ecdsa`` curve of DER ``ECParameters`` (explicit, or a named curve's OID).
+
+    Raises:
+        UnknownAlgorithm: a curve not known by name, or implicit parameters.
+        ProtocolError: malformed parameters.
+
+    """
+    try:
+        params = asn1_keys.ECDomainParameters.load(ec_parameters_der, strict=True)
+        return _curve(params)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ProtocolError(f"EC domain parameters: malformed ({exc})") from None
+
+
 def load_public_key(spki_der: bytes) -> PublicKey:
     """Load a SubjectPublicKeyInfo: RSA, or EC with a named or explicit curve.
 

@@ -19,6 +19,7 @@ the last step (its token check fails).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from asn1crypto import core
 from devices.card_reader.identity import BacKey, PaceKey
 from devices.errors import ProtocolError
 
-from . import aes, cipher, ec, tlv
+from . import aes, cipher, ec, keys, tlv
 from .apdu import SHORT_MAX_LE, CommandApdu
 from .bac import SessionKeys
 from .sm import SecureChannel
@@ -57,6 +58,8 @@ PACE_ECDH_CAM: dict[str, int] = {
     f"{ID_PACE}.6.3": 24,
     f"{ID_PACE}.6.4": 32,
 }
+#: PACEDomainParameterInfo protocols: key agreement and mapping without the cipher arc.
+_PACE_DOMAIN_INFOS = frozenset({f"{ID_PACE}.2", f"{ID_PACE}.4", f"{ID_PACE}.6"})
 #: Password references of MSE:Set AT (9303-11 table 11).
 PASSWORD_MRZ = 1
 PASSWORD_CAN = 2
@@ -102,19 +105,23 @@ class PaceInfo:
     Attributes:
         protocol: the protocol OID, dotted.
         version: 2 for current chips.
-        parameter_id: the standardized domain parameter ID (``None``: not given).
+        parameter_id: the standardized domain parameter ID, or a proprietary one
+            (32-63) a ``PACEDomainParameterInfo`` defines (``None``: not given).
+        explicit: the domain parameters a ``PACEDomainParameterInfo`` of
+            EF.CardAccess gives explicitly for this protocol, if any.
 
     """
 
     protocol: str
     version: int
     parameter_id: int | None
+    explicit: ec.Domain | None = None
 
     @property
     def supported(self) -> bool:
         """True for ECDH generic (AES, 3DES) or chip authentication mapping on a standard curve."""
         known = self.protocol in PACE_ECDH_GM or self.protocol in PACE_ECDH_CAM
-        return known and self.parameter_id in ec.STANDARD_DOMAINS
+        return known and (self.explicit is not None or self.parameter_id in ec.STANDARD_DOMAINS)
 
     @property
     def chip_authentication(self) -> bool:
@@ -141,12 +148,14 @@ class PaceInfo:
 
     @property
     def domain(self) -> ec.Domain:
-        """The curve of :attr:`parameter_id`.
+        """The curve: the explicit one EF.CardAccess gives, else :attr:`parameter_id`'s.
 
         Raises:
-            ProtocolError: not a standardized elliptic curve.
+            ProtocolError: neither explicit nor a standardized elliptic curve.
 
         """
+        if self.explicit is not None:
+            return self.explicit
         domain = ec.STANDARD_DOMAINS.get(self.parameter_id or -1)
         if domain is None:
             raise ProtocolError(f"PACE: domain parameters {self.parameter_id} are not supported")
@@ -169,26 +178,51 @@ def build_card_access(infos: list[PaceInfo]) -> bytes:
 def parse_card_access(data: bytes) -> list[PaceInfo]:
     """The PACEInfos of EF.CardAccess (other SecurityInfos are skipped).
 
+    A ``PACEDomainParameterInfo`` (``id-PACE-ECDH-GM/IM/CAM``, explicit EC
+    domain parameters, an optional parameter ID) gives the curve of the
+    PACEInfos naming its ID (or of all of them when it is the only one): the
+    parameters are matched to the standardized curve they equal, or used as
+    given (:func:`.keys.curve_from_parameters`).
+
     Raises:
-        ProtocolError: not a SET of SecurityInfo sequences.
+        ProtocolError: not a SET of SecurityInfo sequences, or malformed domain parameters.
 
     """
     outer = tlv.read_tlv(data)
     if outer.tag != _TAG_SET:
         raise ProtocolError("EF.CardAccess: not a SET of SecurityInfos")
     infos = []
+    explicit: dict[int | None, ec.Domain] = {}
     for item in outer.children():
         fields = item.children() if item.tag == _TAG_SEQUENCE else []
-        if len(fields) < 2 or fields[0].tag != _TAG_OID or fields[1].tag != _TAG_INTEGER:  # noqa: PLR2004
+        if len(fields) < 2 or fields[0].tag != _TAG_OID:  # noqa: PLR2004
             continue
         protocol = _oid_text(fields[0].value)
-        if not protocol.startswith(ID_PACE + "."):
-            continue
         parameter = None
         if len(fields) > 2 and fields[2].tag == _TAG_INTEGER:  # noqa: PLR2004
             parameter = int.from_bytes(fields[2].value, "big")
-        infos.append(PaceInfo(protocol, int.from_bytes(fields[1].value, "big"), parameter))
-    return infos
+        if protocol in _PACE_DOMAIN_INFOS and fields[1].tag == _TAG_SEQUENCE:
+            explicit[parameter] = _explicit_domain(fields[1])
+        elif protocol.startswith(ID_PACE + ".") and fields[1].tag == _TAG_INTEGER:
+            infos.append(PaceInfo(protocol, int.from_bytes(fields[1].value, "big"), parameter))
+    if not explicit:
+        return infos
+    only = next(iter(explicit.values())) if len(explicit) == 1 else None
+    return [
+        dataclasses.replace(i, explicit=explicit.get(i.parameter_id, only))
+        if i.parameter_id not in ec.STANDARD_DOMAINS
+        else i
+        for i in infos
+    ]
+
+
+def _explicit_domain(algorithm: tlv.Tlv) -> ec.Domain:
+    """The curve of a ``PACEDomainParameterInfo``'s ``AlgorithmIdentifier`` (ECParameters)."""
+    parts = algorithm.children()
+    if len(parts) != 2:  # noqa: PLR2004 - algorithm OID and its parameters
+        raise ProtocolError("EF.CardAccess: domain parameters without ECParameters")
+    curve = keys.curve_from_parameters(tlv.encode(parts[1].tag, parts[1].value))
+    return ec.Domain(curve.name, curve)
 
 
 def preferred(infos: list[PaceInfo]) -> PaceInfo | None:
