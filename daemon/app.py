@@ -207,6 +207,20 @@ def limit_malloc_arenas() -> None:
     mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
+def release_freed_heap() -> None:
+    """Hand the heap that start-up freed back to the kernel (glibc ``malloc_trim``).
+
+    Imports and config parsing free a few hundred KiB that malloc would otherwise
+    keep; the daemon's resident size after start-up is what a board budgets for
+    (docs/performance.md).  Without glibc this does nothing.
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    malloc_trim(0)
+
+
 class App:
     """One daemon run.
 
@@ -511,6 +525,7 @@ class App:
         # Start-up objects live as long as the daemon: keep them out of full collections,
         # which otherwise paused the loop 20-30 ms every few hundred commands.
         gc.freeze()
+        release_freed_heap()
         await self.link.flush()
         self.notifier.notify("READY=1")
         log.info(
