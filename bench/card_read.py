@@ -213,6 +213,21 @@ async def measure(
     }
 
 
+async def chip_share(count: int) -> dict[str, Any]:
+    """``./dev bench`` row (j): reads of a 10 ms/APDU chip (MRZ key, 223-byte reads).
+
+    Starts pcscd when none runs; ``daemonShare`` is the daemon's p50 over the total p50.
+    """
+    timers = Timers()
+    undo = instrument(timers)
+    try:
+        with pcscd():
+            row = await measure(count, 10.0, 223, KEY, timers)
+    finally:
+        undo()
+    return row | {"daemonShare": round(row["daemonMs"]["p50"] / row["totalMs"]["p50"], 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.card_read", description=__doc__)
     parser.add_argument("--count", type=int, default=30, help="timed reads per configuration")

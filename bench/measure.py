@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 
 from tests.uiclient import MSGPACK, UiClient, connect
 
-from . import browser, procs, scanner, slip
+from . import browser, card_read, footprint, procs, scanner, slip
 from .stats import Stats
 
 BOARD = "sim-0001"
@@ -361,14 +361,7 @@ async def _footprint(daemon: procs.Daemon, plan: Plan) -> dict[str, Any]:
     if broker_pid is not None:
         rss["mosquittoMiB"] = round(procs.rss_kib(broker_pid) / 1024, 1)
     pids = {"daemon": daemon.pid} | ({"mosquitto": broker_pid} if broker_pid is not None else {})
-    before = {name: procs.cpu_seconds(pid) for name, pid in pids.items()}
-    t0 = time.perf_counter()
-    await asyncio.sleep(plan.idle_s)
-    elapsed = time.perf_counter() - t0
-    cpu: dict[str, float] = {"seconds": round(elapsed, 2)}
-    for name, pid in pids.items():
-        cpu[f"{name}Pct"] = round((procs.cpu_seconds(pid) - before[name]) / elapsed * 100, 2)
-    return {"rss": rss, "idleCpu": cpu}
+    return {"rss": rss, "idleCpu": await footprint.idle(pids, plan.idle_s)}
 
 
 # -- everything ------------------------------------------------------------------------------
@@ -388,8 +381,12 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results["scanPty"] = await scanner.scan_latency(plan.count, plan.warmup)
         progress(f"(d) start-up x{plan.startups}, RSS, idle CPU {plan.idle_s:g} s")
         results |= await startup(plan, setup, xdg)
+        progress("(d) production: real drivers, no hardware, no simulator: RSS, idle CPU")
+        results["production"] = await footprint.production(plan.settle_s, plan.idle_s)
     progress("(g) slip render, and printing through the escpos driver")
     results["slip"] = await slip.measure(min(plan.count, 200))
     progress("(i) a 272 KB picture: TCP, the UI server's bridge, Chromium, mosquitto's websockets")
     results["picture"] = await browser.measure(max(10, plan.count // 25), plan.slow_pictures)
+    progress("(j) chip reads through pcscd and vpcd, 10 ms per APDU")
+    results["chipRead"] = await card_read.chip_share(max(5, plan.count // 50))
     return results

@@ -45,6 +45,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_ns(pid: int) -> int:
+    """On-CPU time of a process's live threads in ns (``/proc/PID/task/*/schedstat``).
+
+    Finer than :func:`cpu_seconds` (whose ticks are 10 ms, i.e. 0.1 % of a core over
+    10 s); a thread that exits takes its time with it, so use it over idle windows.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text(encoding="ascii").split()[0])
+        except (OSError, ValueError):
+            continue  # the thread exited meanwhile
+    return total
+
+
 def children(pid: int) -> list[tuple[int, str]]:
     """Direct children of ``pid`` as ``(pid, comm)``."""
     found: list[tuple[int, str]] = []
@@ -194,9 +209,13 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def run_daemon(
-    setup: SimSetup, xdg_state: Path, start_timeout: float = 15.0
+    setup: SimSetup, xdg_state: Path, start_timeout: float = 15.0, external_port: int | None = None
 ) -> AsyncIterator[Daemon]:
-    """Start ``python -m daemon`` with the embedded broker; SIGTERM it on exit."""
+    """Start ``python -m daemon`` with the embedded broker; SIGTERM it on exit.
+
+    ``external_port``: the config names a broker of its own on that port (nothing
+    is announced on stdout then).
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     env |= {"XDG_STATE_HOME": str(xdg_state), "PYTHONUNBUFFERED": "1"}
     log_path = xdg_state / f"daemon-{time.monotonic_ns()}.log"
@@ -217,7 +236,7 @@ async def run_daemon(
             stdout=subprocess.PIPE,
             stderr=log,
         )
-    running: Daemon | None = None
+    running = None if external_port is None else Daemon(proc, external_port, started, log_path)
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(start_timeout):

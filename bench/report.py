@@ -13,6 +13,10 @@ SLIP_RENDER_MS = 150.0
 SCAN_P99_MS = 5.0
 #: A picture through the UI server's bridge, p50 over the same picture's TCP p50.
 PICTURE_TCP_FACTOR = 2.0
+#: Idle CPU of the daemon with every real driver polling (its wire simulators), % of a core.
+IDLE_CPU_PCT = 1.0
+#: The daemon's share of a chip read at 10 ms per APDU.
+CHIP_DAEMON_SHARE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
             )
         )
         found.append(Target(f"{label} p99", stats["p99"], RTT_P99_MS, "ms"))
-    if "rss" in results:
-        found.append(Target("daemon RSS", results["rss"]["daemonMiB"], RSS_MIB, "MiB"))
+    if "production" in results:
+        prod = results["production"]
+        found.append(Target("production daemon RSS", prod["rssMiB"], RSS_MIB, "MiB"))
+    if "idleCpu" in results:
+        pct = results["idleCpu"]["daemonPct"]
+        found.append(Target("idle CPU, drivers polling (sim)", pct, IDLE_CPU_PCT, "%"))
+    if "chipRead" in results:
+        share = round(results["chipRead"]["daemonShare"] * 100, 1)
+        found.append(Target("chip read daemon share", share, CHIP_DAEMON_SHARE * 100, "%"))
     if "scanPty" in results:
         found.append(Target("scanPty p99", results["scanPty"]["p99"], SCAN_P99_MS, "ms"))
     if "startup" in results:
@@ -191,6 +202,7 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     lines += _footprint(results, by_name)
     lines += _slip_lines(results.get("slip"), by_name)
     lines += _picture_lines(results.get("picture"), by_name)
+    lines += _issue19_lines(results, by_name)
     missed = [t for t in checked if not t.passed]
     lines += [
         "",
@@ -200,6 +212,70 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     if missed:
         lines.append("  where the time goes: docs/performance.md; python -m bench.profile TARGET")
     return "\n".join(lines)
+
+
+def _issue19_lines(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]:
+    """Issue 19's table: each measure with its baseline from the same run, and PASS/MISS."""
+    rows: list[tuple[str, str, str, Target | None]] = []
+    if "picture" in results:
+        pic = results["picture"]
+        rows.append(
+            (
+                f"{pic['bytes'] / 1000:.0f} KB picture to Chromium, bridge p50",
+                f"{pic['bridge']['p50']:.1f} ms",
+                f"mosquitto ws {pic['mosquittoWs']['p50']:.0f} ms; TCP {pic['tcp']['p50']:.1f} ms",
+                by_name.get("picture via bridge (Chromium) p50 / TCP p50"),
+            )
+        )
+    if "production" in results and "rss" in results:
+        rows.append(
+            (
+                "daemon RSS, production (real drivers, no hardware)",
+                f"{results['production']['rssMiB']:.1f} MiB",
+                f"--sim {results['rss']['daemonMiB']:.1f} MiB",
+                by_name.get("production daemon RSS"),
+            )
+        )
+    if "idleCpu" in results:
+        prod = results.get("production", {}).get("idleCpu", {})
+        rows.append(
+            (
+                "daemon idle CPU, drivers polling wire simulators",
+                f"{results['idleCpu']['daemonPct']:.2f} %",
+                f"production, no hardware: {prod.get('daemonPct', float('nan')):.2f} %",
+                by_name.get("idle CPU, drivers polling (sim)"),
+            )
+        )
+    for label, key in (("lights/set", "lights/set"), ("printer/cut", "printer/cut")):
+        found = next(
+            (t for name, t in by_name.items() if name.endswith(f"{key} p99 / floor p99")), None
+        )
+        if found is not None:
+            rows.append(
+                (
+                    f"{label} p99 / broker echo p99",
+                    f"{found.value:.2f}x",
+                    f"echo p99 {results['floor']['p99']:.2f} ms",
+                    found,
+                )
+            )
+    if "chipRead" in results:
+        chip = results["chipRead"]
+        rows.append(
+            (
+                "chip read at 10 ms/APDU, daemon share",
+                f"{chip['daemonShare'] * 100:.1f} %",
+                f"daemon {chip['daemonMs']['p50']:.1f} of {chip['totalMs']['p50']:.0f} ms",
+                by_name.get("chip read daemon share"),
+            )
+        )
+    if not rows:
+        return []
+    lines = ["", "  issue 19: measure, now, baseline in the same run, target"]
+    for label, now, baseline, target in rows:
+        mark = _mark(target) if target is not None else ""
+        lines.append(f"      {label:<52}{now:>12}  {baseline:<44}{mark}")
+    return lines
 
 
 def _picture_lines(picture: dict[str, Any] | None, by_name: dict[str, Target]) -> list[str]:
@@ -247,13 +323,19 @@ def _footprint(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]
     if "rss" in results:
         rss = results["rss"]
         lines.append(
-            f"      RSS after ready + settle: daemon {rss['daemonMiB']:.1f} MiB  {_mark(by_name['daemon RSS'])}; "
-            f"embedded mosquitto {rss.get('mosquittoMiB', float('nan')):.1f} MiB",
+            f"      RSS after ready + settle (--sim, every simulator in the process): daemon "
+            f"{rss['daemonMiB']:.1f} MiB; embedded mosquitto {rss.get('mosquittoMiB', float('nan')):.1f} MiB",
         )
     if "idleCpu" in results:
         cpu = results["idleCpu"]
         lines.append(
             f"      idle CPU over {cpu['seconds']:.0f} s: daemon {cpu['daemonPct']:.2f} %, "
             f"mosquitto {cpu.get('mosquittoPct', float('nan')):.2f} % of one core",
+        )
+    if "production" in results:
+        prod = results["production"]
+        lines.append(
+            f"      production (real drivers, no hardware, {prod['state']}): RSS {prod['rssMiB']:.1f} MiB  "
+            f"{_mark(by_name['production daemon RSS'])}; idle CPU {prod['idleCpu']['daemonPct']:.2f} %",
         )
     return lines

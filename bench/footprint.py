@@ -1,0 +1,158 @@
+"""``python -m bench.footprint``: RSS and idle CPU in production, and what each poller costs.
+
+- **production**: ``kioskd run --config`` with the devices of the built-in sim
+  config but their real drivers only (no ``simulator`` key, no mock pin factory,
+  the card reader on ``pcsc``), against a standalone mosquitto, on a machine
+  without the hardware: every driver tries its device (serial ports, the
+  printer's TCP port, pcscd, the camera node, a GPIO pin factory) and retries
+  with its backoff.  RSS after the daemon reports ready or degraded and a settle
+  time, then its CPU over the idle window.
+- **per device**: ``kioskd run --config`` with one device of the sim config (its
+  real driver polling its wire simulator as configured) and the embedded broker,
+  idle CPU over the window; ``none`` is the daemon with no device.  A device's
+  cost is its run minus ``none`` (the wire simulator runs in the daemon's
+  process, so its own work is inside the figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tests.uiclient import connect
+
+from . import procs
+from .traffic import wait_ready
+
+BOARD = "sim-0001"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _sim_devices() -> dict[str, dict[str, Any]]:
+    text = resources.files("daemon").joinpath("sim.toml").read_text(encoding="utf-8")
+    devices: dict[str, dict[str, Any]] = tomllib.loads(text)["devices"]
+    return devices
+
+
+def _config(
+    path: Path, state: Path, devices: dict[str, dict[str, Any]], *, mqtt_port: int | None
+) -> Path:
+    """A config file: board sim-0001, ``state`` for state and runtime, ``devices``.
+
+    ``mqtt_port`` None: the embedded broker (a ``[broker]`` table), else that broker.
+    """
+    lines = ["[board]", f'id = "{BOARD}"']
+    lines += ["[mqtt]", f"port = {mqtt_port}"] if mqtt_port else ["[broker]", "embedded = true"]
+    lines += ["[daemon]", f'state_dir = "{state / "state"}"', f'runtime_dir = "{state / "run"}"']
+    for dev_id, table in devices.items():
+        lines.append(f"[devices.{dev_id}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def production_devices() -> dict[str, dict[str, Any]]:
+    """The sim config's devices with their real drivers and no simulator."""
+    devices: dict[str, dict[str, Any]] = {}
+    for dev_id, table in _sim_devices().items():
+        real = {k: v for k, v in table.items() if k != "simulator"}
+        if real.get("pin_factory") == "mock":
+            del real["pin_factory"]  # gpiozero's default factories: no GPIO here
+        if real["driver"] == "sim":  # the card reader: its real driver is pcsc
+            real["driver"] = "pcsc"
+        devices[dev_id] = real
+    return devices
+
+
+async def idle(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """CPU of each process over ``seconds`` as % of one core (schedstat, ns resolution)."""
+    before = {name: procs.cpu_ns(pid) for name, pid in pids.items()}
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - t0
+    return {
+        f"{name}Pct": round((procs.cpu_ns(pid) - before[name]) / 1e9 / elapsed * 100, 3)
+        for name, pid in pids.items()
+    } | {"seconds": round(elapsed, 2)}
+
+
+async def _ready_state(port: int) -> str:
+    async with connect(port, BOARD, "bench-footprint") as ui:
+        state: str = (await wait_ready(ui))["state"]
+    return state
+
+
+async def production(settle_s: float, idle_s: float) -> dict[str, Any]:
+    """RSS and idle CPU of the daemon with real drivers and no hardware."""
+    with (
+        procs.broker() as broker,
+        tempfile.TemporaryDirectory(prefix="kioskd-bench-prod-") as tmp,
+    ):
+        work = Path(tmp)
+        config = _config(work / "kioskd.toml", work, production_devices(), mqtt_port=broker.port)
+        setup = procs.SimSetup(["run", "--config", str(config)], list(production_devices()))
+        async with procs.run_daemon(setup, work, external_port=broker.port) as daemon:
+            state = await _ready_state(daemon.port)
+            await asyncio.sleep(settle_s)
+            rss = round(procs.rss_kib(daemon.pid) / 1024, 1)
+            cpu = await idle({"daemon": daemon.pid}, idle_s)
+    return {"state": state, "rssMiB": rss, "idleCpu": cpu}
+
+
+async def per_device(settle_s: float, idle_s: float) -> dict[str, float]:
+    """Idle CPU (% of a core) of the daemon with each sim device alone, and with none."""
+    out: dict[str, float] = {}
+    devices = {"none": {}} | {dev_id: {dev_id: t} for dev_id, t in _sim_devices().items()}
+    for name, chosen in devices.items():
+        with tempfile.TemporaryDirectory(prefix="kioskd-bench-poll-") as tmp:
+            work = Path(tmp)
+            config = _config(work / "kioskd.toml", work, chosen, mqtt_port=None)
+            setup = procs.SimSetup(["run", "--config", str(config)], list(chosen))
+            async with procs.run_daemon(setup, work) as daemon:
+                await _ready_state(daemon.port)
+                await asyncio.sleep(settle_s)
+                out[name] = (await idle({"daemon": daemon.pid}, idle_s))["daemonPct"]
+    return out
+
+
+async def measure(settle_s: float, idle_s: float) -> dict[str, Any]:
+    """Production RSS and idle CPU, and each sim device's idle CPU."""
+    return {
+        "production": await production(settle_s, idle_s),
+        "pollers": await per_device(settle_s, idle_s),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=__doc__)
+    parser.add_argument("--idle", type=float, default=10.0, help="idle window, seconds")
+    args = parser.parse_args()
+    result = asyncio.run(measure(2.0, args.idle))
+    prod = result["production"]
+    print(
+        f"production ({prod['state']}): RSS {prod['rssMiB']:.1f} MiB, idle CPU "
+        f"{prod['idleCpu']['daemonPct']:.2f} % over {prod['idleCpu']['seconds']:.0f} s"
+    )
+    base = result["pollers"]["none"]
+    print(f"idle CPU per device (% of a core, minus the daemon alone: {base:.2f} %)")
+    for name, pct in result["pollers"].items():
+        if name != "none":
+            print(f"  {name:<14} {pct:6.2f} %  (+{pct - base:.2f})")
+
+
+if __name__ == "__main__":
+    main()
