@@ -82,7 +82,7 @@ def load_cscas(folder: Path) -> list[Csca]:
     from cryptography import x509  # noqa: PLC0415
 
     from .icao import masterlist  # noqa: PLC0415
-    from .icao.pa import as_asn1  # noqa: PLC0415
+    from .icao.pa import as_asn1, normalised_name  # noqa: PLC0415
 
     certificates: list[Csca] = []
     lists: list[Path] = []
@@ -111,6 +111,10 @@ def load_cscas(folder: Path) -> list[Csca]:
             certificates += listed.cscas
     except (OSError, ValueError) as exc:
         raise HardwareError(f"csca_dir {str(folder)!r}: {exc}") from None
+    for csca in certificates:  # parse names and extensions here, not during the first read
+        parsed = as_asn1(csca)
+        normalised_name(parsed.subject)
+        _ = parsed.key_identifier
     return certificates
 
 

@@ -8,6 +8,7 @@ verdict is reported on its own: a failed check never hides behind another.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
@@ -133,6 +134,13 @@ def unverified_groups(sod: Sod, groups: Mapping[int, bytes]) -> dict[int, str]:
 
 def normalised_name(name: asn1_x509.Name) -> tuple[tuple[str, str], ...]:
     """A name's attributes, RFC 5280 string-prepped and sorted: equal whatever the RDN order."""
+    return _normalised(name.dump())
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(der: bytes) -> tuple[tuple[str, str], ...]:
+    """:func:`normalised_name` by DER (string preparation is slow; CSCAs recur every read)."""
+    name = asn1_x509.Name.load(der)
     return tuple(
         sorted(
             (attr["type"].dotted, str(attr.prepped_value)) for rdn in name.chosen for attr in rdn
@@ -257,8 +265,9 @@ def signed_data_valid(signed: cms.SignedData) -> SignatureCheck:
 def _issued_by(signer: asn1_x509.Certificate, csca: asn1_x509.Certificate) -> bool:
     """True when ``csca`` issued ``signer`` (names or key IDs agree) and its signature verifies."""
     aki = signer.authority_key_identifier
-    if aki is not None and csca.key_identifier is not None:
-        if bytes(aki) not in _key_ids(csca):
+    ski = csca.key_identifier
+    if aki is not None and ski is not None:  # the cheap test first: hundreds of CSCAs per read
+        if bytes(aki) != bytes(ski):
             return False
     elif normalised_name(signer.issuer) != normalised_name(csca.subject):
         return False

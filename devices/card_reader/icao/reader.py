@@ -451,7 +451,8 @@ async def read_identity(
     )
     if cam_done:
         chip = session.cam_authentic
-    passive = _passive_auth(sod, groups, cscas, issues)
+    # Hundreds of CSCAs and curves cryptography lacks take tens of ms: off the event loop.
+    passive = await offload(lambda: _passive_auth(sod, groups, cscas, issues))
     return IdentityResult(
         mrz=mrz,
         dg13=dg13,
