@@ -18,6 +18,7 @@ from asn1crypto import algos, cms, core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from ecdsa import SigningKey, curves
@@ -26,7 +27,7 @@ from PIL import Image
 
 from devices.card_reader.icao import aa, ca, lds, pa, tlv
 from devices.card_reader.icao.reader import read_identity
-from devices.card_reader.identity import parse_mrz
+from devices.card_reader.identity import IdentityResult, parse_mrz
 from devices.errors import ProtocolError
 from devices.scanner.frames import Code, TextFormat, aim_symbology, parse_text
 from devices.sim.card_reader import render_face
@@ -140,7 +141,7 @@ def explicit_pki() -> tuple[SpecimenPki, x509.Certificate]:
 
 def test_1_explicit_ec_parameters_in_the_document_signer_and_csca() -> None:
     pki, csca = explicit_pki()
-    with pytest.raises(Exception):  # noqa: B017 - what cryptography does with them
+    with pytest.raises(UnsupportedAlgorithm):  # what cryptography does with the curve given so
         pki.signer.public_key()
     files = card_files(CARD, pki)
     verdict = pa.passive_auth(files[lds.Ef.SOD], groups_of(files), [csca])
@@ -430,7 +431,7 @@ def test_8_a_registry_letter_this_table_lacks_is_still_an_identifier() -> None:
 # --- a read never dies ----------------------------------------------------------------------------
 
 
-async def read(chip: EmrtdChip) -> object:
+async def read(chip: EmrtdChip) -> IdentityResult:
     async def transmit(raw: bytes) -> bytes:
         return chip.process(raw)
 
@@ -448,14 +449,14 @@ async def test_a_bad_dg13_loses_neither_mrz_nor_face() -> None:
     files = card_files(CARD, chip_keys=keys_)
     broken = swap_group(files, lds.Ef.DG13, bytes.fromhex("6D0830060201010C01FF"))
     result = await read(EmrtdChip(broken, CARD.bac_key(), CARD.can, keys_))
-    assert result.dg13 is None  # type: ignore[attr-defined]
-    assert result.mrz.document_number == "099000123"  # type: ignore[attr-defined]
-    assert result.face.mime == "image/jpeg"  # type: ignore[attr-defined]
-    subjects = {(i.subject, i.status) for i in result.issues}  # type: ignore[attr-defined]
+    assert result.dg13 is None
+    assert result.mrz.document_number == "099000123"
+    assert result.face.mime == "image/jpeg"
+    subjects = {(i.subject, i.status) for i in result.issues}
     assert ("DG13", "unreadable") in subjects
     assert ("DG13", "unverified") in subjects  # its hash no longer matches EF.SOD
-    assert result.chip_authentication is True  # type: ignore[attr-defined]
-    assert result.active_authentication is True  # type: ignore[attr-defined]
+    assert result.chip_authentication is True
+    assert result.active_authentication is True
 
 
 async def test_a_fully_verified_read_has_no_issues() -> None:
@@ -463,7 +464,7 @@ async def test_a_fully_verified_read_has_no_issues() -> None:
     result = await read(
         EmrtdChip(card_files(CARD, chip_keys=keys_), CARD.bac_key(), CARD.can, keys_)
     )
-    assert result.issues == []  # type: ignore[attr-defined]
+    assert result.issues == []
 
 
 def test_an_unknown_signature_algorithm_is_unknown_not_a_crash() -> None:
@@ -543,16 +544,16 @@ async def test_without_a_readable_ef_com_and_ef_sod_the_mrz_and_face_still_come_
     del files[int(lds.Ef.COM)]
     files[int(lds.Ef.SOD)] = tlv.encode(0x77, tlv.encode(0x30, tlv.encode(0x02, b"\x01")))
     result = await read(EmrtdChip(files, CARD.bac_key(), CARD.can))
-    assert result.mrz.document_number == "099000123"  # type: ignore[attr-defined]
-    assert result.face.mime == "image/jpeg"  # type: ignore[attr-defined]
-    assert result.dg13 is None  # type: ignore[attr-defined] # EF.COM would have listed it
-    passive = result.passive_auth  # type: ignore[attr-defined]
+    assert result.mrz.document_number == "099000123"
+    assert result.face.mime == "image/jpeg"
+    assert result.dg13 is None  # EF.COM would have listed it
+    passive = result.passive_auth
     assert (passive.hashes_valid, passive.signature_valid, passive.chain_valid) == (
         False,
         False,
         None,
     )
-    assert [(i.subject, i.status) for i in result.issues] == [  # type: ignore[attr-defined]
+    assert [(i.subject, i.status) for i in result.issues] == [
         ("EF.COM", "unreadable"),
         ("EF.SOD", "unreadable"),
         ("DG1", "unverified"),
@@ -564,6 +565,6 @@ async def test_without_ef_com_the_groups_ef_sod_lists_are_read() -> None:
     files = card_files(CARD)
     del files[int(lds.Ef.COM)]
     result = await read(EmrtdChip(files, CARD.bac_key(), CARD.can))
-    assert result.dg13 is not None  # type: ignore[attr-defined]
-    assert result.passive_auth.hashes_valid is True  # type: ignore[attr-defined]
-    assert [(i.subject, i.status) for i in result.issues] == [("EF.COM", "unreadable")]  # type: ignore[attr-defined]
+    assert result.dg13 is not None
+    assert result.passive_auth.hashes_valid is True
+    assert [(i.subject, i.status) for i in result.issues] == [("EF.COM", "unreadable")]
