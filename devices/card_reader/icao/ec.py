@@ -78,8 +78,11 @@ class Domain:
 
     def encode(self, point: Point) -> bytes:
         """Uncompressed encoding ``04 || x || y``."""
+        return self.encode_coordinates(int(point.x()), int(point.y()))
+
+    def encode_coordinates(self, x: int, y: int) -> bytes:
+        """Uncompressed encoding of the affine point ``(x, y)`` (not checked here)."""
         size = self.field_bytes
-        x, y = int(point.x()), int(point.y())
         return bytes([_UNCOMPRESSED]) + x.to_bytes(size, "big") + y.to_bytes(size, "big")
 
     def decode(self, data: bytes) -> Point:

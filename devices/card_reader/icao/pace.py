@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +59,8 @@ PACE_ECDH_CAM: dict[str, int] = {
     f"{ID_PACE}.6.3": 24,
     f"{ID_PACE}.6.4": 32,
 }
+#: The ECDH integrated mapping (9303-11 4.4.3.3.2): AES-128 only, as its worked example.
+PACE_ECDH_IM: dict[str, int] = {f"{ID_PACE}.4.2": 16}  # id-PACE-ECDH-IM-AES-CBC-CMAC-128
 #: PACEDomainParameterInfo protocols: key agreement and mapping without the cipher arc.
 _PACE_DOMAIN_INFOS = frozenset({f"{ID_PACE}.2", f"{ID_PACE}.4", f"{ID_PACE}.6"})
 #: Password references of MSE:Set AT (9303-11 table 11).
@@ -120,8 +123,13 @@ class PaceInfo:
     @property
     def supported(self) -> bool:
         """True for ECDH generic (AES, 3DES) or chip authentication mapping on a standard curve."""
-        known = self.protocol in PACE_ECDH_GM or self.protocol in PACE_ECDH_CAM
+        known = any(self.protocol in table for table in (PACE_ECDH_GM, PACE_ECDH_IM, PACE_ECDH_CAM))
         return known and (self.explicit is not None or self.parameter_id in ec.STANDARD_DOMAINS)
+
+    @property
+    def integrated(self) -> bool:
+        """True for the integrated mapping: ``G'`` from both nonces, no mapping key agreement."""
+        return self.protocol in PACE_ECDH_IM
 
     @property
     def chip_authentication(self) -> bool:
@@ -142,8 +150,9 @@ class PaceInfo:
     @property
     def key_bytes(self) -> int:
         """AES key length of the protocol, bytes (0: two-key 3DES)."""
-        if self.protocol in PACE_ECDH_GM:
-            return PACE_ECDH_GM[self.protocol]
+        for table in (PACE_ECDH_GM, PACE_ECDH_IM):
+            if self.protocol in table:
+                return table[self.protocol]
         return PACE_ECDH_CAM[self.protocol]
 
     @property
@@ -270,6 +279,48 @@ def mapped_generator(domain: ec.Domain, nonce: bytes, shared: ec.Point) -> ec.Po
     return domain.add(domain.multiply(domain.generator, scalar), shared)
 
 
+#: The pseudo-random function's constants for 128-bit blocks (9303-11 4.4.3.3.2).
+_IM_C0 = bytes.fromhex("a668892a7c41e3ca739f40b057d85904")
+_IM_C1 = bytes.fromhex("a4e136ac725f738b01c1f60217c188ad")
+_IM_EXTRA_BITS = 64
+
+
+def _pseudo_random(s: bytes, t: bytes, prime_bits: int) -> int:
+    """R(s, t) of the integrated mapping with AES-128 (9303-11 4.4.3.3.2), as an integer."""
+    blocks = -(-(prime_bits + _IM_EXTRA_BITS) // (8 * len(s)))
+    key = aes.cbc_encrypt(t, s)
+    out = b""
+    for _ in range(blocks):
+        key, out = aes.cbc_encrypt(key, _IM_C0), out + aes.cbc_encrypt(key, _IM_C1)
+    return int.from_bytes(out, "big")
+
+
+def _encode_point(domain: ec.Domain, t: int) -> ec.Point:
+    """The point encoding f_G(t) for affine coordinates (9303-11 appendix B.2)."""
+    field = domain.curve.curve
+    p, a, b = field.p(), field.a(), field.b()
+    alpha = -(t * t) % p
+    alpha_sum = (alpha + alpha * alpha) % p
+    x2 = -b * (1 + alpha_sum) * pow(a * alpha_sum, p - 2, p) % p
+    x3 = alpha * x2 % p
+    h2 = (pow(x2, 3, p) + a * x2 + b) % p
+    u = pow(t, 3, p) * h2 % p
+    big_a = pow(h2, (p - 1 - (p + 1) * pow(4, -1, p)) % p, p)
+    if big_a * big_a * h2 % p == 1:
+        x, y = x2, big_a * h2 % p
+    else:
+        x, y = x3, big_a * u % p
+    point = domain.decode(domain.encode_coordinates(x, y))
+    cofactor = int(field.cofactor())
+    return point if cofactor == 1 else domain.multiply(point, cofactor)
+
+
+def integrated_generator(domain: ec.Domain, s: bytes, t: bytes) -> ec.Point:
+    """Integrated mapping: ``G' = f_G(R_p(s, t))`` from the chip's and the terminal's nonces."""
+    prime = domain.curve.curve.p()
+    return _encode_point(domain, _pseudo_random(s, t, prime.bit_length()) % prime)
+
+
 def token(info: PaceInfo, ks_mac: bytes, public_key: bytes) -> bytes:
     """Authentication token over ``7F49 { 06 protocol OID, 86 public key }``, 8 bytes.
 
@@ -376,13 +427,15 @@ class PaceTerminal:
         *,
         map_key: int | None = None,
         ephemeral_key: int | None = None,
+        nonce_t: bytes | None = None,
     ) -> None:
-        """Prepare a run; ``map_key``/``ephemeral_key`` fix the private keys (tests only)."""
+        """Prepare a run; ``map_key``/``ephemeral_key``/``nonce_t`` fix the randomness (tests)."""
         self.info = info
         self.domain = info.domain
         self._k_pi = password_key(encoded_password, info.key_bytes)
         self._map_key = map_key or self.domain.random_scalar()
         self._ephemeral_key = ephemeral_key or self.domain.random_scalar()
+        self._nonce_t = nonce_t or os.urandom(info.key_bytes or cipher.BLOCK)
         self._nonce = b""
         self._generator: ec.Point = None
         self._ephemeral_public = b""
@@ -396,13 +449,18 @@ class PaceTerminal:
         if not encrypted or len(encrypted) % block:
             raise ProtocolError("PACE: the encrypted nonce is not whole cipher blocks")
         self._nonce = decrypt(self._k_pi, encrypted)
+        if self.info.integrated:  # the terminal's nonce t goes to the chip instead
+            return self._nonce_t
         return self.domain.encode(self.domain.multiply(self.domain.generator, self._map_key))
 
     def map_nonce(self, chip_map_public: bytes) -> bytes:
-        """Step 2: compute G' from the chip's mapping key; return the ephemeral public key."""
-        self.chip_map_public = self.domain.decode(chip_map_public)
-        shared = self.domain.multiply(self.chip_map_public, self._map_key)
-        self._generator = mapped_generator(self.domain, self._nonce, shared)
+        """Step 2: compute G' (the chip's mapping key, or both nonces); return the ephemeral key."""
+        if self.info.integrated:
+            self._generator = integrated_generator(self.domain, self._nonce, self._nonce_t)
+        else:
+            self.chip_map_public = self.domain.decode(chip_map_public)
+            shared = self.domain.multiply(self.chip_map_public, self._map_key)
+            self._generator = mapped_generator(self.domain, self._nonce, shared)
         public = self.domain.multiply(self._generator, self._ephemeral_key)
         self._ephemeral_public = self.domain.encode(public)
         return self._ephemeral_public
@@ -499,7 +557,10 @@ class PaceChip:
         return encrypt(self._k_pi, self._nonce)
 
     def map_nonce(self, terminal_map_public: bytes) -> bytes:
-        """Step 2: compute G'; return the chip's mapping public key."""
+        """Step 2: compute G'; return the chip's mapping public key (integrated mapping: empty)."""
+        if self.info.integrated:  # the terminal sent its nonce t
+            self._generator = integrated_generator(self.domain, self._nonce, terminal_map_public)
+            return b""
         shared = self.domain.multiply(self.domain.decode(terminal_map_public), self._map_key)
         self._generator = mapped_generator(self.domain, self._nonce, shared)
         return self.domain.encode(self.domain.multiply(self.domain.generator, self._map_key))

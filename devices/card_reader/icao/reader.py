@@ -192,8 +192,8 @@ class ChipSession:
             offer = ", ".join(i.describe() for i in infos)
             raise Unsupported(
                 f"unsupported: the chip offers PACE only as {offer}; this reader runs "
-                "id-PACE-ECDH-GM-3DES-CBC-CBC and -AES-CBC-CMAC-128/192/256 on standardized "
-                "curves (8-18)"
+                "id-PACE-ECDH-GM (3DES, AES), -CAM (AES) and -IM (AES-128) on standardized "
+                "or explicit curves"
             )
         reference, password = pace.password(key)
         what = "the CAN" if reference == pace.PASSWORD_CAN else "the MRZ data"
