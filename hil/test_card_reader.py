@@ -72,8 +72,13 @@ async def test_present_card_and_read_identity(rig: Rig, ui: UiClient, hands: Han
     passive = result["passiveAuth"]
     assert passive["hashesValid"] is True, passive
     assert passive["signatureValid"] is True, passive
+    issues = result.get("issues", [])
+    assert all({"subject", "status", "reason"} <= set(issue) for issue in issues), issues
+    if face["mime"] == "image/jp2":
+        assert face.get("displayJpeg"), "a JPEG 2000 portrait comes with a JPEG for display"
     if hands.of(reader.id) == SIM:
         assert face["data"].startswith(b"\xff\xd8"), "the simulated portrait is a JPEG"
+        assert issues == [], "the simulated card is fully understood and verified"
 
     # dev/# also holds our own request (with the access key): judge what the daemon published.
     published = [m for m in _drain(broadcast) if "/evt/" in m.topic or m.topic.endswith("/state")]
