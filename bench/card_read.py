@@ -13,7 +13,9 @@ Runs the ``pcsc`` driver against the project's virtual card on vpcd slot 0 or 1
 Chip turnaround 0 ms measures the stack alone; 10 ms per APDU is what the wire
 simulator uses to look like a contactless chip.  The default specimen chip
 offers PACE (brainpoolP256r1), Chip and Active Authentication, so a read runs
-all three (with the MRZ data or the CAN).  A ticker on the loop records the
+all three (with the MRZ data or the CAN).  One configuration loads Germany's
+master list (589 CSCAs) into ``csca_dir``: passive authentication then walks
+them all (its document signer chains to none of them).  A ticker on the loop records the
 longest stall during the reads: the elliptic curve work must stay off the loop.
 """
 
@@ -46,6 +48,8 @@ KEY = AccessKey(
     document_number="079099000123", date_of_birth="1990-01-15", date_of_expiry="2030-01-15"
 )
 CAN = AccessKey(can="123456")
+MASTER_LISTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "icao" / "masterlists"
+GERMAN_LIST, GERMAN_ROOT = "DE_ML_2026-05-28-08-28-45.ml", "DE_ROOT_CA_CSCA07.cer"
 _TICK_S = 0.001
 
 
@@ -127,12 +131,13 @@ def instrument(timers: Timers) -> Callable[[], None]:
 
 @contextlib.asynccontextmanager
 async def reader(
-    tmp: Path, chunk: int
+    tmp: Path, chunk: int, csca_dir: Path | None = None
 ) -> AsyncIterator[tuple[PcscCardReader, VirtualCardSimulator]]:
     host = RecordingHost()
     env = make_env(tmp)
     sim = VirtualCardSimulator("cardReader", host, env)
-    settings = sim.driver_settings(PcscSettings(read_chunk_bytes=chunk))
+    folder = str(csca_dir) if csca_dir is not None else None
+    settings = sim.driver_settings(PcscSettings(read_chunk_bytes=chunk, csca_dir=folder))
     assert isinstance(settings, PcscSettings)
     await sim.start()
     device = PcscCardReader("cardReader", host, env, settings)
@@ -144,10 +149,16 @@ async def reader(
 
 
 async def measure(
-    count: int, chip_ms: float, chunk: int, key: AccessKey, timers: Timers
+    count: int,
+    chip_ms: float,
+    chunk: int,
+    key: AccessKey,
+    timers: Timers,
+    *,
+    csca_dir: Path | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        async with reader(Path(tmp), chunk) as (device, sim):
+        async with reader(Path(tmp), chunk, csca_dir) as (device, sim):
             await sim.sim_present_card(PresentCardParams())
             sim._apdu_s = chip_ms / 1000  # noqa: SLF001 - the bench sets the chip's speed
             card = sim._card  # noqa: SLF001
@@ -236,7 +247,16 @@ def main() -> None:
     undo = instrument(timers)
     rows: list[tuple[str, Any]] = []
     try:
-        with pcscd():
+        with pcscd(), tempfile.TemporaryDirectory() as lists:
+            # Passive authentication against Germany's master list (589 CSCAs).
+            for name in (GERMAN_LIST, GERMAN_ROOT):
+                shutil.copy(MASTER_LISTS / name, lists)
+            rows.append(
+                (
+                    "chip 0 ms/APDU, READ BINARY 223 B, MRZ, csca_dir = German master list",
+                    asyncio.run(measure(args.count, 0.0, 223, KEY, timers, csca_dir=Path(lists))),
+                )
+            )
             for chip_ms, chunk, key, name in (
                 (0.0, 223, KEY, "MRZ"),
                 (0.0, 223, CAN, "CAN"),
