@@ -116,7 +116,6 @@ class Command:
     """One command of a device class, declared with :func:`command` on its method.
 
     Attributes:
-        method: name of the method that runs it (set by :func:`command`).
         params: the parameter type the request payload is decoded into.
         result: the result type (for documentation and the AsyncAPI document).
         default_timeout_ms: deadline when the request gives none, in ms.
@@ -133,7 +132,6 @@ class Command:
 
     """
 
-    method: str
     params: type[Params]
     result: type[Message]
     default_timeout_ms: int
@@ -173,7 +171,6 @@ def command(
         vars(method)[_DECLARATION] = (
             name,
             Command(
-                method.__name__,
                 params,
                 result,
                 default_timeout_ms,
@@ -424,10 +421,17 @@ class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
             cls.commands = {name: spec for name, (spec, _) in commands.items()}
             cls._command_functions = {name: fn for name, (_, fn) in commands.items()}
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SettingsT_co
+    ) -> None:
+        """A device ``device_id`` reporting to ``host``, with its validated ``settings``.
+
+        Opens nothing (:meth:`run` does); a driver's own ``__init__`` adds its state.
+        """
         self.id = device_id
         self.host = host
         self.env = env
+        self.settings = settings
         self._condition = DeviceState.STARTING
         self._busy = False
         self._detail: DetailT_co = self.detail_type()
@@ -437,14 +441,10 @@ class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
     def command(self, name: str) -> RunCommand | None:
         """The command ``name`` bound to this device, or None if the class has none."""
         function = self._command_functions.get(name)
-        if function is not None:
-            run: RunCommand = functools.partial(function, self)
-            return run
-        spec = self.commands.get(name)  # a class still listing commands by method name
-        if spec is None:
+        if function is None:
             return None
-        listed: RunCommand = getattr(self, spec.method)
-        return listed
+        run: RunCommand = functools.partial(function, self)
+        return run
 
     async def execute(self, name: str, params: Params, ctx: CommandContext) -> Message:
         """Run the command ``name`` as the request lifecycle does: :meth:`check_ready`, then it.

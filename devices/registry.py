@@ -86,9 +86,7 @@ class DriverSpec:
         settings: msgspec.Struct,
     ) -> AnyDevice:
         """Instantiate the driver (opens nothing; :meth:`Device.run` does)."""
-        factory: Any = self.cls
-        device: AnyDevice = factory(device_id, host, env, settings)
-        return device
+        return self.cls(device_id, host, env, settings)
 
 
 def drivers_for(device_class: str) -> list[str]:

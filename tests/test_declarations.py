@@ -65,12 +65,10 @@ def test_every_declaration_resolves_to_a_matching_method(
     assert issubclass(cls, Device)
     commands = declared(cls, Command)
     assert cls.commands, f"{device_class}/{name} declares no command"
+    assert set(commands) == set(cls.commands)
     for command, spec in cls.commands.items():
-        if command in commands:
-            assert commands[command][0] is spec, command
-            function = commands[command][1]
-        else:  # the coin acceptor lists its commands by method name until it is converted
-            function = getattr(cls, spec.method)
+        assert commands[command][0] is spec, command
+        function = commands[command][1]
         assert function is getattr(cls, function.__name__), command
         assert _check_method(function, spec.params, ctx=True) is spec.result, command
 

@@ -61,8 +61,7 @@ class Picamera2Camera(Camera[Picamera2Settings]):
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: Picamera2Settings
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._io = Worker(f"camera-io-{device_id}")
         self._camera: Any = None
         self._configs: dict[Purpose, Any] = {}

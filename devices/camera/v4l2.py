@@ -150,8 +150,7 @@ class V4l2Camera(Camera[V4l2Settings]):
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: V4l2Settings
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._io = Worker(f"camera-io-{device_id}")
 
     async def _on_io_thread(self, call: Callable[[], T]) -> T:

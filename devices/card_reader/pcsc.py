@@ -126,8 +126,7 @@ class PcscCardReader(CardReader[PcscSettings]):
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: PcscSettings
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._io: PcscContext | None = None
         self._reader: str | None = None
         self._cscas: list[Csca] | None = None

@@ -154,8 +154,10 @@ class CardReader(Device[SettingsT_co, CardReaderDetail]):
     }
     detail_type = CardReaderDetail
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SettingsT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         self._atr: bytes | None = None
         self._card_serial = 0
 

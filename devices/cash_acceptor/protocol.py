@@ -31,17 +31,17 @@ import abc
 import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from devices.base import (
     UNREACHABLE,
-    Command,
     CommandContext,
     Device,
     DeviceEnv,
     DeviceHost,
     DeviceState,
     Message,
+    command,
 )
 from devices.cash.deposit import DepositService, DepositStatus
 from devices.cash.ledger import LEDGER_FILE, Credit, EndReason, LostReason, TransactionRecord
@@ -83,40 +83,14 @@ class Verdict(StrEnum):
     RETURN = "return"
 
 
-class CashAcceptor(Device):
+#: A driver's settings type (every one extends :class:`NoteTable`).
+NoteTableT_co = TypeVar("NoteTableT_co", bound=NoteTable, covariant=True)
+
+
+class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
     """Base of banknote validator drivers; see the module docstring for the semantics."""
 
     device_class: ClassVar[str] = "cashAcceptor"
-    commands: ClassVar[dict[str, Command]] = {
-        # As coinAcceptor's: not interruptible (ledger and hardware I/O of a few ms, each
-        # under its own timeout); the request's timeoutMs doubles as the transaction's.
-        "depositStart": Command(
-            "deposit_start",
-            DepositStartParams,
-            DepositStarted,
-            10_000,
-            MAX_DEPOSIT_TIMEOUT_MS,
-            side_effect=True,
-            interruptible=False,
-        ),
-        "depositEnd": Command(
-            "deposit_end",
-            DepositEndParams,
-            DepositTransaction,
-            10_000,
-            30_000,
-            side_effect=True,
-            interruptible=False,
-        ),
-        "depositStatus": Command(
-            "deposit_status",
-            DepositStatusParams,
-            DepositStatusResult,
-            2_000,
-            10_000,
-            queued=False,
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "noteEscrowed": NoteEscrowed,
         "noteStacked": NoteStacked,
@@ -129,13 +103,12 @@ class CashAcceptor(Device):
         "stackerFull": StackerReport,
         "stackerRemoved": StackerReport,
     }
-    detail_type: ClassVar[type[Message]] = CashAcceptorDetail
+    detail_type = CashAcceptorDetail
 
-    #: The driver's options (a :class:`NoteTable` subclass); set by its ``__init__``.
-    settings: NoteTable
-
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: NoteTableT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         #: The deposits, the ledger and the inhibit of this validator.
         self.deposits = DepositService(self, device_id, item="note")
         # The note in escrow: its value, the deposit holding it (None: going back) and why
@@ -330,6 +303,17 @@ class CashAcceptor(Device):
 
     # -- commands ----------------------------------------------------------------------------
 
+    # As coinAcceptor's: not interruptible (ledger and hardware I/O of a few ms, each
+    # under its own timeout); the request's timeoutMs doubles as the transaction's.
+    @command(
+        "depositStart",
+        DepositStartParams,
+        DepositStarted,
+        10_000,
+        MAX_DEPOSIT_TIMEOUT_MS,
+        side_effect=True,
+        interruptible=False,
+    )
     async def deposit_start(
         self,
         params: DepositStartParams,
@@ -358,6 +342,15 @@ class CashAcceptor(Device):
             deadline_ts=record.deadline_ms,
         )
 
+    @command(
+        "depositEnd",
+        DepositEndParams,
+        DepositTransaction,
+        10_000,
+        30_000,
+        side_effect=True,
+        interruptible=False,
+    )
     async def deposit_end(
         self,
         params: DepositEndParams,
@@ -378,6 +371,7 @@ class CashAcceptor(Device):
         record = await self.deposits.end(params.transaction_id, ctx.client_id, staff=ctx.staff)
         return transaction_message(record)
 
+    @command("depositStatus", DepositStatusParams, DepositStatusResult, 2_000, 10_000, queued=False)
     async def deposit_status(
         self,
         params: DepositStatusParams,
@@ -443,9 +437,7 @@ class CashAcceptor(Device):
         )
 
     def _shown_stacker(self) -> StackerState:
-        detail = self.detail
-        assert isinstance(detail, CashAcceptorDetail)
-        return detail.stacker
+        return self.detail.stacker
 
     def on_condition(self) -> None:
         """Recompute the condition of a connected validator."""

@@ -29,9 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated, ClassVar
+from typing import Annotated
 
-import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
@@ -104,10 +103,10 @@ class CctalkSettings(CoinTable, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"coin_values has at most {CHANNELS} channels")
 
 
-class CctalkCoinAcceptor(CoinAcceptor):
+class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
     """A ccTalk coin acceptor; see the module docstring."""
 
-    Settings: ClassVar[type[msgspec.Struct]] = CctalkSettings
+    Settings = CctalkSettings
 
     settings: CctalkSettings
 
@@ -118,8 +117,7 @@ class CctalkCoinAcceptor(CoinAcceptor):
         env: DeviceEnv,
         settings: CctalkSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._link: CctalkLink | None = None
         #: Value (whole units) by channel, for every channel the acceptor knows.
         self._table: dict[int, int] = {}

@@ -22,17 +22,17 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from devices.base import (
     UNREACHABLE,
-    Command,
     CommandContext,
     Device,
     DeviceEnv,
     DeviceHost,
     DeviceState,
     Message,
+    command,
 )
 from devices.cash.deposit import DepositService, DepositStatus
 from devices.cash.ledger import LEDGER_FILE, Credit, EndReason, LostReason, TransactionRecord
@@ -61,42 +61,14 @@ from .settings import CoinTable
 log = logging.getLogger(__name__)
 
 
-class CoinAcceptor(Device):
+#: A driver's settings type (every one extends :class:`CoinTable`).
+CoinTableT_co = TypeVar("CoinTableT_co", bound=CoinTable, covariant=True)
+
+
+class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
     """Base of coin acceptor drivers; see the module docstring for the semantics."""
 
     device_class: ClassVar[str] = "coinAcceptor"
-    commands: ClassVar[dict[str, Command]] = {
-        # Not interruptible: opening or ending a transaction is a few ms of ledger and
-        # hardware I/O (each under its own timeout); stopping it half-way would leave the
-        # ledger and the acceptor disagreeing.  The max equals the longest transaction
-        # timeout because the request's timeoutMs doubles as the transaction timeout.
-        "depositStart": Command(
-            "deposit_start",
-            DepositStartParams,
-            DepositStarted,
-            10_000,
-            MAX_DEPOSIT_TIMEOUT_MS,
-            side_effect=True,
-            interruptible=False,
-        ),
-        "depositEnd": Command(
-            "deposit_end",
-            DepositEndParams,
-            DepositTransaction,
-            10_000,
-            30_000,
-            side_effect=True,
-            interruptible=False,
-        ),
-        "depositStatus": Command(
-            "deposit_status",
-            DepositStatusParams,
-            DepositStatusResult,
-            2_000,
-            10_000,
-            queued=False,
-        ),
-    }
     events: ClassVar[dict[str, type[Message]]] = {
         "coinAccepted": CoinAccepted,
         "coinRejected": CoinRejected,
@@ -105,13 +77,12 @@ class CoinAcceptor(Device):
         "fraudAttempt": FraudDetected,
         "eventsLost": EventsLost,
     }
-    detail_type: ClassVar[type[Message]] = CoinAcceptorDetail
+    detail_type = CoinAcceptorDetail
 
-    #: The driver's options (a :class:`CoinTable` subclass); set by its ``__init__``.
-    settings: CoinTable
-
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: CoinTableT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         #: The deposits, the ledger and the inhibit of this acceptor.
         self.deposits = DepositService(self, device_id, item="coin")
 
@@ -266,6 +237,19 @@ class CoinAcceptor(Device):
 
     # -- commands ----------------------------------------------------------------------------
 
+    # Not interruptible: opening or ending a transaction is a few ms of ledger and
+    # hardware I/O (each under its own timeout); stopping it half-way would leave the
+    # ledger and the acceptor disagreeing.  The max equals the longest transaction
+    # timeout because the request's timeoutMs doubles as the transaction timeout.
+    @command(
+        "depositStart",
+        DepositStartParams,
+        DepositStarted,
+        10_000,
+        MAX_DEPOSIT_TIMEOUT_MS,
+        side_effect=True,
+        interruptible=False,
+    )
     async def deposit_start(
         self,
         params: DepositStartParams,
@@ -293,6 +277,15 @@ class CoinAcceptor(Device):
             deadline_ts=record.deadline_ms,
         )
 
+    @command(
+        "depositEnd",
+        DepositEndParams,
+        DepositTransaction,
+        10_000,
+        30_000,
+        side_effect=True,
+        interruptible=False,
+    )
     async def deposit_end(
         self,
         params: DepositEndParams,
@@ -315,6 +308,7 @@ class CoinAcceptor(Device):
         record = await self.deposits.end(params.transaction_id, ctx.client_id, staff=ctx.staff)
         return transaction_message(record)
 
+    @command("depositStatus", DepositStatusParams, DepositStatusResult, 2_000, 10_000, queued=False)
     async def deposit_status(
         self,
         params: DepositStatusParams,

@@ -38,9 +38,8 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
-import msgspec
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
@@ -118,18 +117,17 @@ def decompose(count: int, table: dict[int, int]) -> list[int] | None:
     return best[count]
 
 
-class PulseCoinAcceptor(CoinAcceptor):
+class PulseCoinAcceptor(CoinAcceptor[PulseSettings]):
     """A pulse coin acceptor; see the module docstring."""
 
-    Settings: ClassVar[type[msgspec.Struct]] = PulseSettings
+    Settings = PulseSettings
 
     settings: PulseSettings
 
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: PulseSettings
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._table = dict(zip(settings.pulses, settings.coins, strict=True))
         units = {value / pulses for pulses, value in self._table.items()}
         self._linear = len(units) == 1

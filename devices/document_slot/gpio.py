@@ -183,8 +183,7 @@ class GpioDocumentSlot(DocumentSlot[GpioDocumentSlotSettings]):
         env: DeviceEnv,
         settings: GpioDocumentSlotSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._outputs: _Outputs | None = None
         self._inputs: Inputs | None = None
         self._direction = MotorDirection.STOPPED

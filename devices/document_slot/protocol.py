@@ -116,8 +116,10 @@ class DocumentSlot(Device[SettingsT_co, DocumentSlotDetail]):
     }
     detail_type = DocumentSlotDetail
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SettingsT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         self._entry = False
         self._inside = False
         self._jammed = False

@@ -150,8 +150,7 @@ class GpioLights(Lights[GpioLightsSettings]):
         env: DeviceEnv,
         settings: GpioLightsSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._outputs: dict[str, dict[str, PwmOutput]] | None = None
 
     @property

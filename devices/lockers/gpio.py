@@ -361,8 +361,7 @@ class GpioLockers(Lockers[GpioLockersSettings]):
         env: DeviceEnv,
         settings: GpioLockersSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._io: _LockerIo | None = None
         self._pulsers: dict[int, asyncio.Task[None]] = {}
         self._rested_at: dict[int, float] = {}

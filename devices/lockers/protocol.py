@@ -147,8 +147,10 @@ class Lockers(Device[SettingsT_co, LockersDetail]):
     }
     detail_type = LockersDetail
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SettingsT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         self._doors: dict[int, OpenClosed] = {}
         self._left_open: set[int] = set()
         self._occupied: dict[int, bool] = {}

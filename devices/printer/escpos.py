@@ -170,8 +170,7 @@ class EscposPrinter(Printer[EscposSettings]):
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: EscposSettings
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         # The named thread seam: every blocking printer call runs here, one at a time.
         self._io = Worker(f"escpos-{device_id}")
         #: Set by aclose(): the I/O thread stops waiting for the printer's answers.

@@ -151,8 +151,10 @@ class Printer(Device[PrinterSettingsT_co, PrinterDetail]):
     events: ClassVar[dict[str, type[Message]]] = {"paperThreshold": PaperThreshold}
     detail_type = PrinterDetail
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: PrinterSettingsT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         self._supply = PaperLevel.FULL
         self._cover = OpenClosed.CLOSED
         self._jammed = False

@@ -88,8 +88,7 @@ class ScannerDriver(Scanner[ScannerSettingsT_co]):
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: ScannerSettingsT_co
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self.text_format = settings.text_format
         self._noise = NoiseMonitor(settings.noise_frames, settings.noise_window_ms / 1000)
         self._quiet_timer: asyncio.TimerHandle | None = None

@@ -53,8 +53,7 @@ class GpioSensors(Sensors[GpioSensorsSettings]):
         env: DeviceEnv,
         settings: GpioSensorsSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._inputs: Inputs | None = None
 
     async def run(self) -> None:

@@ -12,7 +12,6 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost
 from devices.camera.protocol import Camera, CameraDetail, CameraSettings, Frame, Purpose, Resolution
 
 from .faults import Simulated
@@ -38,16 +37,6 @@ class SimCamera(Simulated[SimCameraSettings, CameraDetail], Camera[SimCameraSett
     polled: ClassVar[bool] = False  # a camera is read for a picture only
 
     settings: SimCameraSettings
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimCameraSettings,
-    ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
 
     async def capture(self, purpose: Purpose, size: Resolution, quality: int) -> Frame:
         """Take ``capture_ms``, then draw and encode the picture.

@@ -151,8 +151,7 @@ class SimCardReader(
         env: DeviceEnv,
         settings: SimCardReaderSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._card: SpecimenCard | None = None
 
     @property

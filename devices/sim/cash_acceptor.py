@@ -23,7 +23,7 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, sim_action
-from devices.cash_acceptor.messages import NoteRejectReason, StackerState
+from devices.cash_acceptor.messages import CashAcceptorDetail, NoteRejectReason, StackerState
 from devices.cash_acceptor.protocol import CashAcceptor, Verdict
 from devices.cash_acceptor.settings import VND_NOTES, NoteTable
 from devices.errors import HardwareError, Offline, ProtocolError
@@ -59,7 +59,9 @@ class SimCashAcceptorSettings(NoteTable, frozen=True, forbid_unknown_fields=True
     """``[devices.<id>]`` options of the simulated validator: the note table alone."""
 
 
-class SimCashAcceptor(Simulated, CashAcceptor):
+class SimCashAcceptor(
+    Simulated[SimCashAcceptorSettings, CashAcceptorDetail], CashAcceptor[SimCashAcceptorSettings]
+):
     """A banknote validator whose notes come from ``sim/{d}/insertNote``."""
 
     Settings = SimCashAcceptorSettings
@@ -74,8 +76,7 @@ class SimCashAcceptor(Simulated, CashAcceptor):
         env: DeviceEnv,
         settings: SimCashAcceptorSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._hw_inhibited = True
 
     async def run(self) -> None:

@@ -21,7 +21,7 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult, Params, sim_action
-from devices.coin_acceptor.messages import RejectReason
+from devices.coin_acceptor.messages import CoinAcceptorDetail, RejectReason
 from devices.coin_acceptor.protocol import CoinAcceptor
 from devices.coin_acceptor.settings import CoinTable
 from devices.errors import DeviceError, Offline, ProtocolError
@@ -47,7 +47,9 @@ class SimCoinAcceptorSettings(CoinTable, frozen=True, forbid_unknown_fields=True
     """``[devices.<id>]`` options of the simulated coin acceptor: the coin table alone."""
 
 
-class SimCoinAcceptor(Simulated, CoinAcceptor):
+class SimCoinAcceptor(
+    Simulated[SimCoinAcceptorSettings, CoinAcceptorDetail], CoinAcceptor[SimCoinAcceptorSettings]
+):
     """A coin acceptor whose coins come from ``sim/{d}/insertCoin``."""
 
     Settings = SimCoinAcceptorSettings
@@ -62,8 +64,7 @@ class SimCoinAcceptor(Simulated, CoinAcceptor):
         env: DeviceEnv,
         settings: SimCoinAcceptorSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._hw_inhibited = True
 
     @property

@@ -89,8 +89,7 @@ class SimDocumentSlot(
         env: DeviceEnv,
         settings: SimDocumentSlotSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._where: _Where | None = None
         self._shutter_open = False
         self._direction = MotorDirection.STOPPED

@@ -76,8 +76,10 @@ class Simulated(Device[SettingsT_co, DetailT_co]):
     #: serial line), so that garbage shows in the state and not only in commands.
     polled: ClassVar[bool] = True
 
-    def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
-        super().__init__(device_id, host, env)
+    def __init__(
+        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: SettingsT_co
+    ) -> None:
+        super().__init__(device_id, host, env, settings)
         self._fault: FaultKind | None = None
         self._delay_s = 0.0
         self._changed = asyncio.Event()

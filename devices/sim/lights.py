@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message
+from devices.base import DeviceState, Message
 from devices.lights.protocol import (
     DEFAULT_POSITIONS,
     Light,
@@ -50,16 +50,6 @@ class SimLights(Simulated[SimLightsSettings, LightsDetail], Lights[SimLightsSett
     Settings = SimLightsSettings
     fault_checked_commands: ClassVar[bool] = True
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"light": Light}
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimLightsSettings,
-    ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
 
     @property
     def positions(self) -> tuple[str, ...]:

@@ -77,8 +77,7 @@ class SimLockers(Simulated[SimLockersSettings, LockersDetail], Lockers[SimLocker
         env: DeviceEnv,
         settings: SimLockersSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._released: set[int] = set()
         self._energized: set[int] = set()
         self._open: set[int] = set()

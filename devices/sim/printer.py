@@ -95,8 +95,7 @@ class SimPrinter(Simulated[SimPrinterSettings, PrinterDetail], Printer[SimPrinte
         env: DeviceEnv,
         settings: SimPrinterSettings,
     ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
+        super().__init__(device_id, host, env, settings)
         self._printed = 0  # slips printed from the current roll
 
     # ------------------------------------------------------------ state

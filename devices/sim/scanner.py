@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from devices.base import DeviceEnv, DeviceHost, NoResult, Params, sim_action
+from devices.base import NoResult, Params, sim_action
 from devices.scanner.protocol import Scanner, ScannerDetail
 
 from .faults import Simulated
@@ -29,16 +29,6 @@ class SimScanner(Simulated[SimScannerSettings, ScannerDetail], Scanner[SimScanne
     """A scanner whose codes come from ``sim/{d}/scan``."""
 
     Settings = SimScannerSettings
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimScannerSettings,
-    ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
 
     @SCAN_ACTION
     async def sim_scan(self, params: ScanParams) -> NoResult:

@@ -7,8 +7,6 @@ from typing import ClassVar
 import msgspec
 
 from devices.base import (
-    DeviceEnv,
-    DeviceHost,
     NoParams,
     NoResult,
     OpenClosed,
@@ -35,16 +33,6 @@ class SimSensors(Simulated[SimSensorsSettings, SensorsDetail], Sensors[SimSensor
 
     Settings = SimSensorsSettings
     fault_checked_commands: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimSensorsSettings,
-    ) -> None:
-        super().__init__(device_id, host, env)
-        self.settings = settings
 
     @sim_action("door", DoorParams, "open or close the cabinet door")
     async def sim_door(self, params: DoorParams) -> NoResult:
