@@ -16,6 +16,7 @@ from devices.errors import ProtocolError
 
 from . import ec, tlv
 from .ca import ID_PK_ECDH
+from .dh import DhDomain
 
 #: EF.CardSecurity's file identifier in the master file (EF.SOD's, in the application, is the same).
 FID = 0x011D
@@ -103,13 +104,17 @@ def parse_card_security(data: bytes) -> CardSecurity:
     return CardSecurity(signed, keys)
 
 
-def cam_point(card_security: CardSecurity, domain: ec.Domain, parameter_id: int) -> ec.Point:
+def cam_point(
+    card_security: CardSecurity, domain: ec.Domain | DhDomain, parameter_id: int
+) -> ec.Point:
     """The static public key PACE-CAM checks, as a point of the PACE domain.
 
     Raises:
-        ProtocolError: no such key, or not a point of ``domain``.
+        ProtocolError: no such key, or not a point of ``domain`` (an elliptic curve).
 
     """
+    if not isinstance(domain, ec.Domain):
+        raise ProtocolError("PACE-CAM: runs on elliptic curves only")
     key = card_security.cam_key(parameter_id)
     if key is None:
         raise ProtocolError("EF.CardSecurity: no chip key for PACE-CAM on these domain parameters")

@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from asn1crypto import core
@@ -31,7 +31,7 @@ from asn1crypto import core
 from devices.card_reader.identity import BacKey, PaceKey
 from devices.errors import ProtocolError
 
-from . import aes, cipher, ec, keys, tlv
+from . import aes, cipher, dh, ec, keys, tlv
 from .apdu import SHORT_MAX_LE, CommandApdu
 from .bac import SessionKeys
 from .sm import SecureChannel
@@ -59,8 +59,17 @@ PACE_ECDH_CAM: dict[str, int] = {
     f"{ID_PACE}.6.3": 24,
     f"{ID_PACE}.6.4": 32,
 }
+#: The DH generic mapping: key length (0: 3DES).  Only group 0 (RFC 5114 1024-bit) is known.
+PACE_DH_GM: dict[str, int] = {
+    f"{ID_PACE}.1.1": 0,  # id-PACE-DH-GM-3DES-CBC-CBC
+    f"{ID_PACE}.1.2": 16,  # id-PACE-DH-GM-AES-CBC-CMAC-128
+    f"{ID_PACE}.1.3": 24,
+    f"{ID_PACE}.1.4": 32,
+}
 #: The ECDH integrated mapping (9303-11 4.4.3.3.2): AES-128 only, as its worked example.
 PACE_ECDH_IM: dict[str, int] = {f"{ID_PACE}.4.2": 16}  # id-PACE-ECDH-IM-AES-CBC-CMAC-128
+#: A PACE group: an elliptic curve, or a finite field DH group (same methods).
+Group = ec.Domain | dh.DhDomain
 #: PACEDomainParameterInfo protocols: key agreement and mapping without the cipher arc.
 _PACE_DOMAIN_INFOS = frozenset({f"{ID_PACE}.2", f"{ID_PACE}.4", f"{ID_PACE}.6"})
 #: Password references of MSE:Set AT (9303-11 table 11).
@@ -79,6 +88,7 @@ _TAG_DYNAMIC_AUTH = 0x7C
 _TAG_PUBLIC_KEY = 0x7F49
 _TAG_OID = 0x06
 _TAG_EC_POINT = 0x86
+_TAG_DH_VALUE = 0x84
 _TAG_SEQUENCE = 0x30
 _TAG_SET = 0x31
 _TAG_INTEGER = 0x02
@@ -123,8 +133,15 @@ class PaceInfo:
     @property
     def supported(self) -> bool:
         """True for ECDH generic (AES, 3DES) or chip authentication mapping on a standard curve."""
+        if self.dh:
+            return self.parameter_id in dh.STANDARD_GROUPS
         known = any(self.protocol in table for table in (PACE_ECDH_GM, PACE_ECDH_IM, PACE_ECDH_CAM))
         return known and (self.explicit is not None or self.parameter_id in ec.STANDARD_DOMAINS)
+
+    @property
+    def dh(self) -> bool:
+        """True for the Diffie-Hellman (finite field) generic mapping."""
+        return self.protocol in PACE_DH_GM
 
     @property
     def integrated(self) -> bool:
@@ -150,22 +167,23 @@ class PaceInfo:
     @property
     def key_bytes(self) -> int:
         """AES key length of the protocol, bytes (0: two-key 3DES)."""
-        for table in (PACE_ECDH_GM, PACE_ECDH_IM):
+        for table in (PACE_ECDH_GM, PACE_ECDH_IM, PACE_DH_GM):
             if self.protocol in table:
                 return table[self.protocol]
         return PACE_ECDH_CAM[self.protocol]
 
     @property
-    def domain(self) -> ec.Domain:
-        """The curve: the explicit one EF.CardAccess gives, else :attr:`parameter_id`'s.
+    def domain(self) -> Group:
+        """The group: the explicit curve EF.CardAccess gives, else :attr:`parameter_id`'s.
 
         Raises:
-            ProtocolError: neither explicit nor a standardized elliptic curve.
+            ProtocolError: neither explicit nor a standardized curve or DH group.
 
         """
         if self.explicit is not None:
             return self.explicit
-        domain = ec.STANDARD_DOMAINS.get(self.parameter_id or -1)
+        table: Mapping[int, Group] = dh.STANDARD_GROUPS if self.dh else ec.STANDARD_DOMAINS
+        domain = table.get(self.parameter_id) if self.parameter_id is not None else None
         if domain is None:
             raise ProtocolError(f"PACE: domain parameters {self.parameter_id} are not supported")
         return domain
@@ -268,7 +286,7 @@ def _nonce_cipher(
     return aes.BLOCK, aes.cbc_encrypt, aes.cbc_decrypt
 
 
-def mapped_generator(domain: ec.Domain, nonce: bytes, shared: ec.Point) -> ec.Point:
+def mapped_generator(domain: Group, nonce: bytes, shared: ec.Point) -> ec.Point:
     """Generic mapping: ``G' = s·G + H``.
 
     Raises:
@@ -315,8 +333,15 @@ def _encode_point(domain: ec.Domain, t: int) -> ec.Point:
     return point if cofactor == 1 else domain.multiply(point, cofactor)
 
 
-def integrated_generator(domain: ec.Domain, s: bytes, t: bytes) -> ec.Point:
-    """Integrated mapping: ``G' = f_G(R_p(s, t))`` from the chip's and the terminal's nonces."""
+def integrated_generator(domain: Group, s: bytes, t: bytes) -> ec.Point:
+    """Integrated mapping: ``G' = f_G(R_p(s, t))`` from the chip's and the terminal's nonces.
+
+    Raises:
+        ProtocolError: ``domain`` is not an elliptic curve.
+
+    """
+    if not isinstance(domain, ec.Domain):
+        raise ProtocolError("PACE: the integrated mapping is implemented for curves only")
     prime = domain.curve.curve.p()
     return _encode_point(domain, _pseudo_random(s, t, prime.bit_length()) % prime)
 
@@ -326,7 +351,12 @@ def token(info: PaceInfo, ks_mac: bytes, public_key: bytes) -> bytes:
 
     AES-CMAC cut to 8 bytes, or the retail MAC (padding method 2) for 3DES.
     """
-    body = tlv.encode(_TAG_OID, oid_bytes(info.protocol)) + tlv.encode(_TAG_EC_POINT, public_key)
+    if info.dh:  # an unsigned integer, without leading zeros
+        value = public_key.lstrip(b"\x00") or b"\x00"
+        body = tlv.encode(_TAG_OID, oid_bytes(info.protocol)) + tlv.encode(_TAG_DH_VALUE, value)
+    else:
+        body = tlv.encode(_TAG_OID, oid_bytes(info.protocol))
+        body += tlv.encode(_TAG_EC_POINT, public_key)
     data = tlv.encode(_TAG_PUBLIC_KEY, body)
     if info.key_bytes == 0:
         return cipher.retail_mac(ks_mac, data)
