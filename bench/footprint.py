@@ -65,15 +65,24 @@ def _config(
     return path
 
 
+#: The real driver of a class the sim config runs on its behavioural simulator.
+REAL_DRIVERS = {"cardReader": "pcsc"}
+
+
 def production_devices() -> dict[str, dict[str, Any]]:
-    """The sim config's devices with their real drivers and no simulator."""
+    """The sim config's devices with their real drivers and no simulator.
+
+    A class with no real driver in this tree (only ``sim``) is left out.
+    """
     devices: dict[str, dict[str, Any]] = {}
     for dev_id, table in _sim_devices().items():
         real = {k: v for k, v in table.items() if k != "simulator"}
         if real.get("pin_factory") == "mock":
             del real["pin_factory"]  # gpiozero's default factories: no GPIO here
-        if real["driver"] == "sim":  # the card reader: its real driver is pcsc
-            real["driver"] = "pcsc"
+        if real["driver"] == "sim":
+            if real["class"] not in REAL_DRIVERS:
+                continue
+            real["driver"] = REAL_DRIVERS[real["class"]]
         devices[dev_id] = real
     return devices
 
@@ -110,7 +119,7 @@ async def production(settle_s: float, idle_s: float) -> dict[str, Any]:
             await asyncio.sleep(settle_s)
             rss = round(procs.rss_kib(daemon.pid) / 1024, 1)
             cpu = await idle({"daemon": daemon.pid}, idle_s)
-    return {"state": state, "rssMiB": rss, "idleCpu": cpu}
+    return {"state": state, "rssMiB": rss, "idleCpu": cpu, "devices": list(production_devices())}
 
 
 async def per_device(settle_s: float, idle_s: float) -> dict[str, float]:
