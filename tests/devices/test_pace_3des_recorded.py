@@ -138,11 +138,11 @@ async def test_a_virtual_chip_offering_only_3des_pace_is_read_with_the_can() -> 
     assert (result.passive_auth.hashes_valid, result.passive_auth.signature_valid) == (True, True)
 
 
-async def test_a_chip_offering_only_a_2048_bit_dh_group_is_unsupported_and_named() -> None:
+async def test_a_chip_offering_only_the_dh_integrated_mapping_is_unsupported_and_named() -> None:
     card = SPECIMEN_CARDS["default"]
     files = card_files(card)
     files[int(Ef.CARD_ACCESS)] = pace.build_card_access(
-        [pace.PaceInfo(f"{pace.ID_PACE}.1.2", 2, 1)]
+        [pace.PaceInfo(f"{pace.ID_PACE}.3.2", 2, 0)]
     )
     chip = EmrtdChip(files, card.bac_key(), card.can)
 
@@ -150,7 +150,7 @@ async def test_a_chip_offering_only_a_2048_bit_dh_group_is_unsupported_and_named
         return chip.process(raw)
 
     assert card.can is not None
-    with pytest.raises(Unsupported, match=r"id-PACE-DH-GM-AES-CBC-CMAC-128 \(parameter 1\)"):
+    with pytest.raises(Unsupported, match=r"id-PACE-DH-IM-AES-CBC-CMAC-128 \(parameter 0\)"):
         await read_identity(
             transmit, PaceKey(card.can), lambda *_: None, today=date(2026, 1, 1), cscas=None
         )

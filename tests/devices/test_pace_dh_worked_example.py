@@ -14,7 +14,7 @@ from datetime import date
 
 import pytest
 
-from devices.card_reader.icao import pace
+from devices.card_reader.icao import dh, pace
 from devices.card_reader.icao.lds import Ef
 from devices.card_reader.icao.reader import read_identity
 from devices.card_reader.identity import BacKey, PaceKey
@@ -93,10 +93,28 @@ def test_a_value_outside_the_subgroup_is_refused() -> None:
         terminal.map_nonce((INFO.domain.order + 2).to_bytes(128, "big"))
 
 
-async def test_a_virtual_chip_offering_dh_pace_is_read_with_the_can() -> None:
+@pytest.mark.parametrize(
+    ("parameter", "bits"), [(0, (1024, 160)), (1, (2048, 224)), (2, (2048, 256))]
+)
+def test_the_rfc_5114_groups_are_what_they_claim(parameter: int, bits: tuple[int, int]) -> None:
+    """Prime p and subgroup order q of RFC 5114 2.1-2.3; g generates the order-q subgroup."""
+    group = dh.STANDARD_GROUPS[parameter]
+    assert (group.p.bit_length(), group.q.bit_length()) == bits
+    assert (group.p - 1) % group.q == 0
+    assert pow(group.g, group.q, group.p) == 1
+    assert group.g != 1
+    for witness in (2, 3, 5, 7, 11, 13):  # Fermat: p and q are (probable) primes
+        assert pow(witness, group.p - 1, group.p) == 1
+        assert pow(witness, group.q - 1, group.q) == 1
+
+
+@pytest.mark.parametrize("parameter", [0, 2])
+async def test_a_virtual_chip_offering_dh_pace_is_read_with_the_can(parameter: int) -> None:
     card = SPECIMEN_CARDS["default"]
     files = card_files(card)
-    files[int(Ef.CARD_ACCESS)] = pace.build_card_access([INFO])
+    files[int(Ef.CARD_ACCESS)] = pace.build_card_access(
+        [pace.PaceInfo(f"{pace.ID_PACE}.1.2", 2, parameter)]
+    )
     chip = EmrtdChip(files, card.bac_key(), card.can)
 
     async def transmit(raw: bytes) -> bytes:

@@ -59,7 +59,7 @@ PACE_ECDH_CAM: dict[str, int] = {
     f"{ID_PACE}.6.3": 24,
     f"{ID_PACE}.6.4": 32,
 }
-#: The DH generic mapping: key length (0: 3DES).  Only group 0 (RFC 5114 1024-bit) is known.
+#: The DH generic mapping (groups 0-2, RFC 5114): key length, 0 for 3DES.
 PACE_DH_GM: dict[str, int] = {
     f"{ID_PACE}.1.1": 0,  # id-PACE-DH-GM-3DES-CBC-CBC
     f"{ID_PACE}.1.2": 16,  # id-PACE-DH-GM-AES-CBC-CMAC-128

@@ -193,7 +193,7 @@ class ChipSession:
             raise Unsupported(
                 f"unsupported: the chip offers PACE only as {offer}; this reader runs "
                 "id-PACE-ECDH-GM (3DES, AES), -CAM (AES) and -IM (AES-128) on standardized "
-                "or explicit curves, and id-PACE-DH-GM on DH group 0"
+                "or explicit curves, and id-PACE-DH-GM on DH groups 0-2"
             )
         reference, password = pace.password(key)
         what = "the CAN" if reference == pace.PASSWORD_CAN else "the MRZ data"
