@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -503,7 +503,7 @@ class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
         """The current state detail."""
         return self._detail
 
-    def set_condition(self, condition: DeviceState, **changes: Any) -> None:
+    def set_condition(self, condition: DeviceState, **changes: object) -> None:
         """Change the condition and/or detail fields; publishes only on a real change."""
         self._condition = condition
         if changes:
@@ -511,7 +511,7 @@ class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
         self._publish_state()
         self._wake.set()
 
-    def update_detail(self, **changes: Any) -> None:
+    def update_detail(self, **changes: object) -> None:
         """Change detail fields, keeping the condition."""
         self.set_condition(self._condition, **changes)
 
@@ -571,7 +571,7 @@ class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
         """Why this device makes the daemon ``degraded`` beyond its state (door open, tamper)."""
         return []
 
-    def capabilities(self) -> Mapping[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """Static facts a UI may adapt to (published in ``description``)."""
         return {}
 

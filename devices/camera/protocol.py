@@ -14,7 +14,7 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, ClassVar, TypeVar
 
 import msgspec
 
@@ -141,7 +141,7 @@ class Camera(Device[CameraSettingsT_co, CameraDetail]):
     events: ClassVar[dict[str, type[Message]]] = {}
     detail_type = CameraDetail
 
-    def capabilities(self) -> Mapping[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """Purposes, default sizes (pixels) and the picture size cap (bytes)."""
         return {
             "purposes": [purpose.value for purpose in Purpose],

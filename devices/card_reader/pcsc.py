@@ -20,7 +20,7 @@ import asyncio
 import functools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from msgspec import Meta
@@ -136,7 +136,7 @@ class PcscCardReader(CardReader[PcscSettings]):
         """From the ``chip_io`` setting."""
         return self.settings.chip_io
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> dict[str, object]:
         """``chipIO``, and which access keys work: ``pace`` true (a CAN opens PACE chips)."""
         return {**super().capabilities(), "pace": True}
 

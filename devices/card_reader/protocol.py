@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
@@ -287,7 +287,7 @@ class CardReader(Device[SettingsT_co, CardReaderDetail]):
             raise MediaError("no card on the reader")
         return ChipIoResult(response=await self._transmit(params.apdu))
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> dict[str, object]:
         """``chipIO``: whether raw APDUs are allowed."""
         return {"chipIO": self.chip_io_enabled}
 

@@ -31,7 +31,7 @@ import abc
 import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from devices.base import (
     UNREACHABLE,
@@ -403,7 +403,7 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
         """Stop the deposit task and close the ledger (an active deposit becomes unknown)."""
         await self.deposits.aclose()
 
-    def capabilities(self) -> Mapping[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """Currency, note values (whole units), stacker capacity (notes), overpayment limit."""
         return {
             "currency": self.currency,

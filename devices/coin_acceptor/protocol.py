@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from devices.base import (
     UNREACHABLE,
@@ -350,7 +350,7 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
         """
         await self.deposits.aclose()
 
-    def capabilities(self) -> Mapping[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """Currency, coin values (whole units) and cash box capacity (coins)."""
         return {
             "currency": self.currency,

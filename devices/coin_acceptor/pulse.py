@@ -141,7 +141,7 @@ class PulseCoinAcceptor(CoinAcceptor[PulseSettings]):
         #: Pulses ignored by the glitch filter (diagnostics, tests).
         self.glitches = 0
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> dict[str, object]:
         """The class's, plus: a pulse acceptor cannot report the coins it rejects."""
         return {**super().capabilities(), "reportsRejects": False}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
@@ -163,7 +163,7 @@ class Lights(Device[SettingsT_co, LightsDetail]):
         self.update_detail(positions={**self.detail.positions, light.position: state})
         return light
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> dict[str, object]:
         """:class:`LightsCapabilities`: ``positions``, ``colors`` and ``positionColors``."""
         caps = LightsCapabilities(
             positions=list(self.positions),

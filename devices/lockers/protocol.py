@@ -32,7 +32,7 @@ import logging
 import math
 import sqlite3
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
@@ -380,7 +380,7 @@ class Lockers(Device[SettingsT_co, LockersDetail]):
             await self._relock(n)
             await self._audit(action, n, ctx, outcome)
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> dict[str, object]:
         """``compartments``: how many, numbered from 1."""
         return {"compartments": self.layout.compartments}
 

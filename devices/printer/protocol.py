@@ -18,7 +18,7 @@ import abc
 import asyncio
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -169,7 +169,7 @@ class Printer(Device[PrinterSettingsT_co, PrinterDetail]):
         """True while paper is jammed."""
         return self._jammed
 
-    def capabilities(self) -> Mapping[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """Raster width (dots), installed templates, copies limit, raw jobs allowed."""
         return {
             "widthDots": self.settings.width_dots,

@@ -18,7 +18,8 @@ import abc
 import asyncio
 import codecs
 import logging
-from typing import Annotated, Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, TypeVar
 
 import msgspec
 
@@ -160,6 +161,6 @@ class ScannerDriver(Scanner[ScannerSettingsT_co]):
             self._quiet_timer.cancel()
             self._quiet_timer = None
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> Mapping[str, object]:
         """``unicode``: any text arrives intact; ``symbology``: codes say their symbology."""
         return {"unicode": self.unicode, "symbology": self.settings.aim}
