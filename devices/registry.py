@@ -25,6 +25,7 @@ DRIVERS: dict[tuple[str, str], str] = {
     ("printer", "escpos"): "devices.printer.escpos:EscposPrinter",
     ("coinAcceptor", "sim"): "devices.sim.coin_acceptor:SimCoinAcceptor",
     ("cashAcceptor", "sim"): "devices.sim.cash_acceptor:SimCashAcceptor",
+    ("cashAcceptor", "ssp"): "devices.cash_acceptor.ssp_validator:SspValidator",
     ("documentSlot", "sim"): "devices.sim.document_slot:SimDocumentSlot",
     ("documentSlot", "gpio"): "devices.document_slot.gpio:GpioDocumentSlot",
     ("lockers", "sim"): "devices.sim.lockers:SimLockers",
@@ -46,6 +47,7 @@ DRIVERS: dict[tuple[str, str], str] = {
 SIMULATORS: dict[tuple[str, str], str] = {
     ("coinAcceptor", "cctalk"): "devices.sim.cctalk:CctalkSimulator",
     ("coinAcceptor", "pulse"): "devices.sim.pulse:PulseSimulator",
+    ("cashAcceptor", "ssp"): "devices.sim.ssp:SspSimulator",
     ("cardReader", "pcsc"): "devices.sim.vcard.simulator:VirtualCardSimulator",
     ("camera", "v4l2"): "devices.sim.v4l2_camera:V4l2CameraSimulator",
     ("documentSlot", "gpio"): "devices.sim.gpio_document_slot:GpioDocumentSlotSimulator",

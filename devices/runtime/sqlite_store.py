@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import enum
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -58,6 +59,10 @@ def connect(path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> s
 
     The connection is confined to the calling thread and in autocommit mode
     (``isolation_level=None``): transactions are explicit (:func:`transaction`).
+    Switching a new file to WAL while another connection opens it fails at
+    once with "database is locked" (SQLite does not call the busy handler for
+    it): the switch is retried until ``busy_timeout_s`` passes, so two devices
+    may open one ledger file together.
 
     Raises:
         sqlite3.Error: the file cannot be opened or is not a database.
@@ -67,7 +72,7 @@ def connect(path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> s
     """
     db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     try:
-        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        mode = _journal_mode_wal(db, time.monotonic() + busy_timeout_s)
         db.execute(f"PRAGMA synchronous={synchronous.value}")
         (level,) = db.execute("PRAGMA synchronous").fetchone()
         if str(mode).lower() != "wal" or level != _LEVELS[synchronous]:
@@ -77,6 +82,19 @@ def connect(path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> s
         db.close()
         raise
     return db
+
+
+def _journal_mode_wal(db: sqlite3.Connection, deadline: float) -> object:
+    """``PRAGMA journal_mode=WAL``, retried while the file is locked until ``deadline``."""
+    while True:
+        try:
+            (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # on the connection's own thread, never the event loop
+        else:
+            return mode
 
 
 @contextlib.contextmanager

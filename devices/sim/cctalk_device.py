@@ -29,26 +29,23 @@ socket, one JSON object a line (the chaos test and ``kioskd run --sim``'s
     python -m devices.sim.cctalk_device --pty PATH --control SOCKET [--coins 1000,2000,5000]
         [--address 2] [--checksum simple|crc16] [--echo] [--state-file PATH]
 
-It prints ``ready`` once both serve, and nothing after.  Control requests:
+It prints ``ready`` once both serve, and nothing after (:mod:`.device_process`).
+Control requests:
 ``{"action": "insertCoin", "value": 1000}`` -> ``{"accepted": true, "counter": 7}``
 (under ``slow``, ``delayMs`` later: one coin is validated at a time);
 ``{"action": "fault", "kind": "powerCycle"}`` -> ``{}``; ``{"action": "stats"}`` ->
 ``{"accepted": [[counter, value], ...], "returned": [value, ...], "counter": n,
 "enabled": bool, "pid": n, "coins": [...], "address": n, "checksum": str, "echo": bool}``;
-``{"action": "stop"}`` -> ``{}``, then the process ends (as on SIGTERM).  With
-``--state-file`` it records ``{"pid", "control"}`` there once ready, removes it when
-it stops, and stops by itself within :data:`STATE_CHECK_S` once the file is gone or
-names another process (its board's state was removed).
+``{"action": "stop"}`` -> ``{}``, then the process ends (as on SIGTERM).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import signal
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,7 +73,7 @@ from devices.coin_acceptor.counter import BUFFER_EVENTS, COUNTER_MAX
 from devices.errors import Offline, Timeout
 from devices.transports.serial import SerialPort
 
-from .pty import PtyPair
+from .device_process import ProcessRunner, process_arguments
 
 log = logging.getLogger(__name__)
 
@@ -312,9 +309,6 @@ class CctalkCoinDevice:
 
 # -- standalone process ----------------------------------------------------------------------
 
-#: How often a device run with ``--state-file`` checks that the file still names it, in s.
-STATE_CHECK_S = 2.0
-
 
 class _Control(msgspec.Struct, kw_only=True, rename="camel"):
     action: str
@@ -324,161 +318,51 @@ class _Control(msgspec.Struct, kw_only=True, rename="camel"):
     code: int = CoinError.COIN_ON_STRING
 
 
-class StateRecord(msgspec.Struct, frozen=True):
-    """``--state-file``: which process is the device and where its control socket is."""
-
-    pid: int
-    control: str
-
-
-def read_state(path: Path) -> StateRecord | None:
-    """The record at ``path``; None when missing or unreadable (a crash mid-write, a stranger)."""
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=StateRecord)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return None
-
-
-def _write_state(path: Path, record: StateRecord) -> None:
-    partial = path.with_name(path.name + ".new")
-    partial.write_bytes(msgspec.json.encode(record))
-    partial.replace(path)  # whole or absent, never half written
-
-
-class _Process:
-    """The device as a process: its control clients, how it stops, where it is recorded."""
-
-    def __init__(self, device: CctalkCoinDevice, args: argparse.Namespace) -> None:
-        self.device = device
-        self.args = args
-        self.stop = asyncio.Event()
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def answer(self, request: _Control) -> dict[str, Any]:
-        device = self.device
-        match request.action:
-            case "insertCoin":
-                if device.validation_s:  # the ``slow`` fault: one coin validated at a time
-                    await asyncio.sleep(device.validation_s)
-                result = device.insert_coin(request.value)
-                return {"accepted": result.accepted, "counter": result.counter}
-            case "fault":
-                device.set_fault(
-                    CctalkFaultParams(
-                        kind=request.kind, delay_ms=request.delay_ms, code=request.code
-                    )
-                )
-                return {}
-            case "stats":
-                return {
-                    "accepted": device.accepted,
-                    "returned": device.returned,
-                    "counter": device.counter,
-                    "enabled": device.enabled,
-                    "pid": os.getpid(),
-                    "coins": device.values,
-                    "address": device.address,
-                    "checksum": device.checksum.value,
-                    "echo": device.echo,
-                }
-            case "stop":
-                self.stop.set()
-                return {}
-            case _:
-                return {"error": f"unknown action {request.action!r}"}
-
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
-        try:
-            with contextlib.closing(writer):
-                while line := await reader.readline():
-                    try:
-                        reply = await self.answer(msgspec.json.decode(line, type=_Control))
-                    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-                        reply = {"error": str(exc)}
-                    writer.write(msgspec.json.encode(reply) + b"\n")
-                    await writer.drain()
-        except ConnectionError:
-            pass  # the client went (a daemon killed mid-request): nothing to answer
-        finally:
-            self.writers.discard(writer)
-
-    def owns(self, path: Path) -> bool:
-        record = read_state(path)
-        return record is not None and record.pid == os.getpid()
-
-    def displaced(self, path: Path) -> bool:
-        record = read_state(path)
-        return record is not None and record.pid != os.getpid()
-
-    async def watch_state(self, path: Path) -> None:
-        """Stop once ``path`` is gone (the board's state was removed) or names another process.
-
-        Displaced by another process, it leaves at once: the pty links and the
-        control socket are that process's now, and a clean stop would remove them.
-        """
-        while self.owns(path):  # noqa: ASYNC110 - other processes change the file
-            await asyncio.sleep(STATE_CHECK_S)
-        log.warning("%s no longer names this process: stopping", path)
-        if self.displaced(path):
-            logging.shutdown()
-            os._exit(0)  # socat goes with it (parent-death signal)
-        self.stop.set()
-
-    async def run(self) -> None:
-        args = self.args
-        host, control = Path(args.pty), Path(args.control)
-        state = Path(args.state_file) if args.state_file else None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
-        async with await PtyPair.start(host, host.with_name(host.name + ".device")) as pair:
-            server = await asyncio.start_unix_server(self.client, path=control)
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self.device.serve(pair.device), name="device")]
-                    if state is not None:
-                        _write_state(state, StateRecord(os.getpid(), str(control)))
-                        tasks.append(group.create_task(self.watch_state(state), name="state"))
-                    print("ready", flush=True)  # noqa: T201 - the parent waits for this line
-                    await self.stop.wait()
-                    for task in tasks:
-                        task.cancel()
-            finally:
-                server.close()
-                for writer in list(self.writers):  # so that wait_closed() has none to wait for
-                    writer.close()
-                await server.wait_closed()
-                self.forget(control, state)
-
-    def forget(self, control: Path, state: Path | None) -> None:
-        """Remove the control socket, and the state file while it names this process."""
-        control.unlink(missing_ok=True)
-        if state is not None and self.owns(state):
-            state.unlink()
+async def answer(device: CctalkCoinDevice, raw: dict[str, Any]) -> dict[str, Any]:
+    """Answer a control request (insertCoin, fault, stats) of :mod:`.device_process`."""
+    request = msgspec.convert(raw, _Control)
+    match request.action:
+        case "insertCoin":
+            if device.validation_s:  # the ``slow`` fault: one coin validated at a time
+                await asyncio.sleep(device.validation_s)
+            result = device.insert_coin(request.value)
+            return {"accepted": result.accepted, "counter": result.counter}
+        case "fault":
+            device.set_fault(
+                CctalkFaultParams(kind=request.kind, delay_ms=request.delay_ms, code=request.code)
+            )
+            return {}
+        case "stats":
+            return {
+                "accepted": device.accepted,
+                "returned": device.returned,
+                "counter": device.counter,
+                "enabled": device.enabled,
+                "coins": device.values,
+                "address": device.address,
+                "checksum": device.checksum.value,
+                "echo": device.echo,
+            }
+        case _:
+            return {"error": f"unknown action {request.action!r}"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the device alone on a socat pty pair, controlled over a Unix socket."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pty", required=True, help="path of the driver's end of the pty pair")
-    parser.add_argument("--control", required=True, help="Unix socket for control commands")
+    parser = process_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--coins", default="1000,2000,5000", help="coin values, comma separated")
     parser.add_argument("--address", type=int, default=2)
     parser.add_argument("--checksum", choices=[c.value for c in Checksum], default="simple")
     parser.add_argument("--echo", action="store_true", help="single-wire bus: echo requests")
-    parser.add_argument(
-        "--state-file",
-        help="write the pid and control socket here once ready; stop when it names another",
-    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     coins = [int(v) for v in args.coins.split(",")]
     device = CctalkCoinDevice(
         coins, address=args.address, checksum=Checksum(args.checksum), echo=args.echo
     )
+    runner = ProcessRunner(args, serve=device.serve, answer=functools.partial(answer, device))
     with contextlib.suppress(Offline):
-        asyncio.run(_Process(device, args).run())
+        asyncio.run(runner.run())
 
 
 if __name__ == "__main__":

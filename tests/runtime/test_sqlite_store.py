@@ -127,3 +127,37 @@ def test_transaction_rolls_back_and_the_connection_stays_usable(tmp_path: Path) 
         assert db.execute("SELECT v FROM n").fetchall() == [(3,)]
     finally:
         db.close()
+
+
+def _open_together(path: Path, count: int) -> tuple[list[tuple[str]], list[BaseException]]:
+    """``count`` threads connect to ``path`` at once and create a table, as a ledger does."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+    modes: list[tuple[str]] = []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            conn = connect(path, synchronous=Synchronous.FULL, busy_timeout_s=5.0)
+            with transaction(conn):
+                conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            modes.append(conn.execute("PRAGMA journal_mode").fetchone())
+            conn.close()
+        except sqlite3.Error as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return modes, errors
+
+
+def test_connections_opening_a_new_file_together_all_get_wal(tmp_path: Path) -> None:
+    # Two acceptors (coins, notes) open the one ledger file at start-up: the switch to WAL
+    # failed at once with "database is locked" for one of them (about one round in 30).
+    for round_ in range(60):
+        modes, errors = _open_together(tmp_path / f"ledger-{round_}.sqlite3", 4)
+        assert errors == []
+        assert modes == [("wal",)] * 4
