@@ -217,3 +217,21 @@ async def test_running_read_ends_when_the_scanner_goes_offline(ui: UiClient) -> 
     done = await req.completion(timeout=3)
     assert done["completionCode"] == "deviceNotReady"
     await ui.sim("scanner", "fault", {"kind": "clear"})
+
+
+async def test_a_side_effect_refused_before_it_ran_runs_when_sent_again(ui: UiClient) -> None:
+    """The readiness check (Device.check_ready) refuses before the command runs: not replayed.
+
+    A command that ran is answered from the idempotency store when repeated (the
+    same completion, not run again); one the device refused before running it
+    runs when the requester sends it again with the same requestId.
+    """
+    await ui.sim("printer", "cover", {"open": True})
+    refused = await ui.device("printer", "cut", request_id="cut-1")
+    assert refused["completionCode"] == "userError"
+    assert refused["errorDescription"] == "the printer cover is open"
+    await ui.sim("printer", "cover", {"open": False})
+    ran = await ui.device("printer", "cut", request_id="cut-1")
+    assert ran["completionCode"] == "success"
+    repeated = await ui.device("printer", "cut", request_id="cut-1")
+    assert repeated == ran
