@@ -1,9 +1,10 @@
 """SSP codec against the packet examples of ITL's SSP Protocol Manual (GA138_2_2_2129A).
 
 Every ``bytes.fromhex`` below is copied from the manual's "Packet examples" of
-the command or event named in the test (host transmit and slave reply), plus one
-vector of an independent implementation: kybarg/encrypted-smiley-secure-protocol
-(MIT) at 40e820124ffdf8a6fe27178ffafff5ad7182cff8, src/utils.test.js, "CRC16".
+the command or event named in the test (host transmit and slave reply), plus
+vectors of an independent implementation, kybarg/encrypted-smiley-secure-protocol
+(MIT) at 40e820124ffdf8a6fe27178ffafff5ad7182cff8: its CRC16 test (src/utils.test.js)
+and an eSSP packet its src/index.js made (see ``KYBARG_POLL``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ from devices.cash_acceptor.ssp import (
     inhibit_mask,
     parse_events,
     parse_setup,
+)
+from devices.cash_acceptor.ssp_crypto import (
+    DEFAULT_FIXED_KEY,
+    EsspError,
+    EsspSession,
+    KeyExchange,
+    is_prime,
+    key_bytes,
+    open_block,
+    seal,
 )
 
 # (what, host transmit or slave reply) from GA138's packet examples.
@@ -190,3 +201,56 @@ def test_any_packet_survives_noise_before_it(
     got = deframer.feed(noise.replace(b"\x7f", b"")) + deframer.feed(wire[:3])
     got += deframer.feed(wire[3:])
     assert got == [packet]
+
+
+# -- eSSP --------------------------------------------------------------------------------------
+
+# Made by kybarg/encrypted-smiley-secure-protocol at 40e820124ffdf8a6fe27178ffafff5ad7182cff8
+# (src/index.js getPacket, run under Node 20 with its random packing bytes set to zero): POLL,
+# encrypted with the fixed key 0123456701234567 and the negotiated key 0x1122334455667788,
+# count 5.  The same library's extractPacketData opened REPLY (made here, count 6) to
+# F0 EE 01 EB and moved its count to 6.
+KYBARG_POLL = "7f80117e6fa63aa45ef129224ae284c87332e2e96fe1"
+REPLY_OPENED_BY_KYBARG = "7f80117ee62a2098a8231514e35c5944bb488df07154"
+NEGOTIATED = 0x1122334455667788
+
+
+def test_essp_packet_matches_an_independent_implementation() -> None:
+    key = key_bytes(DEFAULT_FIXED_KEY, NEGOTIATED)
+    sealed = seal(key, 5, bytes([Command.POLL]), packing=bytes(8))
+    assert encode(Packet(0, True, sealed)).hex() == KYBARG_POLL
+    slave = EsspSession(key, slave=True)
+    slave.count = 5
+    assert slave.unwrap(decode_body(bytes.fromhex(KYBARG_POLL)[1:]).data) == bytes([Command.POLL])
+    assert slave.count == 6
+    reply = seal(key, slave.count, bytes.fromhex("F0 EE 01 EB"), packing=bytes(5))
+    assert encode(Packet(0, True, reply)).hex() == REPLY_OPENED_BY_KYBARG
+
+
+def test_essp_counters_and_keys() -> None:
+    # The fixed key goes little-endian, as GA138's "Ssp Set Encryption Key" example sends it.
+    assert key_bytes(DEFAULT_FIXED_KEY, 0)[:8] == bytes.fromhex("6745230167452301")
+    key = key_bytes(DEFAULT_FIXED_KEY, NEGOTIATED)
+    host, slave = EsspSession(key), EsspSession(key, slave=True)
+    for n in range(3):
+        command = host.wrap(bytes([Command.POLL]))
+        assert host.count == n + 1
+        assert slave.unwrap(command) == bytes([Command.POLL])
+        assert host.unwrap(slave.wrap(bytes([Response.OK]))) == bytes([Response.OK])
+    with pytest.raises(EsspError, match="count"):
+        slave.unwrap(seal(key, 0, bytes([Command.POLL])))  # a replayed packet
+    with pytest.raises(EsspError, match="CRC"):
+        open_block(key_bytes(0, NEGOTIATED), host.wrap(b"\x07"))  # another fixed key
+
+
+def test_key_exchange_agrees_and_uses_primes() -> None:
+    # GA138's SET GENERATOR and SET MODULUS examples send primes.
+    assert is_prime(982451653)
+    assert is_prime(1287821)
+    assert not is_prime(1287821 * 3)
+    host = KeyExchange()
+    assert is_prime(host.generator)
+    assert is_prime(host.modulus)
+    slave_random = 123456789
+    slave_inter = pow(host.generator, slave_random, host.modulus)
+    assert host.key(slave_inter) == pow(host.host_inter, slave_random, host.modulus)
