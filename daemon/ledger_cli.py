@@ -1,10 +1,11 @@
-"""``kioskd ledger``: the coin ledger for technicians — show, export, collect.
+"""``kioskd ledger``: the money ledger (coins and notes) for technicians — show, export, collect.
 
 Reads ``{state_dir}/ledger.sqlite3`` directly (SQLite lets the running daemon
 keep writing: WAL readers never block it, and ``collect`` waits at most
 5 s for the daemon's current commit).  ``collect`` is the only write: an
-append-only audit row with the counts it resets, so the coin box a technician
-empties can be reconciled with the credits afterwards.
+append-only audit row with the counts it resets, so the coin box or note
+stacker a technician empties can be reconciled with the credits afterwards (``show``
+and ``collect`` list what a box holds by value: a stacker's denominations).
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
+def _by_value(by_value: list[tuple[int, int]]) -> str:
+    """``; by value: 500000 x 2, 10000 x 1`` (a note stacker's denominations), or nothing."""
+    if not by_value:
+        return ""
+    return "; by value: " + ", ".join(f"{value} x {items}" for value, items in by_value)
+
+
 def _ms(text: str | None) -> int | None:
     if text is None:
         return None
@@ -111,7 +119,9 @@ def show(
             {r.device_id for r in ledger.transactions(limit=10_000)}
             | ({device} if device else set())
         )
-        boxes = [ledger.cash_box(d) for d in devices if device in (None, d)]
+        boxes = [
+            (ledger.cash_box(d), ledger.box_by_value(d)) for d in devices if device in (None, d)
+        ]
         collections = ledger.collections(device)[:5]
         lost = ledger.lost_events(device)
     finally:
@@ -131,9 +141,10 @@ def show(
             f" {r.amount_due if r.amount_due is not None else '-':>10} {len(r.credits):>5}  {r.id}"
             f" {r.reason or ''}{flags}"
         )
-    for box in boxes:
+    for box, by_value in boxes:
         typer.echo(
             f"cash box {box.device_id}: {box.coins} coins, {box.total} since {_when(box.since_ms)}"
+            + _by_value(by_value)
         )
     for c in collections:
         typer.echo(
@@ -197,6 +208,7 @@ def collect(
     ledger = _open(config, state_dir)
     try:
         box = ledger.cash_box(device)
+        by_value = ledger.box_by_value(device)
         if not yes:
             typer.confirm(
                 f"{device}: the box holds {box.coins} coins ({box.total}); record it as emptied?",
@@ -209,5 +221,5 @@ def collect(
         ledger.close()
     typer.echo(
         f"collection {record.id}: {device}, {record.coins} coins, {record.total},"
-        f" since {_when(record.since_ms)}; counters reset"
+        f" since {_when(record.since_ms)}; counters reset" + _by_value(by_value)
     )

@@ -111,3 +111,29 @@ def test_missing_ledger_is_an_error(tmp_path: Path) -> None:
     assert result.exit_code == 65
     result = runner.invoke(app, ["ledger", "show"])
     assert result.exit_code == 64
+
+
+def test_a_note_stacker_is_shown_and_collected_by_denomination(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger.open(state / LEDGER_FILE)
+    try:
+        tx = ledger.begin("notes", currency="VND", amount_due=None, timeout_ms=60_000, at_ms=1_000)
+        for n, value in enumerate((500_000, 10_000, 500_000, 20_000), start=1):
+            ledger.credit(tx.id, value, event_counter=n, at_ms=1_000 + n)
+        ledger.end(tx.id, EndReason.ENDED, 2_000)
+    finally:
+        ledger.close()
+    result = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
+    assert result.exit_code == 0, result.output
+    by_value = "by value: 500000 x 2, 20000 x 1, 10000 x 1"
+    assert "cash box notes: 4 coins, 1030000 since" in result.output
+    assert by_value in result.output
+    argv = ["ledger", "collect", "--state-dir", str(state), "--device", "notes"]
+    collected = runner.invoke(app, [*argv, "--technician", "An", "--yes"])
+    assert collected.exit_code == 0, collected.output
+    assert "4 coins, 1030000" in collected.output
+    assert by_value in collected.output
+    after = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
+    assert "cash box notes: 0 coins, 0 since" in after.output
+    assert "by value" not in after.output.split("cash box notes")[1].splitlines()[0]

@@ -527,6 +527,28 @@ class Ledger:
             return CashBox(device_id, 0, 0, 0)
         return CashBox(device_id, *row)
 
+    def box_by_value(self, device_id: str) -> list[tuple[int, int]]:
+        """Return ``(value, items)`` of what the cash box holds since its last collection.
+
+        Highest value first; counted from the credits of the device's transactions
+        since the box's ``since_ms`` (a note validator's stacker: per denomination).
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT since_ms FROM cash_box WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT c.value, count(*) FROM credits c JOIN transactions t"
+                " ON t.id = c.transaction_id WHERE t.device_id = ? AND c.ts_ms >= ?"
+                " GROUP BY c.value ORDER BY c.value DESC",
+                (device_id, row[0] if row is not None else 0),
+            ).fetchall()
+        return [(value, items) for value, items in rows]
+
     def collect(self, device_id: str, at_ms: int, note: str = "") -> Collection:
         """Record that the cash box was emptied: an audit row, then counters to zero; commit.
 
