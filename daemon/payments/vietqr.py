@@ -30,6 +30,7 @@ byte counts) and checks the CRC.  docs/payments.md has the sources.
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,13 +83,7 @@ class Transfer:
 
 def crc16_ccitt_false(data: bytes) -> int:
     """CRC-16/CCITT-FALSE: polynomial 0x1021, initial 0xFFFF, not reflected, no final xor."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 def tlv(field_id: str, value: str) -> str:

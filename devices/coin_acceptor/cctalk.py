@@ -21,6 +21,7 @@ wire simulator (:mod:`devices.sim.cctalk_device`) both use it.
 
 from __future__ import annotations
 
+import binascii
 import enum
 import re
 from dataclasses import dataclass
@@ -223,13 +224,7 @@ class Frame:
 
 def crc16(data: bytes) -> int:
     """CRC-16/CCITT with initial value 0 (ccTalk's CRC variant)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    return binascii.crc_hqx(data, 0)
 
 
 def encode(
