@@ -11,6 +11,9 @@ and the contract tests only ever see the class.  Simulators declare their
 
 The device never talks MQTT.  It reports to a :class:`DeviceHost` (the daemon,
 or a test) with plain calls made on the event loop.
+
+The wire's payload types live in :mod:`devices.messages`, the declaration
+machinery in :mod:`devices.declarations`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -19,16 +22,69 @@ import abc
 import asyncio
 import functools
 import logging
-import types
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
+from .declarations import (
+    Command,
+    DeclaredMethod,
+    RetiredEvent,
+    RunCommand,
+    RunSimAction,
+    SimAction,
+    SimActions,
+    SimControl,
+    command,
+    declared,
+    sim_action,
+)
 from .errors import HardwareError, NotReady, Offline
+from .messages import (
+    CommandContext,
+    EventSink,
+    Message,
+    NoParams,
+    NoResult,
+    Params,
+)
+
+# Device classes import what they share from here, the names of messages.py and
+# declarations.py included.
+__all__ = [
+    "HEALTHY",
+    "UNREACHABLE",
+    "AnyDevice",
+    "Command",
+    "CommandContext",
+    "DetailT_co",
+    "Device",
+    "DeviceEnv",
+    "DeviceHost",
+    "DeviceState",
+    "EventSink",
+    "Message",
+    "NoParams",
+    "NoResult",
+    "OpenClosed",
+    "Params",
+    "RetiredEvent",
+    "RunCommand",
+    "RunSimAction",
+    "SettingsT_co",
+    "SimAction",
+    "SimActions",
+    "SimControl",
+    "WireSimulation",
+    "WireSimulatorFactory",
+    "command",
+    "declared",
+    "sim_action",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,233 +123,10 @@ UNREACHABLE = frozenset(
 HEALTHY = frozenset({DeviceState.ONLINE, DeviceState.BUSY})
 
 
-class Message(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
-    """Base of every typed payload on the wire (results, events, state detail)."""
-
-
-class Params(msgspec.Struct, rename="camel", kw_only=True):
-    """Base of command parameters.
-
-    The envelope keys (``requestId``, ``timeoutMs``, ``replyTo``) are read by the
-    request lifecycle; unknown keys are ignored so newer UIs keep working.
-    """
-
-
-class NoParams(Params):
-    """A command or action that takes no parameters."""
-
-
-class NoResult(Message):
-    """A command that completes with an empty result."""
-
-
-ParamsT = TypeVar("ParamsT", bound=Params)
-ResultT = TypeVar("ResultT", bound=Message)
-OwnerT = TypeVar("OwnerT")
 #: A driver's settings type (a frozen, validated msgspec struct).
 SettingsT_co = TypeVar("SettingsT_co", bound=msgspec.Struct, covariant=True)
 #: A device class's state detail type.
 DetailT_co = TypeVar("DetailT_co", bound=Message, covariant=True)
-
-#: What :func:`command` decorates: ``async def m(self, params, ctx) -> result``.
-CommandMethod = Callable[[OwnerT, ParamsT, "CommandContext"], Awaitable[ResultT]]
-#: What :func:`sim_action` decorates: ``async def m(self, params) -> result``.
-SimMethod = Callable[[OwnerT, ParamsT], Awaitable[ResultT]]
-#: A declared command of one device, ready to run: ``await run(params, ctx)``.
-RunCommand = Callable[[Params, "CommandContext"], Awaitable[Message]]
-#: A declared sim action of one simulator, ready to run: ``await run(params)``.
-RunSimAction = Callable[[Params], Awaitable[Message]]
-
-#: A declared method as its class holds it (unbound; the first argument is the instance).
-DeclaredMethod = Callable[..., Awaitable[Message]]
-
-#: Key in a decorated function's ``__dict__`` holding its declaration.
-_DECLARATION = "__kioskd_declaration__"
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One command of a device class, declared with :func:`command` on its method.
-
-    Attributes:
-        params: the parameter type the request payload is decoded into.
-        result: the result type (for documentation and the AsyncAPI document).
-        default_timeout_ms: deadline when the request gives none, in ms.
-        max_timeout_ms: upper bound for ``timeoutMs``, in ms.
-        long: waits for the world (a scan, a card); ended by cancel or deadline.
-        queued: drives hardware, so it goes through the device's FIFO queue.
-        side_effect: a repeated requestId is answered from the idempotency store.
-        interruptible: may be stopped at its deadline once started (a print may not).
-        staff: a staff operation: only a requester with the technician role may run
-            it (``[api] staff_users``); others are refused ``userError`` before any queue.
-        events: event replies sent to the requester alone, by name: while it runs, or,
-            for a command that starts a standing mode (scanner ``setMode``), after its
-            completion until the mode ends.
-
-    """
-
-    params: type[Params]
-    result: type[Message]
-    default_timeout_ms: int
-    max_timeout_ms: int
-    long: bool = False
-    queued: bool = True
-    side_effect: bool = False
-    interruptible: bool = True
-    staff: bool = False
-    events: Mapping[str, type[Message]] = field(default_factory=dict)
-
-
-def command(
-    name: str,
-    params: type[ParamsT],
-    result: type[ResultT],
-    default_timeout_ms: int,
-    max_timeout_ms: int,
-    *,
-    long: bool = False,
-    queued: bool = True,
-    side_effect: bool = False,
-    interruptible: bool = True,
-    staff: bool = False,
-    events: Mapping[str, type[Message]] | None = None,
-) -> Callable[[CommandMethod[OwnerT, ParamsT, ResultT]], CommandMethod[OwnerT, ParamsT, ResultT]]:
-    """Declare the decorated method as the device command ``name`` (see :class:`Command`).
-
-    The method keeps working as a plain method; the class it is defined in (and
-    every subclass, which may override it) lists it in ``commands``.  mypy checks
-    that the method takes ``params`` and returns ``result``.
-    """
-
-    def declare(
-        method: CommandMethod[OwnerT, ParamsT, ResultT],
-    ) -> CommandMethod[OwnerT, ParamsT, ResultT]:
-        vars(method)[_DECLARATION] = (
-            name,
-            Command(
-                params,
-                result,
-                default_timeout_ms,
-                max_timeout_ms,
-                long=long,
-                queued=queued,
-                side_effect=side_effect,
-                interruptible=interruptible,
-                staff=staff,
-                events=dict(events or {}),
-            ),
-        )
-        return method
-
-    return declare
-
-
-@dataclass(frozen=True, slots=True)
-class RetiredEvent:
-    """A v1 broadcast event that is no longer published (kept in the docs, deprecated).
-
-    Attributes:
-        data: the data type it had, so the generated docs still describe it.
-        instead: what a UI does now, in a sentence.
-
-    """
-
-    data: type[Message]
-    instead: str
-
-
-@dataclass(frozen=True, slots=True)
-class SimAction:
-    """A simulator control action (``kiosk/v1/{b}/sim/{d}/{action}``), see :func:`sim_action`.
-
-    Attributes:
-        params: the parameter type the action's payload is decoded into.
-        doc: one-line summary for the docs.
-
-    """
-
-    params: type[Params]
-    doc: str
-
-
-def sim_action(
-    name: str, params: type[ParamsT], doc: str
-) -> Callable[[SimMethod[OwnerT, ParamsT, ResultT]], SimMethod[OwnerT, ParamsT, ResultT]]:
-    """Declare the decorated method as the sim action ``name``; ``doc`` is its one-line summary.
-
-    A vocabulary shared by several simulators (``fault``) is one ``sim_action(...)``
-    value applied to each of their methods.
-    """
-
-    def declare(
-        method: SimMethod[OwnerT, ParamsT, ResultT],
-    ) -> SimMethod[OwnerT, ParamsT, ResultT]:
-        vars(method)[_DECLARATION] = (name, SimAction(params, doc))
-        return method
-
-    return declare
-
-
-SpecT = TypeVar("SpecT", Command, SimAction)
-
-
-def declared(cls: type, kind: type[SpecT]) -> dict[str, tuple[SpecT, DeclaredMethod]]:
-    """The ``kind`` declarations of ``cls`` and its bases by name, with their functions.
-
-    In declaration order, base classes first.  The function is the one ``cls``
-    has: a subclass overriding a declared method without re-declaring it keeps
-    the declaration and runs its own code.
-    """
-    found: dict[str, tuple[SpecT, DeclaredMethod]] = {}
-    for klass in reversed(cls.__mro__):
-        for value in vars(klass).values():
-            if not isinstance(value, types.FunctionType):
-                continue
-            declaration = vars(value).get(_DECLARATION)
-            if declaration is not None and isinstance(declaration[1], kind):
-                found[declaration[0]] = (declaration[1], getattr(cls, value.__name__))
-    return found
-
-
-class SimActions:
-    """Base of whatever serves ``sim/`` actions: collects its :func:`sim_action` methods.
-
-    Devices (a behavioural simulator declares actions, a real driver none) and
-    wire simulators derive from it.
-    """
-
-    #: Sim actions by name, collected from the class's :func:`sim_action` methods.
-    sim_actions: ClassVar[Mapping[str, SimAction]] = {}
-    _sim_functions: ClassVar[Mapping[str, DeclaredMethod]] = {}
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        """Collect the sim actions declared on the class's methods."""
-        super().__init_subclass__(**kwargs)
-        actions = declared(cls, SimAction)
-        if actions:
-            cls.sim_actions = {name: spec for name, (spec, _) in actions.items()}
-            cls._sim_functions = {name: fn for name, (_, fn) in actions.items()}
-
-    def sim_action(self, name: str) -> RunSimAction | None:
-        """The sim action ``name`` bound to this simulator, or None if it has none."""
-        function = self._sim_functions.get(name)
-        if function is None:
-            return None
-        run: RunSimAction = functools.partial(function, self)
-        return run
-
-
-class SimControl(Protocol):
-    """What serves a device's ``sim/`` actions: its behavioural simulator or a wire simulator."""
-
-    @property
-    def sim_actions(self) -> Mapping[str, SimAction]:
-        """Sim actions by name."""
-        ...
-
-    def sim_action(self, name: str) -> RunSimAction | None:
-        """The sim action ``name`` bound to this simulator, or None if it has none."""
-        ...
 
 
 class WireSimulation(SimControl, Protocol):
@@ -352,38 +185,6 @@ class DeviceEnv:
     board_id: str
     state_dir: Path
     runtime_dir: Path
-
-
-EventSink = Callable[[str, Message], None]
-
-
-@dataclass(slots=True)
-class CommandContext:
-    """What a running command knows about its request.
-
-    Attributes:
-        request_id: the requester's ``requestId``.
-        client_id: the requester: the broker user named in its request topic
-            (``req/{c}/...``), or the client id of its reply topic (legacy topics).
-        deadline: ``loop.time()`` at which the command must end, in seconds.
-        emit: sends an ``event`` reply to the requester alone (its reply topic,
-            correlation data and codec).  It stays valid after the command completes:
-            a command that starts a standing mode keeps it and sends the mode's events
-            through it until the mode ends.
-        staff: the requester has the technician role, so a command may do for it what
-            it refuses a citizen-facing UI (end another client's deposit).
-
-    """
-
-    request_id: str
-    client_id: str
-    deadline: float
-    emit: EventSink
-    staff: bool = False
-
-    def remaining(self) -> float:
-        """Seconds left before the deadline (never negative)."""
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
 
 class Device(SimActions, abc.ABC, Generic[SettingsT_co, DetailT_co]):
