@@ -372,12 +372,21 @@ class SspValidator(CashAcceptor[SspSettings]):
         if value is None:
             log.warning("%s: a note of channel %d, not ours, held: returned", self.id, channel)
             self._held = (channel, Verdict.RETURN)
-            await link.command(Command.REJECT)
+            await self._reject(link)
             return
         verdict = self.note_escrowed(value)
         self._held = (channel, verdict)
         if verdict is Verdict.RETURN:
+            await self._reject(link)
+
+    async def _reject(self, link: SspLink) -> None:
+        """REJECT the note in escrow; one already gone (returned on its own) is no error."""
+        try:
             await link.command(Command.REJECT)
+        except Refused as exc:
+            if exc.response != Response.CANNOT_PROCESS:
+                raise
+            log.info("%s: the note left escrow before REJECT", self.id)
 
     async def _credit(self, link: SspLink, channel: int) -> None:
         """A note is past the credit point: commit it with the validator's stacked count."""

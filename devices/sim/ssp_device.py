@@ -244,7 +244,7 @@ class SspNoteDevice:
         pull = pull_back or self._pull_next
         self._pull_next = False
         self._escrow = _Escrow(channel, value, fate, pull=pull)
-        self._events += [PollEvent(Event.READ, 0), PollEvent(Event.READ, channel)]
+        self._events.append(PollEvent(Event.READ, 0))  # READ with the channel: at each poll
         self._arm_escrow_timer()
         return fate
 
@@ -449,12 +449,10 @@ class SspNoteDevice:
         if not self.enabled:
             events.append(PollEvent(Event.DISABLED))
         escrow = self._escrow
-        if escrow is not None:
-            if escrow.reported:
-                events.append(PollEvent(Event.READ, escrow.channel))  # still held (repeats)
-            escrow.reported = escrow.reported or any(
-                e.code == Event.READ and e.channel == escrow.channel for e in events
-            )
+        if escrow is not None:  # held: reported by every poll until stacked or returned
+            events.append(PollEvent(Event.READ, escrow.channel))
+            escrow.reported = True
+            self._arm_escrow_timer()  # the timeout runs from the last poll (GA138 "Hold")
         if with_ack and any(e.code in NEEDS_ACK for e in events):
             self._unacked = events
         return encode_events(events)

@@ -156,7 +156,7 @@ async def test_a_note_in_escrow_when_the_daemon_dies_is_returned_never_credited(
 
 
 async def test_a_held_note_times_out_back_to_the_citizen_without_a_host(tmp_path: Path) -> None:
-    device = SspNoteDevice(NOTES, escrow_timeout_s=0.3)
+    device = SspNoteDevice(NOTES, escrow_timeout_s=1.5)
     host = RecordingHost()
     async with serving(tmp_path, device) as link:
         driver = ssp_driver(tmp_path, host, link, poll_ms=1000)
@@ -164,7 +164,8 @@ async def test_a_held_note_times_out_back_to_the_citizen_without_a_host(tmp_path
             await Rig(device, driver, host).deposit()
             fate = device.insert_note(50_000)
             await host.wait_for(lambda: "noteEscrowed" in host.event_names())
-        assert await asyncio.wait_for(fate, 2) is Fate.RETURNED
+        assert not fate.done()
+        assert await asyncio.wait_for(fate, 3) is Fate.RETURNED
         assert device._reject_code == 0x13  # escrow timeout
 
 
