@@ -11,13 +11,16 @@
   real driver polling its wire simulator as configured) and the embedded broker,
   idle CPU over the window; ``none`` is the daemon with no device.  A device's
   cost is its run minus ``none`` (the wire simulator runs in the daemon's
-  process, so its own work is inside the figure).
+  process, so its own work is inside the figure, except the coin acceptor's,
+  which runs in a process of its own).  Then the same for each production
+  device with no hardware: what its driver's retrying costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -122,27 +125,35 @@ async def production(settle_s: float, idle_s: float) -> dict[str, Any]:
     return {"state": state, "rssMiB": rss, "idleCpu": cpu, "devices": list(production_devices())}
 
 
-async def per_device(settle_s: float, idle_s: float) -> dict[str, float]:
-    """Idle CPU (% of a core) of the daemon with each sim device alone, and with none."""
+async def per_device(settle_s: float, idle_s: float, *, real: bool) -> dict[str, float]:
+    """Idle CPU (% of a core) of the daemon with each device alone, and with none.
+
+    ``real``: the production devices against a standalone broker, no hardware (each
+    cost is its driver's retrying); else the sim config's devices, each with its wire
+    simulator, and the embedded broker.
+    """
+    tables = production_devices() if real else _sim_devices()
     out: dict[str, float] = {}
-    devices = {"none": {}} | {dev_id: {dev_id: t} for dev_id, t in _sim_devices().items()}
-    for name, chosen in devices.items():
-        with tempfile.TemporaryDirectory(prefix="kioskd-bench-poll-") as tmp:
-            work = Path(tmp)
-            config = _config(work / "kioskd.toml", work, chosen, mqtt_port=None)
-            setup = procs.SimSetup(["run", "--config", str(config)], list(chosen))
-            async with procs.run_daemon(setup, work) as daemon:
-                await _ready_state(daemon.port)
-                await asyncio.sleep(settle_s)
-                out[name] = (await idle({"daemon": daemon.pid}, idle_s))["daemonPct"]
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(procs.broker()).port if real else None
+        for name, chosen in ({"none": {}} | {d: {d: t} for d, t in tables.items()}).items():
+            with tempfile.TemporaryDirectory(prefix="kioskd-bench-poll-") as tmp:
+                work = Path(tmp)
+                config = _config(work / "kioskd.toml", work, chosen, mqtt_port=port)
+                setup = procs.SimSetup(["run", "--config", str(config)], list(chosen))
+                async with procs.run_daemon(setup, work, external_port=port) as daemon:
+                    await _ready_state(daemon.port)
+                    await asyncio.sleep(settle_s)
+                    out[name] = (await idle({"daemon": daemon.pid}, idle_s))["daemonPct"]
     return out
 
 
 async def measure(settle_s: float, idle_s: float) -> dict[str, Any]:
-    """Production RSS and idle CPU, and each sim device's idle CPU."""
+    """Production RSS and idle CPU, and each device's idle CPU, with and without hardware."""
     return {
         "production": await production(settle_s, idle_s),
-        "pollers": await per_device(settle_s, idle_s),
+        "pollers": await per_device(settle_s, idle_s, real=False),
+        "retries": await per_device(settle_s, idle_s, real=True),
     }
 
 
@@ -156,11 +167,15 @@ def main() -> None:
         f"production ({prod['state']}): RSS {prod['rssMiB']:.1f} MiB, idle CPU "
         f"{prod['idleCpu']['daemonPct']:.2f} % over {prod['idleCpu']['seconds']:.0f} s"
     )
-    base = result["pollers"]["none"]
-    print(f"idle CPU per device (% of a core, minus the daemon alone: {base:.2f} %)")
-    for name, pct in result["pollers"].items():
-        if name != "none":
-            print(f"  {name:<14} {pct:6.2f} %  (+{pct - base:.2f})")
+    for key, title in (
+        ("pollers", "polling its wire simulator"),
+        ("retries", "real driver, no hardware (retrying)"),
+    ):
+        base = result[key]["none"]
+        print(f"idle CPU per device, {title} (% of a core; the daemon alone: {base:.2f} %)")
+        for name, pct in result[key].items():
+            if name != "none":
+                print(f"  {name:<14} {pct:6.2f} %  (+{pct - base:.2f})")
 
 
 if __name__ == "__main__":
