@@ -193,9 +193,16 @@ class SimActions:
     _sim_functions: ClassVar[Mapping[str, DeclaredMethod]] = {}
 
     def __init_subclass__(cls, **kwargs: object) -> None:
-        """Collect the sim actions declared on the class's methods."""
+        """Collect the sim actions declared on the class's methods, ``fault`` first.
+
+        Every simulator has ``fault``; listing it first keeps one order for every
+        class and simulator in ``description``'s ``simActions``, whichever class
+        body declares it (a behavioural simulator inherits it, a wire simulator
+        declares its own after its other actions).
+        """
         super().__init_subclass__(**kwargs)
         actions = declared(cls, SimAction)
+        actions = dict(sorted(actions.items(), key=lambda item: item[0] != "fault"))
         if actions:
             cls.sim_actions = {name: spec for name, (spec, _) in actions.items()}
             cls._sim_functions = {name: fn for name, (_, fn) in actions.items()}
