@@ -32,7 +32,7 @@ IMPLEMENTATIONS: dict[str, list[str]] = {
     "cardReader": ["sim", "pcsc"],
     "printer": ["sim", "escpos"],
     "coinAcceptor": ["sim", "cctalk", "pulse"],
-    "cashAcceptor": ["sim", "ssp"],
+    "cashAcceptor": ["sim", "ssp", "cctalk"],
     "documentSlot": ["sim", "gpio"],
     "lockers": ["sim", "gpio"],
     "camera": ["sim", "v4l2"],
@@ -79,6 +79,7 @@ DRIVER_SETTINGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("coinAcceptor", "sim"): {"cash_box_capacity": 6},
     ("cashAcceptor", "sim"): {"stacker_capacity": 4, "max_overpayment": 50_000},
+    ("cashAcceptor", "cctalk"): {"stacker_capacity": 4, "max_overpayment": 50_000, "poll_ms": 50},
     ("cashAcceptor", "ssp"): {
         "stacker_capacity": 4,
         "max_overpayment": 50_000,
