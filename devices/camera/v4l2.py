@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -106,14 +107,26 @@ class VideoDevice:
         raise HardwareError(f"{self.path} stopped streaming before a frame arrived")
 
 
+@functools.lru_cache(maxsize=4)
+def _split_recording(path: str, mtime_ns: int, size: int) -> tuple[bytes, ...]:
+    """The frames of a recording, read again only when it changed (its mtime or size).
+
+    The camera probes every second; reading and splitting the whole file each time
+    was 0.3 % of a core (docs/performance.md).
+    """
+    del mtime_ns, size  # part of the cache key only
+    return tuple(split_mjpeg(Path(path).read_bytes()))
+
+
 class RecordedStream:
     """A recorded MJPEG stream standing in for a camera (a regular file)."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
-    def _frames(self) -> list[bytes]:
-        frames = split_mjpeg(self.path.read_bytes())
+    def _frames(self) -> tuple[bytes, ...]:
+        st = self.path.stat()
+        frames = _split_recording(str(self.path), st.st_mtime_ns, st.st_size)
         if not frames:
             raise HardwareError(f"{self.path} holds no JPEG frame")
         return frames
