@@ -25,6 +25,7 @@ from .lockers_cli import lockers_app
 from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
 from .ui.cli import ui
 from .ui.server import BRIDGE_PATH, BrokerAddress, UiError, UiSite, serve_ui
+from .update.cli import update_app
 
 EX_UNAVAILABLE = 69
 
@@ -43,6 +44,7 @@ app = typer.Typer(
 app.add_typer(fleet_app)
 app.add_typer(provision_app, name="provision")
 app.add_typer(lockers_app)
+app.add_typer(update_app)
 
 ConfigOption = Annotated[
     Path | None,

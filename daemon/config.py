@@ -142,7 +142,7 @@ class VietQRConfig(_Section, frozen=True):
     account_name: Annotated[str, Meta(max_length=50)] = ""
 
 
-FleetCommand = Literal["rebirth", "getHealth", "restartDevice"]
+FleetCommand = Literal["rebirth", "getHealth", "restartDevice", "update"]
 #: MQTT URL of the fleet broker: ``mqtts://`` (TLS, port 8883 by default) or ``mqtt://`` (lab only).
 FleetUrl = Annotated[str, Meta(pattern=r"^(mqtts?://[^/:@\s]+(:\d{1,5})?)?$")]
 

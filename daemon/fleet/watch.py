@@ -76,7 +76,19 @@ def render(model: FleetModel, now: float | None = None) -> Table:
     boards = sorted(model.boards.values(), key=lambda b: _rank(b, now))
     up = sum(1 for b in boards if b.up and not b.silent(now))
     table = Table(title=f"kioskd fleet: {up}/{len(boards)} boards up", expand=True)
-    for column in ("board", "status", "seen", "degraded", "paper", "outbox", "temp", "cert", "ver"):
+    columns = (
+        "board",
+        "status",
+        "seen",
+        "degraded",
+        "paper",
+        "outbox",
+        "temp",
+        "cert",
+        "ver",
+        "update",
+    )
+    for column in columns:
         table.add_column(column, no_wrap=column != "degraded")
     for board in boards:
         health = board.health or {}
@@ -103,8 +115,23 @@ def render(model: FleetModel, now: float | None = None) -> Table:
                 style="red" if days is not None and days < CERT_WARN_DAYS else "",
             ),
             str((board.birth or {}).get("version", "-")),
+            _update(board),
         )
     return table
+
+
+def _update(board: Board) -> Text:
+    """The last update's state (health's, newer than birth's), its target and any reason."""
+    update = (board.health or {}).get("update") or (board.birth or {}).get("update")
+    if not update or update.get("state") in (None, "idle"):
+        return Text("-")
+    state = str(update["state"])
+    if state == "committed":
+        return Text(state)
+    text = f"{state} {update.get('target', '')}".strip()
+    if update.get("reason"):
+        text += f": {update['reason']}"
+    return Text(text, style="red" if state in ("rolledBack", "failed") else "yellow")
 
 
 async def run_watch(

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import ssl
 import time
@@ -32,6 +33,8 @@ from daemon.mqtt.codec import MSGPACK_CODEC, DecodeError, for_content_type
 from daemon.mqtt.fleet_topics import FleetKind, FleetTopics, parse
 from daemon.mqtt.link import NODELAY, publish_properties
 from daemon.mqtt.schema import Description, Status
+from daemon.update import updater
+from daemon.update.updater import BIRTH_FILE
 from devices.base import DeviceState, Message
 from devices.runtime.backoff import Backoff
 from devices.runtime.clock import now_ms
@@ -49,6 +52,7 @@ from .schema import (
     OperationalEvent,
     OutboxHealth,
     Stamped,
+    UpdateStatus,
 )
 from .session import Session
 from .sysinfo import SystemProbe
@@ -245,6 +249,7 @@ class Uplink:
                 if not_after is None
                 else round((not_after - dt.datetime.now(dt.UTC)).total_seconds() / _DAY_S, 2)
             ),
+            update=await self._update_status(),
         )
 
     async def publish_health(self) -> None:
@@ -279,6 +284,7 @@ class Uplink:
                 for d in description.devices
             ],
             cert_not_after=None if not_after is None else int(not_after.timestamp() * 1000),
+            update=await self._update_status(),
         )
         return MSGPACK_CODEC.encode(birth)
 
@@ -407,6 +413,7 @@ class Uplink:
             )  # fmt: skip
             birth = await self._birth(bd_seq)
             await session.publish_birth(self.topics.birth, lambda _seq: birth)
+            await self._record_birth(bd_seq)
             backlog = await self.outbox.last_id()
             log.info("uplink: connected to %s (bdSeq %d)", self._settings.url, bd_seq)
             self._session = session
@@ -485,6 +492,32 @@ class Uplink:
             if request.device is None:
                 raise ValueError("restartDevice needs a device")
             await self._view.restart_device(request.device)
+        elif name == "update":
+            # Only a version reaches the root updater (kioskd-update.path), which fetches it
+            # from the signed repository; the outcome comes back in birth and health.
+            if request.version is None or not updater.VERSION.fullmatch(request.version):
+                raise ValueError(f"update needs a package version, not {request.version!r}")
+            path = Path(self._config.daemon.runtime_dir) / updater.REQUEST
+            await asyncio.to_thread(
+                updater.write_request, path, request.version, request.request_id
+            )
+
+    async def _record_birth(self, bd_seq: int) -> None:
+        """Note the acknowledged birth for the update gate (daemon/update/gate.py)."""
+        record = {"version": __version__, "session": self._view.session, "bdSeq": bd_seq}
+        path = Path(self._config.daemon.runtime_dir) / BIRTH_FILE
+        try:
+            await asyncio.to_thread(path.write_text, json.dumps(record), encoding="utf-8")
+        except OSError as exc:
+            log.warning("uplink: cannot record the birth in %s: %s", path, exc.strerror)
+
+    async def _update_status(self) -> UpdateStatus | None:
+        """The updater's last outcome (its world-readable status file), if any."""
+        try:
+            data = await asyncio.to_thread(updater.STATUS.read_bytes)
+            return msgspec.json.decode(data, type=UpdateStatus)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
 
 
 #: How a TLS connection the broker dropped before CONNACK shows, when its alert got lost.

@@ -67,6 +67,22 @@ class DeviceInventory(_Fleet):
     capabilities: dict[str, Any]
 
 
+class UpdateStatus(_Fleet, kw_only=True):
+    """``update`` in birth and health: the board's last kioskd update (docs/updates.md).
+
+    ``state`` is idle, fetching, installing, gating, committed, rollingBack,
+    rolledBack or failed; ``version`` the installed one, ``target`` the one asked
+    for, ``reason`` why it was rolled back or refused; ``time`` ISO 8601 UTC.
+    """
+
+    state: str
+    version: str
+    target: str = ""
+    reason: str = ""
+    request_id: str = ""
+    time: str = ""
+
+
 class Birth(Stamped, kw_only=True):
     """``birth`` (retained): published first on every connection.
 
@@ -85,6 +101,7 @@ class Birth(Stamped, kw_only=True):
     commands: list[str]
     devices: list[DeviceInventory]
     cert_not_after: int | None = None
+    update: UpdateStatus | None = None
 
 
 class Death(_Fleet):
@@ -169,6 +186,7 @@ class Health(Stamped, kw_only=True):
     system: SystemHealth
     cert_not_after: int | None
     cert_days_left: float | None
+    update: UpdateStatus | None = None
 
 
 EventKind = Literal[
@@ -202,10 +220,15 @@ class CommandReply(Stamped, kw_only=True):
 
 
 class FleetRequest(_Fleet):
-    """A fleet command's payload: ``requestId`` and, for ``restartDevice``, the ``device``."""
+    """A fleet command's payload: ``requestId``, and the command's argument.
+
+    ``device`` for ``restartDevice``; ``version`` for ``update`` (a package version
+    of the signed repository, never a URL).
+    """
 
     request_id: Annotated[str, Meta(min_length=1, max_length=128)]
     device: str | None = None
+    version: Annotated[str, Meta(max_length=100)] | None = None
 
 
 def facts_of(message: msgspec.Struct | None) -> Facts:

@@ -9,11 +9,14 @@ it alone and vanish with it.  The base root is made once and kept as a tar in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ BASE_PACKAGES = (
 )
 CACHE = Path(os.environ.get("KIOSKD_TEST_CACHE", "/var/tmp/kioskd-tests"))
 REPO_IN_ROOT = "/srv/kioskd-repo"
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 PUBLISH = Path(__file__).resolve().parents[2] / "debian/repository/publish"
 
 
@@ -86,10 +90,65 @@ class DebRoot:
 
     def run(self, script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``script`` in the root; the finished process (output captured, not checked)."""
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
         return subprocess.run(
             self.command(script), capture_output=True, text=True, timeout=timeout, check=False,
-            env=env,
+            env=ENV,
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """One mount and PID namespace kept for the ``with`` block, so daemons outlive a command.
+
+        Its init is ``sleep`` in the root; commands join it with ``nsenter``.  Leaving the
+        block kills the init, and with it every process of the namespace.
+        """
+        holder = subprocess.Popen(self.command("exec sleep infinity"), start_new_session=True)
+        try:
+            init = _namespace_init(holder.pid)
+            yield Session(init)
+        finally:
+            holder.kill()
+            holder.wait(30)
+
+
+def _namespace_init(unshare_pid: int, timeout: float = 30) -> int:
+    """The PID (in this namespace) of the forked child of ``unshare --fork`` once it runs sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{unshare_pid}/task").glob("*/children"):
+            for pid in child.read_text().split():
+                grandchildren = " ".join(
+                    c.read_text() for c in Path(f"/proc/{pid}/task").glob("*/children")
+                ).split()
+                for candidate in [pid, *grandchildren]:
+                    with contextlib.suppress(OSError):
+                        if Path(f"/proc/{candidate}/comm").read_text().strip() == "sleep":
+                            return int(candidate)
+        time.sleep(0.1)
+    raise TimeoutError("the namespace's init did not start")
+
+
+@dataclass(frozen=True)
+class Session:
+    """Commands in a kept namespace of the root (:meth:`DebRoot.session`)."""
+
+    init: int
+
+    def argv(self, script: str) -> list[str]:
+        return ["nsenter", "-t", str(self.init), "-m", "-p", "-r", "-w", "/bin/sh", "-c", script]
+
+    def run(self, script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` to completion (output captured, not checked)."""
+        return subprocess.run(
+            self.argv(script), capture_output=True, text=True, timeout=timeout, check=False,
+            env=ENV,
+        )  # fmt: skip
+
+    def popen(self, script: str) -> subprocess.Popen[str]:
+        """Start ``script`` in a process group of its own (to kill it whole with killpg)."""
+        return subprocess.Popen(
+            self.argv(script), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=ENV, start_new_session=True,
         )  # fmt: skip
 
 
