@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from daemon import __version__
 from daemon.config import Config
@@ -83,7 +84,11 @@ async def _ready_and_answering(config: Config, password: str, seen: list[str]) -
         pump = asyncio.create_task(api.pump(), name="gate-pump")
         try:
             await client.subscribe(f"{api.reply_topic}/#", qos=1)
-            await client.subscribe(api.topics.status, qos=1)
+            # Retain as published: a status the restarted daemon publishes after this
+            # subscription still counts as the retained one (Api keeps retained messages).
+            await client.subscribe(
+                api.topics.status, options=SubscribeOptions(qos=1, retainAsPublished=True)
+            )
             while True:
                 status = api.retained.get(api.topics.status) or {}
                 if status:
