@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,14 @@ VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~]{0,63}(-[A-Za-z0-9.+~]{1,32})?$")
 APT_TIMEOUT_S = 900
 COMMAND_TIMEOUT_S = 120
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
-DPKG_OPTIONS = ("-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef")
+#: No pty for dpkg: apt would start it in a session of its own, which outlives a killed
+#: updater and holds the dpkg lock against the resume (a power cut stops both anyway).
+DPKG_OPTIONS = (
+    "-o", "Dpkg::Use-Pty=0",
+    "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef",
+)  # fmt: skip
+DPKG_LOCK = Path("/var/lib/dpkg/lock-frontend")
+LOCK_POLL_S = 1.0
 
 
 class UpdateError(Exception):
@@ -225,7 +234,7 @@ class Updater:
             if journal.phase == "install":
                 self._status("installing", journal)
                 try:
-                    _run(["dpkg", "--configure", "-a"], APT_TIMEOUT_S)
+                    _configure_pending()
                     _install(Path(journal.new_deb))
                 except UpdateError as exc:
                     journal.phase, journal.reason = "rollback", f"install failed: {exc}"
@@ -268,7 +277,7 @@ class Updater:
     def _rollback(self, journal: Journal) -> None:
         self._status("rollingBack", journal)
         with contextlib.suppress(UpdateError):
-            _run(["dpkg", "--configure", "-a"], APT_TIMEOUT_S)
+            _configure_pending()
         _install(Path(journal.kept_deb))
         with contextlib.suppress(UpdateError):
             _run(journal.settings.restart, COMMAND_TIMEOUT_S)
@@ -326,8 +335,36 @@ def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+def _wait_for_dpkg(timeout: float = APT_TIMEOUT_S) -> None:
+    """Wait until no other process holds dpkg's lock (a dpkg left from before, apt elsewhere).
+
+    Raises:
+        UpdateError: still held after ``timeout`` seconds.
+
+    """
+    deadline = time.monotonic() + timeout
+    with DPKG_LOCK.open("a") as handle:
+        while True:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise UpdateError(f"dpkg is busy for over {timeout:.0f} s") from None
+                time.sleep(LOCK_POLL_S)
+                continue
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+            return
+
+
+def _configure_pending() -> None:
+    """``dpkg --configure -a``: finish what an interrupted dpkg run left half-done."""
+    _wait_for_dpkg()
+    _run(["dpkg", "--force-confold", "--configure", "-a"], APT_TIMEOUT_S)
+
+
 def _install(deb: Path) -> None:
     """Install a package file with apt (its dependencies from the configured sources)."""
+    _wait_for_dpkg()
     _run(["apt-get", "install", "-y", "-q", "--allow-downgrades", *DPKG_OPTIONS, str(deb)],
          APT_TIMEOUT_S)  # fmt: skip
 
@@ -396,7 +433,8 @@ def install_copy(state: Path = STATE) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``updater.py [--state DIR] start VERSION | request FILE | resume | status``.
 
-    Exit 0: committed (or nothing to do), 1: rolled back, 2: refused, nothing changed.
+    Exit 0: committed (or nothing to do), 1: rolled back, 2: refused, nothing changed,
+    3: a resume that could not finish (the journal is kept for the next one).
     """
     parser = argparse.ArgumentParser(prog="kioskd-updater")
     parser.add_argument("--state", type=Path, default=STATE)
@@ -414,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(updater.status()))  # noqa: T201
         return 0
     if args.command == "resume":
-        return updater.resume()
+        try:
+            return updater.resume()
+        except UpdateError as exc:  # the journal stays: the next resume tries again
+            print(f"kioskd update: resume did not finish: {exc}", file=sys.stderr)  # noqa: T201
+            return 3
     settings = Settings(window_s=args.window)
     if args.restart:
         settings.restart = args.restart.split()

@@ -96,11 +96,15 @@ def test_package_holds_units_rules_and_the_venv(deb: Path, tmp_path: Path) -> No
     entries = _contents(deb)
     for path in (
         "/lib/systemd/system/kioskd.service",
+        "/lib/systemd/system/kioskd-update.path",
+        "/lib/systemd/system/kioskd-update.service",
+        "/lib/systemd/system/kioskd-update-resume.service",
         "/lib/udev/rules.d/90-kioskd.rules",
         "/usr/lib/sysusers.d/kioskd.conf",
         "/usr/lib/tmpfiles.d/kioskd.conf",
         "/opt/kioskd/bin/kioskd",
         "/usr/share/doc/kioskd/technician.md",
+        "/usr/share/doc/kioskd/updates.md",
     ):
         assert path in entries, path
     assert entries["/usr/bin/kioskd"] == "/opt/kioskd/bin/kioskd"
@@ -118,8 +122,15 @@ def test_package_holds_units_rules_and_the_venv(deb: Path, tmp_path: Path) -> No
         text=True,
         check=True,
     ).stdout
-    for dependency in ("python3.11", "mosquitto", "pcscd", "fonts-dejavu-core", "systemd"):
-        assert re.search(rf"\b{re.escape(dependency)}\b", control), dependency
+    for dependency in (
+        "python3.11",
+        "python3",
+        "mosquitto",
+        "pcscd",
+        "fonts-dejavu-core",
+        "systemd",
+    ):
+        assert re.search(rf"(?<![\w.-]){re.escape(dependency)}(?![\w.-])", control), dependency
     from daemon import __version__
 
     assert f"Version: {__version__}" in control, "debian/changelog names daemon.__version__"
