@@ -18,7 +18,7 @@ from .feed import FleetBroker
 
 fleet_app = typer.Typer(
     name="fleet",
-    help="Fleet operator's tools: live monitor and Prometheus exporter.",
+    help="Fleet operator's tools: live monitor, Prometheus exporter, staged-release samples.",
     no_args_is_help=True,
 )
 
@@ -115,3 +115,18 @@ def exporter(  # noqa: PLR0917 - one argument per CLI option
     )
     target = _broker(broker, ca, cert, key, username, password_file, client_id)
     _run(run_exporter(target, listen, tenant=tenant, share_group=share_group))
+
+
+@fleet_app.command()
+def sample(
+    percent: Annotated[int, typer.Option(min=0, max=100, help="Size of the sample in percent.")],
+    boards: Annotated[
+        list[str] | None, typer.Argument(help="Board ids (default: one per line on stdin).")
+    ] = None,
+) -> None:
+    """Print the boards in a staged release's stable sample (sha256 of the id mod 100 < PERCENT)."""
+    from .stage import in_sample  # noqa: PLC0415
+
+    for board in boards or [line.strip() for line in sys.stdin if line.strip()]:
+        if in_sample(board, percent):
+            typer.echo(board)
