@@ -15,7 +15,8 @@ the bill vocabulary is :mod:`.cctalk_bills`.  Start-up (each run):
    stacked after the daemon died (routed, not yet read) is credited from its
    event; more events than the buffer holds are recorded lost with their count;
 5. :meth:`~.protocol.CashAcceptor.hardware_ready`, then read the buffer every
-   ``poll_ms``.
+   ``poll_ms`` and self-check (232) every ``self_check_ms``: a fault code, or a
+   jam event until the self-check reports none, is ``hardwareError``.
 
 An escrow event (type, 1) asks the class for a verdict and routes the bill:
 1 stacks it (its credit event (type, 0) follows and is credited then), 0
@@ -69,9 +70,10 @@ class CctalkBillSettings(NoteTable, frozen=True, forbid_unknown_fields=True):
     """``[devices.<id>]`` options of a ccTalk bill validator.
 
     ``port``, ``baudrate`` (9600), ``address`` (40 by convention), ``checksum``,
-    ``echo``, ``poll_ms`` (<= 200), ``reply_timeout_ms`` and ``retries`` as for
-    the ccTalk coin acceptor; ``country``: the two letters of the bill ids this
-    kiosk takes (``VN``).  The note table options are :class:`NoteTable`'s.
+    ``echo``, ``poll_ms`` (<= 200), ``reply_timeout_ms``, ``retries`` and
+    ``self_check_ms`` (fault poll interval) as for the ccTalk coin acceptor;
+    ``country``: the two letters of the bill ids this kiosk takes (``VN``).  The
+    note table options are :class:`NoteTable`'s.
     """
 
     port: str = "/dev/ttyUSB0"
@@ -82,6 +84,7 @@ class CctalkBillSettings(NoteTable, frozen=True, forbid_unknown_fields=True):
     poll_ms: Annotated[int, Meta(ge=20, le=200)] = 100
     reply_timeout_ms: Annotated[int, Meta(ge=20, le=2000)] = 200
     retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    self_check_ms: Annotated[int, Meta(ge=100, le=60_000)] = 500
     country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "VN"
 
 
@@ -106,12 +109,14 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
         #: The event counter last processed; None before the first read ever.
         self._counter: int | None = None
         self._jammed = False
+        #: The self-check's fault code (232); 0: none.
+        self._fault_code = 0
         #: True while catching up with the buffer at start: escrow events are old.
         self._catching_up = False
 
     def acceptor_condition(self) -> DeviceState:
-        """Return hardwareError after a jam until the self-check reports none, else the class's."""
-        if self._jammed:
+        """Return hardwareError after a jam or while the self-check reports a fault."""
+        if self._jammed or self._fault_code:
             return DeviceState.HARDWARE_ERROR
         return super().acceptor_condition()
 
@@ -153,6 +158,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
                 if await self._route(link, Route.RETURN):
                     log.warning("%s: a bill was held in escrow at start; returned", self.id)
                 self._counter = await self.deposits.last_event_counter()
+                await self._check(link)
                 self._catching_up = True
                 try:
                     await self._poll(link)
@@ -180,11 +186,15 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
     async def _serve(self, link: CctalkLink) -> None:
         loop = asyncio.get_running_loop()
         poll_s = self.settings.poll_ms / 1000
-        next_poll = loop.time()
+        check_s = self.settings.self_check_ms / 1000
+        next_poll = next_check = loop.time()
         while True:
             next_poll = max(next_poll + poll_s, loop.time())
             await asyncio.sleep(next_poll - loop.time())
             await self._poll(link)
+            if loop.time() >= next_check + check_s:
+                next_check = loop.time()
+                await self._check(link)
 
     # -- inhibit -----------------------------------------------------------------------------
 
@@ -237,8 +247,6 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
     # -- events ------------------------------------------------------------------------------
 
     async def _poll(self, link: CctalkLink) -> None:
-        if self._jammed:
-            await self._check(link)
         buffered = parse_buffered(await link.request(BillHeader.READ_BUFFERED_BILL_EVENTS))
         last, now = self._counter, buffered.counter
         if last is None:
@@ -317,11 +325,13 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
         return False
 
     async def _check(self, link: CctalkLink) -> None:
-        """After a jam: self-check (232) until the validator reports no fault."""
+        """Self-check (232): a fault code is ``hardwareError`` until it clears (a jam too)."""
         reply = await link.request(Header.PERFORM_SELF_CHECK)
-        if not reply or reply[0] == 0:
-            log.info("%s: the jam is cleared", self.id)
-            self._jammed = False
+        code = reply[0] if reply else 0
+        if code != self._fault_code or (self._jammed and not code):
+            if code:
+                log.warning("%s: self-check fault code %d", self.id, code)
+            self._fault_code, self._jammed = code, self._jammed and bool(code)
             self._refresh()
 
     async def _escrowed(self, link: CctalkLink, value: int | None) -> None:

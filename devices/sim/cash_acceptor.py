@@ -12,8 +12,9 @@ or comes back out.
 Faults: ``disconnect`` -> offline; ``hardwareError``, ``unresponsive`` ->
 hardwareError; ``jam`` -> hardwareError, and a fed note jams
 (``noteRejected`` ``jam``, given back by the technician: ``out/returned``);
-``garbage`` -> a note's report is garbled (``noteRejected``
-``validationFailed``); ``slow`` -> each note is validated ``delayMs`` late.
+``garbage`` -> hardwareError (the validator is polled), and a note's report is
+garbled (``noteRejected`` ``validationFailed``); ``slow`` -> each note is
+validated ``delayMs`` late.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from devices.errors import HardwareError, Offline, ProtocolError
 
 from .faults import FaultKind, Simulated
 
-_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.UNRESPONSIVE)
+_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE, FaultKind.UNRESPONSIVE)
 
 
 class InsertNoteParams(Params):

@@ -19,10 +19,10 @@ Notes are never lost: the device lists stacked and returned ones.
 
 Faults (``kind``): ``disconnect`` (no answer, notes not taken in), ``lineCut``
 (no answer, the validator keeps its power: a note in escrow times out),
-``hardwareError`` (note path open, reported each poll), ``jam`` (the next note
-jams: UNSAFE JAM each poll until ``clear``, then cleared from the front),
+``hardwareError`` (note path open, reported each poll), ``jam`` (UNSAFE JAM
+each poll until ``clear``; a note fed meanwhile jams, cleared from the front),
 ``slow`` (a note is validated ``delayMs`` late), ``garbage`` (every reply is
-noise), ``crcError`` (the next reply has a bad CRC), ``powerCycle`` (SLAVE
+noise in a packet's shape), ``crcError`` (the next reply has a bad CRC), ``powerCycle`` (SLAVE
 RESET, disabled, inhibits and keys gone; a note in escrow comes back out),
 ``fraud`` (the next note is pulled back out of escrow), ``clear``.  The
 stacker (``sim/{d}/stacker``): ``removed`` (CASHBOX REMOVED each poll),
@@ -53,6 +53,7 @@ from devices.cash_acceptor.settings import VND_NOTES
 from devices.cash_acceptor.ssp import (
     PROTOCOL_VERSION,
     STEX,
+    STX,
     Command,
     Deframer,
     Event,
@@ -100,14 +101,13 @@ ENCRYPTED_ONLY = frozenset({Command.POLL_WITH_ACK, Command.EVENT_ACK})
 
 
 class SspFault(StrEnum):
-    """Fault kinds of the SSP device (``sim/{d}/fault``); the first seven are the common ones."""
+    """Fault kinds of the SSP device (``sim/{d}/fault``); the first six are the common ones."""
 
     DISCONNECT = "disconnect"
     HARDWARE_ERROR = "hardwareError"
     JAM = "jam"
     SLOW = "slow"
     GARBAGE = "garbage"
-    UNRESPONSIVE = "unresponsive"
     CLEAR = "clear"
     LINE_CUT = "lineCut"
     CRC_ERROR = "crcError"
@@ -211,10 +211,7 @@ class SspNoteDevice:
         return self.fault is not SspFault.DISCONNECT
 
     def _answers(self) -> bool:
-        return self._answers_power() and self.fault not in (
-            SspFault.LINE_CUT,
-            SspFault.UNRESPONSIVE,
-        )
+        return self._answers_power() and self.fault is not SspFault.LINE_CUT
 
     def insert_note(self, value: int, *, pull_back: bool = False) -> asyncio.Future[Fate]:
         """Feed a note of ``value``; the future resolves with its fate."""
@@ -360,7 +357,9 @@ class SspNoteDevice:
             wire = self._wire(packet, reply)
             self._last = (packet.seq, wire)
         if self.fault is SspFault.GARBAGE:
-            return os.urandom(len(wire))
+            # Noise shaped like a packet (STX, the length) whose bytes and CRC are wrong.
+            noise = os.urandom(len(wire) - 3).replace(bytes([STX]), b"\x00")
+            return wire[:3] + noise
         if self._bad_crc_next:
             self._bad_crc_next = False
             return wire[:-1] + bytes([wire[-1] ^ 0x5A])
@@ -444,7 +443,7 @@ class SspNoteDevice:
             events.append(PollEvent(Event.CASHBOX_REMOVED))
         if self.fault is SspFault.HARDWARE_ERROR:
             events.append(PollEvent(Event.NOTE_PATH_OPEN))
-        if self._jammed is not None:
+        if self._jammed is not None or self.fault is SspFault.JAM:
             events.append(PollEvent(Event.UNSAFE_JAM))
         if not self.enabled:
             events.append(PollEvent(Event.DISABLED))

@@ -55,6 +55,9 @@ OFFERED: dict[tuple[str, str], tuple[str, ...]] = {
     ("printer", "escpos"): (*ALL, "unresponsive"),
     ("coinAcceptor", "sim"): SIM,
     ("coinAcceptor", "cctalk"): ALL,
+    ("cashAcceptor", "sim"): SIM,
+    ("cashAcceptor", "ssp"): ALL,
+    ("cashAcceptor", "cctalk"): ALL,
     ("documentSlot", "sim"): SIM,
     ("documentSlot", "gpio"): ("jam",),
     ("lockers", "sim"): SIM,
@@ -120,7 +123,7 @@ async def command(ui: UiClient, dev: str, slow: bool) -> Payload:
             name, params = "waitForCard", {"timeoutMs": 5000}
         case "printer":
             name, params = "cut", {}
-        case "coinAcceptor":
+        case "coinAcceptor" | "cashAcceptor":
             name, params = "depositStart", {"currency": "VND", "timeoutMs": 5000}
         case "documentSlot":
             name, params = "accept", {"timeoutMs": 5000}
@@ -149,7 +152,7 @@ async def command(ui: UiClient, dev: str, slow: bool) -> Payload:
 async def undo(ui: UiClient, dev: str, completion: Payload) -> None:
     """Put back what a successful probe command changed."""
     match dev:
-        case "coinAcceptor":
+        case "coinAcceptor" | "cashAcceptor":
             ended = {"transactionId": completion["result"]["transactionId"]}
             ok(await ui.device(dev, "depositEnd", ended))
         case "documentSlot":
@@ -167,7 +170,8 @@ async def check_fault(ui: UiClient, dev: str, kind: str, offered: tuple[str, ...
         params["delayMs"] = SLOW_MS
     answer = await sim_call(ui, dev, "fault", params)
     if kind not in offered:
-        # ccTalk's own kind list has no ``unresponsive`` (its ``disconnect`` is silence).
+        # ccTalk's and SSP's own kind lists have no ``unresponsive`` (``disconnect`` and
+        # ``lineCut`` are their silences).
         failed(
             answer,
             "invalidData"
@@ -185,7 +189,8 @@ async def check_fault(ui: UiClient, dev: str, kind: str, offered: tuple[str, ...
     elapsed = time.monotonic() - started
     assert completion["completionCode"] == want_code, (kind, completion)
     assert (await state(ui, dev))["state"] == want_state, kind
-    if kind == "slow" and dev != "coinAcceptor":  # an acceptor is slow at coins, not commands
+    # An acceptor is slow at coins and notes, not at commands.
+    if kind == "slow" and dev not in ("coinAcceptor", "cashAcceptor"):
         assert elapsed >= SLOW_MS / 1000, elapsed
     ok(await sim_call(ui, dev, "fault", {"kind": "clear"}))
     await state(ui, dev, lambda s: s["state"] == ONLINE, timeout=RECOVER_S)
