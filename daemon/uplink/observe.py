@@ -10,9 +10,9 @@ driver of a class (simulator or real) produces the same fleet events:
 | printer detail ``paper`` becomes ``low``/``out``/``jammed`` | ``paperLow``/``paperOut``/``jam`` |
 | documentSlot ``evt/jam`` | ``jam`` |
 | sensors ``evt/doorOpened`` / ``evt/tamper`` | ``doorOpened`` / ``tamper`` |
-| coinAcceptor detail ``unsettled`` grows (transaction left ``unknown``) | ``transactionUnknown`` |
-| coinAcceptor detail ``cashBox`` becomes ``full`` | ``cashBoxFull`` |
-| coinAcceptor ``evt/fraudAttempt`` | ``fraudAttempt`` |
+| coin/cashAcceptor detail ``unsettled`` grows (an ``unknown`` left) | ``transactionUnknown`` |
+| coinAcceptor ``cashBox``, cashAcceptor ``stacker`` (detail) becomes ``full`` | ``cashBoxFull`` |
+| coinAcceptor, cashAcceptor ``evt/fraudAttempt`` | ``fraudAttempt`` |
 | lockers ``evt/compartmentLeftOpen`` | ``compartmentLeftOpen`` |
 """
 
@@ -48,6 +48,7 @@ EVENT_RULES: Mapping[tuple[str, str], EventKind] = {
     ("sensors", "doorOpened"): "doorOpened",
     ("sensors", "tamper"): "tamper",
     ("coinAcceptor", "fraudAttempt"): "fraudAttempt",
+    ("cashAcceptor", "fraudAttempt"): "fraudAttempt",
     ("lockers", "compartmentLeftOpen"): "compartmentLeftOpen",
 }
 
@@ -57,7 +58,10 @@ DETAIL_RULES: Mapping[tuple[str, str, str], EventKind] = {
     ("printer", "paper", "out"): "paperOut",
     ("printer", "paper", "jammed"): "jam",
     ("coinAcceptor", "cashBox", "full"): "cashBoxFull",
+    ("cashAcceptor", "stacker", "full"): "cashBoxFull",
 }
+#: Classes whose detail ``unsettled`` counts transactions left ``unknown``.
+UNSETTLED_CLASSES = frozenset({"coinAcceptor", "cashAcceptor"})
 
 
 @dataclass(slots=True)
@@ -121,7 +125,7 @@ class DeviceWatch:
                 self._emit(kind, device_id, tracked, previous)
         unsettled = facts.get("unsettled")
         if (
-            tracked.device_class == "coinAcceptor"
+            tracked.device_class in UNSETTLED_CLASSES
             and isinstance(unsettled, int)
             and unsettled > int(old_facts.get("unsettled", 0))
         ):

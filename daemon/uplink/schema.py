@@ -25,7 +25,8 @@ from msgspec import Meta
 FACT_KEYS = frozenset(
     {
         "paper", "cover", "media", "shutter", "door", "tamper", "cashBox", "cashBoxCoins",
-        "cashBoxTotal", "unsettled", "inhibited", "level", "compartment",
+        "cashBoxTotal", "stacker", "stackerNotes", "unsettled", "inhibited", "level",
+        "compartment",
     },
 )  # fmt: skip
 Facts = dict[str, str | int | bool]

@@ -152,3 +152,26 @@ async def test_no_identity_data_upstream(
     for record in uplink_logs:
         searches.scan(f"log {record.name}", record.getMessage().encode())
     searches.assert_clean()
+
+
+async def test_note_validator_events_reach_the_fleet(
+    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path
+) -> None:
+    config = uplink_config(broker.port, fleet_broker.port, tmp_path, pki)
+    async with (
+        fleet_spy(fleet_broker.port, pki) as spy,
+        run_daemon(config) as daemon,
+        connect(broker.port, BOARD, "tech") as ui,
+    ):
+        assert daemon.app.uplink is not None
+        await daemon.app.uplink.connected.wait()
+        started = await ui.device("cashAcceptor", "depositStart", {"currency": "VND"})
+        assert started["completionCode"] == "success", started
+        await ui.sim("cashAcceptor", "insertNote", {"value": 20_000, "pullBack": True})
+        await spy.wait_for(
+            lambda: any(e["device"] == "cashAcceptor" for e in events(spy.messages, "fraudAttempt"))
+        )
+        await ui.sim("cashAcceptor", "stacker", {"state": "full"})
+        await spy.wait_for(
+            lambda: any(e["device"] == "cashAcceptor" for e in events(spy.messages, "cashBoxFull"))
+        )
