@@ -28,9 +28,9 @@ from typing import Any
 
 import msgspec
 
+from daemon.api.schema import DaemonState
 from daemon.app import App
 from daemon.config import sim_config
-from daemon.mqtt.schema import DaemonState
 from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
 from devices.runtime.clock import now_ms
 from devices.sim.cctalk import CctalkSimulator

@@ -24,9 +24,9 @@ from typing import Any
 
 import msgspec
 
+from daemon.api.schema import DaemonState
 from daemon.app import App
 from daemon.config import sim_config
-from daemon.mqtt.schema import DaemonState
 from tests.uiclient import connect
 
 from . import procs

@@ -29,8 +29,8 @@ from typing import Any
 import aiomqtt
 
 from daemon.config import sim_config
+from daemon.fleet_topics import FleetTopics
 from daemon.mqtt.codec import MSGPACK_CODEC
-from daemon.mqtt.fleet_topics import FleetTopics
 from daemon.mqtt.link import NODELAY, publish_properties
 from daemon.uplink.observe import DeviceWatch
 from daemon.uplink.outbox import Outbox, Row

@@ -47,13 +47,10 @@ from devices.runtime.clock import now_ms
 from devices.supervisor import supervise
 
 from . import __version__
-from .config import Config
-from .mqtt.codec import MSGPACK_CODEC
-from .mqtt.idempotency import IdempotencyStore
-from .mqtt.link import Link, Will
-from .mqtt.requests import Lifecycle
-from .mqtt.router import DAEMON_COMMANDS, ParamCommand, Router
-from .mqtt.schema import (
+from .api.idempotency import IdempotencyStore
+from .api.requests import Lifecycle
+from .api.router import DAEMON_COMMANDS, ParamCommand, Router
+from .api.schema import (
     CommandInfo,
     DaemonState,
     Description,
@@ -64,7 +61,10 @@ from .mqtt.schema import (
     Status,
     VietQRParams,
 )
-from .mqtt.topics import Topics
+from .api.topics import Topics
+from .config import Config
+from .mqtt.codec import MSGPACK_CODEC
+from .mqtt.link import Link, Will
 from .notify import Notifier
 
 if TYPE_CHECKING:

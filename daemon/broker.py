@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.process import owned_child
+from devices.runtime.process import owned_child
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from . import detect, files, plan, proposal
+from .options import ProvisionOptions
 
 EX_DRIFT = 1
 EX_FAILED = 2
@@ -58,7 +59,7 @@ def _kioskd_bin() -> str:
     return str(Path(found).resolve()) if found else str(Path(sys.argv[0]).resolve())
 
 
-def _parse_assign(values: list[str]) -> dict[str, str]:
+def _parse_assign(values: tuple[str, ...]) -> dict[str, str]:
     result = {}
     for value in values:
         port, sep, device_class = value.partition("=")
@@ -218,60 +219,18 @@ def _answers(data: dict[str, Any]) -> plan.Answers:
         raise StepFailed(f"invalid answers: {exc}") from None
 
 
-def main(
-    *,
-    board: str | None,
-    tenant: str | None,
-    site: str | None,
-    fleet_url: str | None,
-    fleet_ca: Path | None,
-    fleet_cert: Path | None,
-    fleet_password_file: Path | None,
-    apt_url: str | None,
-    apt_key: Path | None,
-    mqtt_port: int | None,
-    ws_port: int | None,
-    ws_bind: str | None,
-    ui: list[str] | None,
-    assign: list[str] | None,
-    devices: Path | None,
-    simulate: bool,
-    redetect: bool,
-    pcsc: bool,
-    batch: Path | None,
-    root: Path,
-    sysfs_root: Path | None,
-    kioskd_bin: str | None,
-    yes: bool,
-    dry_run: bool,
-    check: bool,
-) -> None:
+def main(options: ProvisionOptions) -> None:
     """Provision one board, or each of a batch; exits with the status (typer.Exit)."""
-    interactive = not yes and sys.stdin.isatty() and batch is None and not check
-    given: dict[str, Any] = {
-        "board": board,
-        "tenant": tenant,
-        "site": site,
-        "fleet_url": fleet_url,
-        "fleet_ca": str(fleet_ca) if fleet_ca else None,
-        "fleet_cert": str(fleet_cert) if fleet_cert else None,
-        "apt_url": apt_url,
-        "apt_key": str(apt_key) if apt_key else None,
-        "mqtt_port": mqtt_port,
-        "ws_bind": ws_bind,
-        "uis": tuple(ui) if ui else None,
-        "kioskd_bin": kioskd_bin,
-    }
-    flags = {k: v for k, v in given.items() if v is not None}
-    if ws_port is not None:
-        flags["ws_port"] = ws_port or None
+    batch = options.batch
+    interactive = not options.yes and sys.stdin.isatty() and batch is None and not options.check
+    flags: dict[str, Any] = options.answers()
     try:
-        if fleet_password_file is not None:
-            flags["fleet_password"] = fleet_password_file.read_text().splitlines()[0]
+        if options.fleet_password_file is not None:
+            flags["fleet_password"] = options.fleet_password_file.read_text().splitlines()[0]
         status = 0
         for row in _batch(batch) if batch is not None else [{}]:
             name = str(row.get("board") or flags.get("board") or "")
-            board_root = Path(str(root).replace("{board}", name))
+            board_root = Path(str(options.root).replace("{board}", name))
             # What the last run recorded, then the batch row, then flags.
             answers: dict[str, Any] = {**plan.recorded(board_root), **row, **flags}
             answers.setdefault("kioskd_bin", _kioskd_bin())
@@ -279,19 +238,12 @@ def main(
                 _ask(answers)
             _require_board(answers)
             with step("device config"):
-                _devices(
-                    answers,
-                    simulate=simulate,
-                    devices=devices,
-                    assign=assign,
-                    redetect=redetect,
-                    sysfs_root=sysfs_root,
-                    interactive=interactive,
-                    pcsc=pcsc,
-                )
+                _devices(answers, options, interactive=interactive)
             status = max(
                 status,
-                provision_one(_answers(answers), board_root, dry_run=dry_run, check=check),
+                provision_one(
+                    _answers(answers), board_root, dry_run=options.dry_run, check=options.check
+                ),
             )
     except (StepFailed, plan.PlanError, OSError) as exc:
         console.print(f"[red]✗[/red] {escape(str(exc))}")
@@ -305,30 +257,21 @@ def _require_board(answers: dict[str, Any]) -> None:
         raise StepFailed("no board id: give --board (or run on a terminal)")
 
 
-def _devices(
-    answers: dict[str, Any],
-    *,
-    simulate: bool,
-    devices: Path | None,
-    assign: list[str] | None,
-    redetect: bool,
-    sysfs_root: Path | None,
-    interactive: bool,
-    pcsc: bool,
-) -> None:
+def _devices(answers: dict[str, Any], options: ProvisionOptions, *, interactive: bool) -> None:
     """Fill ``answers["devices"]`` and udev rules: simulated, from a file, recorded or detected."""
-    if simulate:
+    if options.simulate:
         answers["devices"] = plan.sim_devices()
         answers["udev_rules"] = ""
         return
-    if devices is not None:
-        answers["devices"] = _devices_file(devices)
+    if options.devices is not None:
+        answers["devices"] = _devices_file(options.devices)
         return
-    if "devices" in answers and not redetect and not assign:
+    if "devices" in answers and not options.redetect and not options.assign:
         return
-    inventory = detect.detect(sysfs_root or Path("/"), detect.pcsc_reader_names if pcsc else tuple)
+    readers = detect.pcsc_reader_names if options.pcsc else tuple
+    inventory = detect.detect(options.sysfs_root or Path("/"), readers)
     _show_inventory(inventory)
-    proposed = proposal.propose(inventory, _parse_assign(assign or []))
+    proposed = proposal.propose(inventory, _parse_assign(options.assign))
     answers["udev_rules"] = proposed.udev_rules()
     if interactive:
         answers["devices"] = _confirm_devices(proposed.devices, proposed.notes)

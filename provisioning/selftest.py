@@ -37,9 +37,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from daemon.api.topics import Topics
 from daemon.mqtt.codec import DecodeError, for_content_type
 from daemon.mqtt.link import publish_properties
-from daemon.mqtt.topics import Topics
 
 JSON = "application/json"
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from daemon.api.schema import DaemonState
 from daemon.app import App
 from daemon.broker import broker_config, free_port
 from daemon.config import Config, sim_config
-from daemon.mqtt.schema import DaemonState
 from tests.pcsc_stack import _pcsc_stack_for_pcsc_drivers, pcscd  # noqa: F401 - fixtures
 from tests.uiclient import UiClient, connect
 

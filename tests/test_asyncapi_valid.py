@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mqtt import asyncapi
+from daemon.api import asyncapi
 
 VALIDATOR = Path(__file__).parent / "asyncapi"
 DOCUMENT = asyncapi.DOCS / "asyncapi.json"

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PROBE = """
 import importlib, json, sys
 from devices.registry import DRIVERS, resolve
-for module in ("daemon.app", "daemon.cli", "daemon.config", "daemon.mqtt.router"):
+for module in ("daemon.app", "daemon.cli", "daemon.config", "daemon.api.router"):
     importlib.import_module(module)
 for device_class, driver in DRIVERS:
     if driver != "sim":

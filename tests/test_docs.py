@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon.mqtt import asyncapi
+from daemon.api import asyncapi
 from devices.registry import DEVICE_CLASSES
 
 
 def test_docs_are_current() -> None:
-    assert asyncapi.main([]) == 0, "run: python -m daemon.mqtt.asyncapi --write"
+    assert asyncapi.main([]) == 0, "run: python -m daemon.api.asyncapi --write"
 
 
 def _refs(node: Any) -> list[str]:

@@ -25,9 +25,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from daemon.api.schema import DaemonState
 from daemon.app import App
 from daemon.broker import free_port
-from daemon.mqtt.schema import DaemonState
 from devices.base import DeviceEnv
 from devices.printer.escpos import EscposPrinter, EscposSettings
 from devices.runtime.worker import Worker

@@ -7,7 +7,7 @@ same state folder, the daemon answers a retry of that request over the broker
 with "outcome unknown" and prints nothing; a request that completed before the
 crash is replayed with its recorded answer; a new request still prints.  The
 record written before a side effect is the one fsync of the command
-(:mod:`daemon.mqtt.idempotency`); the completion is committed without one, so a
+(:mod:`daemon.api.idempotency`); the completion is committed without one, so a
 crash may lose it, and this is what the retry then hears.
 """
 

@@ -26,7 +26,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from daemon.mqtt.fleet_topics import session_filters, telemetry_filters
+from daemon.fleet_topics import session_filters, telemetry_filters
 
 from .feed import FleetBroker, feed
 from .model import Board, FleetModel

@@ -19,8 +19,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.fleet_topics import FleetKind, parse
 from daemon.mqtt.codec import DecodeError, for_content_type
-from daemon.mqtt.fleet_topics import FleetKind, parse
 
 #: Message ids remembered per board for deduplication (a day of 1 s health is 86 400).
 DEDUPE_WINDOW = 4096

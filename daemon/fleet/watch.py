@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from daemon.mqtt.fleet_topics import session_filters, telemetry_filters
+from daemon.fleet_topics import session_filters, telemetry_filters
 
 from .feed import FleetBroker, feed
 from .model import Board, FleetModel

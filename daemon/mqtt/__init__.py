@@ -1,1 +1,1 @@
-"""The local MQTT API v1: topics, codec, wire messages, link and request lifecycle."""
+"""MQTT plumbing shared by the local API, the uplink and the fleet tools: link, codecs."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from daemon.api.schema import VietQRParams, VietQRResult
 from daemon.config import VietQRConfig
-from daemon.mqtt.schema import VietQRParams, VietQRResult
 
 from .vietqr import Service, Transfer, build, qr_rows
 

@@ -28,11 +28,11 @@ import aiomqtt
 import msgspec
 
 from daemon import __version__
+from daemon.api.schema import Description, Status
 from daemon.config import Config
+from daemon.fleet_topics import FleetKind, FleetTopics, parse
 from daemon.mqtt.codec import MSGPACK_CODEC, DecodeError, for_content_type
-from daemon.mqtt.fleet_topics import FleetKind, FleetTopics, parse
 from daemon.mqtt.link import NODELAY, publish_properties
-from daemon.mqtt.schema import Description, Status
 from daemon.update import updater
 from daemon.update.updater import BIRTH_FILE
 from devices.base import DeviceState, Message

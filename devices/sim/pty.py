@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Self
 
 from devices.errors import Offline
-from devices.process import owned_child
+from devices.runtime.process import owned_child
 
 #: How long socat may take to create its links, in s.
 START_TIMEOUT_S = 5.0

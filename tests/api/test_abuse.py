@@ -11,8 +11,8 @@ import asyncio
 
 import msgspec
 
-from daemon.mqtt.requests import MAX_DESCRIPTION
-from daemon.mqtt.topics import MAX_REPLY_TOPIC_BYTES
+from daemon.api.requests import MAX_DESCRIPTION
+from daemon.api.topics import MAX_REPLY_TOPIC_BYTES
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.uiclient import JSON, MSGPACK, UiClient
 

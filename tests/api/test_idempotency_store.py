@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from daemon.mqtt.idempotency import IdempotencyStore
+from daemon.api.idempotency import IdempotencyStore
 from devices.runtime.sqlite_store import SqliteStore, Synchronous
 
 if TYPE_CHECKING:

@@ -134,7 +134,7 @@ async def test_mqtt311_request_without_reply_to_is_dropped_with_a_reason(
 ) -> None:
     root = f"kiosk/v1/{daemon.board}"
     router = daemon.app.router
-    caplog.set_level(logging.WARNING, logger="daemon.mqtt.router")
+    caplog.set_level(logging.WARNING, logger="daemon.api.router")
     async with connect311(broker.port, "legacy") as client:
         await client.subscribe(f"{root}/reply/legacy/#")
         before = router.dropped

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
+from daemon.cli.ui import page_login, page_site
 from daemon.config import Config, parse
-from daemon.ui.cli import page_login, page_site
 from daemon.ui.server import UiCredential, UiSite, serve_ui
 from provisioning.plan import TECHNICIAN_USER
 from tests.provisioning import support

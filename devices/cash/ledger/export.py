@@ -1,6 +1,6 @@
 """What ``kioskd ledger export`` writes (CSV or JSON): every credit with its transaction, flat.
 
-The CLI writes the rows (``daemon/ledger_cli.py``); this module says what a row
+The CLI writes the rows (``daemon/cli/ledger.py``); this module says what a row
 holds and reads them in one snapshot (:meth:`~.store.Ledger.export`).
 """
 

@@ -17,8 +17,7 @@ from typing import Annotated
 import typer
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load, read_secret, sim_config
-
-from .server import BRIDGE_PATH, BrokerAddress, UiCredential, UiError, UiSite, serve_ui
+from daemon.ui.server import BRIDGE_PATH, BrokerAddress, UiCredential, UiError, UiSite, serve_ui
 
 #: Default port of the UI server.
 DEFAULT_PORT = 8080

@@ -23,12 +23,11 @@ import aiomqtt
 import msgspec
 import typer
 
+from daemon.api.topics import Topics
+from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
+from daemon.mqtt.codec import JSON_CODEC
+from daemon.mqtt.link import NODELAY, publish_properties
 from devices.lockers.audit import audit_path, read_audit
-
-from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
-from .mqtt.codec import JSON_CODEC
-from .mqtt.link import NODELAY, publish_properties
-from .mqtt.topics import Topics
 
 EX_UNAVAILABLE = 69
 EX_NOPERM = 77
@@ -37,7 +36,7 @@ TECHNICIAN = "technician"
 #: Seconds beyond the command's own deadline to wait for its completion.
 REPLY_MARGIN_S = 5.0
 
-lockers_app = typer.Typer(
+app = typer.Typer(
     name="lockers",
     help="Technician commands for the result-return lockers.",
     no_args_is_help=True,
@@ -183,7 +182,7 @@ def _run_command(
     raise typer.Exit(1)
 
 
-@lockers_app.command("open")
+@app.command("open")
 def open_compartment(
     compartment: Compartment,
     *,
@@ -212,7 +211,7 @@ def open_compartment(
     )
 
 
-@lockers_app.command("assign")
+@app.command("assign")
 def assign_compartment(
     compartment: Compartment,
     *,
@@ -241,7 +240,7 @@ def assign_compartment(
     )
 
 
-@lockers_app.command("audit")
+@app.command("audit")
 def audit(
     *,
     config: ConfigOption = None,

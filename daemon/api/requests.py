@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from daemon.mqtt.codec import Codec
 from devices.base import (
     AnyDevice,
     Command,
@@ -33,7 +34,6 @@ from devices.base import (
 )
 from devices.errors import CompletionCode, DeviceError, completion_code
 
-from .codec import Codec
 from .idempotency import IdempotencyStore
 from .schema import Ack, Completion, EventReply
 

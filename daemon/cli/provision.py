@@ -19,6 +19,8 @@ from typing import Annotated
 
 import typer
 
+from provisioning.options import ProvisionOptions
+
 app = typer.Typer(
     name="provision",
     help="Provision this board (or an image with --root): config, broker, units, devices.",
@@ -81,9 +83,9 @@ def provision(
     """Provision a board: answers, detection, device config, files, users."""
     if ctx.invoked_subcommand is not None:
         return
-    from .flow import main  # noqa: PLC0415 - keeps the daemon's start-up lean
+    from provisioning.flow import main  # noqa: PLC0415 - keeps the daemon's start-up lean
 
-    main(
+    options = ProvisionOptions(
         board=board,
         tenant=tenant,
         site=site,
@@ -96,8 +98,8 @@ def provision(
         mqtt_port=mqtt_port,
         ws_port=ws_port,
         ws_bind=ws_bind,
-        ui=ui,
-        assign=assign,
+        ui=tuple(ui or ()),
+        assign=tuple(assign or ()),
         devices=devices,
         simulate=simulate,
         redetect=redetect,
@@ -110,6 +112,7 @@ def provision(
         dry_run=dry_run,
         check=check,
     )
+    main(options)
 
 
 @app.command("self-test")
@@ -125,7 +128,7 @@ def self_test(
     device: Annotated[list[str] | None, typer.Option(help="Only this device id.")] = None,
 ) -> None:
     """Exercise every configured device through the running daemon; save a JSON report."""
-    from .selftest import main  # noqa: PLC0415 - keeps the daemon's start-up lean
+    from provisioning.selftest import main  # noqa: PLC0415 - keeps the daemon's start-up lean
 
     main(config=config, credentials=credentials, report_file=report, only=device)
 
@@ -144,7 +147,7 @@ def master_list(
     ] = None,
 ) -> None:
     """Install an ICAO CSCA master list after checking its signature and signer."""
-    from .csca import MasterListRefused, install  # noqa: PLC0415 - keeps start-up lean
+    from provisioning.csca import MasterListRefused, install  # noqa: PLC0415 - keeps start-up lean
 
     try:
         target, count = install(source, csca_dir, root, trust)

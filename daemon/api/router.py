@@ -16,10 +16,10 @@ from typing import Any
 import aiomqtt
 import msgspec
 
+from daemon.mqtt.codec import Codec, DecodeError, for_request
 from devices.base import AnyDevice, Message, NoResult, Params, RunSimAction, SimControl
 from devices.errors import CompletionCode, Forbidden, completion_code
 
-from .codec import Codec, DecodeError, for_request
 from .requests import Lifecycle, Reply, Request
 from .schema import MAX_REQUEST_ID, CancelParams, CancelResult, Envelope
 from .topics import Addressed, Kind, Topics

@@ -13,19 +13,15 @@ from typing import Annotated
 import msgspec
 import typer
 
-from provisioning.cli import app as provision_app
+from daemon import __version__, logs, sim_runtime
+from daemon.app import App, limit_malloc_arenas, safe_state_configured
+from daemon.broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
+from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
+from daemon.ui.server import BRIDGE_PATH, BrokerAddress, UiError, UiSite, serve_ui
 
-from . import __version__, logs, sim_runtime
-from .app import App, limit_malloc_arenas, safe_state_configured
-from .broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
-from .config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
-from .fleet.cli import fleet_app
-from .ledger_cli import app as ledger_app
-from .lockers_cli import lockers_app
-from .ui.cli import DEFAULT_PORT as UI_DEFAULT_PORT
-from .ui.cli import ui
-from .ui.server import BRIDGE_PATH, BrokerAddress, UiError, UiSite, serve_ui
-from .update.cli import update_app
+from . import fleet, ledger, lockers, provision, update
+from .ui import DEFAULT_PORT as UI_DEFAULT_PORT
+from .ui import ui
 
 EX_UNAVAILABLE = 69
 
@@ -41,10 +37,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.add_typer(fleet_app)
-app.add_typer(provision_app, name="provision")
-app.add_typer(lockers_app)
-app.add_typer(update_app)
+app.add_typer(fleet.app)
+app.add_typer(provision.app, name="provision")
+app.add_typer(lockers.app)
+app.add_typer(update.app)
 
 ConfigOption = Annotated[
     Path | None,
@@ -250,7 +246,7 @@ def check_config(path: Annotated[Path, typer.Argument(dir_okay=False)]) -> None:
         typer.echo(f"  {entry.id}: {entry.device_class} ({entry.driver})")
 
 
-app.add_typer(ledger_app, name="ledger")
+app.add_typer(ledger.app, name="ledger")
 
 
 @app.command()

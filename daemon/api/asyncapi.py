@@ -4,7 +4,7 @@ The wire schema is code: every request, result, event and state detail is a
 msgspec type, and this module turns them into ``docs/asyncapi.json`` and the
 generated sections of ``docs/api.md`` and ``docs/configuration.md`` (every
 config option with its default, from the same frozen types the loader uses).
-A test fails when any of them is stale; ``python -m daemon.mqtt.asyncapi
+A test fails when any of them is stale; ``python -m daemon.api.asyncapi
 --write`` refreshes them.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 
 from daemon import __version__
+from daemon.mqtt.codec import JSON, MSGPACK
 from devices.base import AnyDevice, Command
 from devices.registry import DEVICE_CLASSES, DRIVERS, resolve
 
-from .codec import JSON, MSGPACK
 from .schema import (
     Ack,
     CancelParams,
@@ -41,7 +41,7 @@ from .schema import (
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-BEGIN = "<!-- BEGIN GENERATED: python -m daemon.mqtt.asyncapi --write -->"
+BEGIN = "<!-- BEGIN GENERATED: python -m daemon.api.asyncapi --write -->"
 END = "<!-- END GENERATED -->"
 _REF = "#/components/schemas/{name}"
 #: Keys whose values are data, not schemas: never rewritten by :func:`_normalise`.
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(wanted[path], encoding="utf-8")
         return 0
     for path in stale:
-        sys.stderr.write(f"{path} is stale: run python -m daemon.mqtt.asyncapi --write\n")
+        sys.stderr.write(f"{path} is stale: run python -m daemon.api.asyncapi --write\n")
     return 1 if stale else 0
 
 

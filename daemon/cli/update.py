@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from . import updater
+from daemon.update import updater
 
-update_app = typer.Typer(
+app = typer.Typer(
     name="update",
     help="Update kioskd from the fleet's signed repository behind a health gate (as root).",
     no_args_is_help=True,
@@ -32,7 +32,7 @@ def _updater(*args: str) -> int:
     return subprocess.run([PYTHON, str(copy), *args], check=False).returncode  # noqa: S603
 
 
-@update_app.command("install")
+@app.command("install")
 def install(
     version: Annotated[str, typer.Argument(help="A version published in the repository.")],
     window: Annotated[float, typer.Option(help="Seconds the new version has to pass the gate.")] = (
@@ -43,13 +43,13 @@ def install(
     raise typer.Exit(_updater("--window", str(window), "start", version))
 
 
-@update_app.command("resume")
+@app.command("resume")
 def resume() -> None:
     """Finish or roll back an interrupted update (kioskd-update-resume.service does at boot)."""
     raise typer.Exit(_updater("resume"))
 
 
-@update_app.command("status")
+@app.command("status")
 def status() -> None:
     """The installed version and the last update's state, target and reason."""
     data = updater.Updater().status()
@@ -58,7 +58,7 @@ def status() -> None:
             typer.echo(f"{key}: {data[key]}")
 
 
-@update_app.command("gate")
+@app.command("gate")
 def gate(
     config: Annotated[Path, typer.Option(help="kioskd config of this board.")] = Path(
         "/etc/kioskd/kioskd.toml"
@@ -70,8 +70,7 @@ def gate(
 ) -> None:
     """The health gate of this version's running daemon (the updater runs it); exit 1: failed."""
     from daemon.config import ConfigError, load  # noqa: PLC0415 - lean start of other commands
-
-    from .gate import GateError, check  # noqa: PLC0415
+    from daemon.update.gate import GateError, check  # noqa: PLC0415
 
     try:
         cfg = load(config)

@@ -12,11 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
+from daemon.fleet.feed import FleetBroker
 from daemon.uplink.transport import TransportError
 
-from .feed import FleetBroker
-
-fleet_app = typer.Typer(
+app = typer.Typer(
     name="fleet",
     help="Fleet operator's tools: live monitor, Prometheus exporter, staged-release samples.",
     no_args_is_help=True,
@@ -66,7 +65,7 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(69) from None
 
 
-@fleet_app.command()
+@app.command()
 def watch(  # noqa: PLR0917 - one argument per CLI option
     broker: BrokerOption,
     ca: CaOption = None,
@@ -78,7 +77,7 @@ def watch(  # noqa: PLR0917 - one argument per CLI option
 ) -> None:
     """Live table of every board: status, last seen, degraded devices, paper, outbox, temp."""
     # Imported here: `kioskd run` must not pay for rich.live and prometheus-client.
-    from .watch import run_watch  # noqa: PLC0415
+    from daemon.fleet.watch import run_watch  # noqa: PLC0415
 
     logging.basicConfig(
         level="ERROR", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -86,7 +85,7 @@ def watch(  # noqa: PLR0917 - one argument per CLI option
     _run(run_watch(_broker(broker, ca, cert, key, username, password_file), tenant=tenant))
 
 
-@fleet_app.command()
+@app.command()
 def exporter(  # noqa: PLR0917 - one argument per CLI option
     broker: BrokerOption,
     listen: Annotated[
@@ -108,7 +107,7 @@ def exporter(  # noqa: PLR0917 - one argument per CLI option
     client_id: Annotated[str | None, typer.Option("--client-id", help="MQTT client id.")] = None,
 ) -> None:
     """Prometheus exporter: fleet telemetry as metrics labelled by tenant, board and device."""
-    from .exporter import run_exporter  # noqa: PLC0415 - see watch
+    from daemon.fleet.exporter import run_exporter  # noqa: PLC0415 - see watch
 
     logging.basicConfig(
         level="INFO", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -117,7 +116,7 @@ def exporter(  # noqa: PLR0917 - one argument per CLI option
     _run(run_exporter(target, listen, tenant=tenant, share_group=share_group))
 
 
-@fleet_app.command()
+@app.command()
 def sample(
     percent: Annotated[int, typer.Option(min=0, max=100, help="Size of the sample in percent.")],
     boards: Annotated[
@@ -125,7 +124,7 @@ def sample(
     ] = None,
 ) -> None:
     """Print the boards in a staged release's stable sample (sha256 of the id mod 100 < PERCENT)."""
-    from .stage import in_sample  # noqa: PLC0415
+    from daemon.fleet.stage import in_sample  # noqa: PLC0415
 
     for board in boards or [line.strip() for line in sys.stdin if line.strip()]:
         if in_sample(board, percent):

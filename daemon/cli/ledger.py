@@ -20,6 +20,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from daemon.config import EX_CONFIG, ConfigError, load
 from devices.cash.ledger import (
     LEDGER_FILE,
     Ledger,
@@ -27,8 +28,6 @@ from devices.cash.ledger import (
     TransactionState,
 )
 from devices.runtime.clock import now_ms
-
-from .config import EX_CONFIG, ConfigError, load
 
 app = typer.Typer(
     name="ledger",

@@ -1,0 +1,1 @@
+"""The local MQTT API v1: topics, wire types, routing, request lifecycle, idempotency, AsyncAPI."""
