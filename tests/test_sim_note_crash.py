@@ -46,13 +46,13 @@ async def test_a_note_in_escrow_at_the_crash_is_returned_and_never_credited(
     # The validator is still enabled: a citizen feeds a note that no host polls.
     folder = tmp_path / "state" / "sim-ssp" / DEV
     reader, writer = await asyncio.open_unix_connection(
-        str(control_path(folder, SspSimulator.folder_name))
+        str(control_path(folder, SspSimulator.name))
     )
     writer.write(json.dumps({"action": "insertNote", "value": 50_000}).encode() + b"\n")
     await writer.drain()
     await asyncio.sleep(0.3)
     stats_reader, stats_writer = await asyncio.open_unix_connection(
-        str(control_path(folder, SspSimulator.folder_name))
+        str(control_path(folder, SspSimulator.name))
     )
     stats_writer.write(b'{"action": "stats"}\n')
     stats = json.loads(await stats_reader.readline())

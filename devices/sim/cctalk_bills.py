@@ -23,7 +23,7 @@ class CctalkBillSimulator(NoteValidatorSimulator):
     """A ccTalk bill validator, in its own process, at the far end of the driver's port."""
 
     module: ClassVar[str] = "devices.sim.cctalk_bill_device"
-    folder_name: ClassVar[str] = "sim-ccbill"
+    name: ClassVar[str] = "ccbill"
     settings_type = CctalkBillSettings
 
     def options(self, settings: CctalkBillSettings) -> list[str]:

@@ -41,18 +41,18 @@ class NoteValidatorSimulator(WireSimulator, abc.ABC):
 
     device_class: ClassVar[str] = "cashAcceptor"
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedNote}
-    #: The device's module (``python -m``), its folder under ``state_dir``, the driver's
-    #: settings type.
+    #: The device's module (``python -m``), its short name (its folder under ``state_dir``
+    #: is ``sim-{name}``, its control socket ``kioskd-{name}-...``), the driver's settings.
     module: ClassVar[str]
-    folder_name: ClassVar[str]
+    name: ClassVar[str]
     settings_type: ClassVar[type[NoteTable]]
 
     def __init__(self, device_id: str, host: DeviceHost, env: DeviceEnv) -> None:
         super().__init__(device_id, host, env)
         #: Where the device's files live; it outlives the daemon's runtime folder.
-        self.folder = env.state_dir / self.folder_name / device_id
+        self.folder = env.state_dir / f"sim-{self.name}" / device_id
         self._process = DeviceProcess(
-            self.module, self.folder, prefix=self.folder_name, what="the simulated note validator"
+            self.module, self.folder, prefix=self.name, what="the simulated note validator"
         )
         self._settings: Any = None
 

@@ -24,7 +24,7 @@ class SspSimulator(NoteValidatorSimulator):
     """An SSP banknote validator, in its own process, at the far end of the driver's port."""
 
     module: ClassVar[str] = "devices.sim.ssp_device"
-    folder_name: ClassVar[str] = "sim-ssp"
+    name: ClassVar[str] = "ssp"
     settings_type = SspSettings
 
     def options(self, settings: SspSettings) -> list[str]:
