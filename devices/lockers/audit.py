@@ -5,21 +5,21 @@ UPDATE and DELETE, so a row, once committed, stays.  A row holds the time, the
 compartment, the action (``open`` for a citizen's collection, ``assign`` for a
 staff load), the requester's MQTT client id and request id, and the outcome
 (``opened``, ``timeOut``, ``canceled``, ``error``).  It never holds identity
-data: no names, ID numbers, slip contents or photos.  Writes run on a thread
-with a busy timeout and are committed (WAL, synchronous=FULL) before the
-command's completion is sent.
+data: no names, ID numbers, slip contents or photos.  The daemon writes it
+through an :class:`~devices.runtime.sqlite_store.SqliteStore` opened on first
+use (worker thread ``lockers-audit``, a busy timeout); a row is committed (WAL,
+synchronous=FULL) before the command's completion is sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from devices.runtime.clock import now_ms
-from devices.runtime.sqlite_store import Synchronous, connect
+from devices.runtime.sqlite_store import SqliteStore, Synchronous, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS opens (
@@ -58,30 +58,26 @@ def audit_path(state_dir: Path, device_id: str) -> Path:
     return state_dir / f"lockers-{device_id}.sqlite3"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = connect(path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
-    db.executescript(_SCHEMA)
-    return db
-
-
-class AuditLog:
-    """The audit table of one locker bank; opened lazily, written on a thread."""
+class AuditLog(SqliteStore):
+    """The audit table of one locker bank; opened on first use.  :meth:`close` stops its thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = asyncio.Lock()
+        super().__init__(
+            path,
+            synchronous=Synchronous.FULL,
+            thread_name="lockers-audit",
+            busy_timeout_s=BUSY_TIMEOUT_S,
+        )
+
+    def _setup(self, db: sqlite3.Connection) -> None:
+        db.executescript(_SCHEMA)
 
     def _append(self, row: tuple[int, int, str, str, str, str]) -> None:
-        db = _connect(self.path)
-        try:
-            db.execute(
-                "INSERT INTO opens (ts_ms, compartment, action, client_id, request_id, outcome)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        finally:
-            db.close()
+        self.opened().execute(
+            "INSERT INTO opens (ts_ms, compartment, action, client_id, request_id, outcome)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            row,
+        )
 
     async def append(
         self, compartment: int, action: str, client_id: str, request_id: str, outcome: str
@@ -93,16 +89,16 @@ class AuditLog:
 
         """
         row = (now_ms(), compartment, action, client_id, request_id, outcome)
-        async with self._lock:
-            await asyncio.to_thread(self._append, row)
+        await self.run(self._append, row)
 
 
 def read_audit(path: Path) -> Iterator[AuditRow]:
     """Every row, oldest first (for ``kioskd lockers audit``); nothing if there is no table yet."""
     if not path.exists():
         return
-    db = _connect(path)
+    db = connect(path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
     try:
+        db.executescript(_SCHEMA)
         for row in db.execute(
             "SELECT id, ts_ms, compartment, action, client_id, request_id, outcome"
             " FROM opens ORDER BY id"

@@ -10,14 +10,14 @@ guessed by trying.  A collection (the door seen open after a right code) uses
 the assignment up.
 
 One SQLite table in ``{state_dir}/lockers-{device}-codes.sqlite3`` (WAL,
-synchronous=FULL, so a restart forgets neither an assignment nor a lockout);
-every access runs on a thread with a busy timeout, and scrypt (~16 MiB,
-tens of ms on a Pi) too, so the loop never blocks.
+synchronous=FULL, so a restart forgets neither an assignment nor a lockout):
+an :class:`~devices.runtime.sqlite_store.SqliteStore` opened on first use; every
+access, and scrypt (~16 MiB, tens of ms on a Pi) too, runs in order on its
+worker thread (``lockers-codes``) with a busy timeout, so the loop never blocks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import hmac
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.runtime.clock import now_ms
-from devices.runtime.sqlite_store import Synchronous, connect, transaction
+from devices.runtime.sqlite_store import SqliteStore, Synchronous
 
 #: Wrong codes in a row after which a compartment locks out.
 MAX_WRONG_CODES = 5
@@ -93,11 +93,11 @@ def codes_path(state_dir: Path, device_id: str) -> Path:
     return state_dir / f"lockers-{device_id}-codes.sqlite3"
 
 
-class CodeStore:
+class CodeStore(SqliteStore):
     """The assignments and wrong-code counters of one locker bank.
 
     ``clock`` returns wall-clock milliseconds (the lockout survives restarts,
-    so it is wall time, not the loop's).
+    so it is wall time, not the loop's).  :meth:`close` stops its thread.
     """
 
     def __init__(
@@ -108,39 +108,33 @@ class CodeStore:
         lockout_s: float = LOCKOUT_S,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.path = path
+        super().__init__(
+            path,
+            synchronous=Synchronous.FULL,
+            thread_name="lockers-codes",
+            busy_timeout_s=BUSY_TIMEOUT_S,
+        )
         self.max_wrong = max_wrong
         self.lockout_ms = round(lockout_s * 1000)
         self._clock = clock
-        self._lock = asyncio.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = connect(self.path, synchronous=Synchronous.FULL, busy_timeout_s=BUSY_TIMEOUT_S)
+    def _setup(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
-        return db
 
     def _assign(self, compartment: int, code: str) -> None:
         salt = secrets.token_bytes(SALT_BYTES)
         digest = hash_code(code, salt)
-        db = self._connect()
-        try:
-            db.execute(
-                "INSERT OR REPLACE INTO compartments"
-                " (compartment, salt, hash, assigned_ms, wrong, locked_until_ms)"
-                " VALUES (?, ?, ?, ?, 0, 0)",
-                (compartment, salt, digest, self._clock()),
-            )
-        finally:
-            db.close()
+        self.opened().execute(
+            "INSERT OR REPLACE INTO compartments"
+            " (compartment, salt, hash, assigned_ms, wrong, locked_until_ms)"
+            " VALUES (?, ?, ?, ?, 0, 0)",
+            (compartment, salt, digest, self._clock()),
+        )
 
     def _check(self, compartment: int, code: str) -> Check:
-        db = self._connect()
-        try:
-            with transaction(db):
-                return self._judge(db, compartment, code)
-        finally:
-            db.close()
+        self.opened()
+        with self.transaction() as db:
+            return self._judge(db, compartment, code)
 
     def _judge(self, db: sqlite3.Connection, compartment: int, code: str) -> Check:
         """Check ``code`` and count a wrong one, inside the caller's transaction."""
@@ -170,15 +164,11 @@ class CodeStore:
         return Check(Verdict.WRONG, self.max_wrong - wrong, 0.0)
 
     def _collected(self, compartment: int) -> None:
-        db = self._connect()
-        try:
-            db.execute(
-                "UPDATE compartments SET salt = NULL, hash = NULL, assigned_ms = NULL"
-                " WHERE compartment = ?",
-                (compartment,),
-            )
-        finally:
-            db.close()
+        self.opened().execute(
+            "UPDATE compartments SET salt = NULL, hash = NULL, assigned_ms = NULL"
+            " WHERE compartment = ?",
+            (compartment,),
+        )
 
     async def assign(self, compartment: int, code: str) -> None:
         """Give ``compartment`` a new code (a fresh salt); clears its wrong codes and lockout.
@@ -187,8 +177,7 @@ class CodeStore:
             sqlite3.Error: the database cannot be written.
 
         """
-        async with self._lock:
-            await asyncio.to_thread(self._assign, compartment, code)
+        await self.run(self._assign, compartment, code)
 
     async def check(self, compartment: int, code: str) -> Check:
         """Check a citizen's code; a wrong one is counted, the last allowed one locks out.
@@ -200,8 +189,7 @@ class CodeStore:
             sqlite3.Error: the database cannot be read or written.
 
         """
-        async with self._lock:
-            return await asyncio.to_thread(self._check, compartment, code)
+        return await self.run(self._check, compartment, code)
 
     async def collected(self, compartment: int) -> None:
         """Use the assignment up (its door was opened with the right code).
@@ -210,5 +198,4 @@ class CodeStore:
             sqlite3.Error: the database cannot be written.
 
         """
-        async with self._lock:
-            await asyncio.to_thread(self._collected, compartment)
+        await self.run(self._collected, compartment)

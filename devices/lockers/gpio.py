@@ -473,3 +473,8 @@ class GpioLockers(Lockers[GpioLockersSettings]):
             await self.audit_log.append(compartment, action, ctx.client_id, ctx.request_id, outcome)
         except sqlite3.Error:
             log.exception("%s: could not record %s of compartment %d", self.id, action, compartment)
+
+    async def aclose(self) -> None:
+        """Close the audit and the codes stores: finish their queued writes, stop their threads."""
+        await self.audit_log.close()
+        await super().aclose()

@@ -387,3 +387,7 @@ class Lockers(Device[SettingsT_co, LockersDetail]):
     async def safe_state(self) -> None:
         """Every lock de-energised (closed doors stay latched)."""
         await self._relock_all()
+
+    async def aclose(self) -> None:
+        """Close the codes store: finish its queued writes, stop its thread."""
+        await self.codes.close()

@@ -120,7 +120,8 @@ class SqliteStore:
 
     Loop side: :meth:`open`, :meth:`close`, :meth:`run` (await a thread-side
     method) and :meth:`submit` (queue one and get a future).  Thread side:
-    :attr:`db`, :meth:`transaction` and the :meth:`_setup` hook.
+    :attr:`db`, :meth:`opened` (for a store opened on first use),
+    :meth:`transaction` and the :meth:`_setup` hook.
 
     Args:
         path: the database file (its folder is created).
@@ -193,6 +194,21 @@ class SqliteStore:
         if self._db is None:
             raise StoreClosedError(f"{self.path} is not open")
         return self._db
+
+    def opened(self) -> sqlite3.Connection:
+        """The connection, opened (and :meth:`_setup` run) on first use (worker thread only).
+
+        For a store its owner opens when it is first used, not at start (the
+        lockers' codes and audit); once :meth:`close` has run, the worker takes
+        no more calls.
+
+        Raises:
+            sqlite3.Error: the file cannot be opened, is corrupt, or refuses WAL.
+
+        """
+        if self._db is None:
+            self._open()
+        return self.db
 
     @contextlib.contextmanager
     def transaction(
