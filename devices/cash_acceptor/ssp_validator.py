@@ -122,6 +122,8 @@ class SspValidator(CashAcceptor[SspSettings]):
         self._held: tuple[int, Verdict] | None = None
         #: The ledger's stacked count (the event counter of the last credit); None: unknown.
         self._stacked: int | None = None
+        #: True from connecting until :meth:`hardware_ready`: events are catch-up.
+        self._starting = False
 
     def acceptor_condition(self) -> DeviceState:
         """Return hardwareError while a jam or an open note path is reported, else the class's."""
@@ -206,6 +208,7 @@ class SspValidator(CashAcceptor[SspSettings]):
                 await link.command(Command.REJECT)
                 log.warning("%s: a note was held in escrow at start; returned", self.id)
             self._link = link
+            self._starting = True
             try:
                 await self._write_inhibit(link, inhibited=True)
                 stacked = await self._read_counters(link)
@@ -217,10 +220,12 @@ class SspValidator(CashAcceptor[SspSettings]):
                     )
                     self._stacked = stacked
                 await self._poll(link)
+                self._starting = False
                 await self.hardware_ready()
                 await self._serve(link)
             finally:
                 self._link = None
+                self._starting = False
 
     async def _has_poll_with_ack(self, link: SspLink) -> bool:
         try:
@@ -357,11 +362,13 @@ class SspValidator(CashAcceptor[SspSettings]):
         elif code == Event.CASHBOX_REPLACED:
             await self.stacker_changed(StackerState.OK)
         elif code == Event.SLAVE_RESET:
-            log.warning("%s: the validator reset", self.id)
             if self._held is not None:
                 self._held = None
                 self.note_returned()
-            if not self.deposits.leaving:
+            if self._starting:  # it powered up since the last run; start-up applies the inhibit
+                log.info("%s: the validator reset before this connection", self.id)
+            elif not self.deposits.leaving:
+                log.warning("%s: the validator reset", self.id)
                 await self.hardware_ready()  # it powered up disabled: apply the deposit's wish
         return False
 
