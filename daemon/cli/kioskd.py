@@ -123,6 +123,21 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
             '-m \'{"requestId":"r3","amount":25000,"reference":"HS261205DEMO"}\''
             "   (a VietQR code: docs/payments.md)"
         )
+    notes = next((d.id for d in config.devices if d.device_class == "cashAcceptor"), None)
+    if notes is not None:
+        lines += [
+            (
+                f"    mosquitto_rr -V 5 -p {port} -i ui1 -t "
+                f"kiosk/v1/{board}/req/ui1/dev/{notes}/cmd/depositStart "
+                f"-e kiosk/v1/{board}/reply/ui1/3 -D PUBLISH content-type "
+                'application/json -m \'{"requestId":"r4","currency":"VND","amountDue":30000}\''
+            ),
+            (
+                f"    mosquitto_pub -V 5 -p {port} -t kiosk/v1/{board}/sim/{notes}/insertNote "
+                "-D PUBLISH content-type application/json -m '{\"value\":20000}'"
+                "   (a banknote, escrowed then stacked: docs/payments.md)"
+            ),
+        ]
     lines += [
         "  MQTT 3.1.1 clients send JSON and name their reply topic in replyTo (docs/api.md):",
         (
