@@ -22,6 +22,7 @@ from msgspec import Meta
 from PIL import Image, ImageDraw
 
 from devices.base import DeviceEnv, DeviceHost, NoParams, NoResult, Params, sim_action
+from devices.card_reader.icao.lds import display_jpeg
 from devices.card_reader.identity import (
     BacKey,
     Face,
@@ -39,6 +40,7 @@ from .specimen_cards import (
     DEFAULT_CARD,
     GARBLED_DG13_REASON,
     SPECIMEN_CARDS,
+    UNVERIFIED_DG13_REASON,
     Looks,
     SpecimenCard,
 )
@@ -75,9 +77,10 @@ _JPEG_QUALITY = 80
 
 
 @functools.cache
-def render_face(looks: Looks) -> bytes:
-    """Draw a specimen card's synthetic portrait as a JPEG (deterministic, ~5 KiB).
+def render_face(looks: Looks, image_format: str = "JPEG") -> bytes:
+    """Draw a specimen card's synthetic portrait (deterministic, ~5 KiB).
 
+    ``image_format`` is Pillow's: ``JPEG`` or ``JPEG2000`` (OpenJPEG, lossless).
     Cached per look: these are drawings of nobody, not identity data.  Drawing
     takes a few milliseconds, so it runs on the loop.
     """
@@ -99,8 +102,18 @@ def render_face(looks: Looks) -> bytes:
     draw.line((cx, 112, cx - 5, 132, cx + 3, 134), fill=(150, 105, 85), width=2)  # nose
     draw.arc((cx - 16, 136, cx + 16, 156), 20, 160, fill=(150, 60, 60), width=3)  # mouth
     out = BytesIO()
-    image.save(out, "JPEG", quality=_JPEG_QUALITY)
+    if image_format == "JPEG":
+        image.save(out, "JPEG", quality=_JPEG_QUALITY)
+    else:
+        image.save(out, image_format)
     return out.getvalue()
+
+
+def card_portrait(card: SpecimenCard) -> Face:
+    """The card's DG2 portrait as the chip stores it (JPEG, or JPEG 2000 for ``portrait_jp2``)."""
+    if card.portrait_jp2:
+        return Face(mime="image/jp2", data=render_face(card.looks, "JPEG2000"))
+    return Face(mime="image/jpeg", data=render_face(card.looks))
 
 
 def _dg13_bytes(card: SpecimenCard) -> int:
@@ -115,8 +128,10 @@ def _dg13_bytes(card: SpecimenCard) -> int:
 class PresentCardParams(Params):
     """``sim/{d}/presentCard``: a specimen card by name.
 
-    ``default``, ``female``, ``expired``, ``noDg13`` or ``garbledDg13`` (a DG13 the
-    reader cannot decode: no ``dg13``, an ``unreadable`` issue; see ``SPECIMEN_CARDS``).
+    ``default``, ``female``, ``expired``, ``noDg13``, ``garbledDg13`` (a DG13 the
+    reader cannot decode: no ``dg13``, an ``unreadable`` issue) or ``jp2Portrait``
+    (a JPEG 2000 portrait, hence ``face.displayJpeg``, and a DG13 with an
+    ``unverified`` issue); see ``SPECIMEN_CARDS``.
     """
 
     card: str = DEFAULT_CARD
@@ -223,12 +238,12 @@ class SimCardReader(
         card = self._card
         assert card is not None
         serial = self.card_serial
-        portrait = render_face(card.looks)
+        portrait = card_portrait(card)
         files = [
             ("COM", _COM_BYTES if card.dg13 else _COM_BYTES_NO_DG13),
             ("SOD", _SOD_BYTES),
             ("DG1", _DG1_BYTES),
-            ("DG2", _DG2_HEADER_BYTES + len(portrait)),
+            ("DG2", _DG2_HEADER_BYTES + len(portrait.data)),
         ]
         if card.dg13:
             files.append(("DG13", _dg13_bytes(card)))
@@ -243,13 +258,21 @@ class SimCardReader(
                 await self._hold(serial, step * per_byte_s)
                 done += step
                 progress(name, done, size)
-        garbled = [ReadIssue(subject="DG13", status="unreadable", reason=GARBLED_DG13_REASON)]
+        issues: list[ReadIssue] = []
+        if card.dg13_garbled:
+            issues.append(
+                ReadIssue(subject="DG13", status="unreadable", reason=GARBLED_DG13_REASON)
+            )
+        if card.dg13_unverified:
+            issues.append(
+                ReadIssue(subject="DG13", status="unverified", reason=UNVERIFIED_DG13_REASON)
+            )
         return IdentityResult(
             mrz=parse_td1(card.mrz_lines(), datetime.now(tz=UTC).date()),
             dg13=None if card.dg13_garbled else card.dg13_record(),
-            face=Face(mime="image/jpeg", data=portrait),
+            face=display_jpeg(portrait),
             passive_auth=PassiveAuth(hashes_valid=True, signature_valid=True, chain_valid=None),
-            issues=garbled if card.dg13_garbled else [],
+            issues=issues,
         )
 
     async def _transmit(self, apdu: bytes) -> bytes:

@@ -32,7 +32,11 @@ class SpecimenCard:
     Dates are ISO.  ``can`` is the Card Access Number for PACE (``None``: the
     chip only offers BAC); ``dg13`` False models a chip without a readable DG13;
     ``dg13_garbled`` one whose DG13 holds a text field that is not UTF-8 (a layout
-    the reader does not understand: the read returns no DG13 and says why).
+    the reader does not understand: the read returns no DG13 and says why);
+    ``portrait_jp2`` one whose DG2 portrait is JPEG 2000 (browsers cannot show it:
+    the read adds ``face.displayJpeg``); ``dg13_unverified`` one whose DG13 EF.SOD
+    does not vouch for (returned, with an ``unverified`` issue; the behavioural
+    simulator only: the virtual card's EF.SOD hashes every group).
     """
 
     full_name: str
@@ -53,6 +57,8 @@ class SpecimenCard:
     old_id_number: str | None = None
     dg13: bool = True
     dg13_garbled: bool = False
+    portrait_jp2: bool = False
+    dg13_unverified: bool = False
     looks: Looks = field(default_factory=Looks)
     #: The chip's ATR as a PC/SC reader reports it (ISO 14443-4 type B, synthesised).
     atr: bytes = bytes.fromhex("3b888001e1f35e117781830021")
@@ -188,7 +194,27 @@ SPECIMEN_CARDS: dict[str, SpecimenCard] = {
         dg13_garbled=True,
         looks=Looks(skin=(226, 188, 160), hair=(36, 26, 22), long_hair=True),
     ),
+    # Constructed for the UI's JPEG 2000 and issue handling: no real card was sampled.
+    "jp2Portrait": SpecimenCard(
+        full_name="Hoàng Thị Mai Anh",
+        id_number="044187006543",
+        date_of_birth="1987-09-12",
+        sex="F",
+        date_of_expiry="2027-09-12",
+        date_of_issue="2024-03-18",
+        can="975310",
+        place_of_origin="Xã Quảng Phú, Huyện Quảng Trạch, Tỉnh Quảng Bình",
+        place_of_residence="9 Nguyễn Trãi, Phường 2, Thành phố Đồng Hới, Tỉnh Quảng Bình",
+        father_name="Hoàng Văn Sơn",
+        mother_name="Ngô Thị Hiền",
+        portrait_jp2=True,
+        dg13_unverified=True,
+        looks=Looks(skin=(220, 178, 146), hair=(48, 34, 28), long_hair=True),
+    ),
 }
 
 #: Why a garbled DG13 is dropped: what the reader says (``readIdentity.issues``).
 GARBLED_DG13_REASON = "DG13: a text field is not valid text"
+
+#: Why an unverified DG13 is not vouched for (``readIdentity.issues``).
+UNVERIFIED_DG13_REASON = "DG13: EF.SOD holds no hash for it"

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from devices.card_reader.icao import aa, ca, pace, tlv
 from devices.card_reader.icao.lds import DG_TAGS, TAG_COM, TAG_SOD, Dg13Field, Ef
 from devices.card_reader.icao.pa import LDS_SECURITY_OBJECT_OID, LdsSecurityObject
-from devices.sim.card_reader import render_face
+from devices.sim.card_reader import card_portrait
 from devices.sim.specimen_cards import SpecimenCard
 
 _CERT_YEARS = 10
@@ -291,7 +291,7 @@ def card_files(
     """
     groups = {
         1: build_dg1(card.mrz_lines()),
-        2: build_dg2(render_face(card.looks)),
+        2: build_dg2(card_portrait(card).data),
     }
     if card.dg13:
         groups[13] = build_dg13(card)

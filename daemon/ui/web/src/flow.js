@@ -283,6 +283,26 @@ async function readCard(s, key) {
   return result;
 }
 
+/** Passive authentication's verdicts of the read for each subject an `unknown` issue may explain. */
+const VERDICTS = { hashesValid: "EF.SOD hashes", signatureValid: "EF.SOD signature", chainValid: "CSCA chain" };
+
+/**
+ * Whether passive authentication found the chip's data forged: a false verdict, unless an
+ * `unknown` issue on its subject says it could not be checked (docs/api.md).
+ */
+function forged(auth, issues) {
+  return Object.entries(VERDICTS).some(
+    ([verdict, subject]) => auth[verdict] === false && !issues.some((i) => i.status === "unknown" && i.subject === subject),
+  );
+}
+
+/** A data group's or check's name for the citizen (the daemon's own name when not translated). */
+function subjectName(subject) {
+  const key = `subject_${subject}`;
+  const text = t(key);
+  return text === key ? subject : text;
+}
+
 /** Identify the citizen with the chip card; returns {name, idNumber, faceUrl}. */
 export async function identify(s) {
   let key = await askAccessKey(s);
@@ -307,21 +327,32 @@ export async function identify(s) {
     } finally {
       s.light("cardReader", "off");
     }
-    const auth = result.passiveAuth ?? {};
-    if (auth.hashesValid === false || auth.signatureValid === false || auth.chainValid === false) {
+    const issues = result.issues ?? []; // absent from daemons older than the field: none
+    if (forged(result.passiveAuth ?? {}, issues)) {
       await problem(s, t("errCardInvalid"), { retry: false });
     }
     if (result.mrz.dateOfExpiry && result.mrz.dateOfExpiry < new Date().toISOString().slice(0, 10)) {
       await problem(s, t("errCardExpired"), { retry: false });
     }
+    // DG13 named in issues is null or not vouched for by EF.SOD: the MRZ decides (docs/api.md).
+    const dg13 = issues.some((i) => i.subject === "DG13") ? null : result.dg13;
+    const face = result.face;
     s.identity = {
-      name: result.dg13?.fullName ?? result.mrz.name,
-      idNumber: result.dg13?.idNumber ?? result.mrz.optionalData ?? key.idNumber,
-      faceUrl: result.face?.data ? s.imageUrl(result.face.data, result.face.mime) : null,
+      name: dg13?.fullName ?? result.mrz.name,
+      idNumber: dg13?.idNumber ?? result.mrz.optionalData ?? key.idNumber,
+      faceUrl: face?.displayJpeg
+        ? s.imageUrl(face.displayJpeg, "image/jpeg")
+        : face?.data
+          ? s.imageUrl(face.data, face.mime)
+          : null,
     };
+    const shown = issues.filter((i) => ["unverified", "unreadable", "unknown"].includes(i.status));
     await s.ask("identify-ok", (choose) => [
       heading(`${t("helloTitle")}, ${s.identity.name}`),
-      para(t("helloText")),
+      shown.length ? para(t("helloPartial"), "notice") : para(t("helloText")),
+      shown.length
+        ? h("ul", { id: "read-issues", class: "notice" }, ...shown.map((i) => h("li", { "data-subject": i.subject, "data-status": i.status }, `${subjectName(i.subject)}: ${t(`issue_${i.status}`)}`)))
+        : null,
       s.identity.faceUrl ? h("img", { class: "portrait", src: s.identity.faceUrl, alt: t("chipPhoto") }) : null,
       actions(button(t("continue"), () => choose(), { id: "hello-ok" })),
     ]);

@@ -37,7 +37,7 @@ function controls(link, info, report) {
       break;
     }
     case "cardReader": {
-      const card = h("select", { "aria-label": "specimen card" }, ...["default", "female", "expired", "noDg13"].map((c) => h("option", {}, c)));
+      const card = h("select", { "aria-label": "specimen card" }, ...["default", "female", "expired", "noDg13", "garbledDg13", "jp2Portrait"].map((c) => h("option", {}, c)));
       if (has("presentCard")) items.push(card, button("present card", run("presentCard", () => ({ card: card.value }))));
       if (has("removeCard")) items.push(button("remove card", run("removeCard", () => ({})), { kind: "secondary" }));
       break;
