@@ -8,6 +8,7 @@ package being replaced; ``gate`` is what the updater runs from a new version.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,9 @@ PYTHON = "/usr/bin/python3"
 
 
 def _updater(*args: str) -> int:
+    if os.geteuid() != 0:
+        typer.echo("kioskd update: run it as root (it installs packages)", err=True)
+        return 2
     copy = updater.STATE / "updater.py"
     if not copy.exists():
         updater.install_copy()
