@@ -118,15 +118,23 @@ class FleetCollector(Collector):
             "kiosk_info", "Software version and config hash of the current session.",
             labels=[*BOARD_LABELS, "version", "config_hash"],
         )  # fmt: skip
+        update = GaugeMetricFamily(
+            "kiosk_update_state", "The last kioskd update: its state and the version asked for.",
+            labels=[*BOARD_LABELS, "state", "target"],
+        )  # fmt: skip
         for b in boards:
             labels = [b.tenant, b.board]
+            if (last := b.update()) is not None:
+                update.add_metric(
+                    [*labels, str(last.get("state")), str(last.get("target", ""))], 1.0
+                )
             up.add_metric(labels, 1.0 if b.up else 0.0)
             silent.add_metric(labels, 1.0 if b.silent(now) else 0.0)
             seen.add_metric(labels, b.last_seen)
             if b.birth is not None:
                 version, config_hash = b.birth.get("version"), b.birth.get("configHash")
                 info.add_metric([*labels, str(version), str(config_hash)], 1.0)
-        yield from (up, silent, seen, info)
+        yield from (up, silent, seen, info, update)
 
     @staticmethod
     def _health(boards: Iterable[Board]) -> Iterator[GaugeMetricFamily]:

@@ -69,6 +69,11 @@ class Board:
             return 30.0
         return float(self.birth.get("healthIntervalS", 30.0))
 
+    def update(self) -> dict[str, Any] | None:
+        """The board's last kioskd update (health's, newer than the birth's), if reported."""
+        update = (self.health or {}).get("update") or (self.birth or {}).get("update")
+        return update if isinstance(update, dict) else None
+
     def silent(self, now: float) -> bool:
         """Up, yet nothing heard for :data:`SILENT_INTERVALS` health intervals."""
         return self.up and now - self.last_seen > SILENT_INTERVALS * self.health_interval_s()

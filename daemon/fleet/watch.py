@@ -122,7 +122,7 @@ def render(model: FleetModel, now: float | None = None) -> Table:
 
 def _update(board: Board) -> Text:
     """The last update's state (health's, newer than birth's), its target and any reason."""
-    update = (board.health or {}).get("update") or (board.birth or {}).get("update")
+    update = board.update()
     if not update or update.get("state") in (None, "idle"):
         return Text("-")
     state = str(update["state"])

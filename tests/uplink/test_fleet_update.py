@@ -9,13 +9,16 @@ birth is recorded for the update's health gate.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from rich.console import Console
 
 from daemon import __version__
+from daemon.fleet.exporter import FleetCollector
 from daemon.fleet.model import FleetModel
 from daemon.fleet.watch import render
 from daemon.update import updater
@@ -98,3 +101,10 @@ def test_fleet_view_shows_version_and_update_state() -> None:
     console.print(render(model, now=13))
     assert "committed" in console.export_text()
     assert "rolledBack" not in console.export_text()
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(model, threading.Lock()))
+    metrics = generate_latest(registry).decode()
+    assert (
+        'kiosk_update_state{board="sim-0001",state="committed",target="",tenant="demo"} 1.0'
+        in metrics
+    )
