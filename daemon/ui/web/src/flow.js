@@ -68,6 +68,9 @@ export function explain(s, err) {
   if (err.cls === "coinAcceptor" && detailOf(s, "coinAcceptor").cashBox === "full") {
     return { text: t("errCashBoxFull"), retry: false };
   }
+  if (err.cls === "cashAcceptor" && ["full", "removed"].includes(detailOf(s, "cashAcceptor").stacker)) {
+    return { text: t("errStackerFull"), retry: false };
+  }
   if (err.code === "hardwareError") return { text: t("errHardware", { device }), retry: true };
   return { text: t("errOther", { code: err.code }), retry: true };
 }
@@ -444,7 +447,16 @@ async function documents(s, procedure) {
 // ---------------------------------------------------------------- payment
 
 /** How a payment was made, as the (Vietnamese) receipt prints it. */
-const RECEIPT_METHOD = { cash: "Tiền xu", vietqr: "Chuyển khoản VietQR" };
+const RECEIPT_METHOD = { cash: "Tiền xu", notes: "Tiền giấy", vietqr: "Chuyển khoản VietQR" };
+
+/**
+ * The two cash devices by payment method: both take the same deposit commands (docs/api.md);
+ * each runs its own deposit (one per device: a payment is in coins or in notes, not both).
+ */
+const CASH = {
+  cash: { cls: "coinAcceptor", credited: "coinAccepted", items: "coins", text: "payText" },
+  notes: { cls: "cashAcceptor", credited: "noteStacked", items: "notes", text: "payNotesText" },
+};
 
 /** The daemon makes VietQR codes ([vietqr] configured) and the office confirms transfers. */
 function transferOffered(s) {
@@ -452,23 +464,55 @@ function transferOffered(s) {
   return commands.includes("vietqrPayload") && typeof s.kiosk.office.awaitTransfer === "function";
 }
 
-/** Take the fee in coins or by VietQR transfer, as the citizen chooses; sets s.deposit. */
+/** The cash payment offered first: coins when the board has a coin acceptor, else notes. */
+function firstCash(s) {
+  return s.link.deviceOf("coinAcceptor") || !s.link.deviceOf("cashAcceptor") ? "cash" : "notes";
+}
+
+/** Take the fee in coins, notes or by VietQR transfer, as the citizen chooses; sets s.deposit. */
 async function pay(s, procedure) {
   const due = procedure.fee;
   if (!due) return;
-  let method = "cash";
-  while (method) method = method === "cash" ? await payCash(s, due) : await payTransfer(s, procedure, due);
+  let method = firstCash(s);
+  while (method) {
+    if (method === "vietqr") {
+      const next = await payTransfer(s, procedure, due);
+      method = next === "cash" ? firstCash(s) : next;
+    } else {
+      method = await payCash(s, due, method);
+    }
+  }
 }
 
-/** A coin deposit; resolves null when paid, "vietqr" when the citizen switched before any coin. */
-async function payCash(s, due) {
-  const info = s.link.deviceOf("coinAcceptor");
-  const coins = (info?.capabilities?.coins ?? []).map((c) => money(c)).join(", ");
+/** What became of each note fed during a deposit, newest last: escrowed, then stacked or returned. */
+function noteSeen(notes, value, state, reason) {
+  const held = notes.findLast((n) => n.state === "escrowed" && (value === undefined || n.value === value));
+  if (state !== "escrowed" && held) Object.assign(held, { state, reason });
+  else if (value !== undefined) notes.push({ value, state, reason });
+}
+
+/** Why a note came back, for the citizen. */
+function returnedText(note) {
+  const key = { overpayment: "noteReturnedOver", notAccepted: "noteReturnedNotTaken" }[note.reason] ?? "noteReturnedOther";
+  return t(key, { value: money(note.value) });
+}
+
+/**
+ * A deposit on the coin (`cash`) or note (`notes`) acceptor; resolves null when paid, or
+ * the method the citizen switched to before anything was paid ("cash", "notes", "vietqr").
+ */
+async function payCash(s, due, method) {
+  const { cls, credited, items, text } = CASH[method];
+  const info = s.link.deviceOf(cls);
+  const values = (info?.capabilities?.[items] ?? []).map((c) => money(c)).join(", ");
+  const other = method === "cash" ? "notes" : "cash";
+  const otherOffered = Boolean(s.link.deviceOf(CASH[other].cls));
   const started = await withRetry(s, () =>
-    s.cmd("coinAcceptor", "depositStart", { currency: "VND", amountDue: due, timeoutMs: s.kiosk.settings.payMs }),
+    s.cmd(cls, "depositStart", { currency: "VND", amountDue: due, timeoutMs: s.kiosk.settings.payMs }),
   );
   const deposit = {
-    method: "cash",
+    method,
+    cls,
     transactionId: started.transactionId,
     amountDue: due,
     total: 0,
@@ -476,22 +520,33 @@ async function payCash(s, due) {
     receiptPrinted: false,
     endsAt: performance.now() + started.timeoutMs,
     rejected: false,
-    switching: false,
+    notes: [],
+    switching: null,
   };
   s.deposit = deposit;
-  s.light("coinAcceptor", "slowFlash", "green");
-  // Switching to VietQR ends the deposit; its depositEnded then ends the wait below.
-  const toTransfer = () => {
+  s.light(cls, "slowFlash", "green");
+  // Switching ends the deposit; its depositEnded then ends the wait below.
+  const switchTo = (next) => () => {
     if (deposit.switching) return;
-    deposit.switching = true;
+    deposit.switching = next;
     s.kiosk.stage.refresh();
-    s.cmd("coinAcceptor", "depositEnd", { transactionId: deposit.transactionId }).catch((err) => console.warn("depositEnd", err?.code ?? err?.name));
+    s.cmd(cls, "depositEnd", { transactionId: deposit.transactionId }).catch((err) => console.warn("depositEnd", err?.code ?? err?.name));
   };
+  const noteItem = (note) =>
+    h(
+      "li",
+      { class: note.state === "returned" ? "problem" : undefined, "data-state": note.state, "data-value": String(note.value) },
+      note.state === "returned" ? returnedText(note) : t(`note_${note.state}`, { value: money(note.value) }),
+    );
   const render = () => {
     const left = Math.max(0, Math.ceil((deposit.endsAt - performance.now()) / 1000));
+    const switches = [
+      otherOffered ? button(t(other === "notes" ? "payByNotes" : "payByCoins"), switchTo(other), { kind: "secondary", id: `pay-${other}`, disabled: Boolean(deposit.switching) }) : null,
+      transferOffered(s) ? button(t("payByTransfer"), switchTo("vietqr"), { kind: "secondary", id: "pay-vietqr", disabled: Boolean(deposit.switching) }) : null,
+    ].filter(Boolean);
     return [
       heading(t("payTitle")),
-      para(t("payText", { coins })),
+      para(t(text, { coins: values, notes: values })),
       h(
         "dl",
         { class: "money" },
@@ -504,17 +559,20 @@ async function payCash(s, due) {
       ),
       progress(deposit.total / due, t("payPaid")),
       h("p", { class: "countdown", id: "pay-time", "aria-live": "off" }, t("payTime", { seconds: left })),
-      deposit.rejected ? para(t("payRejected"), "problem") : null,
-      transferOffered(s) && deposit.total === 0
-        ? actions(button(t("payByTransfer"), toTransfer, { kind: "secondary", id: "pay-vietqr", disabled: deposit.switching }))
-        : null,
+      deposit.rejected ? para(t(method === "cash" ? "payRejected" : "payNoteRejected"), "problem") : null,
+      deposit.notes.length ? h("ul", { class: "notes", id: "pay-notes", "aria-live": "polite" }, ...deposit.notes.map(noteItem)) : null,
+      deposit.total === 0 && switches.length ? actions(...switches) : null,
     ];
   };
   s.kiosk.stage.show("payment", render);
   const ticker = setInterval(() => s.kiosk.stage.refresh(), 1000);
+  const seen = () => {
+    s.kiosk.poke();
+    s.kiosk.stage.refresh();
+  };
   let ended;
   try {
-    ended = await s.watch("coinAcceptor", (kind, name, message) => {
+    ended = await s.watch(cls, (kind, name, message) => {
       const data = message.data ?? {};
       if (kind === "state") {
         if (message.detail?.transactionId === deposit.transactionId && typeof message.detail.total === "number") {
@@ -523,15 +581,21 @@ async function payCash(s, due) {
         }
         return undefined;
       }
-      if (name === "coinAccepted" && data.transactionId === deposit.transactionId) {
+      if (name === credited && data.transactionId === deposit.transactionId) {
         deposit.total = Math.max(deposit.total, data.total);
         deposit.rejected = false;
-        s.kiosk.poke();
-        s.kiosk.stage.refresh();
-      } else if (name === "coinRejected") {
+        if (method === "notes") noteSeen(deposit.notes, data.value, "stacked");
+        seen();
+      } else if (name === "noteEscrowed") {
+        deposit.rejected = false;
+        noteSeen(deposit.notes, data.value, "escrowed");
+        seen();
+      } else if (name === "noteReturned") {
+        noteSeen(deposit.notes, data.value, "returned", data.reason);
+        seen();
+      } else if (name === "coinRejected" || name === "noteRejected") {
         deposit.rejected = true;
-        s.kiosk.poke();
-        s.kiosk.stage.refresh();
+        seen();
       } else if (name === "depositEnded" && data.transactionId === deposit.transactionId) {
         return data;
       }
@@ -539,19 +603,19 @@ async function payCash(s, due) {
     });
   } finally {
     clearInterval(ticker);
-    if (!s.aborted) s.light("coinAcceptor", "off");
+    if (!s.aborted) s.light(cls, "off");
   }
   deposit.ended = true;
   deposit.total = ended.total;
   if (ended.total >= due) {
-    deposit.overpayment = ended.overpayment ?? ended.total - due;
+    deposit.overpayment = ended.overpaymentAmount ?? ended.overpayment ?? ended.total - due;
     return null;
   }
   if (deposit.switching && ended.total === 0) {
     s.deposit = null;
-    return "vietqr";
+    return deposit.switching;
   }
-  // Out of time short of the fee (or a coin landed as the citizen switched): the visit ends
+  // Out of time short of the fee (or money landed as the citizen switched): the visit ends
   // with a receipt for what was paid.
   s.endNote = { title: "payTimeoutTitle", text: t("payTimeoutText", { paid: money(ended.total), due: money(due) }) };
   throw new VisitEnded("paymentTimeout");
@@ -608,7 +672,7 @@ async function payTransfer(s, procedure, due) {
         ),
         h("p", { class: "countdown", id: "pay-time", "aria-live": "off" }, t("transferTime", { time: minutes(transfer.endsAt - performance.now()) })),
         para(t("transferWaiting")),
-        transfer.received ? null : actions(button(t("transferCash"), () => toCash(), { kind: "secondary", id: "pay-cash" })),
+        transfer.received ? null : actions(button(t(firstCash(s) === "notes" ? "payByNotes" : "transferCash"), () => toCash(), { kind: "secondary", id: "pay-cash" })),
       ),
     ),
   ];
@@ -873,8 +937,8 @@ export async function cleanup(kiosk, s) {
   tail.lights = s.lights;
   const deposit = s.deposit;
   if (deposit && !deposit.ended) {
-    const coin = link.deviceOf("coinAcceptor");
-    const done = coin ? await link.request(coin.id, "depositEnd", { transactionId: deposit.transactionId }) : null;
+    const acceptor = link.deviceOf(deposit.cls);
+    const done = acceptor ? await link.request(acceptor.id, "depositEnd", { transactionId: deposit.transactionId }) : null;
     if (done?.completionCode === "success") {
       deposit.total = done.result.total;
       deposit.ended = true;

@@ -51,6 +51,14 @@ function controls(link, info, report) {
         if (has("insertCoin")) items.push(button(`coin ${value}`, run("insertCoin", () => ({ value }))));
       }
       break;
+    case "cashAcceptor":
+      for (const value of [...(info.capabilities?.notes ?? []), 3000]) {
+        if (has("insertNote")) items.push(button(`note ${value}`, run("insertNote", () => ({ value }))));
+      }
+      if (has("stacker")) {
+        for (const state of ["removed", "ok", "full"]) items.push(button(`stacker ${state}`, run("stacker", () => ({ state })), { kind: "secondary" }));
+      }
+      break;
     case "documentSlot":
       if (has("insertDocument")) items.push(button("insert document", run("insertDocument", () => ({}))));
       if (has("takeDocument")) items.push(button("take document", run("takeDocument", () => ({})), { kind: "secondary" }));
