@@ -114,3 +114,28 @@ async def test_pays_by_notes_a_returned_note_shown_and_the_receipt_says_what_was
     assert not printed_as({"amountPaid": 7000})
     done = await world.device("cashAcceptor", "depositStatus", {})
     assert done["result"]["transactions"] == []  # nothing left open or unsettled
+
+
+async def test_idle_timeout_ends_the_note_deposit_and_prints_what_was_paid(
+    kiosk: KioskRig, screen: Screen
+) -> None:
+    citizen = Citizen(kiosk, screen)
+    world = kiosk.world
+    await citizen.open("?idle=8&warn=4&pay=120&done=30")
+    await citizen.to_payment(PROCEDURE["id"])
+    await citizen.tap("#pay-notes")
+    await screen.page.wait_for_selector("main[data-screen='payment'] >> text=Đưa từng tờ tiền")
+    async with world.subscription(f"{world.root}/sim/printer/out/slip") as slips:
+        assert await _note(citizen, 5000, "stacked") == "Tờ 5.000 đ: đã nhận"
+        await citizen.paid_shows("5.000 đ")
+        await screen.wait_screen("money", timeout=20)
+        await asyncio.wait_for(slips.get(), 10)
+    text = await screen.text()
+    assert "Bạn đã nộp 5.000 đ" in text
+    assert "Biên nhận đã được in" in text
+    state = await world.device("cashAcceptor", "depositStatus", {})
+    assert state["result"]["transactions"] == []
+    # The note acceptor's deposit was ended, not left running: a further note comes back.
+    async with world.subscription(f"{world.root}/sim/cashAcceptor/out/returned") as returned:
+        await citizen.sim("cashAcceptor", "insertNote", {"value": 1000})
+        assert (await asyncio.wait_for(returned.get(), 10)).payload == {"value": 1000}
