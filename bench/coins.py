@@ -11,6 +11,10 @@
    ``synchronous=FULL``: one fsync per coin) on the disk of ``--dir``.
 3. Chaos: ``--chaos N`` iterations of tests/coinchaos.py (default 200), with
    the counts printed.
+4. Note chaos: ``--note-chaos N`` iterations of tests/notechaos.py (default
+   200): the same with the SSP note validator, the counts printed, among them
+   the kills that left a note in flight (in escrow, or stacked and not yet
+   committed).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from daemon.config import sim_config
 from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
 from devices.runtime.clock import now_ms
 from devices.sim.cctalk import CctalkSimulator
-from tests.coinchaos import run_chaos
+from tests.coinchaos import Chaos, run_chaos
+from tests.notechaos import NoteChaos
 from tests.uiclient import connect
 
 from . import procs
@@ -121,22 +126,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="kioskd-bench-coins-", dir=args.dir) as tmp,
     ):
         base = Path(tmp)
-        for poll_ms in args.poll_ms:
-            stats = await coin_latency(broker.port, base, poll_ms, args.coins)
-            out[f"coinAccepted latency, poll {poll_ms} ms"] = asdict(stats)
-            print(f"[bench.coins] poll {poll_ms} ms: {stats}", file=sys.stderr, flush=True)
-        stats = await commit_time(base, args.coins)
-        out["ledger commit (credit, fsync)"] = asdict(stats)
-        print(f"[bench.coins] commit: {stats}", file=sys.stderr, flush=True)
-        if args.chaos:
-            chaos_dir = base / "chaos"
+        if args.coins:
+            for poll_ms in args.poll_ms:
+                stats = await coin_latency(broker.port, base, poll_ms, args.coins)
+                out[f"coinAccepted latency, poll {poll_ms} ms"] = asdict(stats)
+                print(f"[bench.coins] poll {poll_ms} ms: {stats}", file=sys.stderr, flush=True)
+            stats = await commit_time(base, args.coins)
+            out["ledger commit (credit, fsync)"] = asdict(stats)
+            print(f"[bench.coins] commit: {stats}", file=sys.stderr, flush=True)
+        for name, iterations, kind in (
+            ("chaos", args.chaos, Chaos),
+            ("note chaos", args.note_chaos, NoteChaos),
+        ):
+            if not iterations:
+                continue
+            chaos_dir = base / name.replace(" ", "-")
             chaos_dir.mkdir()
             t0 = time.monotonic()
-            counts = await run_chaos(chaos_dir, broker.port, args.chaos, args.seed)
-            out["chaos"] = counts.as_dict() | {
+            counts = await run_chaos(chaos_dir, broker.port, iterations, args.seed, kind)
+            out[name] = counts.as_dict() | {
                 "seconds": round(time.monotonic() - t0, 1),
                 "seed": args.seed,
             }
+            print(f"[bench.coins] {name}: {out[name]}", file=sys.stderr, flush=True)
     return out
 
 
@@ -145,12 +157,15 @@ def main() -> None:
         prog="python -m bench.coins", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--coins", type=int, default=200, help="coins per latency/commit measurement"
+        "--coins", type=int, default=200, help="coins per latency/commit measurement (0: none)"
     )
     parser.add_argument(
         "--poll-ms", type=int, nargs="+", default=[100, 50], help="ccTalk poll intervals"
     )
     parser.add_argument("--chaos", type=int, default=200, help="chaos iterations (0: none)")
+    parser.add_argument(
+        "--note-chaos", type=int, default=200, help="note chaos iterations (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     parser.add_argument(
         "--dir", type=Path, default=None, help="where the ledgers live (its disk is measured)"

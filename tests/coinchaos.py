@@ -35,7 +35,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 BOARD = "chaos-0001"
 DEV = "coins"
 COINS = (1000, 2000, 5000)
+#: The emulated coin acceptor's module and options.
+COIN_DEVICE = ("devices.sim.cctalk_device", "--coins", ",".join(map(str, COINS)))
 #: A failing run's diagnostics show what the daemons did this long around each coin, in ms.
 DIAGNOSIS_WINDOW_MS = 2000
 
@@ -122,17 +124,18 @@ class DeviceProcess:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, pty: Path, control: Path) -> AsyncIterator[DeviceProcess]:
+    async def running(
+        cls, pty: Path, control: Path, command: Sequence[str] = COIN_DEVICE
+    ) -> AsyncIterator[DeviceProcess]:
+        """Run ``python -m`` ``command`` (a device module and its options) on ``pty``."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "devices.sim.cctalk_device",
+            *command,
             "--pty",
             str(pty),
             "--control",
             str(control),
-            "--coins",
-            ",".join(map(str, COINS)),
             cwd=REPO,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -161,8 +164,8 @@ class DeviceProcess:
         return reply
 
 
-def write_config(tmp: Path, broker_port: int, pty: Path) -> Path:
-    """A daemon config with only the ccTalk acceptor on ``pty``."""
+def write_config(tmp: Path, broker_port: int, device: str) -> Path:
+    """A daemon config with only ``device`` (its ``[devices.*]`` section)."""
     path = tmp / "kioskd.toml"
     path.write_text(
         f"""
@@ -177,16 +180,7 @@ reconnect_max = 0.5
 state_dir = "{tmp / "state"}"
 runtime_dir = "{tmp / "run"}"
 log_level = "info"
-
-[devices.{DEV}]
-class = "coinAcceptor"
-driver = "cctalk"
-port = "{pty}"
-poll_ms = 50
-reply_timeout_ms = 100
-cash_box_capacity = 100000
-coins = [{", ".join(map(str, COINS))}]
-""",
+{device}""",
         encoding="utf-8",
     )
     (tmp / "state").mkdir(exist_ok=True)
@@ -195,13 +189,40 @@ coins = [{", ".join(map(str, COINS))}]
 
 
 class Chaos:
-    """One chaos run; see the module docstring."""
+    """One chaos run; see the module docstring.
+
+    The acceptor is the ccTalk coin acceptor; :class:`tests.notechaos.NoteChaos`
+    puts a note validator in its place (these class attributes and the methods
+    that speak to the device).
+    """
+
+    #: The device's id in the daemon and on MQTT.
+    dev = DEV
+    #: Its end of the pty pair, in the run's folder.
+    pty_name = "coins.pty"
+    #: The event that reports a credit.
+    credit_event = "coinAccepted"
+    #: The emulated device's module and options (:meth:`DeviceProcess.running`).
+    device_command: Sequence[str] = COIN_DEVICE
+
+    def device_section(self, pty: Path) -> str:
+        """The daemon config's section for the device on ``pty``."""
+        return f"""
+[devices.{self.dev}]
+class = "coinAcceptor"
+driver = "cctalk"
+port = "{pty}"
+poll_ms = 50
+reply_timeout_ms = 100
+cash_box_capacity = 100000
+coins = [{", ".join(map(str, COINS))}]
+"""
 
     def __init__(
         self, tmp: Path, broker_port: int, device: DeviceProcess, ui: UiClient, seed: int
     ) -> None:
         self.tmp = tmp
-        self.config = write_config(tmp, broker_port, tmp / "coins.pty")
+        self.config = write_config(tmp, broker_port, self.device_section(tmp / self.pty_name))
         self.device = device
         self.ui = ui
         self.rng = random.Random(seed)
@@ -305,7 +326,7 @@ class Chaos:
         if not self.alive():
             return None
         try:
-            completion = await asyncio.wait_for(self.ui.device(DEV, command, params), 5)
+            completion = await asyncio.wait_for(self.ui.device(self.dev, command, params), 5)
         except TimeoutError:
             return None
         if completion.get("completionCode") != "success":
@@ -341,7 +362,7 @@ class Chaos:
             message = await self._events.get()
             name = message.topic.rsplit("/", 1)[-1]
             data = message.payload.get("data", {}) if isinstance(message.payload, dict) else {}
-            if name == "coinAccepted":
+            if name == self.credit_event:
                 self._report((data["transactionId"], data["index"]), data["value"], "event")
             elif name == "depositRecovered":
                 for coin in data["coins"]:
@@ -397,8 +418,8 @@ class Chaos:
         On the way out a daemon still running is killed and the log closed.
         """
         async with (
-            self.ui.subscription(f"{self.ui.root}/dev/{DEV}/evt/#") as events,
-            self.ui.subscription(f"{self.ui.root}/dev/{DEV}/state") as states,
+            self.ui.subscription(f"{self.ui.root}/dev/{self.dev}/evt/#") as events,
+            self.ui.subscription(f"{self.ui.root}/dev/{self.dev}/state") as states,
         ):
             self._events, self._states = events, states
             pump = asyncio.create_task(self._pump_events())
@@ -448,7 +469,15 @@ class Chaos:
             row = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
         finally:
             conn.close()
-        return distance(row[0], stats["counter"]) if row else stats["counter"]
+        return self.unread_on_device(stats, row[0] if row else None)
+
+    def unread_on_device(self, stats: dict[str, Any], counter: int | None) -> int:
+        """Credits the device counted (its ``stats``) past the ledger's event ``counter``."""
+        return distance(counter, stats["counter"]) if counter is not None else stats["counter"]
+
+    def credited_by_device(self, stats: dict[str, Any]) -> list[tuple[int, int]]:
+        """The device's credits (its ``stats``) in order, as (event counter, value)."""
+        return [(counter, value) for counter, value in stats["accepted"]]
 
     async def run(self, iterations: int) -> ChaosCounts:
         async with self.recording():
@@ -468,7 +497,7 @@ class Chaos:
         sets is recomputed).
         """
         stats = await self.device.call(action="stats")
-        accepted = [tuple(pair) for pair in stats["accepted"]]
+        accepted = self.credited_by_device(stats)
         self.counts.accepted_by_device = len(accepted)
         self.counts.returned_by_device = len(stats["returned"])
         conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
@@ -554,11 +583,18 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def run_chaos(tmp: Path, broker_port: int, iterations: int, seed: int) -> ChaosCounts:
-    """Run ``iterations`` chaos iterations with a device process and a UI; return the counts."""
+async def run_chaos(
+    tmp: Path, broker_port: int, iterations: int, seed: int, kind: type[Chaos] = Chaos
+) -> ChaosCounts:
+    """Run ``iterations`` chaos iterations with a device process and a UI; return the counts.
+
+    ``kind`` is :class:`Chaos` (coins) or :class:`tests.notechaos.NoteChaos`.
+    """
     async with (
-        DeviceProcess.running(tmp / "coins.pty", tmp / "control.sock") as device,
+        DeviceProcess.running(
+            tmp / kind.pty_name, tmp / "control.sock", kind.device_command
+        ) as device,
         connect(broker_port, BOARD, "chaos-ui") as ui,
     ):
-        chaos = Chaos(tmp, broker_port, device, ui, seed)
+        chaos = kind(tmp, broker_port, device, ui, seed)
         return await chaos.run(iterations)
