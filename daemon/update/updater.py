@@ -62,6 +62,8 @@ DPKG_OPTIONS = (
     "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef",
 )  # fmt: skip
 DPKG_LOCK = Path("/var/lib/dpkg/lock-frontend")
+#: The fleet's repository entry (provisioning/apt.py writes it).
+FLEET_SOURCES = Path("/etc/apt/sources.list.d/kioskd.sources")
 LOCK_POLL_S = 1.0
 
 
@@ -208,7 +210,7 @@ class Updater:
             self._status("committed", None, target=version)
             return 0
         self._status("fetching", None, target=version, requestId=request_id)
-        _run(["apt-get", "update", "-q"], APT_TIMEOUT_S)
+        _run(["apt-get", "update", "-q", *_only_fleet_source()], APT_TIMEOUT_S)
         new_deb = self._download(version, self.incoming)
         kept_deb = self._kept(current) or self._keep(self._download(current, self.incoming))
         journal = Journal("install", current, version, str(new_deb), str(kept_deb), request_id,
@@ -333,6 +335,20 @@ def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise UpdateError(f"{' '.join(argv[:3])} exited {done.returncode}: {' / '.join(tail)}")
     return done.stdout
+
+
+def _only_fleet_source() -> list[str]:
+    """Options of apt-get update refreshing only the fleet's repository (provisioning's).
+
+    A board on an office network may reach the fleet but not Debian's mirrors; the
+    other sources' lists are kept as they are (``List-Cleanup=0``).
+    """
+    if not FLEET_SOURCES.exists():
+        return []
+    return [
+        "-o", f"Dir::Etc::SourceList={FLEET_SOURCES}", "-o", "Dir::Etc::SourceParts=-",
+        "-o", "APT::Get::List-Cleanup=0",
+    ]  # fmt: skip
 
 
 def _wait_for_dpkg(timeout: float = APT_TIMEOUT_S) -> None:
