@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devices.cash.ledger import (
+    SCHEMA_VERSION,
     EndReason,
     Ledger,
     LedgerError,
@@ -348,8 +349,39 @@ def test_version_1_ledger_is_upgraded_with_its_counters(tmp_path: Path) -> None:
     old.close()
     upgraded = Ledger.open(path)
     try:
-        assert upgraded._conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert upgraded.last_event_counter("coin") == 200
         assert upgraded.get(tx).lost_events == 0  # type: ignore[union-attr]
+    finally:
+        upgraded.close()
+
+
+def test_version_2_ledger_takes_counters_past_255(tmp_path: Path) -> None:
+    """An SSP validator's stacked count is 32-bit: v2's bound of 255 (ccTalk's) is dropped.
+
+    Found by the note chaos bench: the 256th note stacked could not be recorded.
+    """
+    path = tmp_path / "ledger.sqlite3"
+    old = Ledger.open(path)
+    tx = begin(old)
+    old.credit(tx, 1000, event_counter=200, at_ms=2_000)
+    old._conn.executescript(
+        "BEGIN; DROP TABLE acceptor_counters;"
+        " CREATE TABLE acceptor_counters (device_id TEXT PRIMARY KEY,"
+        " counter INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 255), ts_ms INTEGER NOT NULL)"
+        " STRICT; INSERT INTO acceptor_counters VALUES ('coin', 200, 2000);"
+        " PRAGMA user_version = 2; COMMIT;"
+    )
+    with pytest.raises(LedgerError, match="CHECK constraint"):
+        old.save_event_counter("coin", 256, at_ms=2_100)
+    old.close()
+    upgraded = Ledger.open(path)
+    try:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert upgraded.last_event_counter("coin") == 200
+        upgraded.credit(tx, 50_000, event_counter=70_000, at_ms=2_200)
+        assert upgraded.last_event_counter("coin") == 70_000
+        with pytest.raises(LedgerError, match="CHECK constraint"):
+            upgraded.save_event_counter("coin", -1, at_ms=2_300)
     finally:
         upgraded.close()

@@ -121,6 +121,28 @@ async def test_a_note_is_escrowed_then_stacked_and_credited_once(tmp_path: Path)
     assert ledger_values(tmp_path, tx) == [20_000, 10_000]
 
 
+async def test_a_validator_with_a_long_life_behind_it_credits_its_notes(tmp_path: Path) -> None:
+    """A unit's stacked count is 32-bit and runs from the factory: far past ccTalk's 255.
+
+    The note chaos bench found the 256th note stacked "taken but NOT recorded"
+    (the ledger bounded every acceptor's counter to 255); a used validator
+    failed at its first contact.
+    """
+    device = SspNoteDevice(NOTES)
+    device.stacked_count = 123_456
+    async with rig(tmp_path, device) as r:
+        tx = await r.deposit(amount_due=30_000)
+        assert await r.device.insert_note(20_000) is Fate.STACKED
+        assert await r.device.insert_note(10_000) is Fate.STACKED
+        await r.wait_event("depositEnded")
+    assert ledger_values(tmp_path, tx) == [20_000, 10_000]
+    ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
+    try:
+        assert ledger.last_event_counter(r.driver.id) == 123_458
+    finally:
+        ledger.close()
+
+
 async def test_overpaying_note_is_rejected_from_escrow(tmp_path: Path) -> None:
     async with rig(tmp_path, max_overpayment=10_000) as r:
         await r.deposit(amount_due=20_000)

@@ -16,7 +16,9 @@ from .records import LedgerError
 
 #: File name of the ledger inside the daemon's state directory.
 LEDGER_FILE = "ledger.sqlite3"
-SCHEMA_VERSION = 2
+#: 1: no lost events nor counters; 2: an acceptor's counter up to 255 (ccTalk's ring);
+#: 3: any counter from 0 (an SSP validator's stacked count is 32-bit).
+SCHEMA_VERSION = 3
 #: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
 BUSY_TIMEOUT_S = 5.0
 
@@ -68,7 +70,7 @@ CREATE TABLE IF NOT EXISTS collections (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS acceptor_counters (
     device_id TEXT PRIMARY KEY,
-    counter INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 255),
+    counter INTEGER NOT NULL CHECK (counter >= 0),
     ts_ms INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS lost_events (
@@ -108,6 +110,20 @@ INSERT OR IGNORE INTO acceptor_counters (device_id, counter, ts_ms)
     WHERE c.event_counter IS NOT NULL ORDER BY c.rowid DESC;
 """
 
+#: Version 2 -> 3: the counters' table without v2's upper bound of 255 (a CHECK
+#: cannot be altered in SQLite: the table is rebuilt with its rows).
+UNBOUNDED_COUNTERS = """
+CREATE TABLE acceptor_counters_v3 (
+    device_id TEXT PRIMARY KEY,
+    counter INTEGER NOT NULL CHECK (counter >= 0),
+    ts_ms INTEGER NOT NULL
+) STRICT;
+INSERT INTO acceptor_counters_v3 (device_id, counter, ts_ms)
+    SELECT device_id, counter, ts_ms FROM acceptor_counters;
+DROP TABLE acceptor_counters;
+ALTER TABLE acceptor_counters_v3 RENAME TO acceptor_counters;
+"""
+
 
 #: The columns of a transaction row, in the order :class:`~.store.Ledger` reads them.
 TX_COLUMNS = (
@@ -136,9 +152,10 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
             f"coin ledger {path} has schema {version}; this kioskd knows {SCHEMA_VERSION}",
         )
     if version < SCHEMA_VERSION:
-        # Every statement of the schema is idempotent: a v1 file gains the v2 tables,
-        # and its acceptors' counters are carried over from their latest credits.
+        # Every statement of the schema is idempotent: a v1 file gains the tables it
+        # lacks, and its acceptors' counters are carried over from their latest
+        # credits; a v2 file's counters lose their bound of 255.
+        upgrade = COUNTERS_FROM_CREDITS if version < 2 else UNBOUNDED_COUNTERS  # noqa: PLR2004
         conn.executescript(
-            f"BEGIN IMMEDIATE; {SCHEMA} {COUNTERS_FROM_CREDITS}"
-            f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            f"BEGIN IMMEDIATE; {SCHEMA} {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         )
