@@ -176,6 +176,14 @@ class Repository:
         path.mkdir()
         return cls(path, gnupg)
 
+    def close(self) -> None:
+        """Stop the gpg agent that signing started for this key's home."""
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.gnupg), "--kill", "gpg-agent"],
+            check=False,
+            timeout=30,
+        )
+
     def public_key(self) -> bytes:
         return subprocess.run(
             ["gpg", "--homedir", str(self.gnupg), "--armor", "--export"],

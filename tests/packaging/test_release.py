@@ -43,7 +43,7 @@ class Release:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     work = tmp_path_factory.mktemp("release")
     built = subprocess.run(
         [str(ROOT / "dev"), "deb", str(work / "dist")], capture_output=True, text=True,
@@ -62,7 +62,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
         f"Types: deb\nURIs: file:{REPO_IN_ROOT}/\nSuites: ./\n"
         "Signed-By: /etc/apt/keyrings/kioskd.asc\n"
     )
-    return Release(root, repo, deb, work)
+    yield Release(root, repo, deb, work)
+    repo.close()
 
 
 def _ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -81,6 +82,7 @@ def test_apt_refuses_a_repository_signed_by_another_key(release: Release, tmp_pa
     keyring = release.root.path / "etc/apt/keyrings/kioskd.asc"
     good = keyring.read_bytes()
     keyring.write_bytes(other.public_key())
+    other.close()
     try:
         done = release.root.run("apt-get update -q", timeout=300)
         assert "NO_PUBKEY" in done.stdout + done.stderr or "not signed" in done.stdout + done.stderr

@@ -4,6 +4,7 @@ the Debian package installed it enables the packaged unit instead of copying it 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,7 @@ BOARD = "hcm-q6-0002"
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """A test signing key made by gpg: (public key file, private key file)."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
@@ -38,7 +39,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             capture_output=True,
         ).stdout
     )
-    return public, private
+    yield public, private
+    # gpg started an agent for this home: it would outlive the test.
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, timeout=30
+    )
 
 
 def test_repository_and_key_are_installed_and_kept(tmp_path: Path, keys: tuple[Path, Path]) -> None:
