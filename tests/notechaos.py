@@ -11,7 +11,9 @@ socat pty pair, so it outlives every kill as a real one does) and notes:
 - a note fed is held in escrow until the daemon's poll stacks it; the harness
   moves on without waiting for its fate about half of the time, so the next
   kill may land while it is in escrow or after it is stacked and before its
-  credit is committed.  Each kill counts the notes still in flight and the
+  credit is committed, and about one note in seven is followed by a kill within
+  :data:`ESCROW_KILL_S` (the note's way from the bezel to the commit takes
+  about two polls).  Each kill counts the notes still in flight and the
   notes the validator stacked that the ledger has not committed yet
   (:attr:`NoteChaosCounts.kills_stacked_not_committed`);
 - a note held in escrow when the daemon dies is returned (the next start's
@@ -34,6 +36,8 @@ from devices.cash.ledger import LEDGER_FILE
 from tests.coinchaos import Chaos, ChaosCounts, Insertion, _now_ms
 
 NOTES = (10_000, 20_000, 50_000)
+#: A note fed is followed by a kill this often, within this many s.
+ESCROW_KILL_P, ESCROW_KILL_S = 0.15, 0.12
 #: How long a note's fate may take when the daemon runs (poll, stack, commit), in s.
 FATE_TIMEOUT_S = 3.0
 #: How long a note in flight may take to be settled at the end (escrow timeout and margin), in s.
@@ -98,7 +102,7 @@ notes = [{", ".join(map(str, NOTES))}]
         )
 
     async def insert(self, count: int, *, down: bool) -> None:
-        """Feed ``count`` notes; while the daemon runs, wait for a note's fate half of the time."""
+        """Feed ``count`` notes; while the daemon runs, kill it or wait for the fate (module doc)."""
         for _ in range(count):
             await asyncio.sleep(self.rng.uniform(0, 0.04))
             task = asyncio.create_task(
@@ -115,7 +119,10 @@ notes = [{", ".join(map(str, NOTES))}]
             self.counts.inserted_while_down += down
             if down:
                 continue
-            if self.rng.random() < 0.5:
+            if self.rng.random() < ESCROW_KILL_P:
+                await asyncio.sleep(self.rng.uniform(0, ESCROW_KILL_S))
+                await self.kill()
+            elif self.rng.random() < 0.5:
                 await asyncio.wait([task], timeout=FATE_TIMEOUT_S)
             else:
                 await asyncio.sleep(self.rng.uniform(0, 0.3))
