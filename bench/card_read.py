@@ -36,8 +36,8 @@ from typing import Any
 from devices.base import CommandContext
 from devices.card_reader.pcsc import PcscCardReader, PcscSettings
 from devices.card_reader.protocol import AccessKey, ReadIdentityParams
-from devices.sim.card_reader import PresentCardParams
-from devices.sim.vcard.simulator import VirtualCardSimulator
+from devices.sim.card_reader.actions import PresentCardParams
+from devices.sim.card_reader.pcsc import VirtualCardSimulator
 from devices.transports.pcsc import PcscCard, PcscContext
 from tests.pcsc_stack import pcscd_running
 from tests.support import RecordingHost, make_env, running

@@ -37,7 +37,7 @@ from daemon.app import App
 from daemon.config import sim_config
 from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
 from devices.runtime.clock import now_ms
-from devices.sim.cctalk import CctalkSimulator
+from devices.sim.coin_acceptor.cctalk import CctalkSimulator
 from tests.coinchaos import Chaos, run_chaos
 from tests.notechaos import NoteChaos
 from tests.uiclient import connect

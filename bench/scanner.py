@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from devices.sim.pty import PtyLine
+from devices.sim.support.pty import PtyLine
 from tests.uiclient import UiClient, connect
 
 from . import procs

@@ -29,7 +29,7 @@ from devices.base import CommandContext, DeviceState, Message
 from devices.printer import slip
 from devices.printer.escpos import EscposPrinter, EscposSettings
 from devices.printer.protocol import PrintSlipParams
-from devices.sim.escpos_printer import EscposPrinterSimulator
+from devices.sim.printer.escpos import EscposPrinterSimulator
 from devices.supervisor import supervise
 
 from .stats import Stats

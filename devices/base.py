@@ -130,7 +130,7 @@ DetailT_co = TypeVar("DetailT_co", bound=Message, covariant=True)
 
 
 class WireSimulation(SimControl, Protocol):
-    """What the daemon needs of a wire simulator (:mod:`devices.sim.wire` has the base).
+    """What the daemon needs of a wire simulator (:mod:`devices.sim.support.wire` has the base).
 
     The far end of a real driver's transport: the daemon points the driver's
     settings at it, starts it before the driver runs, routes the device's ``sim/``

@@ -3,7 +3,7 @@
 Shared by the CI test (tests/devices/test_coin_chaos.py, >= 50 iterations) and
 the benchmark (``python -m bench.coins``, 200 iterations).  Three processes:
 
-- the emulated ccTalk acceptor (``python -m devices.sim.cctalk_device``) on a
+- the emulated ccTalk acceptor (``python -m devices.sim.coin_acceptor.cctalk_device``) on a
   socat pty pair, driven here over its control socket, so coins go in while
   the daemon is down (sometimes more than its five-event buffer holds);
 - the daemon (``python -m daemon run --config``) on the pty, killed with
@@ -51,7 +51,7 @@ BOARD = "chaos-0001"
 DEV = "coins"
 COINS = (1000, 2000, 5000)
 #: The emulated coin acceptor's module and options.
-COIN_DEVICE = ("devices.sim.cctalk_device", "--coins", ",".join(map(str, COINS)))
+COIN_DEVICE = ("devices.sim.coin_acceptor.cctalk_device", "--coins", ",".join(map(str, COINS)))
 #: A failing run's diagnostics show what the daemons did this long around each coin, in ms.
 DIAGNOSIS_WINDOW_MS = 2000
 

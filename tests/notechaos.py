@@ -5,7 +5,7 @@ Shared by the CI test (tests/devices/test_note_chaos_kill.py) and the benchmark
 (``kill -9`` at random moments, an exit right after a ledger commit and before
 the publish, notes fed while the daemon is down, a graceful stop and one more
 start at the end, the three accounts compared), with the ``ssp`` driver on the
-emulated validator (``python -m devices.sim.ssp_device``, its own process on a
+emulated validator (``python -m devices.sim.cash_acceptor.ssp_device``, its own process on a
 socat pty pair, so it outlives every kill as a real one does) and notes:
 
 - a note fed is held in escrow until the daemon's poll stacks it; the harness
@@ -60,7 +60,7 @@ class NoteChaos(Chaos):
     dev = "cashAcceptor"
     pty_name = "notes.pty"
     credit_event = "noteStacked"
-    device_command = ("devices.sim.ssp_device", "--notes", ",".join(map(str, NOTES)))
+    device_command = ("devices.sim.cash_acceptor.ssp_device", "--notes", ",".join(map(str, NOTES)))
 
     def device_section(self, pty: Path) -> str:
         """The ``ssp`` driver on ``pty``, polling every 50 ms, plain SSP."""

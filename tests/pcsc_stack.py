@@ -15,7 +15,7 @@ Each session holds a shared lock on :data:`USERS_LOCK` while it uses pcscd, so
 the restart test restarts it only when no other session uses it, and only a
 pcscd a test session started (:data:`STARTED_PID`); :data:`START_LOCK`
 serializes joining, starting and restarting.  Virtual cards take vpcd's two
-slots in turn under advisory locks (``devices/sim/vcard/simulator.py``).
+slots in turn under advisory locks (``devices/sim/card_reader/pcsc.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import IO
 
 import pytest
 
-from devices.sim.vcard.simulator import VPCD_SLOTS, slot_lock_path
-from devices.sim.vcard.vpcd import VPCD_BASE_PORT
+from devices.sim.card_reader.pcsc import VPCD_SLOTS, slot_lock_path
+from devices.sim.card_reader.vcard.vpcd import VPCD_BASE_PORT
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 #: pcscd writes its pid here (also with ``-f``).

@@ -37,4 +37,4 @@ def test_production_modules_and_real_drivers_load_no_simulator() -> None:
     loaded, after_sim = json.loads(out)
     assert loaded == []
     # The probe sees a simulator once config names one (the check is not vacuous).
-    assert "devices.sim.lights" in after_sim
+    assert "devices.sim.lights.behaviour" in after_sim

@@ -23,8 +23,8 @@ import msgspec
 
 from devices.base import DeviceEnv
 from devices.coin_acceptor.cctalk_acceptor import CctalkSettings
-from devices.sim.cctalk import CctalkSimulator, control_path
-from devices.sim.coin_acceptor import InsertCoinParams
+from devices.sim.coin_acceptor.actions import InsertCoinParams
+from devices.sim.coin_acceptor.cctalk import CctalkSimulator, control_path
 from tests.contract.support import events, ok, state
 from tests.support import RecordingHost
 from tests.test_shutdown import BAD_LINE, BOARD, assert_clean, kioskd_sim

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import aiomqtt
 
-from devices.sim.device_process import control_path
-from devices.sim.ssp import SspSimulator
+from devices.sim.cash_acceptor.ssp import SspSimulator
+from devices.sim.support.device_process import control_path
 from tests.contract.support import events, ok, state
 from tests.test_shutdown import BAD_LINE, BOARD, assert_clean, kioskd_sim
 from tests.uiclient import connect

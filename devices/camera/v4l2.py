@@ -10,7 +10,7 @@ frames while their auto-exposure settles.
 (concatenated JPEG frames, as ``v4l2-ctl --stream-to`` or ``ffmpeg -f mjpeg``
 write them).  That stand-in goes through the same grab, warm-up, decode, crop
 and encode code; only opening the video device differs.  The wire simulator
-(:mod:`devices.sim.v4l2_camera`) and the tests use it, since CI has no camera.
+(:mod:`devices.sim.camera.v4l2`) and the tests use it, since CI has no camera.
 
 Every ioctl and read happens on one worker thread per camera (the ``camera-io``
 seam), bounded on the loop by ``capture_timeout_ms``.

@@ -15,7 +15,7 @@ Error messages never echo what was given or read: they reach the requester
 and may be logged.
 
 The specimen cards (synthetic people for simulators, tests and demos) live in
-:mod:`devices.sim.specimen_cards`, outside production code.
+:mod:`devices.sim.card_reader.specimen_cards`, outside production code.
 """
 
 from __future__ import annotations

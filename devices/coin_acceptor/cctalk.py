@@ -16,7 +16,7 @@ A frame is ``[dest, len, src, header, data * len, checksum]``:
 
 A reply from the device has header 0 (ACK) or 5 (NAK) and the host's address
 as destination.  Nothing here does I/O; the link (:mod:`.cctalk_link`) and the
-wire simulator (:mod:`devices.sim.cctalk_device`) both use it.
+wire simulator (:mod:`devices.sim.coin_acceptor.cctalk_device`) both use it.
 """
 
 from __future__ import annotations

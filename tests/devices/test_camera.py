@@ -21,9 +21,9 @@ from devices.camera.protocol import (
     resolve_size,
 )
 from devices.errors import CompletionCode, HardwareError, Offline, completion_code
-from devices.sim import images
-from devices.sim.camera import SimCamera, SimCameraSettings
-from devices.sim.faults import FaultKind, FaultParams
+from devices.sim.camera import images
+from devices.sim.camera.behaviour import SimCamera, SimCameraSettings
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running
 
 

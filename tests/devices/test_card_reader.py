@@ -42,9 +42,10 @@ from devices.errors import (
     Unsupported,
     completion_code,
 )
-from devices.sim.card_reader import PresentCardParams, SimCardReader
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.actions import PresentCardParams
+from devices.sim.card_reader.behaviour import SimCardReader
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running
 
 DEFAULT_KEY = AccessKey(

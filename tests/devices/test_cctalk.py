@@ -44,8 +44,8 @@ from devices.coin_acceptor.messages import (
     EventsLost,
     FraudDetected,
 )
-from devices.sim.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
-from devices.sim.pty import PtyPair
+from devices.sim.coin_acceptor.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
+from devices.sim.support.pty import PtyPair
 from devices.supervisor import supervise
 from devices.transports.serial import SerialPort
 from tests.support import RecordingHost, build, ctx, running

@@ -27,10 +27,10 @@ from devices.cash_acceptor.cctalk_bills import (
 from devices.cash_acceptor.cctalk_validator import CctalkBillValidator
 from devices.coin_acceptor.cctalk import HOST_ADDRESS, Header, decode, encode
 from devices.coin_acceptor.messages import DepositStartParams
-from devices.sim.cctalk_bill_device import VND_SCALING, CctalkBillDevice
-from devices.sim.cctalk_device import CctalkFault, CctalkFaultParams
-from devices.sim.pty import PtyPair
-from devices.sim.ssp_device import Fate
+from devices.sim.cash_acceptor.cctalk_device import VND_SCALING, CctalkBillDevice
+from devices.sim.cash_acceptor.ssp_device import Fate
+from devices.sim.coin_acceptor.cctalk_device import CctalkFault, CctalkFaultParams
+from devices.sim.support.pty import PtyPair
 from tests.support import RecordingHost, build, ctx, running
 
 NOTES = (10_000, 20_000, 50_000, 500_000)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from devices.card_reader.icao import aa, ca
 from devices.card_reader.icao.apdu import CommandApdu, ResponseApdu
 from devices.errors import ProtocolError
-from devices.sim.vcard.files import ChipKeys, build_dg14
+from devices.sim.card_reader.vcard.files import ChipKeys, build_dg14
 
 H = bytes.fromhex
 

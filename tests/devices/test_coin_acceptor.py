@@ -38,8 +38,9 @@ from devices.errors import (
     SequenceError,
 )
 from devices.runtime.clock import now_ms
-from devices.sim.coin_acceptor import InsertCoinParams, ReturnedCoin, SimCoinAcceptor
-from devices.sim.faults import FaultKind, FaultParams
+from devices.sim.coin_acceptor.actions import InsertCoinParams
+from devices.sim.coin_acceptor.behaviour import ReturnedCoin, SimCoinAcceptor
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running
 
 REPO = Path(__file__).resolve().parents[2]
@@ -339,7 +340,7 @@ CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
 from devices.coin_acceptor.messages import DepositStartParams
-from devices.sim.coin_acceptor import InsertCoinParams
+from devices.sim.coin_acceptor.actions import InsertCoinParams
 from tests.support import RecordingHost, build, ctx, running
 
 async def main(tmp):

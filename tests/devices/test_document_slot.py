@@ -11,8 +11,8 @@ import pytest
 from devices.base import DeviceState, NoParams, OpenClosed
 from devices.document_slot.protocol import DocumentSlotDetail, MotorDirection, SlotMedia
 from devices.errors import CompletionCode, HardwareError, Offline, SequenceError, completion_code
-from devices.sim.document_slot import MotorOutput, ShutterOutput, SimDocumentSlot
-from devices.sim.faults import FaultKind, FaultParams
+from devices.sim.document_slot.behaviour import MotorOutput, ShutterOutput, SimDocumentSlot
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running
 
 FAST = {"feed_ms": 20, "feed_timeout_ms": 300, "retract_after_ms": 200}

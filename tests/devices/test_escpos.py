@@ -36,10 +36,17 @@ from devices.printer.protocol import (
     PrintSlipParams,
 )
 from devices.printer.status import STATUS_REQUESTS, PrinterStatus
-from devices.sim.escpos_printer import EscposPaperParams, EscposPrinterSimulator
-from devices.sim.escpos_stream import Cut, EscposParser, PrintedRequest, Raster, StatusRequest
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.printer import CoverParams, SlipOutput
+from devices.sim.printer.actions import CoverParams, EscposPaperParams
+from devices.sim.printer.behaviour import SlipOutput
+from devices.sim.printer.escpos import EscposPrinterSimulator
+from devices.sim.printer.escpos_stream import (
+    Cut,
+    EscposParser,
+    PrintedRequest,
+    Raster,
+    StatusRequest,
+)
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, ctx, make_env, running
 
 DOSSIER = "000.00.12.H29-250314-0001"

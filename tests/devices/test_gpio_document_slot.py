@@ -20,8 +20,8 @@ from devices.base import DeviceState, NoParams
 from devices.document_slot.gpio import GpioDocumentSlot, GpioDocumentSlotSettings
 from devices.document_slot.protocol import MotorDirection, SlotMedia
 from devices.errors import HardwareError
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.gpio_document_slot import GpioDocumentSlotSimulator, Hand
+from devices.sim.document_slot.gpio import GpioDocumentSlotSimulator, Hand
+from devices.sim.support.faults import FaultKind, FaultParams
 from devices.transports.gpio import release_mock_factory, share_mock_factory
 from tests.support import RecordingHost, ctx, make_env, running
 

@@ -16,8 +16,8 @@ from devices.lights.gpio import GpioLights, GpioLightsSettings
 from devices.lights.protocol import LightColor, LightMode, SetParams
 from devices.sensors.gpio import GpioSensors, GpioSensorsSettings
 from devices.sensors.protocol import Presence, SensorsDetail
-from devices.sim.gpio_lights import GpioLightsSimulator
-from devices.sim.gpio_sensors import GpioSensorsSimulator
+from devices.sim.lights.gpio import GpioLightsSimulator
+from devices.sim.sensors.gpio import GpioSensorsSimulator
 from devices.transports.gpio import release_mock_factory, share_mock_factory
 from tests.support import RecordingHost, ctx, make_env, running
 

@@ -18,10 +18,10 @@ from devices.errors import Offline, SequenceError, Timeout
 from devices.lockers.audit import read_audit
 from devices.lockers.gpio import GpioLockers, GpioLockersSettings
 from devices.lockers.protocol import AssignParams, OpenParams
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.gpio_lockers import GpioLockersSimulator
-from devices.sim.lockers import LockOutput
-from devices.sim.mcp23017 import SimI2cBus, SimMcp23017
+from devices.sim.lockers.behaviour import LockOutput
+from devices.sim.lockers.gpio import GpioLockersSimulator
+from devices.sim.support.faults import FaultKind, FaultParams
+from devices.sim.support.mcp23017 import SimI2cBus, SimMcp23017
 from devices.transports.mcp23017 import (
     GPIOA,
     GPPUA,

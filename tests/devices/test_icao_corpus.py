@@ -23,7 +23,7 @@ from PIL import Image
 from devices.card_reader.icao import aa, ca, keys, lds, pa
 from devices.card_reader.icao.reader import read_identity
 from devices.card_reader.identity import BacKey, ReadIssue
-from devices.sim.vcard.chip import EmrtdChip
+from devices.sim.card_reader.vcard.chip import EmrtdChip
 
 DATA = Path(__file__).parent.parent / "data" / "icao"
 REFERENCE_SETS = ["bsi-tr03105-5", "etsi-tr103200"]

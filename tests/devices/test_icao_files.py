@@ -9,9 +9,9 @@ import pytest
 
 from devices.card_reader.icao import lds, pa, tlv
 from devices.errors import ProtocolError
-from devices.sim.card_reader import render_face
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.files import card_files, make_pki, shared_pki
+from devices.sim.card_reader.behaviour import render_face
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.files import card_files, make_pki, shared_pki
 
 TODAY = date(2026, 1, 1)
 CARD = SPECIMEN_CARDS["default"]

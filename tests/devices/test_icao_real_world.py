@@ -30,10 +30,10 @@ from devices.card_reader.icao.reader import read_identity
 from devices.card_reader.identity import IdentityResult, parse_mrz
 from devices.errors import ProtocolError
 from devices.scanner.frames import Code, TextFormat, aim_symbology, parse_text
-from devices.sim.card_reader import render_face
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import (
+from devices.sim.card_reader.behaviour import render_face
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.chip import EmrtdChip
+from devices.sim.card_reader.vcard.files import (
     ChipKeys,
     SpecimenPki,
     build_dg2,

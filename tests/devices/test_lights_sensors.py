@@ -18,9 +18,10 @@ from devices.lights.protocol import (
     SetParams,
 )
 from devices.sensors.protocol import SensorsDetail
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.lights import SimLights, SimLightsSettings
-from devices.sim.sensors import DoorParams, SimSensors
+from devices.sim.lights.behaviour import SimLights, SimLightsSettings
+from devices.sim.sensors.actions import DoorParams
+from devices.sim.sensors.behaviour import SimSensors
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, ctx, running
 
 # --- lights -------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from devices.errors import (
     completion_code,
 )
 from devices.lockers.protocol import CompartmentEvent, LockersDetail, OpenParams
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.lockers import CompartmentParams, LockOutput, SimLockers
+from devices.sim.lockers.actions import CompartmentParams
+from devices.sim.lockers.behaviour import LockOutput, SimLockers
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, build, running
 from tests.support import ctx as citizen_ctx
 

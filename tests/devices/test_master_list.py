@@ -23,8 +23,8 @@ from devices.card_reader.icao import lds, masterlist, pa
 from devices.card_reader.icao.pa import as_asn1
 from devices.card_reader.pcsc import load_cscas
 from devices.errors import HardwareError, ProtocolError
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.files import SpecimenPki, card_files, make_pki
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.files import SpecimenPki, card_files, make_pki
 
 
 def certificate(

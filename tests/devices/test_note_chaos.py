@@ -29,7 +29,7 @@ from devices.cash.deposit import DepositService
 from devices.cash.ledger import LEDGER_FILE, CreditRecord, Ledger
 from devices.coin_acceptor.messages import DepositStartParams
 from devices.errors import DeviceError
-from devices.sim.ssp_device import SspNoteDevice
+from devices.sim.cash_acceptor.ssp_device import SspNoteDevice
 from devices.supervisor import supervise
 from tests.devices.test_ssp_validator import NOTES, serving, ssp_driver
 from tests.support import RecordingHost, ctx

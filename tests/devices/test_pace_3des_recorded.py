@@ -20,9 +20,9 @@ from devices.card_reader.icao.lds import Ef
 from devices.card_reader.icao.reader import ChipSession, read_identity
 from devices.card_reader.identity import BacKey, PaceKey
 from devices.errors import Unsupported
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import card_files
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.chip import EmrtdChip
+from devices.sim.card_reader.vcard.files import card_files
 
 H = bytes.fromhex
 CARD_ACCESS = H("31143012060a04007f0007020204020102010202010d")

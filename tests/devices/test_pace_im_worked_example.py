@@ -15,9 +15,9 @@ from devices.card_reader.icao import pace
 from devices.card_reader.icao.lds import Ef
 from devices.card_reader.icao.reader import read_identity
 from devices.card_reader.identity import PaceKey
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import card_files
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.chip import EmrtdChip
+from devices.sim.card_reader.vcard.files import card_files
 
 
 def h(text: str) -> bytes:

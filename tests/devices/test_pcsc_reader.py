@@ -30,13 +30,13 @@ from devices.card_reader.identity import BacKey, IdentityResult
 from devices.card_reader.pcsc import PcscCardReader, PcscSettings
 from devices.card_reader.protocol import AccessKey, ChipIoParams, ReadIdentityParams
 from devices.errors import AccessDenied, HardwareError, MediaError, Unsupported
-from devices.sim.card_reader import PresentCardParams
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.specimen_cards import SPECIMEN_CARDS
-from devices.sim.vcard.chip import EmrtdChip
-from devices.sim.vcard.files import NIST_P256, ChipKeys, card_files, make_pki
-from devices.sim.vcard.simulator import VirtualCardSimulator, vpcd_reader
-from devices.sim.vcard.vpcd import VpcdCard
+from devices.sim.card_reader.actions import PresentCardParams
+from devices.sim.card_reader.pcsc import VirtualCardSimulator, vpcd_reader
+from devices.sim.card_reader.specimen_cards import SPECIMEN_CARDS
+from devices.sim.card_reader.vcard.chip import EmrtdChip
+from devices.sim.card_reader.vcard.files import NIST_P256, ChipKeys, card_files, make_pki
+from devices.sim.card_reader.vcard.vpcd import VpcdCard
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.devices.test_icao_worked_example import (
     CMD_DATA,
     EXCHANGES,

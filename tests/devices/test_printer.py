@@ -38,8 +38,9 @@ from devices.printer.protocol import (
     RawResult,
 )
 from devices.printer.template_files import template_names
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.printer import CoverParams, PaperParams, SimPrinter, SimPrinterSettings, SlipOutput
+from devices.sim.printer.actions import CoverParams, PaperParams
+from devices.sim.printer.behaviour import SimPrinter, SimPrinterSettings, SlipOutput
+from devices.sim.support.faults import FaultKind, FaultParams
 from devices.supervisor import supervise
 from tests.support import RecordingHost, build, ctx, running
 

@@ -14,9 +14,9 @@ from devices.base import DeviceState
 from devices.coin_acceptor.messages import DepositStartParams, EventsLost
 from devices.coin_acceptor.pulse import PulseCoinAcceptor, PulseSettings, decompose
 from devices.registry import resolve
-from devices.sim.coin_acceptor import InsertCoinParams
-from devices.sim.faults import FaultKind, FaultParams
-from devices.sim.pulse import PulseSimulator
+from devices.sim.coin_acceptor.actions import InsertCoinParams
+from devices.sim.coin_acceptor.pulse import PulseSimulator
+from devices.sim.support.faults import FaultKind, FaultParams
 from tests.support import RecordingHost, ctx, make_env, running
 
 FAST = {"pulse_min_ms": 10, "pulse_max_ms": 100, "train_gap_ms": 100}

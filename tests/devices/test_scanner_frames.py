@@ -20,7 +20,7 @@ from devices.scanner.frames import (
     decode_frame,
     parse_text,
 )
-from devices.sim.pty import PtyLine
+from devices.sim.support.pty import PtyLine
 from devices.transports.serial import LineSettings, SerialPort
 
 VIETNAMESE = "Hồ sơ số 000.00.12.H29-241123-0001 — Nguyễn Văn Thứ"

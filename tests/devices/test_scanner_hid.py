@@ -21,8 +21,8 @@ from devices.registry import resolve
 from devices.scanner.frames import Rejected
 from devices.scanner.hid import KeyFramer, key_events
 from devices.scanner.hidpos import HidPosScannerSettings, ReportAssembler, find_hidraw
-from devices.sim.scanner_hid import HidScannerSimulator, type_text
-from devices.sim.scanner_hidpos import HidPosScannerSimulator, reports
+from devices.sim.scanner.hid import HidScannerSimulator, type_text
+from devices.sim.scanner.hidpos import HidPosScannerSimulator, reports
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.contract.support import acked, failed, ok, start, state
 from tests.uiclient import Request, UiClient

@@ -16,7 +16,7 @@ import pytest
 
 from daemon.config import Config
 from devices.scanner.frames import TERMINATORS
-from devices.sim.scanner_serial import SerialScannerSimulator
+from devices.sim.scanner.serial import SerialScannerSimulator
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.contract.support import acked, events, failed, ok, start, state
 from tests.uiclient import Request, UiClient

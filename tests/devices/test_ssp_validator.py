@@ -1,6 +1,6 @@
 """The ``ssp`` driver against the emulated SSP validator on a pty pair: escrow, eSSP, faults.
 
-The validator (devices/sim/ssp_device.py) answers as GA138 describes; these
+The validator (devices/sim/cash_acceptor/ssp_device.py) answers as GA138 describes; these
 tests drive the paths the contract suite cannot reach over MQTT: a note in
 escrow when the daemon dies, a credit whose acknowledgement is lost, a lost
 reply, counters that moved while the daemon was down, eSSP.
@@ -24,8 +24,8 @@ from devices.cash_acceptor.ssp import Command, Packet
 from devices.cash_acceptor.ssp_validator import SspValidator
 from devices.coin_acceptor.messages import DepositStartParams
 from devices.errors import ProtocolError
-from devices.sim.pty import PtyPair
-from devices.sim.ssp_device import Fate, SspFault, SspFaultParams, SspNoteDevice
+from devices.sim.cash_acceptor.ssp_device import Fate, SspFault, SspFaultParams, SspNoteDevice
+from devices.sim.support.pty import PtyPair
 from tests.support import RecordingHost, build, ctx, running
 
 NOTES = (10_000, 20_000, 50_000, 100_000)

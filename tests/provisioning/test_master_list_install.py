@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from daemon.cli import app
 from devices.card_reader.pcsc import load_cscas
-from devices.sim.vcard.files import make_pki
+from devices.sim.card_reader.vcard.files import make_pki
 from tests.devices.test_master_list import build_list, certificate
 
 LISTS = Path(__file__).parent.parent / "data" / "icao" / "masterlists"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.ui.citizen import Citizen
 from tests.ui.conftest import KioskRig, Screen
 
-#: The front QR code of the ``jp2Portrait`` specimen card (devices/sim/specimen_cards.py):
+#: The front QR code of the ``jp2Portrait`` specimen card (devices/sim/card_reader/specimen_cards.py):
 #: its portrait is JPEG 2000 and EF.SOD does not vouch for its DG13.
 JP2_CARD_QR = (
     "044187006543||Hoàng Thị Mai Anh|12091987|Nữ|"
