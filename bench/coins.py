@@ -12,7 +12,8 @@
 3. Chaos: ``--chaos N`` iterations of tests/coinchaos.py (default 200), with
    the counts printed.
 4. Note chaos: ``--note-chaos N`` iterations of tests/notechaos.py (default
-   200): the same with the SSP note validator, the counts printed, among them
+   200) for each note driver (``ssp``, ``cctalk``): the same with a note
+   validator in the acceptor's place, the counts printed, among them
    the kills that left a note in flight (in escrow, or stacked and not yet
    committed).
 """
@@ -39,7 +40,7 @@ from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
 from devices.runtime.clock import now_ms
 from devices.sim.coin_acceptor.cctalk import CctalkSimulator
 from tests.coinchaos import Chaos, run_chaos
-from tests.notechaos import NoteChaos
+from tests.notechaos import CctalkNoteChaos, NoteChaos
 from tests.uiclient import connect
 
 from . import procs
@@ -136,11 +137,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[bench.coins] commit: {stats}", file=sys.stderr, flush=True)
         for name, iterations, kind in (
             ("chaos", args.chaos, Chaos),
-            ("note chaos", args.note_chaos, NoteChaos),
+            ("note chaos, ssp", args.note_chaos, NoteChaos),
+            ("note chaos, cctalk", args.note_chaos, CctalkNoteChaos),
         ):
             if not iterations:
                 continue
-            chaos_dir = base / name.replace(" ", "-")
+            chaos_dir = base / name.replace(", ", "-").replace(" ", "-")
             chaos_dir.mkdir()
             t0 = time.monotonic()
             counts = await run_chaos(chaos_dir, broker.port, iterations, args.seed, kind)

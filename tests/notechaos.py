@@ -1,7 +1,8 @@
-"""Note chaos harness: the coin chaos harness with an SSP note validator in the acceptor's place.
+"""Note chaos harness: the coin chaos harness with a note validator in the acceptor's place.
 
-Shared by the CI test (tests/devices/test_note_chaos_kill.py) and the benchmark
-(``python -m bench.coins --notes``).  The run is :mod:`tests.coinchaos`'s
+Shared by the CI test (tests/devices/test_note_kill_chaos.py, SSP) and the
+benchmark (``python -m bench.coins --note-chaos N``, SSP and ccTalk:
+:class:`CctalkNoteChaos`).  The run is :mod:`tests.coinchaos`'s
 (``kill -9`` at random moments, an exit right after a ledger commit and before
 the publish, notes fed while the daemon is down, a graceful stop and one more
 start at the end, the three accounts compared), with the ``ssp`` driver on the
@@ -14,7 +15,7 @@ socat pty pair, so it outlives every kill as a real one does) and notes:
   credit is committed, and about one note in seven is followed by a kill within
   :data:`ESCROW_KILL_S` (the note's way from the bezel to the commit takes
   about two polls).  Each kill counts the notes still in flight and the
-  notes the validator stacked that the ledger has not committed yet
+  notes the validator stacked that the ledger has not credited yet
   (:attr:`NoteChaosCounts.kills_stacked_not_committed`);
 - a note held in escrow when the daemon dies is returned (the next start's
   REJECT, else the validator's ten-second escrow timeout), never credited; a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ class NoteChaosCounts(ChaosCounts):
 
     #: Kills (SIGKILL or exit after a commit) with a note fed and its fate not yet known.
     kills_with_note_in_flight: int = 0
-    #: Kills after which the validator's stacked count was ahead of the ledger's.
+    #: Kills after which the validator had stacked more notes than the ledger had credits.
     kills_stacked_not_committed: int = 0
 
 
@@ -134,8 +136,22 @@ notes = [{", ".join(map(str, NOTES))}]
         await super().kill()
         if had_daemon:
             self.counts.kills_with_note_in_flight += pending > 0
-            if (self.tmp / "state" / LEDGER_FILE).exists():  # not before the first start made it
-                self.counts.kills_stacked_not_committed += await self.unread() > 0
+            self.counts.kills_stacked_not_committed += await self._stacked_not_committed()
+
+    async def _stacked_not_committed(self) -> bool:
+        """True when the validator has stacked more notes than the ledger has credits."""
+        stacked = len(self.credited_by_device(await self.device.call(action="stats")))
+        path = self.tmp / "state" / LEDGER_FILE
+        if not path.exists():  # not before the first start made it
+            return stacked > 0
+        conn = sqlite3.connect(path)
+        try:
+            (credited,) = conn.execute("SELECT count(*) FROM credits").fetchone()
+        except sqlite3.OperationalError:  # killed before its tables were made
+            credited = 0
+        finally:
+            conn.close()
+        return bool(stacked > credited)
 
     async def compare(self) -> None:
         """Wait for every note's fate (the last start returned any in escrow), then compare."""
@@ -158,3 +174,28 @@ notes = [{", ".join(map(str, NOTES))}]
     def credited_by_device(self, stats: dict[str, Any]) -> list[tuple[int, int]]:
         """The stacked notes in order, numbered by the stacked count after each."""
         return [(n, value) for n, value in enumerate(stats["stacked"], start=1)]
+
+
+class CctalkNoteChaos(NoteChaos):
+    """A chaos run on the ccTalk bill validator (``cctalk`` driver, its own process).
+
+    Its credits are numbered by the ccTalk event counter (1..255, a ring over
+    every bill event), as the coin acceptor's are.
+    """
+
+    pty_name = "bills.pty"
+    device_command = ("devices.sim.cctalk_bill_device", "--notes", ",".join(map(str, NOTES)))
+    unread_on_device = Chaos.unread_on_device
+    credited_by_device = Chaos.credited_by_device
+
+    def device_section(self, pty: Path) -> str:
+        """The ``cctalk`` driver on ``pty``, polling every 50 ms."""
+        return f"""
+[devices.{self.dev}]
+class = "cashAcceptor"
+driver = "cctalk"
+port = "{pty}"
+poll_ms = 50
+reply_timeout_ms = 200
+notes = [{", ".join(map(str, NOTES))}]
+"""

@@ -233,6 +233,7 @@ class CctalkBillDevice(CctalkCoinDevice):
             case "stats":
                 return {
                     "stacked": self.stacked,
+                    "accepted": self.accepted,
                     "returned": self.returned,
                     "counter": self.counter,
                     "enabled": self.enabled,
