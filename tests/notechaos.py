@@ -184,7 +184,11 @@ class CctalkNoteChaos(NoteChaos):
     """
 
     pty_name = "bills.pty"
-    device_command = ("devices.sim.cctalk_bill_device", "--notes", ",".join(map(str, NOTES)))
+    device_command = (
+        "devices.sim.cash_acceptor.cctalk_device",
+        "--notes",
+        ",".join(map(str, NOTES)),
+    )
     unread_on_device = Chaos.unread_on_device
     credited_by_device = Chaos.credited_by_device
 
