@@ -291,7 +291,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
                 await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=counter)
             else:
                 await self.note_stacked(value, counter)
-            self._refresh()
+            self._refresh_condition()
             return True
         if code == BillStatus.RETURNED_FROM_ESCROW:
             self.note_returned()
@@ -308,7 +308,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
             log.warning("%s: bill jam (%s)", self.id, BillStatus(code).name)
             self.note_rejected(NoteRejectReason.JAM)
             self._jammed = True
-            self._refresh()
+            self._refresh_condition()
         elif code == BillStatus.STACKER_REMOVED:
             await self.stacker_changed(StackerState.REMOVED)
         elif code == BillStatus.STACKER_FULL:
@@ -316,7 +316,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
         elif code in (BillStatus.STACKER_INSERTED, BillStatus.STACKER_OK):
             self._jammed = False
             await self.stacker_changed(StackerState.OK)
-            self._refresh()
+            self._refresh_condition()
         elif code == BillStatus.UNKNOWN_BILL_STACKED:
             await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=counter)
             return True
@@ -332,7 +332,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
             if code:
                 log.warning("%s: self-check fault code %d", self.id, code)
             self._fault_code, self._jammed = code, self._jammed and bool(code)
-            self._refresh()
+            self._refresh_condition()
 
     async def _escrowed(self, link: CctalkLink, value: int | None) -> None:
         if value is None:

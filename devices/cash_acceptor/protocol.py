@@ -5,7 +5,8 @@ either stacked (cash-in) or returned (XFS4IoT ``CashInRollback`` for one
 note).  The deposit itself (commit before publish, inhibit outside a deposit,
 crash recovery, the stacker as cash box) is
 :class:`devices.cash.deposit.DepositService`'s, shared with the coin acceptor;
-its commands and transaction record are the coinAcceptor's.  This class adds
+its commands and transaction record are the coinAcceptor's, both put on the wire
+by :class:`devices.cash.acceptor.DepositAcceptor`.  This class adds
 what escrow means, once for every driver:
 
 - :meth:`CashAcceptor.note_escrowed`: the driver reports a note held; the class
@@ -27,37 +28,19 @@ returns it when it connects again.
 
 from __future__ import annotations
 
-import abc
-import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import ClassVar, TypeVar
 
-from devices.base import (
-    UNREACHABLE,
-    CommandContext,
-    Device,
-    DeviceEnv,
-    DeviceHost,
-    DeviceState,
-    Message,
-    command,
-)
-from devices.cash.deposit import DepositService, DepositStatus
-from devices.cash.ledger import LEDGER_FILE, Credit, EndReason, LostReason, TransactionRecord
+from devices.base import DeviceEnv, DeviceHost, DeviceState, Message
+from devices.cash.acceptor import DepositAcceptor
+from devices.cash.deposit import DepositStatus
+from devices.cash.ledger import Credit
 from devices.coin_acceptor.messages import (
-    DEFAULT_DEPOSIT_TIMEOUT_MS,
-    MAX_DEPOSIT_TIMEOUT_MS,
     DepositEnded,
-    DepositEndParams,
-    DepositStarted,
-    DepositStartParams,
-    DepositStatusParams,
-    DepositStatusResult,
     DepositTransaction,
     EventsLost,
     FraudDetected,
-    transaction_message,
 )
 
 from .messages import (
@@ -73,8 +56,6 @@ from .messages import (
 )
 from .settings import NoteTable
 
-log = logging.getLogger(__name__)
-
 
 class Verdict(StrEnum):
     """What the daemon tells the validator to do with the note in escrow."""
@@ -87,7 +68,7 @@ class Verdict(StrEnum):
 NoteTableT_co = TypeVar("NoteTableT_co", bound=NoteTable, covariant=True)
 
 
-class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
+class CashAcceptor(DepositAcceptor[NoteTableT_co, CashAcceptorDetail]):
     """Base of banknote validator drivers; see the module docstring for the semantics."""
 
     device_class: ClassVar[str] = "cashAcceptor"
@@ -104,13 +85,12 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
         "stackerRemoved": StackerReport,
     }
     detail_type = CashAcceptorDetail
+    deposit_item: ClassVar[str] = "note"
 
     def __init__(
         self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: NoteTableT_co
     ) -> None:
         super().__init__(device_id, host, env, settings)
-        #: The deposits, the ledger and the inhibit of this validator.
-        self.deposits = DepositService(self, device_id, item="note")
         # The note in escrow: its value, the deposit holding it (None: going back) and why
         # it goes back.
         self._escrow: tuple[int, str | None, ReturnReason | None] | None = None
@@ -131,18 +111,6 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
         """Notes the stacker holds before it is ``full`` (the deposit service's cash box)."""
         return self.settings.stacker_capacity
 
-    # -- what drivers provide ----------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def set_inhibit(self, inhibited: bool) -> None:
-        """Make the validator refuse (True) or accept (False) notes.
-
-        Raises:
-            Offline: the validator does not answer.
-            HardwareError: the validator refused or misbehaved.
-
-        """
-
     def acceptor_condition(self) -> DeviceState:
         """Condition of a connected validator: the deposit's, ``userError`` without a stacker.
 
@@ -154,17 +122,8 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
 
     # -- what drivers call -------------------------------------------------------------------
 
-    async def open_ledger(self) -> None:
-        """Open the ledger and recover a crashed run's deposits (see the coin acceptor's).
-
-        Raises:
-            LedgerError: the ledger cannot be opened or read.
-
-        """
-        await self.deposits.open(self.env.state_dir / LEDGER_FILE)
-
     async def hardware_ready(self) -> None:
-        """Drivers call it each time the validator answers (again): inhibit and condition.
+        """Forget the note in escrow (the validator returns it), then the base's.
 
         Raises:
             DeviceError: from :meth:`set_inhibit`.
@@ -172,8 +131,7 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
 
         """
         self._escrow = None
-        await self.deposits.hardware_ready()
-        self.set_condition(self.acceptor_condition())
+        await super().hardware_ready()
 
     def note_escrowed(self, value: int) -> Verdict:
         """Decide on a note of ``value`` (whole units) held in escrow: stack it or return it.
@@ -248,14 +206,12 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
             DeviceError: from :meth:`set_inhibit`.
 
         """
-        log.warning("%s: fraud attempt reported: %s", self.id, reason)
         escrow, self._escrow = self._escrow, None
         if escrow is not None:
             if escrow[1] is not None:
                 self.deposits.release(escrow[1])
             self.update_detail(escrow=None)
-        self.emit("fraudAttempt", FraudDetected(reason=reason))
-        await self.deposits.fraud()
+        await super().fraud_detected(reason)
 
     async def stacker_changed(self, stacker: StackerState) -> None:
         """The validator reports its stacker ``ok``, ``full`` or ``removed``.
@@ -278,131 +234,6 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
         self.on_status(self.deposits.status)
         await self.deposits.block(stacker is not StackerState.OK)
 
-    async def events_lost(
-        self, count: int | None, reason: LostReason, *, event_counter: int | None = None
-    ) -> None:
-        """Report validator events the daemon could not see: ledger first, then ``eventsLost``.
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the report could not be recorded.
-
-        """
-        await self.deposits.record_lost(count, reason, event_counter=event_counter)
-
-    async def refresh_cash_box(self) -> None:
-        """Re-read the stacker counters, e.g. after ``kioskd ledger collect`` emptied it.
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger cannot be read.
-            DeviceError: from :meth:`set_inhibit`.
-
-        """
-        await self.deposits.refresh_cash_box()
-
-    # -- commands ----------------------------------------------------------------------------
-
-    # As coinAcceptor's: not interruptible (ledger and hardware I/O of a few ms, each
-    # under its own timeout); the request's timeoutMs doubles as the transaction's.
-    @command(
-        "depositStart",
-        DepositStartParams,
-        DepositStarted,
-        10_000,
-        MAX_DEPOSIT_TIMEOUT_MS,
-        side_effect=True,
-        interruptible=False,
-    )
-    async def deposit_start(
-        self,
-        params: DepositStartParams,
-        ctx: CommandContext,
-    ) -> DepositStarted:
-        """Open a transaction and enable the validator; completes at once.
-
-        Raises:
-            InvalidData: the currency is not the validator's.
-            SequenceError: a deposit is already active.
-            MediaError: the stacker is full.
-            FraudAttempt: the validator reported manipulation.
-            HardwareError: the validator or the ledger failed.
-            NotReady: the ledger is not open, the validator not connected or its
-                stacker removed.
-
-        """
-        timeout_ms = params.timeout_ms or DEFAULT_DEPOSIT_TIMEOUT_MS
-        record = await self.deposits.start(
-            params.currency, params.amount_due, timeout_ms, ctx.client_id
-        )
-        assert record.deadline_ms is not None
-        return DepositStarted(
-            transaction_id=record.id,
-            timeout_ms=timeout_ms,
-            deadline_ts=record.deadline_ms,
-        )
-
-    @command(
-        "depositEnd",
-        DepositEndParams,
-        DepositTransaction,
-        10_000,
-        30_000,
-        side_effect=True,
-        interruptible=False,
-    )
-    async def deposit_end(
-        self,
-        params: DepositEndParams,
-        ctx: CommandContext,
-    ) -> DepositTransaction:
-        """End the active transaction, or settle an ``unknown`` one; returns it.
-
-        A note held for it is stacked or returned first (at most 10 s).
-
-        Raises:
-            InvalidData: no transaction of this device has that id.
-            Forbidden: another requester's active transaction, and the requester
-                is not staff.
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger failed.
-
-        """
-        record = await self.deposits.end(params.transaction_id, ctx.client_id, staff=ctx.staff)
-        return transaction_message(record)
-
-    @command("depositStatus", DepositStatusParams, DepositStatusResult, 2_000, 10_000, queued=False)
-    async def deposit_status(
-        self,
-        params: DepositStatusParams,
-        _ctx: CommandContext,
-    ) -> DepositStatusResult:
-        """One transaction by id, or the active one and every unsettled one.
-
-        Raises:
-            InvalidData: no transaction of this device has that id.
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger failed.
-
-        """
-        records = await self.deposits.transactions(params.transaction_id)
-        return DepositStatusResult(transactions=[transaction_message(r) for r in records])
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def safe_state(self) -> None:
-        """Inhibit the validator for good, whatever the deposit state.
-
-        Raises:
-            DeviceError: from :meth:`set_inhibit`.
-
-        """
-        await self.deposits.leave()
-
-    async def aclose(self) -> None:
-        """Stop the deposit task and close the ledger (an active deposit becomes unknown)."""
-        await self.deposits.aclose()
-
     def capabilities(self) -> Mapping[str, object]:
         """Currency, note values (whole units), stacker capacity (notes), overpayment limit."""
         return {
@@ -413,7 +244,7 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
             "escrow": True,
         }
 
-    # -- what the deposit service reports (it calls these as its DepositOwner) ---------------
+    # -- what the deposit service reports, besides the base's --------------------------------
 
     def on_status(self, status: DepositStatus) -> None:
         """Show the deposit status and the stacker in the state detail."""
@@ -439,10 +270,6 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
     def _shown_stacker(self) -> StackerState:
         return self.detail.stacker
 
-    def on_condition(self) -> None:
-        """Recompute the condition of a connected validator."""
-        self._refresh()
-
     def on_credit(self, credit: Credit) -> None:
         """Announce a committed note (``noteStacked``)."""
         record = credit.record
@@ -456,33 +283,3 @@ class CashAcceptor(Device[NoteTableT_co, CashAcceptorDetail]):
                 overpaid=record.overpayment,
             ),
         )
-
-    def on_deposit_ended(self, record: TransactionRecord, reason: EndReason) -> None:
-        """Announce the end of a deposit (``depositEnded``)."""
-        self.emit(
-            "depositEnded",
-            DepositEnded(
-                transaction_id=record.id,
-                total=record.total,
-                reason=reason,
-                amount_due=record.amount_due,
-                overpayment_amount=record.overpayment,
-                overpayment=record.overpayment,
-            ),
-        )
-
-    def on_recovered(self, record: TransactionRecord) -> None:
-        """Announce an unsettled transaction (``depositRecovered``)."""
-        self.emit("depositRecovered", transaction_message(record))
-
-    def on_events_lost(
-        self, count: int | None, reason: LostReason, transaction_id: str | None
-    ) -> None:
-        """Announce validator events the daemon could not see (``eventsLost``)."""
-        self.emit(
-            "eventsLost", EventsLost(count=count, reason=reason, transaction_id=transaction_id)
-        )
-
-    def _refresh(self) -> None:
-        if self.condition not in UNREACHABLE:
-            self.set_condition(self.acceptor_condition())

@@ -330,7 +330,7 @@ class SspValidator(CashAcceptor[SspSettings]):
                 self.note_rejected(NoteRejectReason.JAM)
         if faults != self._faults:
             self._faults = faults
-            self._refresh()
+            self._refresh_condition()
         acked = False
         for event in events:
             acked |= await self._event(link, event)

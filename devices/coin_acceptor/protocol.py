@@ -1,9 +1,10 @@
 """The ``coinAcceptor`` device class: deposits of coins, kept in the ledger.
 
 The deposit semantics (commit before publish, inhibit outside a deposit, crash
-recovery, cash box) are :class:`devices.cash.deposit.DepositService`'s, shared
-with every acceptor class; this class puts them on the wire as the
-``coinAcceptor`` commands, events and state (:mod:`.messages`).  Drivers only
+recovery, cash box) are :class:`devices.cash.deposit.DepositService`'s, and its
+commands and events are :class:`devices.cash.acceptor.DepositAcceptor`'s, shared
+with every acceptor class; this class adds the coin events and state
+(:mod:`.messages`).  Drivers only
 move the hardware (:meth:`CoinAcceptor.set_inhibit`) and report what it did
 (:meth:`CoinAcceptor.coin_inserted`, :meth:`CoinAcceptor.coin_rejected`,
 :meth:`CoinAcceptor.fraud_detected`, :meth:`CoinAcceptor.events_lost`).
@@ -19,53 +20,32 @@ acceptor answers.  :meth:`~CoinAcceptor.coin_inserted` may await
 
 from __future__ import annotations
 
-import abc
-import logging
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, TypeVar
 
-from devices.base import (
-    UNREACHABLE,
-    CommandContext,
-    Device,
-    DeviceEnv,
-    DeviceHost,
-    DeviceState,
-    Message,
-    command,
-)
-from devices.cash.deposit import DepositService, DepositStatus
-from devices.cash.ledger import LEDGER_FILE, Credit, EndReason, LostReason, TransactionRecord
+from devices.base import Message
+from devices.cash.acceptor import DepositAcceptor
+from devices.cash.deposit import DepositStatus
+from devices.cash.ledger import Credit
 
 from .messages import (
-    DEFAULT_DEPOSIT_TIMEOUT_MS,
-    MAX_DEPOSIT_TIMEOUT_MS,
     CashBoxState,
     CoinAccepted,
     CoinAcceptorDetail,
     CoinRejected,
     DepositEnded,
-    DepositEndParams,
-    DepositStarted,
-    DepositStartParams,
-    DepositStatusParams,
-    DepositStatusResult,
     DepositTransaction,
     EventsLost,
     FraudDetected,
     RejectReason,
-    transaction_message,
 )
 from .settings import CoinTable
-
-log = logging.getLogger(__name__)
-
 
 #: A driver's settings type (every one extends :class:`CoinTable`).
 CoinTableT_co = TypeVar("CoinTableT_co", bound=CoinTable, covariant=True)
 
 
-class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
+class CoinAcceptor(DepositAcceptor[CoinTableT_co, CoinAcceptorDetail]):
     """Base of coin acceptor drivers; see the module docstring for the semantics."""
 
     device_class: ClassVar[str] = "coinAcceptor"
@@ -78,13 +58,7 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
         "eventsLost": EventsLost,
     }
     detail_type = CoinAcceptorDetail
-
-    def __init__(
-        self, device_id: str, host: DeviceHost, env: DeviceEnv, settings: CoinTableT_co
-    ) -> None:
-        super().__init__(device_id, host, env, settings)
-        #: The deposits, the ledger and the inhibit of this acceptor.
-        self.deposits = DepositService(self, device_id, item="coin")
+    deposit_item: ClassVar[str] = "coin"
 
     @property
     def currency(self) -> str:
@@ -101,61 +75,7 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
         """Coins the cash box holds before it is ``full``."""
         return self.settings.cash_box_capacity
 
-    # -- what drivers provide ----------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def set_inhibit(self, inhibited: bool) -> None:
-        """Make the hardware refuse (True) or accept (False) coins.
-
-        Raises:
-            Offline: the acceptor does not answer.
-            HardwareError: the acceptor refused or misbehaved.
-
-        """
-
-    def acceptor_condition(self) -> DeviceState:
-        """Condition of a connected acceptor; drivers extend it with their own faults."""
-        return self.deposits.condition
-
-    async def drain(self) -> None:
-        """Credit the coins a buffering acceptor took before the stop's inhibit.
-
-        Called by :meth:`safe_state` when the ledger is open.  Drivers whose
-        hardware reports each coin as it happens need nothing here; a driver
-        that reads a buffer (ccTalk) reads it once more, so a coin that went in
-        after the last read is recorded and announced by the run that saw it.
-        Failures are logged, never raised: the coins stay in the acceptor's
-        buffer for the next start.
-        """
-
-    # -- what drivers call -------------------------------------------------------------------
-
-    async def open_ledger(self) -> None:
-        """Open the ledger once per device object and recover a crashed run's deposits.
-
-        Drivers call it first in ``run()``; see :meth:`DepositService.open`.
-
-        Raises:
-            LedgerError: the ledger cannot be opened or read.
-
-        """
-        await self.deposits.open(self.env.state_dir / LEDGER_FILE)
-
-    async def hardware_ready(self) -> None:
-        """Drivers call it each time the acceptor answers (again): sets inhibit and condition.
-
-        The fraud latch of the previous connection is cleared.  The first call
-        after :meth:`open_ledger` ends crash recovery: every unsettled
-        transaction is announced with ``depositRecovered`` before the device
-        goes online.
-
-        Raises:
-            DeviceError: from :meth:`set_inhibit`.
-            LedgerError: the unsettled transactions cannot be read.
-
-        """
-        await self.deposits.hardware_ready()
-        self.set_condition(self.acceptor_condition())
+    # -- what drivers call (besides the base's) ------------------------------------------------
 
     async def coin_inserted(self, value: int, event_counter: int | None = None) -> None:
         """Credit a coin the hardware accepted: ledger first, then ``coinAccepted``.
@@ -172,183 +92,9 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
         """
         await self.deposits.credit(value, event_counter)
 
-    async def events_lost(
-        self, count: int | None, reason: LostReason, *, event_counter: int | None = None
-    ) -> None:
-        """Report acceptor events the daemon could not see: ledger first, then ``eventsLost``.
-
-        ``count`` is None when unknown (see :meth:`DepositService.record_lost`).
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the report could not be recorded.
-
-        """
-        await self.deposits.record_lost(count, reason, event_counter=event_counter)
-
-    async def save_event_counter(self, counter: int) -> None:
-        """Persist the acceptor's event counter after events that credited nothing.
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger cannot be written.
-
-        """
-        await self.deposits.save_event_counter(counter)
-
-    async def last_event_counter(self) -> int | None:
-        """Return the acceptor event counter last processed (credit or not).
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger cannot be read.
-
-        """
-        return await self.deposits.last_event_counter()
-
     def coin_rejected(self, reason: RejectReason, value: int | None = None) -> None:
         """Report a coin the acceptor gave back; ``value`` (whole units) if it was identified."""
         self.emit("coinRejected", CoinRejected(value=value, reason=reason))
-
-    async def fraud_detected(self, reason: str) -> None:
-        """Report manipulation: ``fraudAttempt`` event and state, acceptor inhibited.
-
-        The state stays ``fraudAttempt`` until the acceptor connects again
-        (:meth:`hardware_ready`); an active deposit stays open for the UI to end.
-
-        Raises:
-            DeviceError: from :meth:`set_inhibit`.
-
-        """
-        log.warning("%s: fraud attempt reported: %s", self.id, reason)
-        self.emit("fraudAttempt", FraudDetected(reason=reason))
-        await self.deposits.fraud()
-
-    async def refresh_cash_box(self) -> None:
-        """Re-read the cash box counters, e.g. after ``kioskd ledger collect`` emptied it.
-
-        Raises:
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger cannot be read.
-            DeviceError: from :meth:`set_inhibit`.
-
-        """
-        await self.deposits.refresh_cash_box()
-
-    # -- commands ----------------------------------------------------------------------------
-
-    # Not interruptible: opening or ending a transaction is a few ms of ledger and
-    # hardware I/O (each under its own timeout); stopping it half-way would leave the
-    # ledger and the acceptor disagreeing.  The max equals the longest transaction
-    # timeout because the request's timeoutMs doubles as the transaction timeout.
-    @command(
-        "depositStart",
-        DepositStartParams,
-        DepositStarted,
-        10_000,
-        MAX_DEPOSIT_TIMEOUT_MS,
-        side_effect=True,
-        interruptible=False,
-    )
-    async def deposit_start(
-        self,
-        params: DepositStartParams,
-        ctx: CommandContext,
-    ) -> DepositStarted:
-        """Open a transaction and enable the acceptor; completes at once.
-
-        Raises:
-            InvalidData: the currency is not the acceptor's.
-            SequenceError: a deposit is already active.
-            MediaError: the cash box is full.
-            FraudAttempt: the acceptor reported manipulation.
-            HardwareError: the acceptor or the ledger failed.
-            NotReady: the ledger is not open or the acceptor is not connected.
-
-        """
-        timeout_ms = params.timeout_ms or DEFAULT_DEPOSIT_TIMEOUT_MS
-        record = await self.deposits.start(
-            params.currency, params.amount_due, timeout_ms, ctx.client_id
-        )
-        assert record.deadline_ms is not None
-        return DepositStarted(
-            transaction_id=record.id,
-            timeout_ms=timeout_ms,
-            deadline_ts=record.deadline_ms,
-        )
-
-    @command(
-        "depositEnd",
-        DepositEndParams,
-        DepositTransaction,
-        10_000,
-        30_000,
-        side_effect=True,
-        interruptible=False,
-    )
-    async def deposit_end(
-        self,
-        params: DepositEndParams,
-        ctx: CommandContext,
-    ) -> DepositTransaction:
-        """End the active transaction, or settle an ``unknown`` one; returns it.
-
-        Only the requester that started the active transaction, or staff
-        (``ctx.staff``), may end it; anyone may settle an ``unknown`` one (see
-        :meth:`DepositService.end`).
-
-        Raises:
-            InvalidData: no transaction of this device has that id.
-            Forbidden: another requester's active transaction, and the requester
-                is not staff.
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger failed.
-
-        """
-        record = await self.deposits.end(params.transaction_id, ctx.client_id, staff=ctx.staff)
-        return transaction_message(record)
-
-    @command("depositStatus", DepositStatusParams, DepositStatusResult, 2_000, 10_000, queued=False)
-    async def deposit_status(
-        self,
-        params: DepositStatusParams,
-        _ctx: CommandContext,
-    ) -> DepositStatusResult:
-        """One transaction by id, or the active one and every unsettled one.
-
-        Raises:
-            InvalidData: no transaction of this device has that id.
-            NotReady: the ledger is not open yet.
-            LedgerError: the ledger failed.
-
-        """
-        records = await self.deposits.transactions(params.transaction_id)
-        return DepositStatusResult(transactions=[transaction_message(r) for r in records])
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def safe_state(self) -> None:
-        """Inhibit the acceptor for good, whatever the deposit state; then :meth:`drain`.
-
-        The device is being left (daemon stop, ``kioskd safe-state``): nothing
-        enables the acceptor afterwards.  In a daemon (the ledger is open) the
-        coins the acceptor took before the inhibit are then credited.
-
-        Raises:
-            DeviceError: from :meth:`set_inhibit`.
-
-        """
-        await self.deposits.leave()
-        if self.deposits.ledger is not None:
-            await self.drain()
-
-    async def aclose(self) -> None:
-        """Stop the deposit task and close the ledger (daemon shutdown).
-
-        An active deposit stays ``active`` in the ledger and is recovered as
-        ``unknown`` at the next start, like after a crash.
-        """
-        await self.deposits.aclose()
 
     def capabilities(self) -> Mapping[str, object]:
         """Currency, coin values (whole units) and cash box capacity (coins)."""
@@ -358,7 +104,7 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
             "cashBoxCapacity": self.cash_box_capacity,
         }
 
-    # -- what the deposit service reports (it calls these as its DepositOwner) ---------------
+    # -- what the deposit service reports, besides the base's ----------------------------------
 
     def on_status(self, status: DepositStatus) -> None:
         """Show the deposit status in the state detail."""
@@ -371,10 +117,6 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
             cash_box_coins=status.box_items,
             unsettled=status.unsettled,
         )
-
-    def on_condition(self) -> None:
-        """Recompute the condition of a connected acceptor."""
-        self._refresh_condition()
 
     def on_credit(self, credit: Credit) -> None:
         """Announce a committed coin (``coinAccepted``)."""
@@ -390,33 +132,3 @@ class CoinAcceptor(Device[CoinTableT_co, CoinAcceptorDetail]):
                 overpayment=record.overpayment,
             ),
         )
-
-    def on_deposit_ended(self, record: TransactionRecord, reason: EndReason) -> None:
-        """Announce the end of a deposit (``depositEnded``)."""
-        self.emit(
-            "depositEnded",
-            DepositEnded(
-                transaction_id=record.id,
-                total=record.total,
-                reason=reason,
-                amount_due=record.amount_due,
-                overpayment_amount=record.overpayment,
-                overpayment=record.overpayment,
-            ),
-        )
-
-    def on_recovered(self, record: TransactionRecord) -> None:
-        """Announce an unsettled transaction (``depositRecovered``)."""
-        self.emit("depositRecovered", transaction_message(record))
-
-    def on_events_lost(
-        self, count: int | None, reason: LostReason, transaction_id: str | None
-    ) -> None:
-        """Announce acceptor events the daemon could not see (``eventsLost``)."""
-        self.emit(
-            "eventsLost", EventsLost(count=count, reason=reason, transaction_id=transaction_id)
-        )
-
-    def _refresh_condition(self) -> None:
-        if self.condition not in UNREACHABLE:
-            self.set_condition(self.acceptor_condition())
