@@ -37,10 +37,9 @@ from msgspec import Meta
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.cash.ledger import LostReason
 from devices.coin_acceptor.cctalk import CHANNELS, Checksum, Header, inhibit_mask, parse_buffered
-from devices.coin_acceptor.cctalk_link import CctalkLink, Nak
+from devices.coin_acceptor.cctalk_link import CctalkLink, Nak, open_link
 from devices.coin_acceptor.counter import previous, step
 from devices.errors import Offline, ProtocolError
-from devices.transports.serial import LineSettings, SerialPort
 
 from .cctalk_bills import (
     BILL_VALIDATOR_ADDRESS,
@@ -60,8 +59,6 @@ from .settings import NoteTable
 
 log = logging.getLogger(__name__)
 
-#: Longest opening the serial port may take, in s.
-OPEN_TIMEOUT_S = 2.0
 #: Attempts to open the port for ``kioskd safe-state`` (the daemon may be releasing it).
 SAFE_STATE_OPEN_ATTEMPTS = 3
 
@@ -120,21 +117,6 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
             return DeviceState.HARDWARE_ERROR
         return super().acceptor_condition()
 
-    async def _open_link(self) -> tuple[SerialPort, CctalkLink]:
-        s = self.settings
-        port = await SerialPort.open(
-            s.port, LineSettings(baudrate=s.baudrate), timeout_s=OPEN_TIMEOUT_S
-        )
-        link = CctalkLink(
-            port,
-            address=s.address,
-            checksum=s.checksum,
-            echo=s.echo,
-            reply_timeout_s=s.reply_timeout_ms / 1000,
-            retries=s.retries,
-        )
-        return port, link
-
     async def run(self) -> None:
         """Connect, return a bill left in escrow, catch up with the buffer, then poll.
 
@@ -145,7 +127,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
 
         """
         await self.open_ledger()
-        port, link = await self._open_link()
+        port, link = await open_link(self.settings)
         async with port:
             await link.request(Header.SIMPLE_POLL)
             self._table = await self._read_bill_table(link)
@@ -214,11 +196,11 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
             return
         for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
             with contextlib.suppress(Offline):
-                port, link = await self._open_link()
+                port, link = await open_link(self.settings)
                 break
             await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
         else:
-            port, link = await self._open_link()
+            port, link = await open_link(self.settings)
         async with port:
             await self._write_inhibit(link, inhibited=inhibited)
 

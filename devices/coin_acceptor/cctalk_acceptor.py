@@ -36,7 +36,7 @@ from msgspec import Meta
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.cash.ledger import LostReason
 from devices.errors import DeviceError, Offline, ProtocolError
-from devices.transports.serial import LineSettings, SerialPort
+from devices.transports.serial import SerialPort
 
 from .cctalk import (
     CHANNELS,
@@ -51,7 +51,7 @@ from .cctalk import (
     inhibit_mask,
     parse_buffered,
 )
-from .cctalk_link import CctalkLink, Nak
+from .cctalk_link import CctalkLink, Nak, open_link
 from .counter import previous, step
 from .messages import RejectReason
 from .protocol import CoinAcceptor
@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 
 #: Attempts to open the port for ``kioskd safe-state`` (the daemon may be releasing it).
 SAFE_STATE_OPEN_ATTEMPTS = 3
-
-#: Longest opening the serial port may take (a USB adapter settling), in seconds.
-OPEN_TIMEOUT_S = 2.0
 
 #: Reads of the coin table at most when they need retries (two alike are trusted).
 COIN_TABLE_READS = 3
@@ -135,21 +132,6 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
 
     # -- connection --------------------------------------------------------------------------
 
-    async def _open_link(self) -> tuple[SerialPort, CctalkLink]:
-        s = self.settings
-        port = await SerialPort.open(
-            s.port, LineSettings(baudrate=s.baudrate), timeout_s=OPEN_TIMEOUT_S
-        )
-        link = CctalkLink(
-            port,
-            address=s.address,
-            checksum=s.checksum,
-            echo=s.echo,
-            reply_timeout_s=s.reply_timeout_ms / 1000,
-            retries=s.retries,
-        )
-        return port, link
-
     async def run(self) -> None:
         """Connect, catch up with the buffer, then poll until the acceptor is lost.
 
@@ -160,7 +142,7 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
 
         """
         await self.open_ledger()
-        port, link = await self._open_link()
+        port, link = await open_link(self.settings)
         async with port:
             await link.request(Header.SIMPLE_POLL)
             self._table = await self._read_coin_table(link)
@@ -268,9 +250,9 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
         """
         for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
             with contextlib.suppress(Offline):
-                return await self._open_link()
+                return await open_link(self.settings)
             await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
-        return await self._open_link()
+        return await open_link(self.settings)
 
     async def drain(self) -> None:
         """After the stop's inhibit, read the buffer once more and credit what is new.

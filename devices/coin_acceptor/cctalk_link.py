@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from devices.errors import Offline, ProtocolError, Timeout
-from devices.transports.serial import SerialPort
+from devices.transports.serial import LineSettings, SerialPort
 
 from .cctalk import (
     HOST_ADDRESS,
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Longest wait for a quiet line after a failed attempt, in reply timeouts (a babbling
 #: line must not hold the link forever).
 SETTLE_MAX_TIMEOUTS = 5
+
+#: Longest opening the serial port may take (a USB adapter settling), in seconds.
+OPEN_TIMEOUT_S = 2.0
 
 
 class Nak(ProtocolError):
@@ -172,3 +176,65 @@ class CctalkLink:
         if lengths is not None and len(reply.data) not in lengths:
             raise FrameError(f"{len(reply.data)} data bytes in a reply to header {header}")
         return reply.data
+
+
+class CctalkBusSettings(Protocol):
+    """The bus options of a ccTalk driver's settings (coin acceptor, bill validator)."""
+
+    @property
+    def port(self) -> str:
+        """Serial device path."""
+        ...
+
+    @property
+    def baudrate(self) -> int:
+        """Line speed, bit/s (ccTalk: 9600, 8N1)."""
+        ...
+
+    @property
+    def address(self) -> int:
+        """The device's ccTalk address."""
+        ...
+
+    @property
+    def checksum(self) -> Checksum:
+        """Simple 8-bit checksum or CRC-16."""
+        ...
+
+    @property
+    def echo(self) -> bool:
+        """Single-wire bus: the host receives its own bytes."""
+        ...
+
+    @property
+    def reply_timeout_ms(self) -> int:
+        """How long to wait for a reply, per request, in ms."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Further attempts after a timeout or a bad frame."""
+        ...
+
+
+async def open_link(settings: CctalkBusSettings) -> tuple[SerialPort, CctalkLink]:
+    """Open the port of ``settings`` (at most :data:`OPEN_TIMEOUT_S`) with a link on it.
+
+    The caller closes the port (``async with port``).
+
+    Raises:
+        Offline: the port does not exist, cannot be opened, or did not open in time.
+
+    """
+    port = await SerialPort.open(
+        settings.port, LineSettings(baudrate=settings.baudrate), timeout_s=OPEN_TIMEOUT_S
+    )
+    link = CctalkLink(
+        port,
+        address=settings.address,
+        checksum=settings.checksum,
+        echo=settings.echo,
+        reply_timeout_s=settings.reply_timeout_ms / 1000,
+        retries=settings.retries,
+    )
+    return port, link
