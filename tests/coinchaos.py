@@ -390,10 +390,18 @@ coins = [{", ".join(map(str, COINS))}]
             self.counts.inserted_while_down += down
 
     async def iteration(self) -> None:
-        await self.ensure_daemon()
-        started = await self.request("depositStart", {"currency": "VND", "timeoutMs": 60_000})
-        if started is None:
-            return
+        started = None
+        while started is None:
+            # A daemon may die (exit after a commit) or stall on a loaded machine between its
+            # reconcile and the deposit: start it again, as a UI would.  A failure answered
+            # by a live daemon is an error and ends the iteration uncounted.
+            await self.ensure_daemon()
+            started = await self.request("depositStart", {"currency": "VND", "timeoutMs": 60_000})
+            if started is None and self.alive():
+                if self.counts.errors:
+                    return
+                self._mark("depositStart unanswered within 5 s: daemon killed")
+                await self.kill()
         coins = self.rng.randint(1, 6)
         kill_after = self.rng.randint(0, coins) if self.rng.random() < 0.4 else None
         for n in range(coins):
