@@ -182,62 +182,55 @@ def _run_command(
     raise typer.Exit(1)
 
 
-@app.command("open")
-def open_compartment(
-    compartment: Compartment,
-    *,
-    config: ConfigOption = None,
-    sim: SimOption = False,
-    device: DeviceOption = "lockers",
-    port: PortOption = None,
-    timeout_ms: TimeoutOption = 60_000,
-    code: CodeOption = None,
-    credentials: CredentialsOption = DEFAULT_CREDENTIALS,
-) -> None:
+def _door_command(command: str, help_text: str) -> None:
+    """Register ``kioskd lockers COMMAND``: the device command ``command`` through the daemon.
+
+    ``open`` and ``assign`` take the same options and differ only in the device
+    command they send and in their help (``help_text``, shown by ``--help``).
+    """
+
+    def door_command(
+        compartment: Compartment,
+        *,
+        config: ConfigOption = None,
+        sim: SimOption = False,
+        device: DeviceOption = "lockers",
+        port: PortOption = None,
+        timeout_ms: TimeoutOption = 60_000,
+        code: CodeOption = None,
+        credentials: CredentialsOption = DEFAULT_CREDENTIALS,
+    ) -> None:
+        _run_command(
+            _config(config, sim),
+            port=port,
+            device=device,
+            command=command,
+            compartment=compartment,
+            timeout_ms=timeout_ms,
+            code=code,
+            credentials=credentials,
+        )
+
+    door_command.__doc__ = help_text
+    app.command(command)(door_command)
+
+
+_door_command(
+    "open",
     """Open a compartment; succeeds once its door is seen open.
 
     With --code: a citizen's collection (the code is checked, and used up once the
     door opened).  Without: a staff open, which leaves the compartment's code as it is.
-    """
-    _run_command(
-        _config(config, sim),
-        port=port,
-        device=device,
-        command="open",
-        compartment=compartment,
-        timeout_ms=timeout_ms,
-        code=code,
-        credentials=credentials,
-    )
-
-
-@app.command("assign")
-def assign_compartment(
-    compartment: Compartment,
-    *,
-    config: ConfigOption = None,
-    sim: SimOption = False,
-    device: DeviceOption = "lockers",
-    port: PortOption = None,
-    timeout_ms: TimeoutOption = 60_000,
-    code: CodeOption = None,
-    credentials: CredentialsOption = DEFAULT_CREDENTIALS,
-) -> None:
+    """,
+)
+_door_command(
+    "assign",
     """Open a compartment to load it (audited as a staff load).
 
     With --code, the citizen opens it later with that code (the dossier code on the
     slip); the daemon keeps only a salted hash.  Without, its code stays as it is.
-    """
-    _run_command(
-        _config(config, sim),
-        port=port,
-        device=device,
-        command="assign",
-        compartment=compartment,
-        timeout_ms=timeout_ms,
-        code=code,
-        credentials=credentials,
-    )
+    """,
+)
 
 
 @app.command("audit")
