@@ -390,8 +390,12 @@ def check_uplink(source: str, uplink: UplinkConfig, board: BoardConfig) -> None:
         )
 
 
-def load(path: Path) -> Config:
+def load(path: Path, *, daemon_login: bool = True) -> Config:
     """Read and validate a TOML config file.
+
+    The daemon's broker password is read from ``[mqtt] password_file`` unless
+    ``daemon_login`` is False: ``kioskd ui`` never logs in as the daemon, and its
+    unit (``kioskd-ui.service``) cannot read that file.
 
     Raises:
         ConfigError: unreadable file, TOML syntax error or invalid value.
@@ -406,7 +410,7 @@ def load(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     config = parse(data, str(path))
-    if config.mqtt.password_file is None:
+    if config.mqtt.password_file is None or not daemon_login:
         return config
     password = read_secret(config.mqtt.password_file, "mqtt.password_file", str(path))
     return config.replace(mqtt=msgspec.structs.replace(config.mqtt, password=password))

@@ -36,6 +36,7 @@ class Wanted:
         owner, group: names on the target system.
         link: target of a symlink (``/dev/null`` masks a unit).
         secret: content is a secret: never shown in diffs or reports.
+        absent: the path must not exist (a unit's enable link when it is not enabled).
 
     """
 
@@ -46,6 +47,7 @@ class Wanted:
     group: str = "root"
     link: str | None = None
     secret: bool = False
+    absent: bool = False
 
 
 class Action(StrEnum):
@@ -55,6 +57,7 @@ class Action(StrEnum):
     UPDATE = "update"
     MODE = "mode"
     OWNER = "owner"
+    REMOVE = "remove"
     UNCHANGED = "unchanged"
 
 
@@ -155,7 +158,11 @@ def _compare(root: Path, wanted: Wanted, accounts: Accounts) -> Change:  # noqa:
     try:
         st = path.lstat()
     except FileNotFoundError:
+        if wanted.absent:
+            return Change(wanted.path, Action.UNCHANGED)
         return Change(wanted.path, Action.CREATE, pending=unknown)
+    if wanted.absent:
+        return Change(wanted.path, Action.REMOVE)
     if wanted.link is not None:
         if not stat.S_ISLNK(st.st_mode) or str(path.readlink()) != wanted.link:
             return Change(wanted.path, Action.UPDATE, f"symlink to {wanted.link}")
@@ -200,6 +207,10 @@ def apply(root: Path, wanted: Iterable[Wanted], *, dry_run: bool = False) -> lis
         if dry_run or change.action is Action.UNCHANGED:
             continue
         path = target(root, entry.path)
+        if entry.absent:
+            path.unlink()
+            _fsync_dir(path.parent)
+            continue
         if entry.link is not None:
             _symlink(path, entry.link)
             continue

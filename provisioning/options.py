@@ -21,6 +21,7 @@ class ProvisionOptions:
         apt_url, apt_key: the fleet's signed package repository and its public key.
         mqtt_port, ws_port, ws_bind: the local broker (``ws_port`` 0: no websockets).
         ui: MQTT users of kiosk UIs.
+        ui_service: enable ``kioskd-ui.service`` (None: as recorded, else yes).
         assign: what a serial port holds, ``PORT=CLASS``.
         devices: a TOML file of ``[devices.<id>]`` tables (no detection).
         simulate: configure every device simulated.
@@ -49,6 +50,7 @@ class ProvisionOptions:
     ws_port: int | None = None
     ws_bind: str | None = None
     ui: tuple[str, ...] = ()
+    ui_service: bool | None = None
     assign: tuple[str, ...] = ()
     devices: Path | None = None
     simulate: bool = False
@@ -76,6 +78,7 @@ class ProvisionOptions:
             "mqtt_port": self.mqtt_port,
             "ws_bind": self.ws_bind,
             "uis": self.ui or None,
+            "ui_service": self.ui_service,
             "kioskd_bin": self.kioskd_bin,
         }
         answers = {k: v for k, v in given.items() if v is not None}

@@ -31,8 +31,12 @@ FLEET = "/etc/kioskd/fleet"
 DAEMON_USER = "kioskd"
 TECHNICIAN_USER = "technician"
 UNIT_BIN = "/opt/kioskd/bin/kioskd"
-#: Where the Debian package puts its unit (bookworm's debhelper: /lib; merged /usr: /usr/lib).
-PACKAGED_UNITS = ("/lib/systemd/system/kioskd.service", "/usr/lib/systemd/system/kioskd.service")
+#: Where the Debian package puts its units (bookworm's debhelper: /lib; merged /usr: /usr/lib).
+PACKAGED_UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+DAEMON_UNIT = "kioskd.service"
+#: ``kioskd ui`` on loopback: the reference UI and its ``/mqtt`` bridge (docs/ui.md).
+UI_UNIT = "kioskd-ui.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants"
 
 BoardId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 UserName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -65,6 +69,8 @@ class Answers(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     ws_port: Port | None = 9001
     ws_bind: str = "lo"
     uis: tuple[UserName, ...] = ("ui",)
+    #: Enable ``kioskd-ui.service`` (off on a board whose UI is served elsewhere).
+    ui_service: bool = True
     devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     udev_rules: str = ""
     kioskd_bin: str = UNIT_BIN
@@ -138,14 +144,15 @@ def _asset(name: str) -> bytes:
     return resources.files(__package__).joinpath("systemd", name).read_bytes()
 
 
-def packaged_unit(root: Path) -> str | None:
-    """The unit the Debian package installed under ``root``, if any.
+def packaged_unit(root: Path, name: str = DAEMON_UNIT) -> str | None:
+    """The unit ``name`` the Debian package installed under ``root``, if any.
 
-    The package ships the unit, sysusers.d, tmpfiles.d and udev rules under
+    The package ships the units, sysusers.d, tmpfiles.d and udev rules under
     ``/usr/lib``; copies in ``/etc`` would shadow a newer package's, so
-    provisioning then only enables the packaged unit.
+    provisioning then only enables the packaged units.
     """
-    for path in PACKAGED_UNITS:
+    for directory in PACKAGED_UNIT_DIRS:
+        path = f"{directory}/{name}"
         if (root / path.lstrip("/")).is_file():
             return path
     return None
@@ -295,18 +302,35 @@ def validate(tables: dict[str, dict[str, Any]]) -> list[str]:
     return unchecked
 
 
-def _unit(kioskd_bin: str) -> bytes:
-    return _asset("kioskd.service").replace(UNIT_BIN.encode(), kioskd_bin.encode())
+def _unit(name: str, kioskd_bin: str, packaged: str | None, *, enabled: bool) -> list[Wanted]:
+    """A unit (the package's, or a copy running ``kioskd_bin``) and its enable link or none."""
+    files = []
+    path = packaged
+    if path is None:
+        path = f"/etc/systemd/system/{name}"
+        files.append(Wanted(path, _asset(name).replace(UNIT_BIN.encode(), kioskd_bin.encode())))
+    enable = f"{WANTS}/{name}"
+    files.append(Wanted(enable, link=path) if enabled else Wanted(enable, absent=True))
+    return files
 
 
-def _system_files(answers: Answers, packaged: str | None) -> list[Wanted]:
-    """The unit (enabled), sysusers.d, tmpfiles.d and udev rules: the package's, or copies."""
-    enable = "/etc/systemd/system/multi-user.target.wants/kioskd.service"
+def _system_files(answers: Answers, root: Path) -> list[Wanted]:
+    """The units, sysusers.d, tmpfiles.d and udev rules: the package's, or copies.
+
+    The daemon's unit is enabled; the UI's when ``answers.ui_service`` (else its
+    enable link is removed).
+    """
+    packaged = packaged_unit(root)
+    units = [
+        *_unit(DAEMON_UNIT, answers.kioskd_bin, packaged, enabled=True),
+        *_unit(
+            UI_UNIT, answers.kioskd_bin, packaged_unit(root, UI_UNIT), enabled=answers.ui_service
+        ),
+    ]
     if packaged is not None:
-        return [Wanted(enable, link=packaged)]
+        return units
     return [
-        Wanted("/etc/systemd/system/kioskd.service", _unit(answers.kioskd_bin)),
-        Wanted(enable, link="/etc/systemd/system/kioskd.service"),
+        *units,
         Wanted("/etc/sysusers.d/kioskd.conf", _asset("kioskd.sysusers")),
         Wanted("/etc/tmpfiles.d/kioskd.conf", _asset("kioskd.tmpfiles")),
         Wanted("/etc/udev/rules.d/90-kioskd.rules", _asset("90-kioskd.rules")),
@@ -347,6 +371,9 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
             config the daemon would refuse, a UI user named like another user, ...
 
     """
+    if answers.ui_service and not answers.uis:
+        # The page would have no broker login, and the broker refuses anonymous clients.
+        raise PlanError("the UI service needs a UI user: give --ui NAME, or --no-ui-service")
     taken = {DAEMON_USER, TECHNICIAN_USER}
     if taken & set(answers.uis) or len(set(answers.uis)) != len(answers.uis):
         # A user name is a requester: a UI named like the technician would be staff.
@@ -396,7 +423,7 @@ def plan(answers: Answers, root: Path) -> list[Wanted]:
             "root",
             "mosquitto",
         ),
-        *_system_files(answers, packaged_unit(root)),
+        *_system_files(answers, root),
         Wanted(
             "/etc/udev/rules.d/91-kioskd-devices.rules",
             (

@@ -59,6 +59,13 @@ def provision(
     ui: Annotated[
         list[str] | None, typer.Option(help="MQTT user of a kiosk UI (default: ui).")
     ] = None,
+    ui_service: Annotated[
+        bool | None,
+        typer.Option(
+            "--ui-service/--no-ui-service",
+            help="Enable kioskd-ui.service, the UI on 127.0.0.1:8080 (default: yes).",
+        ),
+    ] = None,
     assign: Annotated[
         list[str] | None, typer.Option(help="What a serial port holds: ttyUSB0=coinAcceptor.")
     ] = None,
@@ -99,6 +106,7 @@ def provision(
         ws_port=ws_port,
         ws_bind=ws_bind,
         ui=tuple(ui or ()),
+        ui_service=ui_service,
         assign=tuple(assign or ()),
         devices=devices,
         simulate=simulate,

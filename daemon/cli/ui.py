@@ -87,7 +87,7 @@ def ui(
 ) -> None:
     """Serve the reference kiosk UI on http://127.0.0.1:PORT (without --config: the sim board)."""
     try:
-        cfg = load(config) if config is not None else sim_config()
+        cfg = load(config, daemon_login=False) if config is not None else sim_config()
         credential = page_login(cfg)
     except ConfigError as exc:
         typer.echo(f"kioskd: invalid config: {exc}", err=True)

@@ -96,6 +96,7 @@ def test_package_holds_units_rules_and_the_venv(deb: Path, tmp_path: Path) -> No
     entries = _contents(deb)
     for path in (
         "/lib/systemd/system/kioskd.service",
+        "/lib/systemd/system/kioskd-ui.service",
         "/lib/systemd/system/kioskd-update.path",
         "/lib/systemd/system/kioskd-update.service",
         "/lib/systemd/system/kioskd-update-resume.service",

@@ -92,6 +92,7 @@ def test_a_packaged_unit_is_enabled_not_copied(tmp_path: Path) -> None:
     unit = root / "lib/systemd/system/kioskd.service"
     unit.parent.mkdir(parents=True)
     unit.write_text("[Service]\n")
+    (unit.parent / "kioskd-ui.service").write_text("[Service]\n")
     sysusers = root / "usr/lib/sysusers.d/kioskd.conf"
     sysusers.parent.mkdir(parents=True)
     sysusers.write_bytes(
@@ -102,6 +103,9 @@ def test_a_packaged_unit_is_enabled_not_copied(tmp_path: Path) -> None:
     wants = root / "etc/systemd/system/multi-user.target.wants/kioskd.service"
     assert wants.is_symlink()
     assert str(wants.readlink()) == "/lib/systemd/system/kioskd.service"
-    for copy in ("systemd/system/kioskd.service", "sysusers.d/kioskd.conf", "tmpfiles.d/kioskd.conf",
+    ui_wants = wants.with_name("kioskd-ui.service")
+    assert str(ui_wants.readlink()) == "/lib/systemd/system/kioskd-ui.service"
+    for copy in ("systemd/system/kioskd.service", "systemd/system/kioskd-ui.service",
+                 "sysusers.d/kioskd.conf", "tmpfiles.d/kioskd.conf",
                  "udev/rules.d/90-kioskd.rules"):  # fmt: skip
         assert not (root / "etc" / copy).exists(), f"/etc/{copy} would shadow the package's"

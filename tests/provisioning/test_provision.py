@@ -30,6 +30,7 @@ EXPECTED = {
     "etc/mosquitto/kioskd.passwd": (0o600, "mosquitto", "mosquitto"),
     "etc/mosquitto/kioskd.acl": (0o640, "root", "mosquitto"),
     "etc/systemd/system/kioskd.service": (0o644, "root", "root"),
+    "etc/systemd/system/kioskd-ui.service": (0o644, "root", "root"),
     "etc/sysusers.d/kioskd.conf": (0o644, "root", "root"),
     "etc/tmpfiles.d/kioskd.conf": (0o644, "root", "root"),
     "etc/udev/rules.d/90-kioskd.rules": (0o644, "root", "root"),
@@ -41,6 +42,9 @@ EXPECTED = {
 }
 LINKS = {
     "etc/systemd/system/multi-user.target.wants/kioskd.service": "/etc/systemd/system/kioskd.service",
+    "etc/systemd/system/multi-user.target.wants/kioskd-ui.service": (
+        "/etc/systemd/system/kioskd-ui.service"
+    ),
     "etc/systemd/system/dphys-swapfile.service": "/dev/null",
 }
 
@@ -128,6 +132,32 @@ def test_check_reports_drift(tmp_path: Path, image: tuple[Path, int, int]) -> No
     assert support.provision(root, "--check").returncode == 0
 
 
+def test_no_ui_service_leaves_the_ui_unit_disabled(
+    tmp_path: Path, image: tuple[Path, int, int]
+) -> None:
+    """A board whose UI is served elsewhere: the UI's unit stays installed, not enabled."""
+    source, _, _ = image
+    root = tmp_path / "copy"
+    shutil.copytree(source, root, symlinks=True)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    off = support.provision(root, "--yes", "--no-ui-service")
+    assert off.returncode == 0, off.stdout
+    assert re.search(r"remove\s+/etc/systemd/system/multi-user.target.wants/kioskd-ui", off.stdout)
+    assert not (wants / "kioskd-ui.service").exists()
+    assert (wants / "kioskd.service").is_symlink()
+    assert (root / "etc/systemd/system/kioskd-ui.service").is_file()
+    # Recorded: a re-run keeps it off, and an enable link put back by hand is drift.
+    assert support.provision(root, "--check").returncode == 0
+    (wants / "kioskd-ui.service").symlink_to("/etc/systemd/system/kioskd-ui.service")
+    check = support.provision(root, "--check")
+    assert check.returncode == 1
+    assert re.search(
+        r"remove\s+/etc/systemd/system/multi-user.target.wants/kioskd-ui", check.stdout
+    )
+    assert support.provision(root, "--yes", "--ui-service").returncode == 0
+    assert (wants / "kioskd-ui.service").readlink() == Path("/etc/systemd/system/kioskd-ui.service")
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     root = support.make_image(tmp_path / "image")
     before = snapshot(root)
@@ -137,11 +167,8 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert snapshot(root) == before
 
 
-def test_unit_verifies_and_exposure_is_low(image: tuple[Path, int, int]) -> None:
-    root, _, _ = image
-    unit = root / "etc/systemd/system/kioskd.service"
-    text = unit.read_text()
-    for line in (
+UNIT_LINES = {
+    "kioskd.service": (
         "Type=notify",
         "Restart=on-failure",
         "Wants=mosquitto.service",
@@ -150,9 +177,34 @@ def test_unit_verifies_and_exposure_is_low(image: tuple[Path, int, int]) -> None
         "Environment=LG_WD=%t/kioskd",
         "DevicePolicy=closed",
         "CapabilityBoundingSet=\n",
-    ):
+    ),
+    # The UI server and its /mqtt bridge: as kioskd, loopback only, the credentials read-only.
+    "kioskd-ui.service": (
+        f"ExecStart={support.KIOSKD_BIN} ui --config /etc/kioskd/kioskd.toml --port 8080",
+        "User=kioskd",
+        "Restart=on-failure",
+        "Wants=mosquitto.service",
+        "After=mosquitto.service",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "InaccessiblePaths=-/etc/kioskd/credentials/kioskd.password",
+        "InaccessiblePaths=-/etc/kioskd/fleet",
+        "IPAddressAllow=localhost\nIPAddressDeny=any",
+        "LimitCORE=0",
+        "CapabilityBoundingSet=\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(UNIT_LINES))
+def test_unit_verifies_and_exposure_is_low(image: tuple[Path, int, int], name: str) -> None:
+    root, _, _ = image
+    unit = root / "etc/systemd/system" / name
+    text = unit.read_text()
+    for line in UNIT_LINES[name]:
         assert line in text, line
     assert "Requires=" not in text
+    assert "ReadWritePaths=" not in text
     verify = subprocess.run(
         ["systemd-analyze", "verify", str(unit)],
         capture_output=True,
@@ -168,7 +220,7 @@ def test_unit_verifies_and_exposure_is_low(image: tuple[Path, int, int]) -> None
         timeout=60,
         check=False,
     )
-    match = re.search(r"Overall exposure level for kioskd.service: (\d+\.\d+)", security.stdout)
+    match = re.search(rf"Overall exposure level for {name}: (\d+\.\d+)", security.stdout)
     assert match, security.stdout[-2000:]
     assert float(match.group(1)) <= 3.0
 

@@ -107,7 +107,12 @@ async def test_a_taken_port_or_a_missing_bundle_is_an_error(tmp_path: Path) -> N
 
 def test_kioskd_ui_command_serves_on_loopback(tmp_path: Path) -> None:
     config = tmp_path / "kioskd.toml"
-    config.write_text('[board]\nid = "cli-0001"\n[mqtt]\nport = 9555\n', encoding="utf-8")
+    # The daemon's password file is not read (its unit cannot read it): absent here.
+    absent = tmp_path / "absent" / "kioskd.password"
+    config.write_text(
+        f'[board]\nid = "cli-0001"\n[mqtt]\nport = 9555\npassword_file = "{absent}"\n',
+        encoding="utf-8",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon", "ui", "--config", str(config), "--port", "0"],
         stdout=subprocess.PIPE,

@@ -2,9 +2,10 @@
 
 Chromium (Debian's, through Playwright) fetches ``/credential.json`` from a page
 of another loopback origin and is refused by the preflight; then the reference
-UI, served by ``kioskd ui``'s server from the config ``kioskd provision
---simulate`` installed, logs in to the installed mosquitto (anonymous refused)
-and reaches its idle screen with the daemon run from the same image.
+UI, served by the command of the ``kioskd-ui.service`` that ``kioskd provision
+--simulate`` installed (reading the config and the UI's password file it
+installed), logs in to the installed mosquitto (anonymous refused) and reaches
+its idle screen with the daemon run from the same image.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
+from daemon.broker import free_port
 from daemon.cli.ui import page_login, page_site
 from daemon.config import Config, parse
 from daemon.ui.server import UiCredential, UiSite, serve_ui
@@ -102,22 +104,33 @@ async def test_the_ui_logs_in_to_a_provisioned_broker(
     assert login == UiCredential("ui", support.secret(root, "ui"))
     # The page connects to the UI server's bridge to the broker's TCP listener.
     assert cfg.ui.ws_url is None
+    # The UI as its installed unit runs it (on a free port here), reading the board's files.
+    unit = (root / "etc/systemd/system/kioskd-ui.service").read_text()
+    command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert command.endswith(" --port 8080"), command
+    ui_port = free_port()
+    command = command.removeprefix("ExecStart=").removesuffix("8080") + str(ui_port)
     log = tmp_path / "run.log"
     with support.installed(
         root,
         "mosquitto -c /etc/mosquitto/conf.d/kioskd.conf &",
-        f"exec {support.KIOSKD_BIN} run --config /etc/kioskd/kioskd.toml"
-        f" --state-dir {tmp_path / 'state'}",
+        f"{support.KIOSKD_BIN} run --config /etc/kioskd/kioskd.toml"
+        f" --state-dir {tmp_path / 'state'} &",
+        f"exec {command}",
         log=log,
     ) as proc:
+        url = f"http://127.0.0.1:{ui_port}/"
+        try:
+            async with asyncio.timeout(20):
+                while f"kiosk UI: {url}" not in log.read_text():
+                    assert proc.poll() is None
+                    await asyncio.sleep(0.1)
+            await screen.page.goto(url)
+            await screen.wait_screen("idle", timeout=30)
+        finally:
+            if proc.poll() is not None:
+                pytest.fail(log.read_text())
         site, broker = page_site(cfg)
-        async with serve_ui(site, 0, credential=login, broker=broker) as url:
-            try:
-                await screen.page.goto(url)
-                await screen.wait_screen("idle", timeout=30)
-            finally:
-                if proc.poll() is not None:
-                    pytest.fail(log.read_text())
         # Without the login the same broker refuses the page.
         async with serve_ui(site, 0, broker=broker) as url:
             await screen.page.goto(url)
