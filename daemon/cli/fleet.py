@@ -1,4 +1,4 @@
-"""``kioskd fleet ...``: the fleet operator's tools (live monitor, Prometheus exporter)."""
+"""``kioskd fleet ...``: the fleet operator's tools (monitor, exporter, staged releases)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -17,7 +17,7 @@ from daemon.uplink.transport import TransportError
 
 app = typer.Typer(
     name="fleet",
-    help="Fleet operator's tools: live monitor, Prometheus exporter, staged-release samples.",
+    help="Fleet operator's tools: live monitor, Prometheus exporter, staged releases.",
     no_args_is_help=True,
 )
 
@@ -34,6 +34,7 @@ PasswordOption = Annotated[
     Path | None, typer.Option("--password-file", help="File whose first line is the password.")
 ]
 TenantOption = Annotated[str, typer.Option("--tenant", help="Only this tenant ('+': all).")]
+T = TypeVar("T")
 
 
 def _broker(  # noqa: PLR0917 - one argument per CLI option
@@ -56,13 +57,15 @@ def _broker(  # noqa: PLR0917 - one argument per CLI option
     )
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
+def _run(main: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``main``; None after Ctrl-C; exit 69 when the broker or a file is unusable."""
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main)
+            return asyncio.run(main)
     except (TransportError, ValueError, OSError) as exc:
         typer.echo(f"kioskd fleet: {exc}", err=True)
         raise typer.Exit(69) from None
+    return None
 
 
 @app.command()
@@ -129,3 +132,66 @@ def sample(
     for board in boards or [line.strip() for line in sys.stdin if line.strip()]:
         if in_sample(board, percent):
             typer.echo(board)
+
+
+@app.command()
+def update(  # noqa: PLR0917 - one argument per CLI option
+    version: Annotated[
+        str, typer.Argument(help="The kioskd package version, as published in the repository.")
+    ],
+    broker: BrokerOption,
+    board: Annotated[
+        list[str] | None, typer.Option("--board", help="This board id (repeat for several).")
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option("--site", help="Every board of this site (the site its birth names)."),
+    ] = None,
+    percent: Annotated[
+        int | None,
+        typer.Option("--percent", min=0, max=100, help="The stable sample of kioskd fleet sample."),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every board.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1.0, help="Seconds to wait for the outcomes once sent."),
+    ] = 600.0,
+    ca: CaOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    username: UserOption = None,
+    password_file: PasswordOption = None,
+    tenant: TenantOption = "+",
+) -> None:
+    """Send update VERSION to a stage's boards and follow each to committed, rolled back or refused.
+
+    Exit 0: every target committed; 1: any did not (rolled back, refused, down, or no
+    outcome within the timeout); 2: nothing sent (bad version or targets, no match).
+    """
+    from rich.console import Console  # noqa: PLC0415 - see watch
+
+    from daemon.fleet.rollout import Rollout, Selection, Target, render, run_rollout  # noqa: PLC0415
+
+    def progress(target: Target) -> None:
+        reason = f": {target.reason}" if target.reason else ""
+        typer.echo(f"{target.name}: {target.state}{reason}", err=True)
+
+    try:
+        selection = Selection(tuple(board or ()), site, percent, every=every)
+        rollout = Rollout(version, selection, on_change=progress)
+    except ValueError as exc:
+        typer.echo(f"kioskd fleet update: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level="WARNING", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    target = _broker(broker, ca, cert, key, username, password_file)
+    targets = _run(run_rollout(target, rollout, timeout=timeout, tenant=tenant))
+    if targets is None:
+        typer.echo("kioskd fleet update: interrupted; boards may still be updating", err=True)
+        raise typer.Exit(1)
+    if not targets:
+        typer.echo("kioskd fleet update: no board on the broker matches; nothing sent", err=True)
+        raise typer.Exit(2)
+    Console().print(render(targets, version))
+    raise typer.Exit(0 if all(t.state == "committed" for t in targets) else 1)

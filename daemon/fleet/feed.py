@@ -42,6 +42,49 @@ class FleetBroker:
     reconnect_max_s: float = 30.0
 
 
+#: Makes an unopened client for the fleet broker, with the given client id.
+ClientMaker = Callable[[str], aiomqtt.Client]
+
+
+async def client_maker(broker: FleetBroker) -> ClientMaker:
+    """Read the TLS files and the password once; return a maker of clients for ``broker``.
+
+    Each client is MQTT 5 with a clean start, TCP_NODELAY and ``connect_timeout``.
+
+    Raises:
+        TransportError: the URL or the TLS files are unusable.
+
+    """
+    endpoint = parse_url(broker.url)
+    tls = None
+    if endpoint.tls:
+        tls = await asyncio.to_thread(
+            tls_context, broker.ca_file, broker.cert_file, broker.key_file
+        )
+    password = await asyncio.to_thread(read_password, broker.password_file)
+
+    def make(client_id: str) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            endpoint.host,
+            endpoint.port,
+            identifier=client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=True,
+            username=broker.username,
+            password=password,
+            timeout=broker.connect_timeout,
+            tls_context=tls,
+            socket_options=[NODELAY],
+        )
+
+    return make
+
+
+def new_client_id() -> str:
+    """A client id of its own for one fleet tool's connection."""
+    return f"kioskd-fleet-{secrets.token_hex(4)}"
+
+
 async def feed(
     broker: FleetBroker,
     filters: Sequence[str],
@@ -54,30 +97,13 @@ async def feed(
         TransportError: the URL or the TLS files are unusable (not retried).
 
     """
-    endpoint = parse_url(broker.url)
-    tls = None
-    if endpoint.tls:
-        tls = await asyncio.to_thread(
-            tls_context, broker.ca_file, broker.cert_file, broker.key_file
-        )
-    password = await asyncio.to_thread(read_password, broker.password_file)
-    client_id = broker.client_id or f"kioskd-fleet-{secrets.token_hex(4)}"
+    make = await client_maker(broker)
+    client_id = broker.client_id or new_client_id()
     cap = broker.reconnect_max_s
     backoff = Backoff(first_s=min(FIRST_RETRY_S, cap), max_s=cap)
     while True:
         try:
-            async with aiomqtt.Client(
-                endpoint.host,
-                endpoint.port,
-                identifier=client_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=True,
-                username=broker.username,
-                password=password,
-                timeout=broker.connect_timeout,
-                tls_context=tls,
-                socket_options=[NODELAY],
-            ) as client:
+            async with make(client_id) as client:
                 await client.subscribe([(f, 1) for f in filters])
                 backoff.up()
                 log.info("fleet broker %s: subscribed to %s", broker.url, ", ".join(filters))
@@ -95,4 +121,12 @@ async def feed(
             await asyncio.sleep(delay)
 
 
-__all__ = ["FleetBroker", "MessageSink", "TransportError", "feed"]
+__all__ = [
+    "ClientMaker",
+    "FleetBroker",
+    "MessageSink",
+    "TransportError",
+    "client_maker",
+    "feed",
+    "new_client_id",
+]

@@ -207,7 +207,7 @@ class Updater:
         if not current:
             raise UpdateError("kioskd is not installed from a package here")
         if current == version:
-            self._status("committed", None, target=version)
+            self._status("committed", None, target=version, requestId=request_id)
             return 0
         self._status("fetching", None, target=version, requestId=request_id)
         _run(["apt-get", "update", "-q", *_only_fleet_source()], APT_TIMEOUT_S)

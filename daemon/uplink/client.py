@@ -170,6 +170,8 @@ class Uplink:
         self._paho_error = _LastError()
         self.last_error: str | None = None
         self.bd_seq: int | None = None
+        #: The root updater's outcome file, reported in birth and health (world-readable).
+        self.update_status = updater.STATUS
 
     # -- device observer ------------------------------------------------------------------------
 
@@ -285,6 +287,7 @@ class Uplink:
             ],
             cert_not_after=None if not_after is None else int(not_after.timestamp() * 1000),
             update=await self._update_status(),
+            site=self._config.board.site,
         )
         return MSGPACK_CODEC.encode(birth)
 
@@ -475,6 +478,8 @@ class Uplink:
                 result, error = "failed", f"no such device: {exc.args[0]}"
             except (aiomqtt.MqttError, ValueError) as exc:
                 result, error = "failed", str(exc)
+            except OSError as exc:  # e.g. update's request file cannot be written
+                result, error = "failed", f"{exc.strerror}: {exc.filename}"
         log.info("uplink: fleet command %s %s", name, result)
         reply = CommandReply(
             **self._stamp(), request_id=request.request_id, command=name, result=result,
@@ -514,7 +519,7 @@ class Uplink:
     async def _update_status(self) -> UpdateStatus | None:
         """The updater's last outcome (its world-readable status file), if any."""
         try:
-            data = await asyncio.to_thread(updater.STATUS.read_bytes)
+            data = await asyncio.to_thread(self.update_status.read_bytes)
             return msgspec.json.decode(data, type=UpdateStatus)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return None

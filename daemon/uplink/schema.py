@@ -91,7 +91,8 @@ class Birth(Stamped, kw_only=True):
     ``bdSeq`` of this connection's ``death``; ``session`` is the daemon run;
     ``configHash`` a short SHA-256 of the effective configuration (secrets
     left out); ``healthIntervalS`` tells monitors when a board went silent;
-    ``certNotAfter`` is the client certificate's expiry (epoch ms).
+    ``certNotAfter`` is the client certificate's expiry (epoch ms); ``site`` is
+    ``[board] site`` (a staged release's pilot site is chosen by it).
     """
 
     bd_seq: int
@@ -103,6 +104,7 @@ class Birth(Stamped, kw_only=True):
     devices: list[DeviceInventory]
     cert_not_after: int | None = None
     update: UpdateStatus | None = None
+    site: str = ""
 
 
 class Death(_Fleet):

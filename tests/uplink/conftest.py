@@ -38,6 +38,7 @@ class Pki:
     board: Issued
     operator: Issued
     rogue: Issued  # the board's name, signed by another CA
+    issuer: TestCa  # the fleet CA, for more boards
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def pki(tmp_path: Path) -> Pki:
         board=ca.issue(BOARD),
         operator=ca.issue(OPERATOR),
         rogue=other.issue(BOARD),
+        issuer=ca,
     )
 
 
