@@ -70,6 +70,26 @@ async def test_update_request_reaches_the_updater_only_as_a_version(
         )
 
 
+async def test_update_request_that_cannot_be_written_is_answered_failed(
+    broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path
+) -> None:
+    config = uplink_config(broker.port, fleet_broker.port, tmp_path, pki, commands=["update"])
+    gone = tmp_path / "no-runtime-dir"
+    config = config.replace(
+        daemon=msgspec.structs.replace(config.daemon, runtime_dir=str(gone)),
+        devices=tuple(d for d in config.devices if d.driver == "sim"),
+    )
+    async with fleet_spy(fleet_broker.port, pki) as spy, run_daemon(config) as daemon:
+        assert daemon.app.uplink is not None
+        await daemon.app.uplink.connected.wait()
+        await spy.command("update", {"requestId": "u1", "version": "0.2.0"})
+        await spy.wait_for(lambda: spy.of("reply"))
+        reply = spy.of("reply")[0].data
+        assert reply["result"] == "failed"
+        assert str(gone) in reply["error"]
+        assert not gone.exists()
+
+
 async def test_update_is_refused_unless_enabled(
     broker: Broker, fleet_broker: Broker, pki: Pki, tmp_path: Path
 ) -> None:
