@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 
 from tests.uiclient import MSGPACK, UiClient, connect
 
-from . import browser, card_read, footprint, procs, scanner, slip
+from . import browser, card_read, footprint, fsyncs, procs, scanner, slip
 from .stats import Stats
 
 BOARD = "sim-0001"
@@ -159,7 +159,11 @@ def description_command(description: dict[str, Any], device: str, command: str) 
 
 
 async def daemon_session(plan: Plan, setup: procs.SimSetup, xdg: Path) -> dict[str, Any]:
-    """One daemon run: getStatus and queued round trips, paho clients, scan events."""
+    """One daemon run: getStatus and queued round trips, paho clients, scan events.
+
+    A side-effect command is then run ``plan.count`` more times with strace counting
+    the daemon's fsyncs (:mod:`bench.fsyncs`).
+    """
     out: dict[str, Any] = {}
     async with (
         procs.run_daemon(setup, xdg) as daemon,
@@ -195,6 +199,9 @@ async def daemon_session(plan: Plan, setup: procs.SimSetup, xdg: Path) -> dict[s
 
             try:
                 entry["stats"] = await timed(plan, queued, cpu)
+                if entry["sideEffect"]:
+                    # Untimed: strace stops the daemon at every system call.
+                    entry["fsyncs"] = await fsyncs.count(daemon.pid, plan.count, queued)
             except (RuntimeError, TimeoutError) as exc:
                 entry["error"] = str(exc) or type(exc).__name__
                 entry["daemonLog"] = daemon.log_tail()
