@@ -15,6 +15,10 @@ that never ran are ``NORMAL`` commits, synced by the next FULL commit or
 checkpoint.  A crash loses at most those: the retry then finds a record without
 a completion and is answered "outcome unknown", never run again (a forgotten
 request that comes back the same way is refused the same way, never run twice).
+The record's commit is one INSERT (two b-tree pages) unless it pushes older
+records out of the limits, which are then deleted by key in the same commit; the
+lifecycle asks the device whether it is ready (``check_ready``, which moves
+nothing) while the fsync runs, and starts the side effect once it has returned.
 
 Memory is bounded by design: a record keeps what a replay needs (device, command,
 the encoded completion, whose description the lifecycle has already cut to 300
@@ -36,7 +40,7 @@ from typing import Any
 import msgspec
 
 from devices.runtime.clock import now_ms
-from devices.runtime.sqlite_store import SqliteStore, Synchronous
+from devices.runtime.sqlite_store import SqliteStore, Synchronous, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -49,6 +53,9 @@ CREATE TABLE IF NOT EXISTS requests (
     PRIMARY KEY (client_id, request_id)
 )
 """
+
+#: Forget one record by its key ``(client_id, request_id)``.
+_DELETE = "DELETE FROM requests WHERE client_id = ? AND request_id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,36 +109,52 @@ class IdempotencyStore(SqliteStore):
     def _setup(self, db: sqlite3.Connection) -> None:
         """Create the table, drop expired records and load the rest (worker thread)."""
         db.execute(_SCHEMA)
-        db.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_ms)")
-        db.execute("CREATE INDEX IF NOT EXISTS requests_client ON requests (client_id, created_ms)")
+        # Records leave by key (memory picks them), so no query needs these indexes of
+        # earlier versions; without them a record's commit writes half the pages.
+        db.execute("DROP INDEX IF EXISTS requests_created")
+        db.execute("DROP INDEX IF EXISTS requests_client")
         now = now_ms()
         db.execute("DELETE FROM requests WHERE created_ms < ?", (now - self._window_ms,))
         rows = db.execute(
             "SELECT client_id, request_id, device, command, created_ms, completion "
             "FROM requests ORDER BY created_ms",
         ).fetchall()
+        dropped: list[tuple[str, str]] = []
         for client_id, request_id, device, command, created, blob in rows:
-            self._add(client_id, request_id, _Entry(created, device, command, blob))
-        self._trim_memory(now)
+            dropped += self._add(client_id, request_id, _Entry(created, device, command, blob))
+        dropped += self._trim_memory(now)
+        if dropped:  # beyond limits lowered since the last run: gone from disk as from memory
+            with transaction(db):
+                db.executemany(_DELETE, dropped)
 
     def _write(self, synchronous: Synchronous, *statements: Statement) -> asyncio.Future[None]:
-        """Run statements in one transaction (one commit) on the worker thread."""
+        """Commit statements on the worker thread: one commit, at ``synchronous``.
+
+        A single statement is its own (autocommit) transaction: fewer calls into
+        SQLite, each of which takes the GIL back from the event loop.
+        """
 
         def work() -> None:
+            if len(statements) == 1:
+                self.execute(*statements[0], synchronous=synchronous)
+                return
             with self.transaction(synchronous=synchronous) as db:
                 for sql, args in statements:
                     db.execute(sql, args)
 
         return self.submit(work)
 
-    def _add(self, client_id: str, request_id: str, entry: _Entry) -> None:
-        """Insert (as the newest) and drop the client's oldest beyond its share."""
+    def _add(self, client_id: str, request_id: str, entry: _Entry) -> list[tuple[str, str]]:
+        """Insert (as the newest); drop the client's oldest beyond its share (returned)."""
         self._remove(client_id, request_id)
         self._records[(client_id, request_id)] = entry
         own = self._by_client.setdefault(client_id, {})
         own[request_id] = entry
-        if len(own) > self._max_per_client:
-            self._remove(client_id, next(iter(own)))
+        if len(own) <= self._max_per_client:
+            return []
+        oldest = next(iter(own))
+        self._remove(client_id, oldest)
+        return [(client_id, oldest)]
 
     def _remove(self, client_id: str, request_id: str) -> None:
         self._records.pop((client_id, request_id), None)
@@ -139,13 +162,17 @@ class IdempotencyStore(SqliteStore):
         if own is not None and own.pop(request_id, None) is not None and not own:
             del self._by_client[client_id]
 
-    def _trim_memory(self, now_ms: int) -> None:
+    def _trim_memory(self, now_ms: int) -> list[tuple[str, str]]:
+        """Drop records beyond the window or ``max_records``, oldest first; return their keys."""
         oldest_kept = now_ms - self._window_ms
+        dropped: list[tuple[str, str]] = []
         while self._records:
-            (client_id, request_id), entry = next(iter(self._records.items()))
+            key, entry = next(iter(self._records.items()))
             if entry.created_ms >= oldest_kept and len(self._records) <= self._max:
                 break
-            self._remove(client_id, request_id)
+            self._remove(*key)
+            dropped.append(key)
+        return dropped
 
     def lookup(self, client_id: str, request_id: str) -> Record | None:
         """The record of a request within the window, if any."""
@@ -164,27 +191,16 @@ class IdempotencyStore(SqliteStore):
     ) -> asyncio.Future[None]:
         """Remember a request entering its queue; await the result before running it.
 
-        The future resolves once the record is on disk (an fsync).
+        The future resolves once the record is on disk (an fsync).  The records
+        this one pushes out of the limits (memory decides which) are deleted by key
+        in the same commit; usually there are none, and the commit is one INSERT.
         """
         now = now_ms()
-        self._add(client_id, request_id, _Entry(now, device, command, None))
-        self._trim_memory(now)
+        dropped = self._add(client_id, request_id, _Entry(now, device, command, None))
+        dropped += self._trim_memory(now)
         return self._write(
             Synchronous.FULL,
-            (
-                (
-                    "DELETE FROM requests WHERE created_ms < ? OR rowid IN (SELECT rowid FROM "
-                    "requests ORDER BY created_ms DESC LIMIT -1 OFFSET ?)"
-                ),
-                (now - self._window_ms, self._max - 1),
-            ),
-            (
-                (
-                    "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests "
-                    "WHERE client_id = ? ORDER BY created_ms DESC LIMIT -1 OFFSET ?)"
-                ),
-                (client_id, self._max_per_client - 1),
-            ),
+            *((_DELETE, key) for key in dropped),
             (
                 "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, NULL)",
                 (client_id, request_id, device, command, now),
@@ -210,10 +226,4 @@ class IdempotencyStore(SqliteStore):
     def forget(self, client_id: str, request_id: str) -> asyncio.Future[None]:
         """Drop the record of a request that did not run (committed without an fsync)."""
         self._remove(client_id, request_id)
-        return self._write(
-            Synchronous.NORMAL,
-            (
-                "DELETE FROM requests WHERE client_id = ? AND request_id = ?",
-                (client_id, request_id),
-            ),
-        )
+        return self._write(Synchronous.NORMAL, (_DELETE, (client_id, request_id)))

@@ -86,7 +86,8 @@ class Request:
     expiry: asyncio.TimerHandle | None = None
     task: asyncio.Task[Message] | None = None
     canceled: bool = False
-    #: Refused by :meth:`Device.check_ready` before its method ran.
+    #: Its method never started: refused by :meth:`Device.check_ready`, or its
+    #: idempotency record was not written.
     refused: bool = False
     finished: bool = False
 
@@ -374,8 +375,6 @@ class Lifecycle:
                         req, CompletionCode.TIME_OUT, "deadline passed while queued", ran=False
                     )
                     continue
-                if req.recorded is not None:
-                    await req.recorded
                 if req.expiry is not None:
                     req.expiry.cancel()
                 if req.finished:
@@ -416,6 +415,13 @@ class Lifecycle:
             except DeviceError:
                 req.refused = True
                 raise
+            if req.recorded is not None:
+                # The record's fsync overlapped check_ready (which moves nothing); the
+                # side effect starts only once the record is on disk.  Until then the
+                # request counts as not run: a failed write is forgotten, not replayed.
+                req.refused = True
+                await req.recorded
+                req.refused = False
             result: Message = await req.run(req.params, ctx)
         return result
 

@@ -121,7 +121,7 @@ class SqliteStore:
     Loop side: :meth:`open`, :meth:`close`, :meth:`run` (await a thread-side
     method) and :meth:`submit` (queue one and get a future).  Thread side:
     :attr:`db`, :meth:`opened` (for a store opened on first use),
-    :meth:`transaction` and the :meth:`_setup` hook.
+    :meth:`transaction`, :meth:`execute` and the :meth:`_setup` hook.
 
     Args:
         path: the database file (its folder is created).
@@ -218,13 +218,33 @@ class SqliteStore:
 
         ``synchronous`` sets this commit's durability (None: the store's level).
         """
+        with self._level(synchronous) as db, transaction(db):
+            yield db
+
+    def execute(
+        self, sql: str, args: tuple[object, ...] = (), *, synchronous: Synchronous | None = None
+    ) -> None:
+        """One statement committed on its own (autocommit), at ``synchronous``.
+
+        One call into SQLite where :meth:`transaction` takes three, for a write
+        that is a single statement.
+
+        Raises:
+            sqlite3.Error: the statement failed; nothing of it is committed.
+
+        """
+        with self._level(synchronous) as db:
+            db.execute(sql, args)
+
+    @contextlib.contextmanager
+    def _level(self, synchronous: Synchronous | None) -> Iterator[sqlite3.Connection]:
+        """The connection at ``synchronous`` (None: the store's level), restored after."""
         db = self.db
         level = synchronous or self.synchronous
         if level is not self.synchronous:
             db.execute(f"PRAGMA synchronous={level.value}")
         try:
-            with transaction(db):
-                yield db
+            yield db
         finally:
             if level is not self.synchronous:
                 db.execute(f"PRAGMA synchronous={self.synchronous.value}")

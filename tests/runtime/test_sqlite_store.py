@@ -38,6 +38,13 @@ class _Counter(SqliteStore):
         mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
         return mode, inside, after
 
+    def add_alone(self, value: int | None, level: Synchronous | None) -> int:
+        """One autocommitted INSERT at ``level``; the connection's level after it."""
+        self.execute("INSERT INTO n VALUES (?)", (value,), synchronous=level)
+        assert not self.db.in_transaction
+        level_after: int = self.db.execute("PRAGMA synchronous").fetchone()[0]
+        return level_after
+
     def values(self) -> list[int]:
         return [v for (v,) in self.db.execute("SELECT v FROM n ORDER BY rowid")]
 
@@ -55,6 +62,11 @@ async def test_wal_and_the_level_and_one_commit_at_another_level(
         assert await store.run(store.pragmas, None) == ("wal", _LEVEL[level], _LEVEL[level])
         other = Synchronous.NORMAL if level is Synchronous.FULL else Synchronous.FULL
         assert await store.run(store.pragmas, other) == ("wal", _LEVEL[other], _LEVEL[level])
+        assert await store.run(store.add_alone, 7, other) == _LEVEL[level]
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.run(store.add_alone, None, other)  # v is NOT NULL
+        assert await store.run(store.values) == [7]
+        assert await store.run(store.pragmas, None) == ("wal", _LEVEL[level], _LEVEL[level])
     finally:
         await store.close()
 
