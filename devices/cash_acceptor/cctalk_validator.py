@@ -1,8 +1,9 @@
 """Driver ``cctalk``: a ccTalk bill validator with escrow on a serial port (9600 8N1).
 
-The link, frames and event counter are the coin acceptor's
-(:mod:`devices.coin_acceptor.cctalk_link`, :mod:`devices.coin_acceptor.counter`);
-the bill vocabulary is :mod:`.cctalk_bills`.  Start-up (each run):
+The link, frames, polling and event counter are the coin acceptor's
+(:mod:`devices.coin_acceptor.cctalk_link`, :mod:`devices.coin_acceptor.cctalk_polling`,
+:mod:`devices.coin_acceptor.counter`); the bill vocabulary is
+:mod:`.cctalk_bills`.  Start-up (each run):
 
 1. open the ledger and the port; simple poll (254);
 2. the bill table: bill id (157) of types 1-16 and the country's scaling
@@ -27,9 +28,8 @@ moved on.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from functools import partial
 from typing import Annotated
 
 from msgspec import Meta
@@ -37,9 +37,9 @@ from msgspec import Meta
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.cash.ledger import LostReason
 from devices.coin_acceptor.cctalk import CHANNELS, Checksum, Header, inhibit_mask, parse_buffered
-from devices.coin_acceptor.cctalk_link import CctalkLink, Nak, open_link
-from devices.coin_acceptor.counter import previous, step
-from devices.errors import Offline, ProtocolError
+from devices.coin_acceptor.cctalk_link import CctalkLink, Nak, on_link, open_link
+from devices.coin_acceptor.cctalk_polling import EventBuffer, NewEvent, serve
+from devices.errors import ProtocolError
 
 from .cctalk_bills import (
     BILL_VALIDATOR_ADDRESS,
@@ -58,9 +58,6 @@ from .protocol import CashAcceptor, Verdict
 from .settings import NoteTable
 
 log = logging.getLogger(__name__)
-
-#: Attempts to open the port for ``kioskd safe-state`` (the daemon may be releasing it).
-SAFE_STATE_OPEN_ATTEMPTS = 3
 
 
 class CctalkBillSettings(NoteTable, frozen=True, forbid_unknown_fields=True):
@@ -103,8 +100,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
         self._link: CctalkLink | None = None
         #: Value (whole units) by bill type, for types of our country.
         self._table: dict[int, int] = {}
-        #: The event counter last processed; None before the first read ever.
-        self._counter: int | None = None
+        self._events = EventBuffer(self, "validator")
         self._jammed = False
         #: The self-check's fault code (232); 0: none.
         self._fault_code = 0
@@ -139,7 +135,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
                 )
                 if await self._route(link, Route.RETURN):
                     log.warning("%s: a bill was held in escrow at start; returned", self.id)
-                self._counter = await self.deposits.last_event_counter()
+                await self._events.resume()
                 await self._check(link)
                 self._catching_up = True
                 try:
@@ -147,7 +143,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
                 finally:
                     self._catching_up = False
                 await self.hardware_ready()
-                await self._serve(link)
+                await serve(link, self.settings, self._poll, self._check)
             finally:
                 self._link = None
 
@@ -165,19 +161,6 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
         log.info("%s: bill table %s (scaling %s)", self.id, table, scaling)
         return table
 
-    async def _serve(self, link: CctalkLink) -> None:
-        loop = asyncio.get_running_loop()
-        poll_s = self.settings.poll_ms / 1000
-        check_s = self.settings.self_check_ms / 1000
-        next_poll = next_check = loop.time()
-        while True:
-            next_poll = max(next_poll + poll_s, loop.time())
-            await asyncio.sleep(next_poll - loop.time())
-            await self._poll(link)
-            if loop.time() >= next_check + check_s:
-                next_check = loop.time()
-                await self._check(link)
-
     # -- inhibit -----------------------------------------------------------------------------
 
     async def set_inhibit(self, inhibited: bool) -> None:
@@ -190,19 +173,7 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
             ProtocolError: it answers with broken frames.
 
         """
-        link = self._link
-        if link is not None:
-            await self._write_inhibit(link, inhibited=inhibited)
-            return
-        for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
-            with contextlib.suppress(Offline):
-                port, link = await open_link(self.settings)
-                break
-            await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
-        else:
-            port, link = await open_link(self.settings)
-        async with port:
-            await self._write_inhibit(link, inhibited=inhibited)
+        await on_link(self._link, self.settings, partial(self._write_inhibit, inhibited=inhibited))
 
     async def _write_inhibit(self, link: CctalkLink, *, inhibited: bool) -> None:
         wanted = set(self.note_values)
@@ -230,42 +201,17 @@ class CctalkBillValidator(CashAcceptor[CctalkBillSettings]):
 
     async def _poll(self, link: CctalkLink) -> None:
         buffered = parse_buffered(await link.request(BillHeader.READ_BUFFERED_BILL_EVENTS))
-        last, now = self._counter, buffered.counter
-        if last is None:
-            log.warning("%s: first contact (counter %d); earlier events are not ours", self.id, now)
-            self._counter = now
-            await self.deposits.save_event_counter(now)
-            return
-        seen = step(last, now, len(buffered.events))
-        if seen.reset:
-            log.warning("%s: the validator reset (counter %d -> 0)", self.id, last)
-            await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
-            self._counter = 0
-            if not self.deposits.leaving:
-                await self.hardware_ready()
-            return
-        if seen.lost:
-            await self.events_lost(
-                seen.lost, LostReason.COUNTER_JUMP, event_counter=previous(now, seen.new)
-            )
-        stored = True
-        for back in reversed(range(seen.new)):
-            event = buffered.events[back]
-            counter = previous(now, back)
-            stored = await self._event(link, event.channel, event.code, counter, newest=back == 0)
-            self._counter = counter
-        self._counter = now
-        if not stored:
-            await self.deposits.save_event_counter(now)
+        await self._events.process(buffered, partial(self._event, link))
 
     async def _event(  # noqa: C901, PLR0912 - one dispatch over the bill statuses
-        self, link: CctalkLink, bill_type: int, code: int, counter: int, *, newest: bool
+        self, link: CctalkLink, event: NewEvent
     ) -> bool:
         """Process one buffered event; True when the ledger stored its counter with it."""
-        if bill_type:
-            value = self._table.get(bill_type)
+        code, counter = event.code, event.counter
+        if event.channel:
+            value = self._table.get(event.channel)
             if code == 1:  # held in escrow
-                if newest and not self._catching_up:
+                if event.newest and not self._catching_up:
                     await self._escrowed(link, value)
                 return False
             self._jammed = False

@@ -26,21 +26,18 @@ self-check fault code makes the device ``hardwareError`` until it clears.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from functools import partial
 from typing import Annotated
 
 from msgspec import Meta
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.cash.ledger import LostReason
-from devices.errors import DeviceError, Offline, ProtocolError
-from devices.transports.serial import SerialPort
+from devices.errors import DeviceError, ProtocolError
 
 from .cctalk import (
     CHANNELS,
-    BufferedCredits,
     Checksum,
     CoinError,
     ErrorKind,
@@ -51,16 +48,13 @@ from .cctalk import (
     inhibit_mask,
     parse_buffered,
 )
-from .cctalk_link import CctalkLink, Nak, open_link
-from .counter import previous, step
+from .cctalk_link import CctalkLink, Nak, on_link, open_link, open_link_once_free
+from .cctalk_polling import EventBuffer, NewEvent, serve
 from .messages import RejectReason
 from .protocol import CoinAcceptor
 from .settings import CoinTable
 
 log = logging.getLogger(__name__)
-
-#: Attempts to open the port for ``kioskd safe-state`` (the daemon may be releasing it).
-SAFE_STATE_OPEN_ATTEMPTS = 3
 
 #: Reads of the coin table at most when they need retries (two alike are trusted).
 COIN_TABLE_READS = 3
@@ -118,8 +112,7 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
         self._link: CctalkLink | None = None
         #: Value (whole units) by channel, for every channel the acceptor knows.
         self._table: dict[int, int] = {}
-        #: The event counter last processed; None before the first read ever.
-        self._counter: int | None = None
+        self._events = EventBuffer(self, "acceptor")
         self._fault_code = 0
         self._master_inhibit = True
         self._self_check = True
@@ -149,14 +142,11 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
             self._link = link
             try:
                 await self._write_inhibit(link, inhibited=True)
-                # The ledger's counter, not this object's: it moves in the same commit as
-                # each credit, so a run that failed half-way through a buffer resumes after
-                # exactly what was recorded.
-                self._counter = await self.last_event_counter()
+                await self._events.resume()
                 await self._poll(link)
                 await self._check(link)
                 await self.hardware_ready()
-                await self._serve(link)
+                await serve(link, self.settings, self._poll, self._check)
             finally:
                 self._link = None
 
@@ -206,21 +196,6 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
         wanted = set(self.settings.coins)
         return {channel for channel, value in self._table.items() if value in wanted}
 
-    async def _serve(self, link: CctalkLink) -> None:
-        loop = asyncio.get_running_loop()
-        poll_s = self.settings.poll_ms / 1000
-        check_s = self.settings.self_check_ms / 1000
-        next_poll = next_check = loop.time()
-        while True:
-            next_poll += poll_s
-            # Never catch up with missed polls in a burst: one read covers them all.
-            next_poll = max(next_poll, loop.time())
-            await asyncio.sleep(next_poll - loop.time())
-            await self._poll(link)
-            if loop.time() >= next_check + check_s:
-                next_check = loop.time()
-                await self._check(link)
-
     # -- inhibit -----------------------------------------------------------------------------
 
     async def set_inhibit(self, inhibited: bool) -> None:
@@ -233,26 +208,7 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
             ProtocolError: the acceptor answers with broken frames.
 
         """
-        link = self._link
-        if link is not None:
-            await self._write_inhibit(link, inhibited=inhibited)
-            return
-        port, link = await self._open_link_once_free()
-        async with port:
-            await self._write_inhibit(link, inhibited=inhibited)
-
-    async def _open_link_once_free(self) -> tuple[SerialPort, CctalkLink]:
-        """Open the port outside :meth:`run`, where the supervisor's task may still hold it.
-
-        Raises:
-            Offline: still missing or busy after :data:`SAFE_STATE_OPEN_ATTEMPTS` tries.
-
-        """
-        for _ in range(SAFE_STATE_OPEN_ATTEMPTS - 1):
-            with contextlib.suppress(Offline):
-                return await open_link(self.settings)
-            await asyncio.sleep(0.1)  # the supervisor's task may still be releasing the port
-        return await open_link(self.settings)
+        await on_link(self._link, self.settings, partial(self._write_inhibit, inhibited=inhibited))
 
     async def drain(self) -> None:
         """After the stop's inhibit, read the buffer once more and credit what is new.
@@ -266,10 +222,10 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
         if not self._table:
             return
         try:
-            port, link = await self._open_link_once_free()
+            port, link = await open_link_once_free(self.settings)
             async with port:
                 # The ledger's counter: the cancelled poll may have committed a credit.
-                self._counter = await self.last_event_counter()
+                await self._events.resume()
                 await self._poll(link)
         except DeviceError as exc:
             log.warning(
@@ -295,53 +251,18 @@ class CctalkCoinAcceptor(CoinAcceptor[CctalkSettings]):
     async def _poll(self, link: CctalkLink) -> None:
         """Read the buffer once and process what is new."""
         buffered = parse_buffered(await link.request(Header.READ_BUFFERED_CREDIT))
-        await self._process(buffered)
+        await self._events.process(buffered, self._event)
 
-    async def _process(self, buffered: BufferedCredits) -> None:
-        last = self._counter
-        now = buffered.counter
-        if last is None:
-            log.warning(
-                "%s: first contact with this acceptor (counter %d); earlier events are not ours",
-                self.id,
-                now,
-            )
-            self._counter = now
-            await self.save_event_counter(now)
-            return
-        seen = step(last, now, len(buffered.events))
-        if seen.reset:
-            log.warning("%s: the acceptor reset (counter %d -> 0)", self.id, last)
-            await self.events_lost(None, LostReason.DEVICE_RESET, event_counter=0)
-            self._counter = 0
-            if not self.deposits.leaving:
-                # It powered up inhibited: apply what the deposit wants again.
-                await self.hardware_ready()
-            return
-        if seen.lost:
-            # Stored with the counter of the last lost event: the buffered ones follow.
-            await self.events_lost(
-                seen.lost, LostReason.COUNTER_JUMP, event_counter=previous(now, seen.new)
-            )
-        stored = True
-        for back in reversed(range(seen.new)):
-            event = buffered.events[back]
-            counter = previous(now, back)
-            stored = await self._event(event.channel, event.code, counter)
-            self._counter = counter
-        self._counter = now
-        if not stored:
-            await self.save_event_counter(now)
-
-    async def _event(self, channel: int, code: int, counter: int) -> bool:
+    async def _event(self, event: NewEvent) -> bool:
         """Process one buffered event; True when the ledger stored its counter with it."""
-        if channel:
-            value = self._table.get(channel)
+        if event.channel:
+            value = self._table.get(event.channel)
             if value is None:
-                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=counter)
+                await self.events_lost(1, LostReason.UNKNOWN_CHANNEL, event_counter=event.counter)
                 return True
-            await self.coin_inserted(value, counter)
+            await self.coin_inserted(value, event.counter)
             return True
+        code = event.code
         match classify(code):
             case ErrorKind.IGNORE | ErrorKind.INHIBITED:
                 log.debug("%s: event %s", self.id, error_name(code))

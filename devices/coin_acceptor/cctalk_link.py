@@ -21,7 +21,9 @@ masks), so a retry after a lost reply is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from devices.errors import Offline, ProtocolError, Timeout
@@ -46,6 +48,12 @@ SETTLE_MAX_TIMEOUTS = 5
 
 #: Longest opening the serial port may take (a USB adapter settling), in seconds.
 OPEN_TIMEOUT_S = 2.0
+
+#: Attempts to open the port outside a driver's run (``kioskd safe-state``, the stop's
+#: last read), where the supervisor's task may still be releasing it.
+FREE_PORT_ATTEMPTS = 3
+#: Pause between those attempts, in seconds.
+FREE_PORT_PAUSE_S = 0.1
 
 
 class Nak(ProtocolError):
@@ -238,3 +246,42 @@ async def open_link(settings: CctalkBusSettings) -> tuple[SerialPort, CctalkLink
         retries=settings.retries,
     )
     return port, link
+
+
+async def open_link_once_free(settings: CctalkBusSettings) -> tuple[SerialPort, CctalkLink]:
+    """Open the port as :func:`open_link` does, outside a driver's run.
+
+    The supervisor's task may still hold the port: up to :data:`FREE_PORT_ATTEMPTS`
+    attempts, :data:`FREE_PORT_PAUSE_S` apart.  The caller closes the port.
+
+    Raises:
+        Offline: still missing or busy after the last attempt.
+
+    """
+    for _ in range(FREE_PORT_ATTEMPTS - 1):
+        with contextlib.suppress(Offline):
+            return await open_link(settings)
+        await asyncio.sleep(FREE_PORT_PAUSE_S)
+    return await open_link(settings)
+
+
+async def on_link(
+    link: CctalkLink | None,
+    settings: CctalkBusSettings,
+    action: Callable[[CctalkLink], Awaitable[None]],
+) -> None:
+    """Run ``action`` on the running ``link``, or without one on a port opened for it.
+
+    Without a link (``kioskd safe-state``) the port of ``settings`` is opened with
+    :func:`open_link_once_free` and closed after ``action``.
+
+    Raises:
+        Offline: no port to open; whatever ``action`` raises.
+
+    """
+    if link is not None:
+        await action(link)
+        return
+    port, opened = await open_link_once_free(settings)
+    async with port:
+        await action(opened)
