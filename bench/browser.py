@@ -8,6 +8,9 @@ TCP listener (the reference UI's default path).  Each sample is one request
 until the whole picture has arrived:
 
 - **tcp**: an aiomqtt client in this process (TCP_NODELAY), the floor;
+- **mqttjsTcp**, **mqttjsTcpNodelay**: MQTT.js 5.16 in Node over TCP (``bench/mqttjs_picture.mjs``,
+  the reference UI's own locked copy), as it comes (Nagle on: issue 19's baseline) and with
+  ``setNoDelay(true)``; left out, with the reason, without node or ``daemon/ui/web/node_modules``;
 - **bridgeRelay**: a ``websockets`` client in this process through the bridge (what
   the relay adds to TCP, without a browser);
 - **bridge**: Chromium, through ``kioskd ui``'s ``/mqtt`` bridge;
@@ -23,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,6 +53,11 @@ from .stats import Stats
 PICTURE_BYTES = 272_000
 TOPIC = "bench/picture/req"
 CLIENT_JS = procs.REPO / "tests" / "ui" / "mqtt311.js"
+#: The reference UI's npm project: its node_modules holds the MQTT.js the Node baseline runs.
+WEB_DIR = procs.REPO / "daemon" / "ui" / "web"
+NODE_CLIENT = Path(__file__).with_name("mqttjs_picture.mjs")
+#: The Node baseline's whole run (connect, warm-up, samples), in seconds.
+NODE_TIMEOUT_S = 120
 _UI_LINE = re.compile(r"kiosk UI: (http://127\.0\.0\.1:\d+/)")
 
 _OPEN = """async ({name, url}) => {
@@ -108,6 +118,40 @@ async def _tcp(port: int, count: int, warmup: int) -> list[float]:
     return samples
 
 
+def node_missing() -> str | None:
+    """Why the MQTT.js baseline cannot run here (None: it can)."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (WEB_DIR / "node_modules" / "mqtt").is_dir():
+        return f"MQTT.js is not installed: cd {WEB_DIR.relative_to(procs.REPO)} && npm ci"
+    return None
+
+
+async def _mqttjs(port: int, count: int, warmup: int, *, nodelay: bool) -> list[float]:
+    """Pictures to MQTT.js in Node over TCP (QoS 1 subscription, requests at QoS 0).
+
+    Raises:
+        RuntimeError: the client failed, timed out, or a picture arrived incomplete.
+
+    """
+    args = (str(WEB_DIR), str(port), str(count), str(warmup), "1" if nodelay else "0")
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_CLIENT), *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), NODE_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"MQTT.js: no result within {NODE_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"MQTT.js: {err.decode(errors='replace').strip()}")
+    result = json.loads(out)
+    if result["bytes"] != PICTURE_BYTES:
+        raise RuntimeError(f"MQTT.js: {result['bytes']} of {PICTURE_BYTES} bytes")
+    return [ms / 1000 for ms in result["ms"]]
+
+
 def _mqtt_packet(first: int, body: bytes) -> bytes:
     """An MQTT control packet: the first byte, the remaining length (varint), ``body``."""
     length, n = bytearray(), len(body)
@@ -160,7 +204,11 @@ async def _page(page: Page, name: str, url: str, count: int, warmup: int) -> lis
 
 
 async def measure(count: int, slow_count: int) -> dict[str, Any]:
-    """Each path's samples summarised (Stats dicts, ms): tcp, bridgeRelay, bridge, mosquittoWs."""
+    """Each path's samples summarised (Stats dicts, ms), all in one run.
+
+    Keys: tcp, mqttjsTcp and mqttjsTcpNodelay (or ``mqttjsMissing``, the reason),
+    bridgeRelay, bridge, mosquittoWs; ``bytes``: the picture's size.
+    """
     with (
         procs.broker(websockets=True) as broker,
         tempfile.TemporaryDirectory(prefix="kioskd-bench-browser-") as tmp,
@@ -186,8 +234,11 @@ async def measure(count: int, slow_count: int) -> dict[str, Any]:
                 page = await browser.new_page()
                 await page.goto(ui_url + "config.json")
                 await page.evaluate(CLIENT_JS.read_text(encoding="utf-8"))
-                raw = {
-                    "tcp": await _tcp(broker.port, count, 3),
+                raw = {"tcp": await _tcp(broker.port, count, 3)}
+                if node_missing() is None:
+                    raw["mqttjsTcp"] = await _mqttjs(broker.port, count, 3, nodelay=False)
+                    raw["mqttjsTcpNodelay"] = await _mqttjs(broker.port, count, 3, nodelay=True)
+                raw |= {
                     "bridgeRelay": await _relay(bridge_url, count, 3),
                     "bridge": await _page(page, "bridge", bridge_url, count, 3),
                     "mosquittoWs": await _page(
@@ -196,9 +247,16 @@ async def measure(count: int, slow_count: int) -> dict[str, Any]:
                 }
             finally:
                 await browser.close()
-    return {name: asdict(Stats.of(samples)) for name, samples in raw.items()} | {
-        "bytes": PICTURE_BYTES
-    }
+    missing = {"mqttjsMissing": why} if (why := node_missing()) else {}
+    return (
+        {name: asdict(Stats.of(samples)) for name, samples in raw.items()}
+        | {"bytes": PICTURE_BYTES}
+        | missing
+    )
+
+
+#: The Node baselines over TCP, in the order printed.
+TCP_BASELINES = ("mqttjsTcp", "mqttjsTcpNodelay")
 
 
 def main() -> None:
@@ -210,12 +268,17 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(measure(args.count, args.slow_count))
     print(f"{PICTURE_BYTES} B picture, request until fully received (ms)")
-    for name in ("tcp", "bridgeRelay", "bridge", "mosquittoWs"):
-        s = result[name]
-        print(f"  {name:<12} n={s['n']:<3} p50={s['p50']:>9.1f} p99={s['p99']:>9.1f}")
+    for name in ("tcp", *TCP_BASELINES, "bridgeRelay", "bridge", "mosquittoWs"):
+        if s := result.get(name):
+            print(f"  {name:<16} n={s['n']:<3} p50={s['p50']:>9.1f} p99={s['p99']:>9.1f}")
+    if "mqttjsMissing" in result:
+        print(f"  mqttjs: not measured ({result['mqttjsMissing']})")
     tcp = result["tcp"]["p50"]
     print(f"  bridgeRelay p50 / tcp p50 = {result['bridgeRelay']['p50'] / tcp:.2f}x")
-    print(f"  bridge (Chromium) p50 / tcp p50 = {result['bridge']['p50'] / tcp:.2f}x")
+    for name in ("tcp", *TCP_BASELINES):
+        if name in result:
+            ratio = result["bridge"]["p50"] / result[name]["p50"]
+            print(f"  bridge (Chromium) p50 / {name} p50 = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

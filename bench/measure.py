@@ -392,7 +392,10 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results["production"] = await footprint.production(plan.settle_s, plan.idle_s)
     progress("(g) slip render, and printing through the escpos driver")
     results["slip"] = await slip.measure(min(plan.count, 200))
-    progress("(i) a 272 KB picture: TCP, the UI server's bridge, Chromium, mosquitto's websockets")
+    progress(
+        "(i) a 272 KB picture: TCP (aiomqtt, MQTT.js in Node), the UI server's bridge, Chromium,"
+        " mosquitto's websockets"
+    )
     results["picture"] = await browser.measure(max(10, plan.count // 25), plan.slow_pictures)
     progress("(j) chip reads through pcscd and vpcd, 10 ms per APDU")
     results["chipRead"] = await card_read.chip_share(max(5, plan.count // 50))

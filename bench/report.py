@@ -13,6 +13,12 @@ SLIP_RENDER_MS = 150.0
 SCAN_P99_MS = 5.0
 #: A picture through the UI server's bridge, p50 over the same picture's TCP p50.
 PICTURE_TCP_FACTOR = 2.0
+#: The TCP clients of the picture bench Chromium is compared with: results key, label.
+PICTURE_TCP_CLIENTS = (
+    ("mqttjsTcp", "MQTT.js TCP"),
+    ("mqttjsTcpNodelay", "MQTT.js TCP_NODELAY"),
+    ("tcp", "Python aiomqtt TCP"),
+)
 #: Idle CPU of the daemon with every real driver polling (its wire simulators), % of a core.
 IDLE_CPU_PCT = 1.0
 #: The daemon's share of a chip read at 10 ms per APDU.
@@ -104,20 +110,34 @@ def targets(results: dict[str, Any]) -> list[Target]:
             Target("start -> ready (max of runs)", results["startup"]["maxMs"], STARTUP_MS, "ms")
         )
     if "picture" in results:
-        pic = results["picture"]
-        for key, label in (("bridgeRelay", "relay"), ("bridge", "Chromium")):
-            found.append(
-                Target(
-                    f"picture via bridge ({label}) p50 / TCP p50",
-                    round(pic[key]["p50"] / pic["tcp"]["p50"], 2),
-                    PICTURE_TCP_FACTOR,
-                    "x",
-                )
-            )
+        found.extend(_picture_targets(results["picture"]))
     found.extend(
         Target(f"slip render {width} dots p99", stats["p99"], SLIP_RENDER_MS, "ms")
         for width in (384, 576)
         if (stats := results.get("slip", {}).get(f"render{width}"))
+    )
+    return found
+
+
+def _picture_targets(pic: dict[str, Any]) -> list[Target]:
+    """The relay over aiomqtt's TCP, and Chromium over each TCP client measured in the run."""
+    found = [
+        Target(
+            "picture via bridge (relay) p50 / Python aiomqtt TCP p50",
+            round(pic["bridgeRelay"]["p50"] / pic["tcp"]["p50"], 2),
+            PICTURE_TCP_FACTOR,
+            "x",
+        )
+    ]
+    found.extend(
+        Target(
+            f"picture via bridge (Chromium) p50 / {label} p50",
+            round(pic["bridge"]["p50"] / pic[key]["p50"], 2),
+            PICTURE_TCP_FACTOR,
+            "x",
+        )
+        for key, label in PICTURE_TCP_CLIENTS
+        if key in pic
     )
     return found
 
@@ -236,19 +256,44 @@ def render(meta: dict[str, Any], results: dict[str, Any], checked: list[Target])
     return "\n".join(lines)
 
 
+def _issue19_picture_rows(
+    pic: dict[str, Any], by_name: dict[str, Target]
+) -> list[tuple[str, str, str, Target | None]]:
+    """Issue 19's picture rows: Chromium through the bridge over each TCP client of the run."""
+    rows: list[tuple[str, str, str, Target | None]] = []
+    now = f"{pic['bridge']['p50']:.1f} ms"
+    size = f"{pic['bytes'] / 1000:.0f} KB picture to Chromium, bridge p50"
+    clients = {
+        "mqttjsTcp": "MQTT.js in Node, TCP (the issue's baseline)",
+        "mqttjsTcpNodelay": "MQTT.js in Node, TCP_NODELAY",
+        "tcp": "Python aiomqtt, TCP_NODELAY",
+    }
+    if "mqttjsMissing" in pic:
+        rows.append((f"{size} / MQTT.js TCP", now, pic["mqttjsMissing"], None))
+    for key, label in PICTURE_TCP_CLIENTS:
+        if key in pic:
+            rows.append(
+                (
+                    f"  the same / {label}" if rows else f"{size} / {label}",
+                    now,
+                    f"{clients[key]} {pic[key]['p50']:.1f} ms",
+                    by_name.get(f"picture via bridge (Chromium) p50 / {label} p50"),
+                )
+            )
+    rows.append(
+        (
+            "  (before: mosquitto's websockets, Chromium)",
+            f"{pic['mosquittoWs']['p50']:.0f} ms",
+            "",
+            None,
+        )
+    )
+    return rows
+
+
 def _issue19_lines(results: dict[str, Any], by_name: dict[str, Target]) -> list[str]:
     """Issue 19's table: each measure with its baseline from the same run, and PASS/MISS."""
-    rows: list[tuple[str, str, str, Target | None]] = []
-    if "picture" in results:
-        pic = results["picture"]
-        rows.append(
-            (
-                f"{pic['bytes'] / 1000:.0f} KB picture to Chromium, bridge p50",
-                f"{pic['bridge']['p50']:.1f} ms",
-                f"mosquitto ws {pic['mosquittoWs']['p50']:.0f} ms; TCP {pic['tcp']['p50']:.1f} ms",
-                by_name.get("picture via bridge (Chromium) p50 / TCP p50"),
-            )
-        )
+    rows = _issue19_picture_rows(results["picture"], by_name) if "picture" in results else []
     if "production" in results and "rss" in results:
         rows.append(
             (
@@ -311,7 +356,7 @@ def _issue19_lines(results: dict[str, Any], by_name: dict[str, Target]) -> list[
     lines = ["", "  issue 19: measure, now, baseline in the same run, target"]
     for label, now, baseline, target in rows:
         mark = _mark(target) if target is not None else ""
-        lines.append(f"      {label:<52}{now:>12}  {baseline:<44}  {mark}")
+        lines.append(f"      {label:<62}{now:>12}  {baseline:<56}  {mark}".rstrip())
     return lines
 
 
@@ -320,21 +365,32 @@ def _picture_lines(picture: dict[str, Any] | None, by_name: dict[str, Target]) -
         return []
     kib = picture["bytes"] / 1000
     rows = (
-        ("tcp", "TCP, aiomqtt client (TCP_NODELAY)", ""),
-        ("bridgeRelay", "UI server's /mqtt bridge, websockets client", "relay"),
-        ("bridge", "UI server's /mqtt bridge, Chromium", "Chromium"),
-        ("mosquittoWs", "mosquitto's websockets listener, Chromium", ""),
+        ("tcp", "TCP, aiomqtt client (TCP_NODELAY)"),
+        ("mqttjsTcp", "TCP, MQTT.js in Node (as it comes: Nagle on)"),
+        ("mqttjsTcpNodelay", "TCP, MQTT.js in Node (setNoDelay)"),
+        ("bridgeRelay", "UI server's /mqtt bridge, websockets client"),
+        ("bridge", "UI server's /mqtt bridge, Chromium"),
+        ("mosquittoWs", "mosquitto's websockets listener, Chromium"),
     )
     lines = ["", f"  (i) a {kib:.0f} KB picture, request until received (ms): p50, p99 (n)"]
-    for key, label, target in rows:
-        stats = picture[key]
+    for key, label in rows:
+        if (stats := picture.get(key)) is None:
+            continue
         text = f"      {label:<46}{stats['p50']:>9.1f}{stats['p99']:>9.1f} ({stats['n']})"
-        if target:
-            found = by_name[f"picture via bridge ({target}) p50 / TCP p50"]
+        if key == "bridgeRelay":
+            found = by_name["picture via bridge (relay) p50 / Python aiomqtt TCP p50"]
             text += f"  {found.value:.2f}x TCP  {_mark(found)}"
         elif key == "mosquittoWs":
             text += f"  {stats['p50'] / picture['bridge']['p50']:.0f}x the bridge (before)"
         lines.append(text)
+    if "mqttjsMissing" in picture:
+        lines.append(f"      MQTT.js in Node: not measured ({picture['mqttjsMissing']})")
+    for key, label in PICTURE_TCP_CLIENTS:
+        if key in picture:
+            found = by_name[f"picture via bridge (Chromium) p50 / {label} p50"]
+            lines.append(
+                f"      Chromium via the bridge / {label:<20}{found.value:>7.2f}x  {_mark(found)}"
+            )
     return lines
 
 
