@@ -1,7 +1,8 @@
 """The ``kioskd`` command line: one module per command group, named for the command.
 
 ``kioskd.py`` is ``kioskd`` itself (run, safe-state, check-config, version) and
-mounts the others: ``ledger.py`` (``kioskd ledger``), ``lockers.py``
+mounts the others by module name, imported when used (``lazy.py``; ``kioskd run``
+carries none of them): ``ledger.py`` (``kioskd ledger``), ``lockers.py``
 (``kioskd lockers``), ``fleet.py`` (``kioskd fleet``), ``update.py``
 (``kioskd update``), ``provision.py`` (``kioskd provision``) and ``ui.py``
 (``kioskd ui``).  Each group is a ``typer.Typer`` named ``app``.

@@ -8,7 +8,7 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 import typer
@@ -17,18 +17,35 @@ from daemon import __version__, logs, sim_runtime
 from daemon.app import App, limit_malloc_arenas, safe_state_configured
 from daemon.broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
-from daemon.ui.server import BRIDGE_PATH, BrokerAddress, UiError, UiSite, serve_ui
+from daemon.ui import DEFAULT_PORT as UI_DEFAULT_PORT
 
-from . import fleet, ledger, lockers, provision, update
-from .ui import DEFAULT_PORT as UI_DEFAULT_PORT
-from .ui import ui
+from .lazy import LazyGroup
 
 EX_UNAVAILABLE = 69
+
+
+class Commands(LazyGroup):
+    """``kioskd``'s commands; the other command groups' modules are imported when used."""
+
+    listing: ClassVar[dict[str, str | None]] = {
+        "run": None,
+        "ui": "daemon.cli.ui:ui",
+        "safe-state": None,
+        "check-config": None,
+        "version": None,
+        "fleet": "daemon.cli.fleet:app",
+        "provision": "daemon.cli.provision:app",
+        "lockers": "daemon.cli.lockers:app",
+        "update": "daemon.cli.update:app",
+        "ledger": "daemon.cli.ledger:app",
+    }
+
 
 # Help texts are plain text.  They name TOML tables (``[daemon] state_dir``) and
 # defaults (``[/]``) in brackets, which rich markup would swallow as style tags or
 # reject with a MarkupError; markdown would drop ``<id>``.  With markup off, typer
-# uses click's plain help formatter, which every sub-app inherits from this root.
+# uses click's plain help formatter, which every sub-app inherits from this root
+# (``Commands`` passes it to each command group it imports).
 app = typer.Typer(
     name="kioskd",
     help="Device daemon of a self-service administrative kiosk.",
@@ -36,11 +53,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=Commands,
 )
-app.add_typer(fleet.app)
-app.add_typer(provision.app, name="provision")
-app.add_typer(lockers.app)
-app.add_typer(update.app)
 
 ConfigOption = Annotated[
     Path | None,
@@ -90,7 +104,8 @@ def _setup_logging(level: str) -> None:
     logs.setup(level)
 
 
-def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
+def _announce(config: Config, broker: BrokerInfo, ui: tuple[str, str] | None) -> None:
+    """Print where the embedded broker is and what to try; ``ui``: its URL and its bridge's."""
     board = config.board.id
     port = broker.port
     lines = [
@@ -98,9 +113,9 @@ def _announce(config: Config, broker: BrokerInfo, ui_url: str | None) -> None:
     ]
     if broker.ws_port is not None:
         lines.append(f"  websockets: ws://127.0.0.1:{broker.ws_port}")
-    if ui_url is not None:
+    if ui is not None:
+        ui_url, ws_bridge = ui
         lines.append(f"  kiosk UI:   {ui_url}  (technician: {ui_url}tech.html)")
-        ws_bridge = "ws" + ui_url.removeprefix("http").rstrip("/") + BRIDGE_PATH
         lines.append(f"  websockets to the broker through the UI server: {ws_bridge}")
     lines += [
         f"  state dir:  {config.daemon.state_dir}",
@@ -172,17 +187,41 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: i
             ws_port = broker.ws_port
         else:
             ws_port = config.broker.ws_port
-        ui_url = None
-        if ui_port:
-            # The UI server (and its websockets library) only when a UI is served.
-            # The page connects to the UI server's own bridge to the broker's TCP listener.
-            site = UiSite(board=config.board.id)
-            port = ui_port if port_free(ui_port) else free_port()
-            broker_tcp = BrokerAddress(config.mqtt.host, config.mqtt.port)
-            ui_url = await stack.enter_async_context(serve_ui(site, port, broker=broker_tcp))
+        ui = await _serve_ui(stack, config, ui_port) if ui_port else None
         if broker is not None:
-            _announce(config, broker, ui_url)
+            _announce(config, broker, ui)
         await App(config).run(stop)
+
+
+async def _serve_ui(
+    stack: contextlib.AsyncExitStack, config: Config, ui_port: int
+) -> tuple[str, str]:
+    """Serve the reference UI on ``ui_port`` (a free port if taken) until ``stack`` closes.
+
+    The page connects to the UI server's own bridge to the broker's TCP listener.
+    Returns the UI's URL and the bridge's.
+
+    Raises:
+        typer.Exit: EX_UNAVAILABLE, the UI cannot be served (the reason on stderr).
+
+    """
+    # The UI server only when a UI is served (its websockets library with the first page).
+    from daemon.ui.server import (  # noqa: PLC0415
+        BRIDGE_PATH,
+        BrokerAddress,
+        UiError,
+        UiSite,
+        serve_ui,
+    )
+
+    site = UiSite(board=config.board.id)
+    port = ui_port if port_free(ui_port) else free_port()
+    broker_tcp = BrokerAddress(config.mqtt.host, config.mqtt.port)
+    try:
+        ui_url = await stack.enter_async_context(serve_ui(site, port, broker=broker_tcp))
+    except UiError as exc:
+        raise _fail(str(exc), EX_UNAVAILABLE) from None
+    return ui_url, "ws" + ui_url.removeprefix("http").rstrip("/") + BRIDGE_PATH
 
 
 @app.command()
@@ -221,11 +260,8 @@ def run(
         try:
             ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
             asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
-        except (BrokerError, UiError) as exc:
+        except BrokerError as exc:
             raise _fail(str(exc), EX_UNAVAILABLE) from None
-
-
-app.command("ui")(ui)
 
 
 @app.command("safe-state")
@@ -259,9 +295,6 @@ def check_config(path: Annotated[Path, typer.Argument(dir_okay=False)]) -> None:
     typer.echo(f"{path}: board {cfg.board.id}, {len(cfg.devices)} devices")
     for entry in cfg.devices:
         typer.echo(f"  {entry.id}: {entry.device_class} ({entry.driver})")
-
-
-app.add_typer(ledger.app, name="ledger")
 
 
 @app.command()

@@ -17,10 +17,9 @@ from typing import Annotated
 import typer
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load, read_secret, sim_config
+from daemon.ui import DEFAULT_PORT
 from daemon.ui.server import BRIDGE_PATH, BrokerAddress, UiCredential, UiError, UiSite, serve_ui
 
-#: Default port of the UI server.
-DEFAULT_PORT = 8080
 #: Exit status when the port cannot be served (sysexits EX_UNAVAILABLE).
 EX_UNAVAILABLE = 69
 

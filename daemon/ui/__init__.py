@@ -4,3 +4,6 @@
 built from them, ``server`` the loopback HTTP server and ``bundle`` the check
 that the bundle matches its sources (docs/ui.md).
 """
+
+#: Default port of the UI server (``kioskd ui``, ``kioskd run --sim``).
+DEFAULT_PORT = 8080
