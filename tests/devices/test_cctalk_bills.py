@@ -28,7 +28,7 @@ from devices.cash_acceptor.cctalk_validator import CctalkBillValidator
 from devices.coin_acceptor.cctalk import HOST_ADDRESS, Header, decode, encode
 from devices.coin_acceptor.messages import DepositStartParams
 from devices.sim.cash_acceptor.cctalk_device import VND_SCALING, CctalkBillDevice
-from devices.sim.cash_acceptor.ssp_device import Fate
+from devices.sim.cash_acceptor.note_device import Fate
 from devices.sim.coin_acceptor.cctalk_device import CctalkFault, CctalkFaultParams
 from devices.sim.support.pty import PtyPair
 from tests.support import RecordingHost, build, ctx, running

@@ -24,7 +24,8 @@ from devices.cash_acceptor.ssp import Command, Packet
 from devices.cash_acceptor.ssp_validator import SspValidator
 from devices.coin_acceptor.messages import DepositStartParams
 from devices.errors import ProtocolError
-from devices.sim.cash_acceptor.ssp_device import Fate, SspFault, SspFaultParams, SspNoteDevice
+from devices.sim.cash_acceptor.note_device import Fate
+from devices.sim.cash_acceptor.ssp_device import SspFault, SspFaultParams, SspNoteDevice
 from devices.sim.support.pty import PtyPair
 from tests.support import RecordingHost, build, ctx, running
 

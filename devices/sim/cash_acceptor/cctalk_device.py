@@ -25,12 +25,8 @@ pair in a process of its own, controlled over a Unix socket
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import msgspec
 
 from devices.cash_acceptor.cctalk_bills import (
     BILL_VALIDATOR_ADDRESS,
@@ -45,10 +41,9 @@ from devices.cash_acceptor.cctalk_bills import (
 from devices.cash_acceptor.messages import StackerState
 from devices.cash_acceptor.settings import VND_NOTES
 from devices.coin_acceptor.cctalk import CHANNELS, Checksum, Header
-from devices.errors import Offline
-from devices.sim.cash_acceptor.ssp_device import Fate
-from devices.sim.coin_acceptor.cctalk_device import CctalkCoinDevice, CctalkFault, CctalkFaultParams
-from devices.sim.support.device_process import ProcessRunner, process_arguments
+from devices.sim.cash_acceptor.note_device import Fate, note_arguments, note_controls
+from devices.sim.coin_acceptor.cctalk_device import CctalkCoinDevice, CctalkFault, bus_arguments
+from devices.sim.support.device_process import Control, Request, run_process
 
 log = logging.getLogger(__name__)
 
@@ -214,57 +209,37 @@ class CctalkBillDevice(CctalkCoinDevice):
         replies[Header.REQUEST_EQUIPMENT_CATEGORY] = b"Bill Validator"
         return replies
 
-    async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer a control request (insertNote, fault, stacker, stats)."""
-        match request.get("action"):
-            case "insertNote":
-                if self.validation_s:
-                    await asyncio.sleep(self.validation_s)
-                fate = self.insert_note(
-                    int(request["value"]), pull_back=bool(request.get("pullBack"))
-                )
-                return {"fate": (await fate).value}
-            case "fault":
-                self.set_fault(msgspec.convert(request, CctalkFaultParams))
-                return {}
-            case "stacker":
-                self.set_stacker(StackerState(request["state"]))
-                return {}
-            case "stats":
-                return {
-                    "stacked": self.stacked,
-                    "accepted": self.accepted,
-                    "returned": self.returned,
-                    "counter": self.counter,
-                    "enabled": self.enabled,
-                    "notes": self.notes,
-                    "address": self.address,
-                    "checksum": self.checksum.value,
-                    "echo": self.echo,
-                }
-            case other:
-                return {"error": f"unknown action {other!r}"}
+    def controls(self) -> dict[str, Control]:
+        """The control requests of the device process: insertNote, stacker, fault, stats."""
+        return {**note_controls(self), "fault": self.fault_control, "stats": self._bill_stats}
+
+    async def _bill_stats(self, _request: Request) -> Request:
+        return {
+            "stacked": self.stacked,
+            "accepted": self.accepted,
+            "returned": self.returned,
+            "counter": self.counter,
+            "enabled": self.enabled,
+            "notes": self.notes,
+            "address": self.address,
+            "checksum": self.checksum.value,
+            "echo": self.echo,
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the validator alone on a socat pty pair, controlled over a Unix socket."""
-    parser = process_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--notes", default=",".join(map(str, VND_NOTES)), help="note values")
-    parser.add_argument("--address", type=int, default=BILL_VALIDATOR_ADDRESS)
-    parser.add_argument("--checksum", choices=[c.value for c in Checksum], default="simple")
-    parser.add_argument("--echo", action="store_true", help="single-wire bus: echo requests")
-    parser.add_argument("--escrow-timeout", type=float, default=ESCROW_TIMEOUT_S)
+    parser = note_arguments(__doc__.split("\n\n")[0], escrow_timeout_s=ESCROW_TIMEOUT_S)
+    bus_arguments(parser, address=BILL_VALIDATOR_ADDRESS)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     device = CctalkBillDevice(
-        [int(v) for v in args.notes.split(",")],
+        args.notes,
         address=args.address,
         checksum=Checksum(args.checksum),
         echo=args.echo,
         escrow_timeout_s=args.escrow_timeout,
     )
-    with contextlib.suppress(Offline):
-        asyncio.run(ProcessRunner(args, serve=device.serve, answer=device.answer).run())
+    run_process(args, serve=device.serve, controls=device.controls())
 
 
 if __name__ == "__main__":

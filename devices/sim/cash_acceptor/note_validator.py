@@ -24,7 +24,8 @@ from devices.cash_acceptor.settings import NoteTable
 from devices.errors import InvalidData
 from devices.sim.cash_acceptor.actions import INSERT_NOTE, STACKER, InsertNoteParams, StackerParams
 from devices.sim.cash_acceptor.behaviour import ReturnedNote
-from devices.sim.cash_acceptor.ssp_device import ESCROW_TIMEOUT_S, MAX_DELAY_MS, Fate
+from devices.sim.cash_acceptor.note_device import Fate
+from devices.sim.cash_acceptor.ssp_device import ESCROW_TIMEOUT_S, MAX_DELAY_MS
 from devices.sim.support.device_process import CONTROL_TIMEOUT_S, DeviceProcess
 from devices.sim.support.wire import WireSimulator
 

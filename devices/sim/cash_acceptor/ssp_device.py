@@ -35,14 +35,13 @@ a process of its own, controlled over a Unix socket (:mod:`devices.sim.support.d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
@@ -72,8 +71,9 @@ from devices.cash_acceptor.ssp_crypto import (
     is_prime,
     key_bytes,
 )
-from devices.errors import Offline, Timeout
-from devices.sim.support.device_process import ProcessRunner, process_arguments
+from devices.errors import Timeout
+from devices.sim.cash_acceptor.note_device import Fate, note_arguments, note_controls
+from devices.sim.support.device_process import Control, Request, run_process
 from devices.transports.serial import LineSettings, SerialPort
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,6 @@ class SspFaultParams(Params):
 
     kind: SspFault
     delay_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] = 2000
-
-
-class Fate(StrEnum):
-    """What became of a note fed in."""
-
-    STACKED = "stacked"
-    RETURNED = "returned"
 
 
 class _Escrow:
@@ -497,55 +490,41 @@ class SspNoteDevice:
 
     # -- control (one JSON object a line, devices.sim.support.device_process) ------------
 
-    async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer a control request (insertNote, fault, stacker, stats)."""
-        match request.get("action"):
-            case "insertNote":
-                if self.validation_s:
-                    await asyncio.sleep(self.validation_s)
-                fate = self.insert_note(
-                    int(request["value"]), pull_back=bool(request.get("pullBack"))
-                )
-                return {"fate": (await fate).value}
-            case "fault":
-                self.set_fault(msgspec.convert(request, SspFaultParams))
-                return {}
-            case "stacker":
-                self.set_stacker(StackerState(request["state"]))
-                return {}
-            case "stats":
-                return {
-                    "stacked": self.stacked,
-                    "returned": self.returned,
-                    "stackedCount": self.stacked_count,
-                    "enabled": self.enabled,
-                    "notes": self.notes,
-                    "address": self.address,
-                    "essp": self.essp,
-                }
-            case other:
-                return {"error": f"unknown action {other!r}"}
+    def controls(self) -> dict[str, Control]:
+        """The control requests of the device process: insertNote, stacker, fault, stats."""
+        return {**note_controls(self), "fault": self._fault, "stats": self._stats}
+
+    async def _fault(self, request: Request) -> Request:
+        self.set_fault(msgspec.convert(request, SspFaultParams))
+        return {}
+
+    async def _stats(self, _request: Request) -> Request:
+        return {
+            "stacked": self.stacked,
+            "returned": self.returned,
+            "stackedCount": self.stacked_count,
+            "enabled": self.enabled,
+            "notes": self.notes,
+            "address": self.address,
+            "essp": self.essp,
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the validator alone on a socat pty pair, controlled over a Unix socket."""
-    parser = process_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--notes", default=",".join(map(str, VND_NOTES)), help="note values")
+    parser = note_arguments(__doc__.split("\n\n")[0], escrow_timeout_s=ESCROW_TIMEOUT_S)
     parser.add_argument("--address", type=int, default=0)
     parser.add_argument("--essp", action="store_true", help="require eSSP encryption")
     parser.add_argument("--fixed-key", default=f"{DEFAULT_FIXED_KEY:016X}")
-    parser.add_argument("--escrow-timeout", type=float, default=ESCROW_TIMEOUT_S)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     device = SspNoteDevice(
-        [int(v) for v in args.notes.split(",")],
+        args.notes,
         address=args.address,
         essp=args.essp,
         fixed_key=int(args.fixed_key, 16),
         escrow_timeout_s=args.escrow_timeout,
     )
-    with contextlib.suppress(Offline):
-        asyncio.run(ProcessRunner(args, serve=device.serve, answer=device.answer).run())
+    run_process(args, serve=device.serve, controls=device.controls())
 
 
 if __name__ == "__main__":

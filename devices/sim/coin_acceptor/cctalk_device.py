@@ -42,9 +42,8 @@ Control requests:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import contextlib
-import functools
 import logging
 import os
 from collections import deque
@@ -52,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
@@ -60,6 +59,7 @@ from msgspec import Meta
 from devices.base import Params, sim_action
 from devices.coin_acceptor.cctalk import (
     CHANNELS,
+    COIN_ACCEPTOR_ADDRESS,
     HOST_ADDRESS,
     Checksum,
     CoinError,
@@ -71,8 +71,8 @@ from devices.coin_acceptor.cctalk import (
     frame_length,
 )
 from devices.coin_acceptor.counter import BUFFER_EVENTS, COUNTER_MAX
-from devices.errors import Offline, Timeout
-from devices.sim.support.device_process import ProcessRunner, process_arguments
+from devices.errors import Timeout
+from devices.sim.support.device_process import Control, Request, process_arguments, run_process
 from devices.transports.serial import SerialPort
 
 log = logging.getLogger(__name__)
@@ -312,63 +312,65 @@ class CctalkCoinDevice:
                 # On a single-wire bus the host hears its own request before the reply.
                 await port.write((raw if self.echo else b"") + reply, timeout_s=IDLE_WAIT_S)
 
+    # -- control (one JSON object a line, devices.sim.support.device_process) ------------
+
+    def controls(self) -> dict[str, Control]:
+        """The control requests of the device process: insertCoin, fault, stats."""
+        return {"insertCoin": self._insert_coin, "fault": self.fault_control, "stats": self._stats}
+
+    async def _insert_coin(self, request: Request) -> Request:
+        if self.validation_s:  # the ``slow`` fault: one coin validated at a time
+            await asyncio.sleep(self.validation_s)
+        result = self.insert_coin(msgspec.convert(request, _InsertCoin).value)
+        return {"accepted": result.accepted, "counter": result.counter}
+
+    async def fault_control(self, request: Request) -> Request:
+        """Apply the fault of a ``fault`` request (:class:`CctalkFaultParams`, camelCase)."""
+        self.set_fault(msgspec.convert(request, CctalkFaultParams))
+        return {}
+
+    async def _stats(self, _request: Request) -> Request:
+        return {
+            "accepted": self.accepted,
+            "returned": self.returned,
+            "counter": self.counter,
+            "enabled": self.enabled,
+            "coins": self.values,
+            "address": self.address,
+            "checksum": self.checksum.value,
+            "echo": self.echo,
+        }
+
+
+class _InsertCoin(msgspec.Struct):
+    value: int = 0
+
 
 # -- standalone process ----------------------------------------------------------------------
 
 
-class _Control(msgspec.Struct, kw_only=True, rename="camel"):
-    action: str
-    value: int = 0
-    kind: CctalkFault = CctalkFault.CLEAR
-    delay_ms: Annotated[int, Meta(ge=0, le=MAX_DELAY_MS)] = 2000
-    code: int = CoinError.COIN_ON_STRING
+def bus_arguments(parser: argparse.ArgumentParser, *, address: int) -> None:
+    """Add the bus options of a ccTalk device process (coins, notes) to ``parser``.
 
-
-async def answer(device: CctalkCoinDevice, raw: dict[str, Any]) -> dict[str, Any]:
-    """Answer a control request (insertCoin, fault, stats) of the device process."""
-    request = msgspec.convert(raw, _Control)
-    match request.action:
-        case "insertCoin":
-            if device.validation_s:  # the ``slow`` fault: one coin validated at a time
-                await asyncio.sleep(device.validation_s)
-            result = device.insert_coin(request.value)
-            return {"accepted": result.accepted, "counter": result.counter}
-        case "fault":
-            device.set_fault(
-                CctalkFaultParams(kind=request.kind, delay_ms=request.delay_ms, code=request.code)
-            )
-            return {}
-        case "stats":
-            return {
-                "accepted": device.accepted,
-                "returned": device.returned,
-                "counter": device.counter,
-                "enabled": device.enabled,
-                "coins": device.values,
-                "address": device.address,
-                "checksum": device.checksum.value,
-                "echo": device.echo,
-            }
-        case _:
-            return {"error": f"unknown action {request.action!r}"}
+    ``--address`` (``address`` by default), ``--checksum`` (``simple`` or ``crc16``)
+    and ``--echo`` (a single-wire bus: the device echoes requests).
+    """
+    parser.add_argument("--address", type=int, default=address)
+    parser.add_argument("--checksum", choices=[c.value for c in Checksum], default="simple")
+    parser.add_argument("--echo", action="store_true", help="single-wire bus: echo requests")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the device alone on a socat pty pair, controlled over a Unix socket."""
     parser = process_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--coins", default="1000,2000,5000", help="coin values, comma separated")
-    parser.add_argument("--address", type=int, default=2)
-    parser.add_argument("--checksum", choices=[c.value for c in Checksum], default="simple")
-    parser.add_argument("--echo", action="store_true", help="single-wire bus: echo requests")
+    bus_arguments(parser, address=COIN_ACCEPTOR_ADDRESS)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     coins = [int(v) for v in args.coins.split(",")]
     device = CctalkCoinDevice(
         coins, address=args.address, checksum=Checksum(args.checksum), echo=args.echo
     )
-    runner = ProcessRunner(args, serve=device.serve, answer=functools.partial(answer, device))
-    with contextlib.suppress(Offline):
-        asyncio.run(runner.run())
+    run_process(args, serve=device.serve, controls=device.controls())
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ A real acceptor on its own power supply keeps its state when the daemon dies;
 so do the ccTalk coin acceptor and the SSP note validator of the wire
 simulators.  Both halves of that arrangement live here, once:
 
-- the device's side, :class:`ProcessRunner`: serves the device on a socat pty
-  pair and takes control requests (one JSON object a line) on a Unix socket;
-  prints ``ready`` once both serve; records ``{"pid", "control"}`` in its state
-  file, and stops by itself within :data:`STATE_CHECK_S` once that file is gone
-  or names another process.  ``stats`` answers are given the process's ``pid``;
-  ``stop`` ends it (as SIGTERM does); every other request goes to the device.
+- the device's side, :func:`run_process` (:class:`ProcessRunner`): serves the
+  device on a socat pty pair and takes control requests (one JSON object a
+  line) on a Unix socket; prints ``ready`` once both serve; records ``{"pid",
+  "control"}`` in its state file, and stops by itself within
+  :data:`STATE_CHECK_S` once that file is gone or names another process.
+  ``stop`` ends it (as SIGTERM does); every other request goes to the device's
+  :data:`Control` for its ``action`` (an unknown one is answered with an
+  error), and ``stats`` answers are given the process's ``pid``.
 - the daemon's side, :class:`DeviceProcess`: reconnects to the device a killed
   run left (when it answers with the same settings) or starts one in a session
   of its own, without the parent-death signal of the daemon's other children;
@@ -31,7 +33,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +57,9 @@ STATE_CHECK_S = 2.0
 
 T = TypeVar("T")
 Request = dict[str, Any]
+#: Answers one control request (a decoded JSON object) with a JSON object; a
+#: ``ValueError`` or ``KeyError`` (or msgspec's errors) becomes ``{"error": ...}``.
+Control = Callable[[Request], Awaitable[Request]]
 
 
 class StateRecord(msgspec.Struct, frozen=True):
@@ -114,8 +119,7 @@ class ProcessRunner:
     Args:
         args: the parsed :func:`process_arguments`.
         serve: serves the device on the pty at the given path until cancelled.
-        answer: answers a control request (a decoded JSON object) with a JSON object;
-            a ``ValueError`` (or msgspec's errors) becomes ``{"error": ...}``.
+        controls: the device's control requests by ``action``.
 
     """
 
@@ -124,21 +128,25 @@ class ProcessRunner:
         args: argparse.Namespace,
         *,
         serve: Callable[[Path], Coroutine[Any, Any, None]],
-        answer: Callable[[Request], Awaitable[Request]],
+        controls: Mapping[str, Control],
     ) -> None:
         self.args = args
         self.serve = serve
-        self.device_answer = answer
+        self.controls = controls
         self.stop = asyncio.Event()
         self.writers: set[asyncio.StreamWriter] = set()
 
     async def answer(self, request: Request) -> Request:
-        """Answer ``stop`` and ``stats`` (with the pid) here, the rest in the device."""
-        if request.get("action") == "stop":
+        """Answer ``stop`` here, the rest with the device's control; ``stats`` gets the pid."""
+        action = request.get("action")
+        if action == "stop":
             self.stop.set()
             return {}
-        reply = await self.device_answer(request)
-        if request.get("action") == "stats":
+        control = self.controls.get(action) if isinstance(action, str) else None
+        if control is None:
+            return {"error": f"unknown action {action!r}"}
+        reply = await control(request)
+        if action == "stats":
             reply["pid"] = os.getpid()
         return reply
 
@@ -226,6 +234,22 @@ class ProcessRunner:
         control.unlink(missing_ok=True)
         if state is not None and self.owns(state):
             state.unlink()
+
+
+def run_process(
+    args: argparse.Namespace,
+    *,
+    serve: Callable[[Path], Coroutine[Any, Any, None]],
+    controls: Mapping[str, Control],
+) -> None:
+    """Run a device process (a module's ``main``) until it is stopped or its pty is gone.
+
+    Warnings and errors are logged to stderr (the daemon's side keeps them in
+    ``device.log``).  Arguments as for :class:`ProcessRunner`.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(Offline):
+        asyncio.run(ProcessRunner(args, serve=serve, controls=controls).run())
 
 
 # -- the daemon's side -----------------------------------------------------------------------
