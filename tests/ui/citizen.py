@@ -17,6 +17,15 @@ CARD_QR = (
 )
 NAME = "Nguyễn Văn Thử"
 ID_NUMBER = "079099000123"
+#: The pictures the UI takes, as decoded in the page (px): ID sides readable (1280 across the
+#: card's 85.6 mm, ~380 dpi; issue 19: they were 800 px to dodge the websockets crawl), a face
+#: at the camera's 720 x 960 portrait.
+PICTURE_SIZES = {"face": (720, 960), "idFront": (1280, 807), "idBack": (1280, 807)}
+#: The size of the check screen's picture once decoded (falsy until then).
+SHOWN_SIZE = """(screen) => {
+  const img = document.querySelector(`main[data-screen='${screen}'] img.photo`);
+  return img && img.complete && img.naturalWidth > 0 && [img.naturalWidth, img.naturalHeight];
+}"""
 
 
 @dataclass
@@ -86,10 +95,12 @@ class Citizen:
         await self.tap("#hello-ok")
 
     async def photos(self) -> None:
-        for purpose in ("face", "idFront", "idBack"):
+        for purpose, size in PICTURE_SIZES.items():
             await self.screen.wait_screen(f"capture-{purpose}")
             await self.tap("#take")
             await self.screen.wait_screen(f"capture-{purpose}-check")
+            shown = await self.page.wait_for_function(SHOWN_SIZE, arg=f"capture-{purpose}-check")
+            assert tuple(await shown.json_value()) == size, purpose
             await self.tap("#use-picture")
 
     async def documents(self) -> None:
