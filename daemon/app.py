@@ -41,6 +41,7 @@ from devices.base import (
     SimControl,
     WireSimulation,
 )
+from devices.cash.acceptor import share_one_till
 from devices.errors import NotReady
 from devices.registry import resolve, resolve_simulator
 from devices.runtime.clock import now_ms
@@ -96,7 +97,8 @@ def create_devices(
     """Instantiate every configured device (opens no hardware).
 
     A device with a wire simulator in ``simulators`` gets its settings from
-    :meth:`WireSimulation.driver_settings`.
+    :meth:`WireSimulation.driver_settings`.  The board's money acceptors (coins,
+    notes) share one till: a deposit started on one takes money on all of them.
     """
     devices: dict[str, AnyDevice] = {}
     for entry in config.devices:
@@ -105,6 +107,7 @@ def create_devices(
         if simulators and entry.id in simulators:
             settings = simulators[entry.id].driver_settings(settings)
         devices[entry.id] = spec.create(entry.id, host or _NullHost(), env, settings)
+    share_one_till(devices.values())
     return devices
 
 

@@ -25,6 +25,7 @@ from devices.cash.ledger import (
     LEDGER_FILE,
     Ledger,
     LedgerError,
+    TransactionRecord,
     TransactionState,
 )
 from devices.runtime.clock import now_ms
@@ -87,6 +88,21 @@ def _by_value(by_value: list[tuple[int, int]]) -> str:
     return "; by value: " + ", ".join(f"{value} x {items}" for value, items in by_value)
 
 
+def _devices(record: TransactionRecord) -> set[str]:
+    """The acceptors of a transaction: the one it was opened on and every one that took money."""
+    return {record.device_id} | {c.device_id for c in record.credits}
+
+
+def _share(record: TransactionRecord, device_id: str) -> str:
+    """``notes: 20000 x 1 = 20000``: what one acceptor took in a transaction, by value."""
+    values: dict[int, int] = {}
+    for c in record.credits:
+        if c.device_id == device_id:
+            values[c.value] = values.get(c.value, 0) + 1
+    by_value = " + ".join(f"{v} x {n}" for v, n in sorted(values.items(), reverse=True))
+    return f"{device_id}: {by_value} = {sum(v * n for v, n in values.items())}"
+
+
 def _ms(text: str | None) -> int | None:
     if text is None:
         return None
@@ -115,7 +131,7 @@ def show(
     try:
         records = ledger.transactions(device_id=device, state=state, limit=limit)
         devices = sorted(
-            {r.device_id for r in ledger.transactions(limit=10_000)}
+            {d for r in ledger.transactions(limit=10_000) for d in _devices(r)}
             | ({device} if device else set())
         )
         boxes = [
@@ -135,6 +151,9 @@ def show(
             if r.lost_events or r.lost_unknown
             else ""
         )
+        shares = r.shares
+        if len(shares) > 1 or any(s.device_id != r.device_id for s in shares):
+            flags += " (" + ", ".join(_share(r, s.device_id) for s in shares) + ")"
         typer.echo(
             f"{_when(r.started_ms):25} {r.device_id:12} {r.state.value:8} {r.total:>10}"
             f" {r.amount_due if r.amount_due is not None else '-':>10} {len(r.credits):>5}  {r.id}"

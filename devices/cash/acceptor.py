@@ -15,12 +15,20 @@ then credit what the acceptor buffered (with its event counter), then
 await :meth:`~DepositAcceptor.set_inhibit`, so call it without holding the lock
 that ``set_inhibit`` needs (e.g. the serial link's), and keep every I/O of
 ``set_inhibit`` under its own timeout.
+
+A board's acceptors take one deposit together (a fee paid in coins and notes):
+the daemon joins them to one :class:`~devices.cash.deposit.Till`
+(:func:`share_one_till`); ``depositStart`` on any of them opens the board's
+deposit, ``depositEnd`` and ``depositStatus`` on any answer for it, and
+``depositEnded`` comes once, from the device it was started on, with what each
+acceptor took (``devices``).
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Iterable
 from typing import ClassVar
 
 from devices.base import (
@@ -34,7 +42,7 @@ from devices.base import (
     SettingsT_co,
     command,
 )
-from devices.cash.deposit import DepositService, DepositStatus
+from devices.cash.deposit import DepositService, DepositStatus, Till
 from devices.cash.ledger import LEDGER_FILE, Credit, EndReason, LostReason, TransactionRecord
 from devices.coin_acceptor.messages import (
     DEFAULT_DEPOSIT_TIMEOUT_MS,
@@ -48,6 +56,7 @@ from devices.coin_acceptor.messages import (
     DepositTransaction,
     EventsLost,
     FraudDetected,
+    shares_message,
     transaction_message,
 )
 
@@ -339,6 +348,7 @@ class DepositAcceptor(Device[SettingsT_co, DetailT_co]):
                 amount_due=record.amount_due,
                 overpayment_amount=record.overpayment,
                 overpayment=record.overpayment,
+                devices=shares_message(record),
             ),
         )
 
@@ -358,3 +368,14 @@ class DepositAcceptor(Device[SettingsT_co, DetailT_co]):
         """Set the condition from :meth:`acceptor_condition` unless the device is unreachable."""
         if self.condition not in UNREACHABLE:
             self.set_condition(self.acceptor_condition())
+
+
+def share_one_till(devices: Iterable[object]) -> None:
+    """Join every acceptor among ``devices`` (one board's) to one till: one deposit across them.
+
+    Call once, before any of them runs (the daemon does, when it creates its devices).
+    """
+    till = Till()
+    for device in devices:
+        if isinstance(device, DepositAcceptor):
+            device.deposits.join(till)

@@ -36,6 +36,20 @@ are whole currency units; an *item* is one coin or one note.
   :meth:`~DepositService.block` inhibits the acceptor while its hardware cannot
   take money (stacker removed or full).
 
+Several acceptors, one deposit: a board with a coin acceptor and a note
+validator takes one fee across both.  Each acceptor keeps its own service (its
+fraud latch, stacker or cash box, inhibit, crash recovery), and the services of
+a board join one :class:`Till` (:meth:`~DepositService.join`; the daemon does
+it for every acceptor it configures): the ledger, the one active deposit and the
+lock that orders credits are the till's.  :meth:`~DepositService.start` on any
+member opens the board's deposit (in the ledger under that member's device id)
+and enables every member that can take money (one offline, blocked or in fraud
+stays inhibited until it can); every credit goes into that one transaction with
+the device that took it, into that device's cash box; ``end`` and
+``transactions`` on any member answer for it; the end is reported once, by the
+member that opened it.  A crash leaves the one transaction active: every member's
+buffered items are credited to it at the next start.
+
 Order of calls for the owner's driver: :meth:`~DepositService.open` first, then
 the credits of what the acceptor buffered (with its event counter), then
 :meth:`~DepositService.hardware_ready` once the acceptor answers.
@@ -185,6 +199,10 @@ class _Deposit:
     amount_due: int | None
     deadline: float
     requester: str
+    #: The money it takes (ISO 4217): a member of another currency stays inhibited.
+    currency: str
+    #: The member that opened it; it reports the end.
+    opener: DepositService
     reason: EndReason | None = None
     end_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -197,6 +215,35 @@ class _Deposit:
         if self.reason is None:
             self.reason = reason
             self.end_requested.set()
+
+
+class Till:
+    """The board's one deposit and its ledger, shared by the services that join it.
+
+    Holds what is the board's: the ledger (opened by the first member that opens,
+    closed by the last that closes), the active deposit (at most one), the lock that
+    orders credits, their reports and the end of a deposit, and the transactions a
+    crash left active (found by the first open).  What is each acceptor's stays in
+    its :class:`DepositService`.
+    """
+
+    def __init__(self) -> None:
+        self.members: list[DepositService] = []
+        self.ledger: LedgerRunner | None = None
+        self.deposit: _Deposit | None = None
+        # Orders credits, their reports and the end of a transaction; never held across
+        # hardware I/O, so a driver's poll task can always deliver an item.
+        self.credit_lock = asyncio.Lock()
+        self.open_lock = asyncio.Lock()
+        #: ``(transaction id, device that opened it)`` a crash left active, oldest first.
+        self.recovered: list[tuple[str, str]] = []
+        #: Members that opened the ledger and have not closed it.
+        self.users = 0
+
+    def show_deposit(self, transaction_id: str | None, total: int | None, due: int | None) -> None:
+        """Show the active deposit (or none) in every member's status."""
+        for member in self.members:
+            member.show_deposit(transaction_id, total, due)
 
 
 class DepositService:
@@ -223,8 +270,10 @@ class DepositService:
         self.device_id = device_id
         self.item = item
         self._status = DepositStatus()
-        self._ledger: LedgerRunner | None = None
-        self._deposit: _Deposit | None = None
+        self._till = Till()
+        self._till.members.append(self)
+        # This member opened the till's ledger (and has not closed it).
+        self._open = False
         self._orphan_id: str | None = None
         # The transaction a crash left active: buffered items go to it until the first
         # hardware_ready(), which then announces every unsettled transaction.
@@ -236,11 +285,37 @@ class DepositService:
         self._blocked = False
         # Set by leave(): the device is being left, nothing enables the acceptor again.
         self._leaving = False
-        # Orders credits, their reports and the end of a transaction; never held across
-        # hardware I/O, so a driver's poll task can always deliver an item.
-        self._credit_lock = asyncio.Lock()
         # Serializes set_inhibit calls; the wanted state is decided inside it.
         self._hw_lock = asyncio.Lock()
+
+    def join(self, till: Till) -> None:
+        """Take deposits with the other members of ``till`` (the board's acceptors).
+
+        Call before :meth:`open`, once: the daemon joins every acceptor it
+        configures to one till.
+        """
+        if self._open:
+            raise RuntimeError(f"{self.device_id} joins a till after opening its ledger")
+        self._till.members.remove(self)
+        self._till = till
+        till.members.append(self)
+
+    @property
+    def till(self) -> Till:
+        """The till this acceptor shares (its own unless it joined another)."""
+        return self._till
+
+    @property
+    def _deposit(self) -> _Deposit | None:
+        return self._till.deposit
+
+    @property
+    def _credit_lock(self) -> asyncio.Lock:
+        return self._till.credit_lock
+
+    @property
+    def _ledger(self) -> LedgerRunner | None:
+        return self._till.ledger if self._open else None
 
     @property
     def status(self) -> DepositStatus:
@@ -278,43 +353,64 @@ class DepositService:
     async def open(self, path: Path) -> None:
         """Open the ledger at ``path`` once and recover a crashed run's deposits.
 
-        Later calls return at once.  Until the first :meth:`hardware_ready`,
-        items credited without a deposit go to the transaction the crash left
-        open (if any).
+        Later calls return at once.  The first member of the till to open opens
+        the ledger and turns every member's transaction left ``active`` into
+        ``unknown``.  Until the first :meth:`hardware_ready`, items credited
+        without a deposit go to the transaction the crash left open: the one this
+        acceptor opened, else the board's latest (a deposit across several
+        acceptors), if any.
 
         Raises:
             LedgerError: the ledger cannot be opened or read.
 
         """
-        if self._ledger is not None:
+        if self._open:
             return
-        runner = await LedgerRunner.open(path)
-        try:
-            recovered = await runner.call(Ledger.recover, self.device_id, now_ms())
-            unsettled = await runner.call(Ledger.open_transactions, self.device_id)
-            box = await runner.call(Ledger.cash_box, self.device_id)
-        except BaseException:
-            await runner.aclose()
-            raise
-        self._ledger = runner
-        for tx_id in recovered:
-            log.warning(
-                "%s: deposit %s was active when the daemon stopped; now unknown",
-                self.device_id,
-                tx_id,
-            )
+        till = self._till
+        async with till.open_lock:
+            if till.ledger is None:
+                till.recovered = []
+                runner = await LedgerRunner.open(path)
+                try:
+                    for member in till.members:
+                        for tx_id in await runner.call(Ledger.recover, member.device_id, now_ms()):
+                            till.recovered.append((tx_id, member.device_id))
+                            log.warning(
+                                "%s: deposit %s was active when the daemon stopped; now unknown",
+                                member.device_id,
+                                tx_id,
+                            )
+                except BaseException:
+                    await runner.aclose()
+                    raise
+                till.ledger = runner
+            try:
+                records = await till.ledger.call(Ledger.open_transactions, self.device_id)
+                box = await till.ledger.call(Ledger.cash_box, self.device_id)
+            except BaseException:
+                if till.users == 0:
+                    runner, till.ledger = till.ledger, None
+                    await runner.aclose()
+                raise
+            till.users += 1
+            self._open = True
+        own = [tx_id for tx_id, device in till.recovered if device == self.device_id]
+        board = [tx_id for tx_id, _ in till.recovered]
+        recovered = own or board
         self._recovery_id = recovered[-1] if recovered else None
         self._announce_pending = True
         self._set_box(box)
-        self._show(replace(self._status, unsettled=len(unsettled)))
+        unsettled = sum(r.state is TransactionState.UNKNOWN for r in records)
+        self._show(replace(self._status, unsettled=unsettled))
 
     async def hardware_ready(self) -> None:
         """The acceptor answers (again): set its inhibit; the first time, end crash recovery.
 
         The acceptor is enabled only for a deposit that takes money; the fraud
         latch of the previous connection is cleared.  The first call after
-        :meth:`open` reports every unsettled transaction
-        (:meth:`DepositOwner.on_recovered`).
+        :meth:`open` reports every unsettled transaction this acceptor opened
+        (:meth:`DepositOwner.on_recovered`; one across several acceptors is
+        reported once, by the one that opened it).
 
         Raises:
             DeviceError: from :meth:`DepositOwner.set_inhibit`.
@@ -328,7 +424,7 @@ class DepositService:
             self._recovery_id = None
             unsettled = await self._require_ledger().call(Ledger.open_transactions, self.device_id)
             for record in unsettled:
-                if record.state is TransactionState.UNKNOWN:
+                if record.state is TransactionState.UNKNOWN and record.device_id == self.device_id:
                     self._owner.on_recovered(record)
 
     async def fraud(self) -> None:
@@ -365,7 +461,7 @@ class DepositService:
         it then waits (at most :data:`HOLD_WAIT_S`) for :meth:`release` before
         it ends, so the item is credited to it once stacked.
         """
-        deposit = self._deposit
+        deposit = self._taking_deposit()
         if deposit is None or self._should_inhibit():
             return None
         deposit.held += 1
@@ -410,19 +506,26 @@ class DepositService:
             self._show(replace(self._status, inhibited=True))
 
     async def aclose(self) -> None:
-        """Stop the deposit task and close the ledger (daemon shutdown).
+        """Stop the board's deposit task and leave the ledger (daemon shutdown).
 
         An active deposit stays ``active`` in the ledger and is recovered as
-        ``unknown`` at the next start, like after a crash.
+        ``unknown`` at the next start, like after a crash.  The last member of
+        the till to close closes the ledger.
         """
-        deposit, self._deposit = self._deposit, None
+        till = self._till
+        deposit, till.deposit = till.deposit, None
         if deposit is not None and deposit.task is not None:
             deposit.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await deposit.task
-        ledger, self._ledger = self._ledger, None
-        if ledger is not None:
-            await ledger.aclose()
+        if self._open:
+            self._open = False
+            till.users -= 1
+            ledger, till.ledger = till.ledger, None
+            if till.users == 0 and ledger is not None:
+                await ledger.aclose()
+            else:
+                till.ledger = ledger
 
     # -- what the hardware did ---------------------------------------------------------------
 
@@ -447,7 +550,7 @@ class DepositService:
         orphan = False
         try:
             async with self._credit_lock:
-                deposit = self._deposit
+                deposit = self._taking_deposit()
                 recovering = deposit is None and self._recovery_id is not None
                 orphan = deposit is None and not recovering
                 credit = await self._commit(deposit, value, event_counter)
@@ -476,7 +579,7 @@ class DepositService:
                     if credit.new_transaction:
                         self._show(replace(self._status, unsettled=self._status.unsettled + 1))
                 else:
-                    self._show(replace(self._status, total=credit.total))
+                    self._till.show_deposit(deposit.id, credit.total, deposit.amount_due)
                     if deposit.amount_due is not None and credit.total >= deposit.amount_due:
                         deposit.request_end(EndReason.AMOUNT_REACHED)
                 self._set_box(credit.box)
@@ -503,16 +606,30 @@ class DepositService:
         ledger = self._require_ledger()
         if deposit is not None:
             return await ledger.call(
-                Ledger.credit, deposit.id, value, event_counter=counter, at_ms=now_ms()
-            )
-        if self._recovery_id is not None:
-            return await ledger.call(
-                Ledger.credit_recovered,
-                self._recovery_id,
+                Ledger.credit,
+                deposit.id,
                 value,
                 event_counter=counter,
                 at_ms=now_ms(),
+                device_id=self.device_id,
             )
+        if self._recovery_id is not None:
+            try:
+                return await ledger.call(
+                    Ledger.credit_recovered,
+                    self._recovery_id,
+                    value,
+                    event_counter=counter,
+                    at_ms=now_ms(),
+                    device_id=self.device_id,
+                )
+            except LedgerError:
+                # Another acceptor's recovered deposit may be settled already (a UI heard
+                # of it first): nothing was written, the item is kept as an orphan.
+                record = await ledger.call(Ledger.get, self._recovery_id)
+                if record is None or record.state is TransactionState.UNKNOWN:
+                    raise
+                self._recovery_id = None
         credit = await ledger.call(
             Ledger.credit_orphan,
             self.device_id,
@@ -592,14 +709,16 @@ class DepositService:
     async def start(
         self, currency: str, amount_due: int | None, timeout_ms: int, requester: str
     ) -> TransactionRecord:
-        """Open a transaction for ``requester`` and enable the acceptor; returns it.
+        """Open the board's transaction for ``requester`` and enable the acceptors; returns it.
 
         ``amount_due`` (whole units) ends it once reached; ``timeout_ms`` (ms) is
-        how long it takes money.
+        how long it takes money.  The transaction is this acceptor's in the ledger;
+        every other member of the till that can take money now is enabled too (one
+        that cannot stays inhibited until it can: offline, stacker out, fraud).
 
         Raises:
             InvalidData: ``currency`` is not the acceptor's.
-            SequenceError: a deposit is already active.
+            SequenceError: a deposit is already active (on any member of the till).
             MediaError: the cash box is full.
             FraudAttempt: the acceptor reported manipulation.
             HardwareError: the acceptor or the ledger failed.
@@ -625,18 +744,27 @@ class DepositService:
                 at_ms=now_ms(),
             )
             loop = asyncio.get_running_loop()
-            deposit = _Deposit(record.id, amount_due, loop.time() + timeout_ms / 1000, requester)
-            self._deposit = deposit
+            deposit = _Deposit(
+                record.id,
+                amount_due,
+                loop.time() + timeout_ms / 1000,
+                requester,
+                self._owner.currency,
+                self,
+            )
+            self._till.deposit = deposit
             deposit.task = asyncio.create_task(
                 self._run_deposit(deposit),
                 name=f"{self.device_id}-deposit-{record.id}",
             )
-        self._show(replace(self._status, transaction_id=record.id, total=0, amount_due=amount_due))
+        self._till.show_deposit(record.id, 0, amount_due)
         try:
             await self.sync_inhibit()
         except BaseException:
             deposit.request_end(EndReason.ENDED)
             raise
+        for member in self._others():
+            await member.sync_inhibit_quietly()
         log.info(
             "%s: deposit %s started (due %s, timeout %d ms)",
             self.device_id,
@@ -656,8 +784,11 @@ class DepositService:
         who started it is not known after a restart, and settling moves no
         money (it marks the ledger's record reconciled).
 
+        A transaction of another acceptor of the till (one deposit across several)
+        is ended or settled here the same way.
+
         Raises:
-            InvalidData: no transaction of this device has that id.
+            InvalidData: no transaction of this till's acceptors has that id.
             Forbidden: another requester's active transaction, and the requester
                 is not staff.
             NotReady: the ledger is not open yet.
@@ -683,14 +814,14 @@ class DepositService:
             deposit.request_end(EndReason.ENDED)
             assert deposit.task is not None
             await asyncio.shield(deposit.task)
-        record = await ledger.call(Ledger.get, transaction_id, self.device_id)
-        if record is None:
-            raise InvalidData(f"no transaction {transaction_id} on {self.device_id}")
+        record = await self._get(transaction_id)
         if record.state is TransactionState.UNKNOWN:
             record = await ledger.call(Ledger.settle, record.id, now_ms())
-            if record.id == self._orphan_id:
-                self._orphan_id = None
-            self._show(replace(self._status, unsettled=max(0, self._status.unsettled - 1)))
+            for member in self._till.members:
+                if record.id == member._orphan_id:  # noqa: SLF001 - a member of the same till
+                    member._orphan_id = None  # noqa: SLF001
+                if member._open:  # noqa: SLF001
+                    await member.count_unsettled()
             log.info(
                 "%s: transaction %s settled (%d %s)",
                 self.device_id,
@@ -703,19 +834,57 @@ class DepositService:
     async def transactions(self, transaction_id: str | None) -> list[TransactionRecord]:
         """One transaction by id, or the active one (first) and every unsettled one.
 
+        The active one is the board's (whichever acceptor of the till opened it);
+        the unsettled ones are those this acceptor opened or took money in.
+
         Raises:
-            InvalidData: no transaction of this device has that id.
+            InvalidData: no transaction of this till's acceptors has that id.
             NotReady: the ledger is not open yet.
             LedgerError: the ledger failed.
 
         """
         ledger = self._require_ledger()
-        if transaction_id is None:
-            return await ledger.call(Ledger.open_transactions, self.device_id)
-        record = await ledger.call(Ledger.get, transaction_id, self.device_id)
-        if record is None:
+        if transaction_id is not None:
+            return [await self._get(transaction_id)]
+        records = await ledger.call(Ledger.open_transactions, self.device_id)
+        deposit = self._till.deposit
+        if deposit is not None and all(r.id != deposit.id for r in records):
+            active = await ledger.call(Ledger.get, deposit.id)
+            if active is not None and active.state is TransactionState.ACTIVE:
+                records.insert(0, active)
+        return records
+
+    async def count_unsettled(self) -> None:
+        """Count again the ``unknown`` transactions this acceptor opened or took money in.
+
+        Raises:
+            NotReady: the ledger is not open yet.
+            LedgerError: the ledger failed.
+
+        """
+        records = await self._require_ledger().call(Ledger.open_transactions, self.device_id)
+        unsettled = sum(r.state is TransactionState.UNKNOWN for r in records)
+        self._show(replace(self._status, unsettled=unsettled))
+
+    async def _get(self, transaction_id: str) -> TransactionRecord:
+        """The transaction if an acceptor of the till opened it or took money in it.
+
+        Raises:
+            InvalidData: no such transaction.
+            LedgerError: the ledger failed.
+
+        """
+        record = await self._require_ledger().call(Ledger.get, transaction_id)
+        devices = {member.device_id for member in self._till.members}
+        if record is None or (
+            record.device_id not in devices and not devices & {c.device_id for c in record.credits}
+        ):
             raise InvalidData(f"no transaction {transaction_id} on {self.device_id}")
-        return [record]
+        return record
+
+    def _others(self) -> list[DepositService]:
+        """The other members of the till whose ledger is open (their driver runs)."""
+        return [m for m in self._till.members if m is not self and m._open]  # noqa: SLF001
 
     # -- the inhibit -------------------------------------------------------------------------
 
@@ -743,8 +912,21 @@ class DepositService:
         except DeviceError as exc:
             log.warning("%s: could not set the acceptor's inhibit: %s", self.device_id, exc)
 
+    def _taking_deposit(self) -> _Deposit | None:
+        """The board's active deposit if it takes this acceptor's currency, else None."""
+        deposit = self._till.deposit
+        if deposit is None or deposit.currency != self._owner.currency:
+            return None
+        return deposit
+
+    def show_deposit(self, transaction_id: str | None, total: int | None, due: int | None) -> None:
+        """Show the board's active deposit (or none) in this acceptor's status."""
+        self._show(
+            replace(self._status, transaction_id=transaction_id, total=total, amount_due=due)
+        )
+
     def _should_inhibit(self) -> bool:
-        deposit = self._deposit
+        deposit = self._taking_deposit()
         return (
             deposit is None
             or deposit.reason is not None
@@ -805,9 +987,11 @@ class DepositService:
                 await deposit.end_requested.wait()
         deposit.request_end(EndReason.TIMEOUT)
         assert deposit.reason is not None
-        # Inhibit first: items the acceptor reports until then still belong to this deposit,
+        # Inhibit first: items the acceptors report until then still belong to this deposit,
         # and so do items held in escrow for it, once stacked.
         await self.sync_inhibit_quietly(force=True)
+        for member in self._others():
+            await member.sync_inhibit_quietly(force=True)
         if deposit.held:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(HOLD_WAIT_S):
@@ -821,7 +1005,7 @@ class DepositService:
                     self.item,
                 )
         async with self._credit_lock:
-            self._deposit = None
+            self._till.deposit = None
             try:
                 record = await self._require_ledger().call(
                     Ledger.end,
@@ -835,9 +1019,9 @@ class DepositService:
                 )
                 self._ledger_failed = True
                 self._owner.on_condition()
-                self._show(replace(self._status, transaction_id=None, total=None, amount_due=None))
+                self._till.show_deposit(None, None, None)
                 return
-            self._show(replace(self._status, transaction_id=None, total=None, amount_due=None))
+            self._till.show_deposit(None, None, None)
             log.info(
                 "%s: deposit %s ended (%s): %d %s",
                 self.device_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from msgspec import Meta
+from msgspec import Meta, field
 
 from devices.base import Message, Params
 from devices.cash.ledger import EndReason, LostReason, TransactionRecord, TransactionState
@@ -100,11 +100,13 @@ class DepositStarted(Message):
 
 
 class CoinRecord(Message):
-    """One coin of a transaction.
+    """One coin (or note) of a transaction.
 
     ``index`` is 1 for the first coin; ``value`` whole VND; ``ts`` Unix epoch ms;
     ``overpaid`` is true when the total after it exceeds ``amountDue``
-    (``overpayment``: the same flag under its deprecated v1 name).
+    (``overpayment``: the same flag under its deprecated v1 name).  ``deviceId``
+    is the acceptor that took it (in a deposit across a coin acceptor and a note
+    validator, not always the device answering).
     """
 
     index: int
@@ -112,6 +114,15 @@ class CoinRecord(Message):
     ts: int
     overpaid: bool = False
     overpayment: OverpaidFlag = False
+    device_id: str | None = None
+
+
+class DepositShare(Message):
+    """What one acceptor took in a deposit: ``items`` coins or notes, ``total`` whole VND."""
+
+    device_id: str
+    items: int
+    total: int
 
 
 class DepositTransaction(Message):
@@ -127,6 +138,8 @@ class DepositTransaction(Message):
     no deposit was active.  ``lostEvents`` counts acceptor events reported lost
     while it was open (coins that may be in the cash box without a credit);
     ``lostUnknown`` is true when the acceptor reset and that count is unknown.
+    ``devices`` is what each acceptor took, in the order of their first credit
+    (a deposit across a coin acceptor and a note validator has two).
     """
 
     transaction_id: str
@@ -146,6 +159,7 @@ class DepositTransaction(Message):
     coins: list[CoinRecord]
     lost_events: int = 0
     lost_unknown: bool = False
+    devices: list[DepositShare] = field(default_factory=list)
 
 
 class DepositStatusResult(Message):
@@ -191,7 +205,9 @@ class DepositEnded(Message):
 
     ``total``, ``amountDue`` and ``overpaymentAmount`` (paid above ``amountDue``)
     are whole VND (``overpayment``: the same amount under its deprecated v1 name);
-    ``reason`` is ``amountReached``, ``timeout`` or ``ended``.
+    ``reason`` is ``amountReached``, ``timeout`` or ``ended``.  ``devices`` is
+    what each acceptor took (a deposit across a coin acceptor and a note validator
+    is announced once, by the device it was started on, with both shares).
     """
 
     transaction_id: str
@@ -200,6 +216,7 @@ class DepositEnded(Message):
     amount_due: int | None = None
     overpayment_amount: int = 0
     overpayment: OverpaymentAmount = 0
+    devices: list[DepositShare] = field(default_factory=list)
 
 
 class FraudDetected(Message):
@@ -269,9 +286,18 @@ def transaction_message(record: TransactionRecord) -> DepositTransaction:
                 ts=c.ts_ms,
                 overpaid=c.overpayment,
                 overpayment=c.overpayment,
+                device_id=c.device_id,
             )
             for c in record.credits
         ],
         lost_events=record.lost_events,
         lost_unknown=record.lost_unknown,
+        devices=shares_message(record),
     )
+
+
+def shares_message(record: TransactionRecord) -> list[DepositShare]:
+    """What each acceptor took in a ledger transaction, in its wire form."""
+    return [
+        DepositShare(device_id=s.device_id, items=s.items, total=s.total) for s in record.shares
+    ]

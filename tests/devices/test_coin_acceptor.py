@@ -22,6 +22,7 @@ from devices.coin_acceptor.messages import (
     CoinRejected,
     DepositEnded,
     DepositEndParams,
+    DepositShare,
     DepositStartParams,
     DepositStatusParams,
     DepositTransaction,
@@ -146,7 +147,11 @@ async def test_deposit_reaches_amount_due(tmp_path: Path) -> None:
             (
                 "depositEnded",
                 DepositEnded(
-                    transaction_id=tx, total=3000, reason=EndReason.AMOUNT_REACHED, amount_due=3000
+                    transaction_id=tx,
+                    total=3000,
+                    reason=EndReason.AMOUNT_REACHED,
+                    amount_due=3000,
+                    devices=[DepositShare(device_id=device.id, items=2, total=3000)],
                 ),
             ),
         ]
@@ -225,7 +230,13 @@ async def test_timeout_ends_with_partial_payment(tmp_path: Path) -> None:
         await host.wait_for(lambda: named(host, "depositEnded"), timeout=2)
         assert loop.time() - began >= 0.2
         assert named(host, "depositEnded") == [
-            DepositEnded(transaction_id=tx, total=1000, reason=EndReason.TIMEOUT, amount_due=5000),
+            DepositEnded(
+                transaction_id=tx,
+                total=1000,
+                reason=EndReason.TIMEOUT,
+                amount_due=5000,
+                devices=[DepositShare(device_id=device.id, items=1, total=1000)],
+            ),
         ]
         assert device.hardware_inhibited
         assert detail(device).transaction_id is None
@@ -254,7 +265,12 @@ async def test_deposit_end_on_request_is_repeatable(tmp_path: Path) -> None:
         )
         assert [c.value for c in result.coins] == [5000, 2000]
         assert named(host, "depositEnded") == [
-            DepositEnded(transaction_id=tx, total=7000, reason=EndReason.ENDED)
+            DepositEnded(
+                transaction_id=tx,
+                total=7000,
+                reason=EndReason.ENDED,
+                devices=[DepositShare(device_id=device.id, items=2, total=7000)],
+            )
         ]
         assert device.hardware_inhibited
         assert detail(device).inhibited

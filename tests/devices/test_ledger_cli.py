@@ -137,3 +137,48 @@ def test_a_note_stacker_is_shown_and_collected_by_denomination(tmp_path: Path) -
     after = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
     assert "cash box notes: 0 coins, 0 since" in after.output
     assert "by value" not in after.output.split("cash box notes")[1].splitlines()[0]
+
+
+def test_one_fee_in_coins_and_notes_is_shown_per_acceptor_and_each_box_collected_alone(
+    tmp_path: Path,
+) -> None:
+    """A deposit across the coin acceptor and the note validator: one transaction, two boxes."""
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger.open(state / LEDGER_FILE)
+    try:
+        tx = ledger.begin("coins", currency="VND", amount_due=27_000, timeout_ms=60_000, at_ms=1).id
+        ledger.credit(tx, 2000, event_counter=1, at_ms=2)
+        ledger.credit(tx, 5000, event_counter=1, at_ms=3, device_id="notes")
+        ledger.credit(tx, 20_000, event_counter=2, at_ms=4, device_id="notes")
+        ledger.end(tx, EndReason.AMOUNT_REACHED, 5)
+    finally:
+        ledger.close()
+    result = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if tx in x]
+    assert " coins " in line
+    assert "27000" in line
+    assert "(coins: 2000 x 1 = 2000, notes: 20000 x 1 + 5000 x 1 = 25000)" in line
+    assert "cash box coins: 1 coins, 2000 since" in result.output
+    assert "cash box notes: 2 coins, 25000 since" in result.output
+    assert "by value: 20000 x 1, 5000 x 1" in result.output
+    only_notes = runner.invoke(
+        app, ["ledger", "show", "--state-dir", str(state), "--device", "notes"]
+    )
+    assert tx in only_notes.output, "the note validator took part in the coin acceptor's deposit"
+    exported = runner.invoke(
+        app, ["ledger", "export", "--state-dir", str(state), "--format", "json"]
+    )
+    assert [(r["device_id"], r["value"]) for r in json.loads(exported.output)] == [
+        ("coins", 2000),
+        ("notes", 5000),
+        ("notes", 20_000),
+    ]
+    argv = ["ledger", "collect", "--state-dir", str(state), "--device", "notes"]
+    collected = runner.invoke(app, [*argv, "--technician", "An", "--yes"])
+    assert collected.exit_code == 0, collected.output
+    assert "notes, 2 coins, 25000" in collected.output
+    after = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
+    assert "cash box notes: 0 coins, 0 since" in after.output
+    assert "cash box coins: 1 coins, 2000 since" in after.output

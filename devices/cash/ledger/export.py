@@ -9,10 +9,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from .schema import CREDIT_DEVICE
+
 
 @dataclass(frozen=True, slots=True)
 class ExportRow:
-    """One credit with its transaction, flat, for ``kioskd ledger export`` (CSV)."""
+    """One credit with its transaction, flat, for ``kioskd ledger export`` (CSV).
+
+    ``device_id`` is the acceptor that took the credit (whose cash box holds it).
+    """
 
     device_id: str
     transaction_id: str
@@ -42,10 +47,10 @@ def export_rows(
 
     """
     rows = conn.execute(
-        "SELECT t.device_id, t.id, t.state, t.currency, t.amount_due, t.reason,"
+        f"SELECT {CREDIT_DEVICE}, t.id, t.state, t.currency, t.amount_due, t.reason,"  # noqa: S608
         " t.started_ms, t.ended_ms, c.idx, c.value, c.ts_ms, c.overpayment,"
         " c.event_counter FROM credits c JOIN transactions t ON t.id = c.transaction_id"
-        " WHERE (?1 IS NULL OR t.device_id = ?1) AND (?2 IS NULL OR c.ts_ms >= ?2)"
+        f" WHERE (?1 IS NULL OR {CREDIT_DEVICE} = ?1) AND (?2 IS NULL OR c.ts_ms >= ?2)"
         " AND (?3 IS NULL OR c.ts_ms < ?3) ORDER BY c.ts_ms, t.id, c.idx",
         (device_id, since_ms, until_ms),
     ).fetchall()

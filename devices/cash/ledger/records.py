@@ -59,7 +59,7 @@ class LostReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CreditRecord:
-    """One coin credited to a transaction.
+    """One coin (or note) credited to a transaction.
 
     Attributes:
         transaction_id: the transaction it belongs to.
@@ -68,6 +68,8 @@ class CreditRecord:
         event_counter: the acceptor's event counter for it, when the hardware has one.
         ts_ms: when it was recorded, Unix epoch ms.
         overpayment: the total after it exceeds the amount due.
+        device_id: the acceptor that took it (its cash box holds it); in a deposit
+            across several acceptors not always the transaction's device.
 
     """
 
@@ -77,6 +79,16 @@ class CreditRecord:
     event_counter: int | None
     ts_ms: int
     overpayment: bool
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceShare:
+    """What one acceptor took in a transaction: ``items`` coins or notes, ``total`` whole units."""
+
+    device_id: str
+    items: int
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,16 @@ class TransactionRecord:
     lost_events: int = 0
     #: The acceptor reset while it was open: an unknown number of events may be lost.
     lost_unknown: bool = False
+
+    @property
+    def shares(self) -> list[DeviceShare]:
+        """What each acceptor took, in the order of their first credit."""
+        items: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        for credit in self.credits:
+            items[credit.device_id] = items.get(credit.device_id, 0) + 1
+            totals[credit.device_id] = totals.get(credit.device_id, 0) + credit.value
+        return [DeviceShare(d, n, totals[d]) for d, n in items.items()]
 
     @property
     def overpayment(self) -> int:

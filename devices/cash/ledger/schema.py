@@ -17,8 +17,10 @@ from .records import LedgerError
 #: File name of the ledger inside the daemon's state directory.
 LEDGER_FILE = "ledger.sqlite3"
 #: 1: no lost events nor counters; 2: an acceptor's counter up to 255 (ccTalk's ring);
-#: 3: any counter from 0 (an SSP validator's stacked count is 32-bit).
-SCHEMA_VERSION = 3
+#: 3: any counter from 0 (an SSP validator's stacked count is 32-bit); 4: a credit names
+#: the acceptor that took it (``credits.device_id``; NULL: the transaction's device), so one
+#: deposit takes money from several acceptors of the board.
+SCHEMA_VERSION = 4
 #: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
 BUSY_TIMEOUT_S = 5.0
 
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS credits (
     value INTEGER NOT NULL CHECK (value > 0),
     event_counter INTEGER,
     ts_ms INTEGER NOT NULL,
-    overpayment INTEGER NOT NULL CHECK (overpayment IN (0, 1)),
+    overpayment INTEGER NOT NULL CHECK (overpayment IN (0, 1)), device_id TEXT,
     PRIMARY KEY (transaction_id, idx)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS cash_box (
@@ -103,6 +105,10 @@ CREATE TRIGGER IF NOT EXISTS transactions_state_flow BEFORE UPDATE OF state ON t
     BEGIN SELECT RAISE(ABORT, 'illegal transaction state change'); END;
 """
 
+#: A credit's acceptor: the one named on the credit, else the transaction's (rows of
+#: files before version 4 name none).  ``c`` is the credit, ``t`` its transaction.
+CREDIT_DEVICE = "coalesce(c.device_id, t.device_id)"
+
 COUNTERS_FROM_CREDITS = """
 INSERT OR IGNORE INTO acceptor_counters (device_id, counter, ts_ms)
     SELECT t.device_id, c.event_counter, c.ts_ms FROM credits c
@@ -123,6 +129,10 @@ INSERT INTO acceptor_counters_v3 (device_id, counter, ts_ms)
 DROP TABLE acceptor_counters;
 ALTER TABLE acceptor_counters_v3 RENAME TO acceptor_counters;
 """
+
+#: Version 3 -> 4: a credit names its acceptor (SQLite places the column after
+#: ``overpayment``, where :data:`SCHEMA` has it, so old and new files read the same).
+CREDIT_DEVICES = "ALTER TABLE credits ADD COLUMN device_id TEXT;"
 
 
 #: The columns of a transaction row, in the order :class:`~.store.Ledger` reads them.
@@ -154,8 +164,17 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
     if version < SCHEMA_VERSION:
         # Every statement of the schema is idempotent: a v1 file gains the tables it
         # lacks, and its acceptors' counters are carried over from their latest
-        # credits; a v2 file's counters lose their bound of 255.
-        upgrade = COUNTERS_FROM_CREDITS if version < 2 else UNBOUNDED_COUNTERS  # noqa: PLR2004
+        # credits; a v2 file's counters lose their bound of 255; a file before v4
+        # gains its credits' device column (NULL in every row it has).
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(credits)")}
+        upgrade = ""
+        if columns:
+            if version < 2:  # noqa: PLR2004
+                upgrade = COUNTERS_FROM_CREDITS
+            elif version < 3:  # noqa: PLR2004
+                upgrade = UNBOUNDED_COUNTERS
+            if "device_id" not in columns:
+                upgrade += CREDIT_DEVICES
         conn.executescript(
             f"BEGIN IMMEDIATE; {SCHEMA} {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         )

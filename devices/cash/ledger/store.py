@@ -34,7 +34,7 @@ from .records import (
     TransactionRecord,
     TransactionState,
 )
-from .schema import BUSY_TIMEOUT_S, TX_COLUMNS, prepare
+from .schema import BUSY_TIMEOUT_S, CREDIT_DEVICE, TX_COLUMNS, prepare
 
 
 class Ledger:
@@ -139,10 +139,12 @@ class Ledger:
         *,
         event_counter: int | None,
         at_ms: int,
+        device_id: str | None = None,
     ) -> Credit:
         """Record a coin of ``value`` (whole units) in an ``active`` transaction; commit.
 
-        The cash box counters move in the same commit.
+        ``device_id`` is the acceptor that took it (None: the transaction's); its
+        cash box counters and event counter move in the same commit.
 
         Raises:
             LedgerError: no such active transaction, or SQLite failed.
@@ -153,6 +155,7 @@ class Ledger:
             value,
             state="active",
             refusal="is not active",
+            device_id=device_id,
             event_counter=event_counter,
             at_ms=at_ms,
         )
@@ -164,11 +167,13 @@ class Ledger:
         *,
         event_counter: int | None,
         at_ms: int,
+        device_id: str | None = None,
     ) -> Credit:
         """Record a coin the acceptor buffered while the daemon was down; commit.
 
         It joins the transaction a crash left open, now ``unknown`` (not an
-        orphan), in one commit with the cash box counters.
+        orphan), in one commit with the cash box counters of ``device_id`` (the
+        acceptor that took it; None: the transaction's).
 
         Raises:
             LedgerError: no such recovered transaction, or SQLite failed.
@@ -179,6 +184,7 @@ class Ledger:
             value,
             state="unknown",
             refusal="is not a recovered one",
+            device_id=device_id,
             event_counter=event_counter,
             at_ms=at_ms,
         )
@@ -190,6 +196,7 @@ class Ledger:
         *,
         state: str,
         refusal: str,
+        device_id: str | None,
         event_counter: int | None,
         at_ms: int,
     ) -> Credit:
@@ -209,6 +216,7 @@ class Ledger:
             return self._insert_credit(
                 conn,
                 row,
+                device_id=device_id or row[0],
                 transaction_id=transaction_id,
                 value=value,
                 event_counter=event_counter,
@@ -318,6 +326,7 @@ class Ledger:
             return self._insert_credit(
                 conn,
                 row,
+                device_id=device_id,
                 transaction_id=orphan_id,
                 value=value,
                 event_counter=event_counter,
@@ -330,18 +339,19 @@ class Ledger:
         conn: sqlite3.Connection,
         row: tuple[str, int, int, int | None],
         *,
+        device_id: str,
         transaction_id: str,
         value: int,
         event_counter: int | None,
         at_ms: int,
         created: bool,
     ) -> Credit:
-        device_id, total, index, amount_due = row
+        _, total, index, amount_due = row
         over = amount_due is not None and total > amount_due
         conn.execute(
-            "INSERT INTO credits (transaction_id, idx, value, event_counter, ts_ms, overpayment)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (transaction_id, index, value, event_counter, at_ms, int(over)),
+            "INSERT INTO credits (transaction_id, idx, value, event_counter, ts_ms, overpayment,"
+            " device_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (transaction_id, index, value, event_counter, at_ms, int(over), device_id),
         )
         box = conn.execute(
             "INSERT INTO cash_box (device_id, coins, total, since_ms) VALUES (?, 1, ?, ?)"
@@ -351,7 +361,7 @@ class Ledger:
         ).fetchone()
         if event_counter is not None:
             _store_counter(conn, device_id, event_counter, at_ms)
-        record = CreditRecord(transaction_id, index, value, event_counter, at_ms, over)
+        record = CreditRecord(transaction_id, index, value, event_counter, at_ms, over, device_id)
         return Credit(record, total, created, CashBox(device_id, *box))
 
     def end(self, transaction_id: str, reason: EndReason, at_ms: int) -> TransactionRecord:
@@ -388,11 +398,12 @@ class Ledger:
                 raise LedgerError(f"transaction {transaction_id} is not unknown")
             return self._record(conn, transaction_id)
 
-    def recover(self, device_id: str, at_ms: int) -> list[str]:
+    def recover(self, device_id: str | None, at_ms: int) -> list[str]:
         """Turn every transaction a previous run left ``active`` into ``unknown``; commit.
 
-        Call once when a device starts, before it opens a transaction.  Coins are
-        kept.  Returns the ids recovered, oldest first.
+        Call once when the board's acceptors start (``device_id`` None: every
+        device's), before one opens a transaction.  Coins are kept.  Returns the
+        ids recovered, oldest first.
 
         Raises:
             LedgerError: SQLite failed.
@@ -400,14 +411,18 @@ class Ledger:
         """
         with self._write() as conn:
             rows = conn.execute(
-                "UPDATE transactions SET state = 'unknown', recovered_ms = ?"
-                " WHERE device_id = ? AND state = 'active' RETURNING id, started_ms",
+                "UPDATE transactions SET state = 'unknown', recovered_ms = ?1"
+                " WHERE (?2 IS NULL OR device_id = ?2) AND state = 'active'"
+                " RETURNING id, started_ms",
                 (at_ms, device_id),
             ).fetchall()
         return [tx_id for tx_id, _ in sorted(rows, key=lambda row: row[1])]
 
     def get(self, transaction_id: str, device_id: str | None = None) -> TransactionRecord | None:
-        """Return the transaction with its credits, or None (also if another device's).
+        """Return the transaction with its credits, or None.
+
+        With ``device_id``, None also when that device neither opened it nor
+        took any of its money.
 
         Raises:
             LedgerError: SQLite failed.
@@ -415,15 +430,18 @@ class Ledger:
         """
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {TX_COLUMNS} FROM transactions WHERE id = ?",  # noqa: S608 - constant
-                (transaction_id,),
+                f"SELECT {TX_COLUMNS} FROM transactions t WHERE id = ?1"  # noqa: S608 - constant
+                f" AND (?2 IS NULL OR {_took_part('?2')})",
+                (transaction_id, device_id),
             ).fetchone()
-            if row is None or (device_id is not None and row[1] != device_id):
+            if row is None:
                 return None
             return self._build(conn, row)
 
     def open_transactions(self, device_id: str) -> list[TransactionRecord]:
         """Return the device's ``active`` transaction (first) and ``unknown`` ones, oldest first.
+
+        The device's: it opened them or took some of their money.
 
         Raises:
             LedgerError: SQLite failed.
@@ -431,8 +449,8 @@ class Ledger:
         """
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
-                " WHERE device_id = ? AND state IN ('active', 'unknown')"
+                f"SELECT {TX_COLUMNS} FROM transactions t"  # noqa: S608 - constant
+                f" WHERE {_took_part('?1')} AND state IN ('active', 'unknown')"
                 " ORDER BY state = 'active' DESC, started_ms, id",
                 (device_id,),
             ).fetchall()
@@ -461,14 +479,16 @@ class Ledger:
     ) -> list[TransactionRecord]:
         """Transactions newest first, for ``kioskd ledger show``; filters are optional.
 
+        ``device_id``: the transactions it opened or took money in.
+
         Raises:
             LedgerError: SQLite failed.
 
         """
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {TX_COLUMNS} FROM transactions"  # noqa: S608 - constant
-                " WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR state = ?2)"
+                f"SELECT {TX_COLUMNS} FROM transactions t"  # noqa: S608 - constant
+                f" WHERE (?1 IS NULL OR {_took_part('?1')}) AND (?2 IS NULL OR state = ?2)"
                 " AND (?3 IS NULL OR started_ms >= ?3)"
                 " ORDER BY started_ms DESC, id LIMIT ?4",
                 (device_id, state.value if state else None, since_ms, limit),
@@ -530,8 +550,9 @@ class Ledger:
     def box_by_value(self, device_id: str) -> list[tuple[int, int]]:
         """Return ``(value, items)`` of what the cash box holds since its last collection.
 
-        Highest value first; counted from the credits of the device's transactions
-        since the box's ``since_ms`` (a note validator's stacker: per denomination).
+        Highest value first; counted from the credits the device took since the
+        box's ``since_ms`` (a note validator's stacker: per denomination), in its
+        own transactions or in a deposit across several acceptors.
 
         Raises:
             LedgerError: SQLite failed.
@@ -542,8 +563,8 @@ class Ledger:
                 "SELECT since_ms FROM cash_box WHERE device_id = ?", (device_id,)
             ).fetchone()
             rows = conn.execute(
-                "SELECT c.value, count(*) FROM credits c JOIN transactions t"
-                " ON t.id = c.transaction_id WHERE t.device_id = ? AND c.ts_ms >= ?"
+                "SELECT c.value, count(*) FROM credits c JOIN transactions t"  # noqa: S608
+                f" ON t.id = c.transaction_id WHERE {CREDIT_DEVICE} = ? AND c.ts_ms >= ?"
                 " GROUP BY c.value ORDER BY c.value DESC",
                 (device_id, row[0] if row is not None else 0),
             ).fetchall()
@@ -625,9 +646,9 @@ class Ledger:
             (tx_id,),
         ).fetchone()
         coins = tuple(
-            CreditRecord(str(tx_id), idx, value, counter, ts, bool(over))
-            for idx, value, counter, ts, over in conn.execute(
-                "SELECT idx, value, event_counter, ts_ms, overpayment FROM credits"
+            CreditRecord(str(tx_id), idx, value, counter, ts, bool(over), str(device or device_id))
+            for idx, value, counter, ts, over, device in conn.execute(
+                "SELECT idx, value, event_counter, ts_ms, overpayment, device_id FROM credits"
                 " WHERE transaction_id = ? ORDER BY idx",
                 (tx_id,),
             )
@@ -651,6 +672,14 @@ class Ledger:
             lost_events=int(known) if lost else 0,
             lost_unknown=bool(unknown),
         )
+
+
+def _took_part(param: str) -> str:
+    """SQL: the device in parameter ``param`` opened transaction ``t`` or took some of its money."""
+    return (
+        f"(t.device_id = {param} OR EXISTS (SELECT 1 FROM credits c"  # noqa: S608 - a placeholder
+        f" WHERE c.transaction_id = t.id AND c.device_id = {param}))"
+    )
 
 
 def _store_counter(conn: sqlite3.Connection, device_id: str, counter: int, at_ms: int) -> None:
