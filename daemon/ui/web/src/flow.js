@@ -447,16 +447,37 @@ async function documents(s, procedure) {
 // ---------------------------------------------------------------- payment
 
 /** How a payment was made, as the (Vietnamese) receipt prints it. */
-const RECEIPT_METHOD = { cash: "Tiền xu", notes: "Tiền giấy", vietqr: "Chuyển khoản VietQR" };
+const RECEIPT_METHOD = { cash: "Tiền xu", notes: "Tiền giấy", mixed: "Tiền xu và tiền giấy", vietqr: "Chuyển khoản VietQR" };
 
 /**
- * The two cash devices by payment method: both take the same deposit commands (docs/api.md);
- * each runs its own deposit (one per device: a payment is in coins or in notes, not both).
+ * The cash devices by payment method: both take the same deposit commands (docs/api.md).
+ * A deposit is the board's: started on one acceptor, the daemon opens it on the other too
+ * (docs/payments.md "One payment, several devices"), and its one depositEnded comes from
+ * the device it was started on with what each device took.  `mixed` starts it on the coin
+ * acceptor and invites both; `cash` and `notes` invite one (a coin or note fed to the
+ * other is taken, shown and printed all the same).
  */
 const CASH = {
-  cash: { cls: "coinAcceptor", credited: "coinAccepted", items: "coins", text: "payText" },
-  notes: { cls: "cashAcceptor", credited: "noteStacked", items: "notes", text: "payNotesText" },
+  cash: { cls: "coinAcceptor", classes: ["coinAcceptor"], button: "payByCoins", text: "payText" },
+  notes: { cls: "cashAcceptor", classes: ["cashAcceptor"], button: "payByNotes", text: "payNotesText" },
+  mixed: { cls: "coinAcceptor", classes: ["coinAcceptor", "cashAcceptor"], button: "payByMixed", text: "payMixedText" },
 };
+
+/** The cash methods this board offers: each whose devices are all described. */
+function cashOffered(s) {
+  return Object.keys(CASH).filter((m) => CASH[m].classes.every((cls) => s.link.deviceOf(cls)));
+}
+
+/** How a cash payment is printed: by the devices that took money (depositEnded's `devices`). */
+function paidWith(s, method, ended) {
+  const took = new Set((ended.devices ?? []).filter((d) => d.items > 0).map((d) => d.deviceId));
+  const has = (cls) => Boolean(s.link.deviceOf(cls)) && took.has(s.deviceId(cls));
+  const coins = has(CASH.cash.cls);
+  const notes = has(CASH.notes.cls);
+  if (coins && notes) return "mixed";
+  if (coins || notes) return coins ? "cash" : "notes";
+  return method;
+}
 
 /** The daemon makes VietQR codes ([vietqr] configured) and the office confirms transfers. */
 function transferOffered(s) {
@@ -502,11 +523,14 @@ function returnedText(note) {
  * the method the citizen switched to before anything was paid ("cash", "notes", "vietqr").
  */
 async function payCash(s, due, method) {
-  const { cls, credited, items, text } = CASH[method];
-  const info = s.link.deviceOf(cls);
-  const values = (info?.capabilities?.[items] ?? []).map((c) => money(c)).join(", ");
-  const other = method === "cash" ? "notes" : "cash";
-  const otherOffered = Boolean(s.link.deviceOf(CASH[other].cls));
+  const { cls, classes, text } = CASH[method];
+  const values = (which, items) => (s.link.deviceOf(which)?.capabilities?.[items] ?? []).map((c) => money(c)).join(", ");
+  const coins = values("coinAcceptor", "coins");
+  const notes = values("cashAcceptor", "notes");
+  const offered = cashOffered(s);
+  const others = offered.filter((m) => m !== method);
+  // Events of every acceptor the deposit may take money on.
+  const watched = offered.includes("mixed") ? CASH.mixed.classes : classes;
   const started = await withRetry(s, () =>
     s.cmd(cls, "depositStart", { currency: "VND", amountDue: due, timeoutMs: s.kiosk.settings.payMs }),
   );
@@ -524,7 +548,7 @@ async function payCash(s, due, method) {
     switching: null,
   };
   s.deposit = deposit;
-  s.light(cls, "slowFlash", "green");
+  for (const c of classes) s.light(c, "slowFlash", "green");
   // Switching ends the deposit; its depositEnded then ends the wait below.
   const switchTo = (next) => () => {
     if (deposit.switching) return;
@@ -541,12 +565,12 @@ async function payCash(s, due, method) {
   const render = () => {
     const left = Math.max(0, Math.ceil((deposit.endsAt - performance.now()) / 1000));
     const switches = [
-      otherOffered ? button(t(other === "notes" ? "payByNotes" : "payByCoins"), switchTo(other), { kind: "secondary", id: `pay-${other}`, disabled: Boolean(deposit.switching) }) : null,
+      ...others.map((other) => button(t(CASH[other].button), switchTo(other), { kind: "secondary", id: `pay-${other}`, disabled: Boolean(deposit.switching) })),
       transferOffered(s) ? button(t("payByTransfer"), switchTo("vietqr"), { kind: "secondary", id: "pay-vietqr", disabled: Boolean(deposit.switching) }) : null,
     ].filter(Boolean);
     return [
       heading(t("payTitle")),
-      para(t(text, { coins: values, notes: values })),
+      para(t(text, { coins, notes })),
       h(
         "dl",
         { class: "money" },
@@ -559,7 +583,7 @@ async function payCash(s, due, method) {
       ),
       progress(deposit.total / due, t("payPaid")),
       h("p", { class: "countdown", id: "pay-time", "aria-live": "off" }, t("payTime", { seconds: left })),
-      deposit.rejected ? para(t(method === "cash" ? "payRejected" : "payNoteRejected"), "problem") : null,
+      deposit.rejected ? para(t(deposit.rejected === "coinRejected" ? "payRejected" : "payNoteRejected"), "problem") : null,
       deposit.notes.length ? h("ul", { class: "notes", id: "pay-notes", "aria-live": "polite" }, ...deposit.notes.map(noteItem)) : null,
       deposit.total === 0 && switches.length ? actions(...switches) : null,
     ];
@@ -572,7 +596,7 @@ async function payCash(s, due, method) {
   };
   let ended;
   try {
-    ended = await s.watch(cls, (kind, name, message) => {
+    ended = await s.watch(watched, (kind, name, message) => {
       const data = message.data ?? {};
       if (kind === "state") {
         if (message.detail?.transactionId === deposit.transactionId && typeof message.detail.total === "number") {
@@ -581,10 +605,10 @@ async function payCash(s, due, method) {
         }
         return undefined;
       }
-      if (name === credited && data.transactionId === deposit.transactionId) {
+      if ((name === "coinAccepted" || name === "noteStacked") && data.transactionId === deposit.transactionId) {
         deposit.total = Math.max(deposit.total, data.total);
         deposit.rejected = false;
-        if (method === "notes") noteSeen(deposit.notes, data.value, "stacked");
+        if (name === "noteStacked") noteSeen(deposit.notes, data.value, "stacked");
         seen();
       } else if (name === "noteEscrowed") {
         deposit.rejected = false;
@@ -594,7 +618,7 @@ async function payCash(s, due, method) {
         noteSeen(deposit.notes, data.value, "returned", data.reason);
         seen();
       } else if (name === "coinRejected" || name === "noteRejected") {
-        deposit.rejected = true;
+        deposit.rejected = name;
         seen();
       } else if (name === "depositEnded" && data.transactionId === deposit.transactionId) {
         return data;
@@ -603,10 +627,11 @@ async function payCash(s, due, method) {
     });
   } finally {
     clearInterval(ticker);
-    if (!s.aborted) s.light(cls, "off");
+    if (!s.aborted) for (const c of classes) s.light(c, "off");
   }
   deposit.ended = true;
   deposit.total = ended.total;
+  deposit.paidWith = paidWith(s, method, ended);
   if (ended.total >= due) {
     deposit.overpayment = ended.overpaymentAmount ?? ended.overpayment ?? ended.total - due;
     return null;
@@ -770,7 +795,7 @@ function receiptFields(s, office, procedure, dossierCode) {
     // A transfer was paid when the bank says; coins when the deposit ended (now).
     paidAt: d.paidAt ?? new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 19),
     transactionId: d.transactionId,
-    paymentMethod: RECEIPT_METHOD[d.method],
+    paymentMethod: RECEIPT_METHOD[d.paidWith ?? d.method],
   };
   if (d.reference) fields.transferReference = d.reference;
   if (procedure) fields.procedure = procedure.name.vi;

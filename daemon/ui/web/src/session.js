@@ -121,20 +121,21 @@ export class Session {
   }
 
   /**
-   * Wait for a broadcast event (or state change) of a class: `match(kind, name, message)`
-   * returns a value to resolve with, or undefined to keep waiting.
+   * Wait for a broadcast event (or state change) of a class, or of any of several classes
+   * (an array): `match(kind, name, message, cls)` returns a value to resolve with, or
+   * undefined to keep waiting.
    */
-  watch(cls, match) {
+  watch(classes, match) {
     return new Promise((resolve, reject) => {
-      const id = this.deviceId(cls);
+      const byId = new Map([classes].flat().map((c) => [this.deviceId(c), c]));
       const onEvent = (e) => {
-        if (e.detail.device !== id) return;
-        const value = match("event", e.detail.event, e.detail.message);
+        if (!byId.has(e.detail.device)) return;
+        const value = match("event", e.detail.event, e.detail.message, byId.get(e.detail.device));
         if (value !== undefined) finish(resolve, value);
       };
       const onState = (e) => {
-        if (e.detail.device !== id || !e.detail.message) return;
-        const value = match("state", null, e.detail.message);
+        if (!byId.has(e.detail.device) || !e.detail.message) return;
+        const value = match("state", null, e.detail.message, byId.get(e.detail.device));
         if (value !== undefined) finish(resolve, value);
       };
       const onAbort = () => finish(reject, new AbortedError(this.signal.reason));
@@ -148,10 +149,11 @@ export class Session {
       this.link.addEventListener("event", onEvent);
       this.link.addEventListener("state", onState);
       this.signal.addEventListener("abort", onAbort, { once: true });
-      const now = this.link.states.get(id);
-      if (now) {
-        const value = match("state", null, now);
-        if (value !== undefined) finish(resolve, value);
+      for (const [id, cls] of byId) {
+        const now = this.link.states.get(id);
+        if (!now) continue;
+        const value = match("state", null, now, cls);
+        if (value !== undefined) return finish(resolve, value);
       }
     });
   }
