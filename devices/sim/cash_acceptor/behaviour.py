@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult
+from devices.base import Message, NoResult
 from devices.cash_acceptor.messages import CashAcceptorDetail, NoteRejectReason
 from devices.cash_acceptor.protocol import CashAcceptor, Verdict
 from devices.cash_acceptor.settings import VND_NOTES, NoteTable
 from devices.errors import HardwareError, Offline, ProtocolError
 from devices.sim.cash_acceptor.actions import INSERT_NOTE, STACKER, InsertNoteParams, StackerParams
-from devices.sim.support.faults import FaultKind, Simulated
-
-_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE, FaultKind.UNRESPONSIVE)
+from devices.sim.support.acceptor import FAULTY, SimulatedAcceptor
+from devices.sim.support.faults import FaultKind
 
 
 class ReturnedNote(Message):
@@ -43,7 +42,8 @@ class SimCashAcceptorSettings(NoteTable, frozen=True, forbid_unknown_fields=True
 
 
 class SimCashAcceptor(
-    Simulated[SimCashAcceptorSettings, CashAcceptorDetail], CashAcceptor[SimCashAcceptorSettings]
+    SimulatedAcceptor[SimCashAcceptorSettings, CashAcceptorDetail],
+    CashAcceptor[SimCashAcceptorSettings],
 ):
     """A banknote validator whose notes come from ``sim/{d}/insertNote``."""
 
@@ -51,46 +51,6 @@ class SimCashAcceptor(
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedNote}
 
     settings: SimCashAcceptorSettings
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimCashAcceptorSettings,
-    ) -> None:
-        super().__init__(device_id, host, env, settings)
-        self._hw_inhibited = True
-
-    async def run(self) -> None:
-        """Open the ledger, connect when no disconnect fault is set, raise Offline on one.
-
-        Raises:
-            LedgerError: the ledger cannot be opened.
-            Offline: a ``disconnect`` fault is set while connected.
-            DeviceError: the validator could not be set as the deposit needs.
-
-        """
-        await self.open_ledger()
-        while self._disconnected():
-            await self._wait_change()
-        await self.hardware_ready()
-        while not self._disconnected():
-            await self._wait_change()
-        raise Offline("simulated disconnect")
-
-    def _disconnected(self) -> bool:
-        return self.fault is FaultKind.DISCONNECT
-
-    def acceptor_condition(self) -> DeviceState:
-        """Return hardwareError while a fault other than disconnect, slow or garbage is set."""
-        if self.fault in _FAULTY:
-            return DeviceState.HARDWARE_ERROR
-        return super().acceptor_condition()
-
-    def connected(self) -> None:
-        """Re-evaluate the condition when a fault changes while connected."""
-        self.set_condition(self.acceptor_condition())
 
     async def set_inhibit(self, inhibited: bool) -> None:
         """Set the simulated inhibit; inhibiting works on a faulty validator, enabling not.
@@ -102,7 +62,7 @@ class SimCashAcceptor(
         """
         if self._disconnected():
             raise Offline("simulated device is disconnected")
-        if not inhibited and self.fault in _FAULTY:
+        if not inhibited and self.fault in FAULTY:
             raise HardwareError(f"simulated {self.fault}")
         self._hw_inhibited = inhibited
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from devices.base import DeviceEnv, DeviceHost, DeviceState, Message, NoResult
+from devices.base import Message, NoResult
 from devices.coin_acceptor.messages import CoinAcceptorDetail, RejectReason
 from devices.coin_acceptor.protocol import CoinAcceptor
 from devices.coin_acceptor.settings import CoinTable
 from devices.errors import DeviceError, Offline, ProtocolError
 from devices.sim.coin_acceptor.actions import INSERT_COIN, InsertCoinParams
-from devices.sim.support.faults import FaultKind, Simulated
-
-_FAULTY = (FaultKind.HARDWARE_ERROR, FaultKind.JAM, FaultKind.GARBAGE, FaultKind.UNRESPONSIVE)
+from devices.sim.support.acceptor import SimulatedAcceptor
+from devices.sim.support.faults import FaultKind
 
 
 class ReturnedCoin(Message):
@@ -40,7 +39,8 @@ class SimCoinAcceptorSettings(CoinTable, frozen=True, forbid_unknown_fields=True
 
 
 class SimCoinAcceptor(
-    Simulated[SimCoinAcceptorSettings, CoinAcceptorDetail], CoinAcceptor[SimCoinAcceptorSettings]
+    SimulatedAcceptor[SimCoinAcceptorSettings, CoinAcceptorDetail],
+    CoinAcceptor[SimCoinAcceptorSettings],
 ):
     """A coin acceptor whose coins come from ``sim/{d}/insertCoin``."""
 
@@ -48,52 +48,6 @@ class SimCoinAcceptor(
     sim_outputs: ClassVar[dict[str, type[Message]]] = {"returned": ReturnedCoin}
 
     settings: SimCoinAcceptorSettings
-
-    def __init__(
-        self,
-        device_id: str,
-        host: DeviceHost,
-        env: DeviceEnv,
-        settings: SimCoinAcceptorSettings,
-    ) -> None:
-        super().__init__(device_id, host, env, settings)
-        self._hw_inhibited = True
-
-    @property
-    def hardware_inhibited(self) -> bool:
-        """What the simulated hardware does: True when it returns every coin."""
-        return self._hw_inhibited
-
-    async def run(self) -> None:
-        """Open the ledger, connect when no disconnect fault is set, raise Offline on one.
-
-        Raises:
-            LedgerError: the ledger cannot be opened.
-            Offline: a ``disconnect`` fault is set while connected.
-            DeviceError: the acceptor could not be set as the deposit needs.
-
-        """
-        await self.open_ledger()
-        while self._disconnected():
-            await self._wait_change()
-        await self.hardware_ready()
-        while not self._disconnected():
-            await self._wait_change()
-        raise Offline("simulated disconnect")
-
-    def _disconnected(self) -> bool:
-        # A call, not an inline comparison, so mypy does not narrow ``fault`` across awaits.
-        return self.fault is FaultKind.DISCONNECT
-
-    def acceptor_condition(self) -> DeviceState:
-        """Return hardwareError while a fault other than disconnect or slow is set."""
-        if self.fault in _FAULTY:
-            return DeviceState.HARDWARE_ERROR
-        return super().acceptor_condition()
-
-    def connected(self) -> None:
-        """Re-evaluate the condition when a fault changes while connected."""
-        self.set_condition(self.acceptor_condition())
 
     async def set_inhibit(self, inhibited: bool) -> None:
         """Set the simulated inhibit bit.
