@@ -70,7 +70,6 @@ from .notify import Notifier
 
 if TYPE_CHECKING:
     from .uplink.client import Uplink
-from .payments.command import vietqr_payload
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +379,8 @@ class App:
         vietqr = config.vietqr
         if vietqr is None:
             return {}
+        from .payments.command import vietqr_payload  # noqa: PLC0415 - only with [vietqr]
+
         return {
             "vietqrPayload": ParamCommand(VietQRParams, functools.partial(vietqr_payload, vietqr)),
         }

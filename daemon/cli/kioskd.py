@@ -8,18 +8,20 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import msgspec
 import typer
 
 from daemon import __version__, logs, sim_runtime
 from daemon.app import App, limit_malloc_arenas, safe_state_configured
-from daemon.broker import BrokerError, BrokerInfo, embedded_broker, free_port, port_free
 from daemon.config import EX_CONFIG, Config, ConfigError, load, sim_config, sim_state_dir
 from daemon.ui import DEFAULT_PORT as UI_DEFAULT_PORT
 
 from .lazy import LazyGroup
+
+if TYPE_CHECKING:
+    from daemon.broker import BrokerInfo
 
 EX_UNAVAILABLE = 69
 
@@ -170,18 +172,10 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: i
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runtime_dir = Path(config.daemon.runtime_dir)
     async with contextlib.AsyncExitStack() as stack:
         broker: BrokerInfo | None = None
         if config.broker.embedded:
-            broker = await stack.enter_async_context(
-                embedded_broker(
-                    runtime_dir / "broker",
-                    port=mqtt_port,
-                    ws_port=ws_port,
-                    mosquitto=config.broker.mosquitto,
-                ),
-            )
+            broker = await _start_broker(stack, config, mqtt_port, ws_port)
             mqtt = msgspec.structs.replace(config.mqtt, host=broker.host, port=broker.port)
             config = config.replace(mqtt=mqtt)
             ws_port = broker.ws_port
@@ -191,6 +185,29 @@ async def _serve(config: Config, mqtt_port: int, ws_port: int | None, ui_port: i
         if broker is not None:
             _announce(config, broker, ui)
         await App(config).run(stop)
+
+
+async def _start_broker(
+    stack: contextlib.AsyncExitStack, config: Config, mqtt_port: int, ws_port: int | None
+) -> BrokerInfo:
+    """Run the embedded mosquitto (``[broker] embedded``) until ``stack`` closes.
+
+    Raises:
+        typer.Exit: EX_UNAVAILABLE, mosquitto did not start (the reason on stderr).
+
+    """
+    from daemon.broker import BrokerError, embedded_broker  # noqa: PLC0415 - only when embedded
+
+    broker = embedded_broker(
+        Path(config.daemon.runtime_dir) / "broker",
+        port=mqtt_port,
+        ws_port=ws_port,
+        mosquitto=config.broker.mosquitto,
+    )
+    try:
+        return await stack.enter_async_context(broker)
+    except BrokerError as exc:
+        raise _fail(str(exc), EX_UNAVAILABLE) from None
 
 
 async def _serve_ui(
@@ -206,6 +223,7 @@ async def _serve_ui(
 
     """
     # The UI server only when a UI is served (its websockets library with the first page).
+    from daemon.broker import free_port, port_free  # noqa: PLC0415
     from daemon.ui.server import (  # noqa: PLC0415
         BRIDGE_PATH,
         BrokerAddress,
@@ -257,11 +275,8 @@ def run(
         cfg = cfg.replace(daemon=daemon)
         _setup_logging(cfg.daemon.log_level)
         limit_malloc_arenas()
-        try:
-            ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
-            asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
-        except BrokerError as exc:
-            raise _fail(str(exc), EX_UNAVAILABLE) from None
+        ui_on = ui_port if ui_port is not None else (UI_DEFAULT_PORT if sim else 0)
+        asyncio.run(_serve(cfg, mqtt_port, ws_port or None, ui_on))
 
 
 @app.command("safe-state")

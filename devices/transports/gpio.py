@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 
 import msgspec
 from gpiozero import (
@@ -41,10 +41,12 @@ from gpiozero import (
 )
 from gpiozero.devices import Device as GpioDevice
 from gpiozero.pins import Factory
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 from msgspec import Meta
 
 from devices.errors import HardwareError, Offline
+
+if TYPE_CHECKING:
+    from gpiozero.pins.mock import MockFactory
 
 #: BCM numbers of the 40-pin header.
 BcmPin = Annotated[int, Meta(ge=0, le=27, description="BCM (GPIO) number of a header pin")]
@@ -119,9 +121,16 @@ def share_mock_factory(name: str) -> MockFactory:
     """
     if name in _SHARED_MOCKS:
         raise ValueError(f"mock pin factory {name!r} already exists")
-    factory = MockFactory(pin_class=MockPWMPin)
+    factory = _new_mock_factory()
     _SHARED_MOCKS[name] = factory
     return factory
+
+
+def _new_mock_factory() -> MockFactory:
+    # gpiozero's mock pins only when a simulation asks for them: not on a board.
+    from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: PLC0415
+
+    return MockFactory(pin_class=MockPWMPin)
 
 
 def release_mock_factory(name: str) -> None:
@@ -141,7 +150,7 @@ def open_pin_factory(name: str) -> tuple[Factory, bool]:
 
     """
     if name == "mock":
-        return MockFactory(pin_class=MockPWMPin), True
+        return _new_mock_factory(), True
     if name.startswith(MOCK_PREFIX):
         shared = _SHARED_MOCKS.get(name.removeprefix(MOCK_PREFIX))
         if shared is None:
