@@ -1,0 +1,86 @@
+"""The daemon's code and real drivers leave out what only one option or a simulation needs.
+
+``urllib.request`` (paho-mqtt imports it for a proxy lookup the daemon never
+makes) is deferred by ``daemon.deferred_import`` and still works when used;
+gpiozero's mock pins, the embedded broker, VietQR without ``[vietqr]`` and the
+UI server are imported only by the code that uses them (docs/performance.md,
+"Memory").  Checked in a fresh interpreter, so what other tests imported does
+not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon import deferred_import
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import json, sys, types
+import daemon.app, daemon.cli, daemon.config, daemon.api.router
+from devices.registry import DRIVERS, resolve
+for device_class, driver in DRIVERS:
+    if driver != "sim":
+        try:
+            resolve(device_class, driver)
+        except ImportError:  # its library is not on this machine (picamera2 off a Pi)
+            pass
+loaded = sorted(sys.modules)
+stand_in = type(sys.modules["urllib.request"]).__name__
+from urllib.request import getproxies
+import urllib.request
+print(json.dumps({
+    "loaded": loaded,
+    "stand_in": stand_in,
+    "used": callable(getproxies) and callable(urllib.request.proxy_bypass),
+    "replaced": sys.modules["urllib.request"] is urllib.request
+    and type(urllib.request) is types.ModuleType,
+    "after_use": "http.client" in sys.modules,
+}))
+"""
+
+#: Imported only by what needs them: a simulation, an option, a command.
+ONLY_WHEN_NEEDED = (
+    "http.client",  # with urllib.request
+    "gpiozero.pins.mock",
+    "daemon.broker",
+    "daemon.payments",
+    "daemon.ui.server",
+)
+
+
+def test_production_imports_leave_out_what_they_do_not_use() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    found = json.loads(out.splitlines()[-1])
+    assert "paho.mqtt.client" in found["loaded"]
+    assert [m for m in ONLY_WHEN_NEEDED if m in found["loaded"]] == []
+    assert found["stand_in"] == "DeferredModule"
+    # Used, the deferred module is the real one (the check is not vacuous).
+    assert found["used"]
+    assert found["replaced"]
+    assert found["after_use"]
+
+
+def test_defer_leaves_an_imported_module_alone() -> None:
+    before = sys.modules["json"]
+    deferred_import.defer(("json",))
+    assert sys.modules["json"] is before
+
+
+def test_defer_refuses_a_module_that_does_not_exist() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        deferred_import.defer(("daemon.no_such_module",))
+    assert "daemon.no_such_module" not in sys.modules
