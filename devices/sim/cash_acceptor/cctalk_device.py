@@ -42,8 +42,13 @@ from devices.cash_acceptor.messages import StackerState
 from devices.cash_acceptor.settings import VND_NOTES
 from devices.coin_acceptor.cctalk import CHANNELS, Checksum, Header
 from devices.sim.cash_acceptor.note_device import Fate, note_arguments, note_controls
-from devices.sim.coin_acceptor.cctalk_device import CctalkCoinDevice, CctalkFault, bus_arguments
-from devices.sim.support.device_process import Control, Request, run_process
+from devices.sim.coin_acceptor.cctalk_device import (
+    CctalkCoinDevice,
+    CctalkFault,
+    CctalkFaultParams,
+    bus_arguments,
+)
+from devices.sim.support.device_process import Control, Request, fault_control, run_process
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +216,8 @@ class CctalkBillDevice(CctalkCoinDevice):
 
     def controls(self) -> dict[str, Control]:
         """The control requests of the device process: insertNote, stacker, fault, stats."""
-        return {**note_controls(self), "fault": self.fault_control, "stats": self._bill_stats}
+        fault = fault_control(self.set_fault, CctalkFaultParams)
+        return {**note_controls(self), "fault": fault, "stats": self._bill_stats}
 
     async def _bill_stats(self, _request: Request) -> Request:
         return {

@@ -43,7 +43,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 from msgspec import Meta
 
 from devices.base import Params
@@ -73,7 +72,7 @@ from devices.cash_acceptor.ssp_crypto import (
 )
 from devices.errors import Timeout
 from devices.sim.cash_acceptor.note_device import Fate, note_arguments, note_controls
-from devices.sim.support.device_process import Control, Request, run_process
+from devices.sim.support.device_process import Control, Request, fault_control, run_process
 from devices.transports.serial import LineSettings, SerialPort
 
 log = logging.getLogger(__name__)
@@ -492,11 +491,8 @@ class SspNoteDevice:
 
     def controls(self) -> dict[str, Control]:
         """The control requests of the device process: insertNote, stacker, fault, stats."""
-        return {**note_controls(self), "fault": self._fault, "stats": self._stats}
-
-    async def _fault(self, request: Request) -> Request:
-        self.set_fault(msgspec.convert(request, SspFaultParams))
-        return {}
+        fault = fault_control(self.set_fault, SspFaultParams)
+        return {**note_controls(self), "fault": fault, "stats": self._stats}
 
     async def _stats(self, _request: Request) -> Request:
         return {

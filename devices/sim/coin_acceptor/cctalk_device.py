@@ -72,7 +72,13 @@ from devices.coin_acceptor.cctalk import (
 )
 from devices.coin_acceptor.counter import BUFFER_EVENTS, COUNTER_MAX
 from devices.errors import Timeout
-from devices.sim.support.device_process import Control, Request, process_arguments, run_process
+from devices.sim.support.device_process import (
+    Control,
+    Request,
+    fault_control,
+    process_arguments,
+    run_process,
+)
 from devices.transports.serial import SerialPort
 
 log = logging.getLogger(__name__)
@@ -316,18 +322,14 @@ class CctalkCoinDevice:
 
     def controls(self) -> dict[str, Control]:
         """The control requests of the device process: insertCoin, fault, stats."""
-        return {"insertCoin": self._insert_coin, "fault": self.fault_control, "stats": self._stats}
+        fault = fault_control(self.set_fault, CctalkFaultParams)
+        return {"insertCoin": self._insert_coin, "fault": fault, "stats": self._stats}
 
     async def _insert_coin(self, request: Request) -> Request:
         if self.validation_s:  # the ``slow`` fault: one coin validated at a time
             await asyncio.sleep(self.validation_s)
         result = self.insert_coin(msgspec.convert(request, _InsertCoin).value)
         return {"accepted": result.accepted, "counter": result.counter}
-
-    async def fault_control(self, request: Request) -> Request:
-        """Apply the fault of a ``fault`` request (:class:`CctalkFaultParams`, camelCase)."""
-        self.set_fault(msgspec.convert(request, CctalkFaultParams))
-        return {}
 
     async def _stats(self, _request: Request) -> Request:
         return {

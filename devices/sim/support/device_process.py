@@ -56,6 +56,7 @@ UNIX_PATH_MAX = 107
 STATE_CHECK_S = 2.0
 
 T = TypeVar("T")
+P = TypeVar("P")
 Request = dict[str, Any]
 #: Answers one control request (a decoded JSON object) with a JSON object; a
 #: ``ValueError`` or ``KeyError`` (or msgspec's errors) becomes ``{"error": ...}``.
@@ -234,6 +235,20 @@ class ProcessRunner:
         control.unlink(missing_ok=True)
         if state is not None and self.owns(state):
             state.unlink()
+
+
+def fault_control(apply: Callable[[P], None], params: type[P]) -> Control:
+    """The ``fault`` control of a device process: ``apply`` the request read as ``params``.
+
+    ``{"action": "fault", ...}`` (the fault's parameters, as the wire simulator sends
+    them) -> ``{}``; parameters that do not fit ``params`` are answered with an error.
+    """
+
+    async def fault(request: Request) -> Request:
+        apply(msgspec.convert(request, params))
+        return {}
+
+    return fault
 
 
 def run_process(
