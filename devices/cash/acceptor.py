@@ -268,10 +268,11 @@ class DepositAcceptor(Device[SettingsT_co, DetailT_co]):
         Only the requester that started the active transaction, or staff
         (``ctx.staff``), may end it; anyone may settle an ``unknown`` one (see
         :meth:`DepositService.end`).  A note held in escrow for it is stacked or
-        returned first (at most 10 s).
+        returned first (at most 10 s).  The board's deposit ends here whichever of
+        its acceptors it was started on.
 
         Raises:
-            InvalidData: no transaction of this device has that id.
+            InvalidData: no transaction of the board's acceptors has that id.
             Forbidden: another requester's active transaction, and the requester
                 is not staff.
             NotReady: the ledger is not open yet.
@@ -289,8 +290,10 @@ class DepositAcceptor(Device[SettingsT_co, DetailT_co]):
     ) -> DepositStatusResult:
         """One transaction by id, or the active one and every unsettled one.
 
+        The active one is the board's deposit, whichever acceptor it was started on.
+
         Raises:
-            InvalidData: no transaction of this device has that id.
+            InvalidData: no transaction of the board's acceptors has that id.
             NotReady: the ledger is not open yet.
             LedgerError: the ledger failed.
 
