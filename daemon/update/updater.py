@@ -27,7 +27,6 @@ holds the outcome, which the daemon reports upstream (birth and health).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import fcntl
@@ -452,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     Exit 0: committed (or nothing to do), 1: rolled back, 2: refused, nothing changed,
     3: a resume that could not finish (the journal is kept for the next one).
     """
+    # Here, not at the top: the daemon's uplink imports this module for its paths.
+    import argparse  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="kioskd-updater")
     parser.add_argument("--state", type=Path, default=STATE)
     parser.add_argument("--restart", help="restart command (shell words; default: systemctl)")
