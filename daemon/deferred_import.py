@@ -1,16 +1,20 @@
-"""A standard-library module that a dependency imports, loaded when first used instead.
+"""Modules that dependencies import at start but the daemon never uses, loaded when first used.
 
-paho-mqtt's client imports :mod:`urllib.request` when it is imported, for one
-thing: reading ``mqtt_proxy`` from the environment, which it does only when
-PySocks is installed (kioskd does not depend on it).  ``urllib.request`` brings
-:mod:`http.client` and the :mod:`email` package with it: ~1.3 MiB of code
-objects in every process that speaks MQTT, and the daemon never calls it
-(docs/performance.md, "Memory").
+- paho-mqtt's client imports :mod:`urllib.request` for one thing: reading
+  ``mqtt_proxy`` from the environment, which it does only when PySocks is
+  installed (kioskd does not depend on it).  ``urllib.request`` brings
+  :mod:`http.client` and the :mod:`email` package with it: ~1.3 MiB of code
+  objects in every process that speaks MQTT.
+- gpiozero imports ``importlib_resources`` (installed for python-escpos,
+  which gpiozero then prefers to :mod:`importlib.resources`) for the fonts of
+  its seven-segment displays only.
 
 :func:`defer` puts a placeholder module in ``sys.modules`` that the import
-statement accepts as is; reading any attribute of it imports the real module
-(which then replaces the placeholder everywhere the import system put it) and
-answers from there.  Code that uses the module gets the same module, imported later.
+statement accepts as is.  Reading any attribute of it imports the real module,
+which replaces it in ``sys.modules`` and in its parent package, and answers
+from there; a module that bound the placeholder to a name keeps reaching the
+real module through it.  Code that uses the module gets the same module,
+imported later (docs/performance.md, "Memory").
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import types
 from typing import Any
 
 #: What :func:`defer` defers by default.
-UNUSED_BY_THE_DAEMON = ("urllib.request",)
+UNUSED_BY_THE_DAEMON = ("urllib.request", "importlib_resources")
 
 
 class DeferredModule(types.ModuleType):

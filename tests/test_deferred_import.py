@@ -1,7 +1,8 @@
 """The daemon's code and real drivers leave out what only one option or a simulation needs.
 
 ``urllib.request`` (paho-mqtt imports it for a proxy lookup the daemon never
-makes) is deferred by ``daemon.deferred_import`` and still works when used;
+makes) and ``importlib_resources`` (gpiozero's, for display fonts) are deferred
+by ``daemon.deferred_import`` and still work when used;
 gpiozero's mock pins, the embedded broker, VietQR without ``[vietqr]`` and the
 UI server are imported only by the code that uses them (docs/performance.md,
 "Memory").  Checked in a fresh interpreter, so what other tests imported does
@@ -32,13 +33,16 @@ for device_class, driver in DRIVERS:
         except ImportError:  # its library is not on this machine (picamera2 off a Pi)
             pass
 loaded = sorted(sys.modules)
-stand_in = type(sys.modules["urllib.request"]).__name__
+from daemon.deferred_import import UNUSED_BY_THE_DAEMON
+stand_ins = {name: type(sys.modules[name]).__name__ for name in UNUSED_BY_THE_DAEMON}
 from urllib.request import getproxies
 import urllib.request
+import importlib_resources
 print(json.dumps({
     "loaded": loaded,
-    "stand_in": stand_in,
-    "used": callable(getproxies) and callable(urllib.request.proxy_bypass),
+    "stand_ins": stand_ins,
+    "used": callable(getproxies) and callable(urllib.request.proxy_bypass)
+    and importlib_resources.files("daemon").joinpath("sim.toml").is_file(),
     "replaced": sys.modules["urllib.request"] is urllib.request
     and type(urllib.request) is types.ModuleType,
     "after_use": "http.client" in sys.modules,
@@ -48,6 +52,7 @@ print(json.dumps({
 #: Imported only by what needs them: a simulation, an option, a command.
 ONLY_WHEN_NEEDED = (
     "http.client",  # with urllib.request
+    "importlib_resources._common",  # with importlib_resources
     "gpiozero.pins.mock",
     "daemon.broker",
     "daemon.payments",
@@ -67,7 +72,10 @@ def test_production_imports_leave_out_what_they_do_not_use() -> None:
     found = json.loads(out.splitlines()[-1])
     assert "paho.mqtt.client" in found["loaded"]
     assert [m for m in ONLY_WHEN_NEEDED if m in found["loaded"]] == []
-    assert found["stand_in"] == "DeferredModule"
+    assert found["stand_ins"] == {
+        "urllib.request": "DeferredModule",
+        "importlib_resources": "DeferredModule",
+    }
     # Used, the deferred module is the real one (the check is not vacuous).
     assert found["used"]
     assert found["replaced"]
