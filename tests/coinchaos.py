@@ -79,7 +79,13 @@ class ChaosCounts:
     doubled_or_invented: int = 0
     #: Credits of an accepted coin (same event counter) at another value.
     wrong_values: int = 0
+    #: Coins the device accepted that the ledger does not credit (reported lost or not).
+    lost_coins: int = 0
+    #: Lost coins no lost-events row covers.
     lost_silently: int = 0
+    #: Lost events reported beyond the lost coins: returned coins (error events) can be among
+    #: the events of a counter jump, and the daemon cannot tell which they were.
+    lost_events_not_coins: int = 0
     settled: int = 0
     #: Acceptor events the last graceful stop left unread (the next start reads them).
     unread_at_stop: int = 0
@@ -546,7 +552,9 @@ coins = [{", ".join(map(str, COINS))}]
         skipped += range(pos, len(accepted))
         self.counts.doubled_or_invented = len(invented)
         self.counts.wrong_values = len(wrong)
-        self.counts.lost_silently = len(skipped) - lost
+        self.counts.lost_coins = len(skipped)
+        self.counts.lost_silently = max(0, len(skipped) - lost)
+        self.counts.lost_events_not_coins = max(0, lost - len(skipped))
         self.counts.diagnostics = []
         if self.counts.lost_silently or invented or wrong:
             self._diagnose(accepted, skipped, invented + wrong, lost_rows, last_counter)

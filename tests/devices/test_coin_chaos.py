@@ -29,7 +29,10 @@ async def test_no_coin_lost_or_doubled_across_kills(broker: Broker, tmp_path: Pa
     assert counts.unknown_losses == 0, summary
     assert counts.missing_from_mqtt == 0, summary
     assert counts.value_mismatches == 0, summary
-    assert counts.ledger_credits + counts.reported_lost == counts.accepted_by_device, summary
+    assert counts.ledger_credits + counts.lost_coins == counts.accepted_by_device, summary
+    # A counter jump is reported as events, not coins: a returned coin's error event may be
+    # among them, never more of them than coins returned.
+    assert counts.lost_events_not_coins <= counts.returned_by_device, summary
     assert counts.errors == [], summary
 
 
