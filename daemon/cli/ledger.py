@@ -161,12 +161,12 @@ def show(
         )
     for box, by_value in boxes:
         typer.echo(
-            f"cash box {box.device_id}: {box.coins} coins, {box.total} since {_when(box.since_ms)}"
+            f"cash box {box.device_id}: {box.coins} items, {box.total} since {_when(box.since_ms)}"
             + _by_value(by_value)
         )
     for c in collections:
         typer.echo(
-            f"collected {c.device_id} at {_when(c.ts_ms)}: {c.coins} coins, {c.total} ({c.note})"
+            f"collected {c.device_id} at {_when(c.ts_ms)}: {c.coins} items, {c.total} ({c.note})"
         )
     for event in lost:
         count = "unknown number of" if event.count is None else str(event.count)
@@ -229,7 +229,7 @@ def collect(
         by_value = ledger.box_by_value(device)
         if not yes:
             typer.confirm(
-                f"{device}: the box holds {box.coins} coins ({box.total}); record it as emptied?",
+                f"{device}: the box holds {box.coins} items ({box.total}); record it as emptied?",
                 abort=True,
             )
         record = ledger.collect(device, now_ms(), note=f"{technician}: {note}".rstrip(": "))
@@ -238,6 +238,6 @@ def collect(
     finally:
         ledger.close()
     typer.echo(
-        f"collection {record.id}: {device}, {record.coins} coins, {record.total},"
+        f"collection {record.id}: {device}, {record.coins} items, {record.total},"
         f" since {_when(record.since_ms)}; counters reset" + _by_value(by_value)
     )

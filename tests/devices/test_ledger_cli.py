@@ -41,7 +41,7 @@ def test_show_lists_transactions_boxes_and_losses(tmp_path: Path) -> None:
     assert tx in result.output
     assert "amountReached lost=3" in result.output
     assert "orphan" in result.output
-    assert "cash box coins: 3 coins, 5000" in result.output
+    assert "cash box coins: 3 items, 5000" in result.output
     assert "LOST" in result.output
     assert "counterJump" in result.output
 
@@ -96,7 +96,7 @@ def test_collect_is_audited_and_resets_the_counters(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "3 coins, 5000" in result.output
+    assert "3 items, 5000" in result.output
     ledger = Ledger.open(tmp_path / "state" / LEDGER_FILE)
     try:
         assert ledger.cash_box("coins").coins == 0
@@ -127,15 +127,15 @@ def test_a_note_stacker_is_shown_and_collected_by_denomination(tmp_path: Path) -
     result = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
     assert result.exit_code == 0, result.output
     by_value = "by value: 500000 x 2, 20000 x 1, 10000 x 1"
-    assert "cash box notes: 4 coins, 1030000 since" in result.output
+    assert "cash box notes: 4 items, 1030000 since" in result.output
     assert by_value in result.output
     argv = ["ledger", "collect", "--state-dir", str(state), "--device", "notes"]
     collected = runner.invoke(app, [*argv, "--technician", "An", "--yes"])
     assert collected.exit_code == 0, collected.output
-    assert "4 coins, 1030000" in collected.output
+    assert "4 items, 1030000" in collected.output
     assert by_value in collected.output
     after = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
-    assert "cash box notes: 0 coins, 0 since" in after.output
+    assert "cash box notes: 0 items, 0 since" in after.output
     assert "by value" not in after.output.split("cash box notes")[1].splitlines()[0]
 
 
@@ -160,8 +160,8 @@ def test_one_fee_in_coins_and_notes_is_shown_per_acceptor_and_each_box_collected
     assert " coins " in line
     assert "27000" in line
     assert "(coins: 2000 x 1 = 2000, notes: 20000 x 1 + 5000 x 1 = 25000)" in line
-    assert "cash box coins: 1 coins, 2000 since" in result.output
-    assert "cash box notes: 2 coins, 25000 since" in result.output
+    assert "cash box coins: 1 items, 2000 since" in result.output
+    assert "cash box notes: 2 items, 25000 since" in result.output
     assert "by value: 20000 x 1, 5000 x 1" in result.output
     only_notes = runner.invoke(
         app, ["ledger", "show", "--state-dir", str(state), "--device", "notes"]
@@ -178,7 +178,7 @@ def test_one_fee_in_coins_and_notes_is_shown_per_acceptor_and_each_box_collected
     argv = ["ledger", "collect", "--state-dir", str(state), "--device", "notes"]
     collected = runner.invoke(app, [*argv, "--technician", "An", "--yes"])
     assert collected.exit_code == 0, collected.output
-    assert "notes, 2 coins, 25000" in collected.output
+    assert "notes, 2 items, 25000" in collected.output
     after = runner.invoke(app, ["ledger", "show", "--state-dir", str(state)])
-    assert "cash box notes: 0 coins, 0 since" in after.output
-    assert "cash box coins: 1 coins, 2000 since" in after.output
+    assert "cash box notes: 0 items, 0 since" in after.output
+    assert "cash box coins: 1 items, 2000 since" in after.output
