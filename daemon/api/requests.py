@@ -377,8 +377,6 @@ class Lifecycle:
                     continue
                 if req.expiry is not None:
                     req.expiry.cancel()
-                if req.finished:
-                    continue
                 # Only a command that takes a while shows as busy: publishing busy and
                 # online around every quick command doubled the messages per request.
                 busy = loop.call_later(
@@ -429,18 +427,18 @@ class Lifecycle:
         """Turn a finished command task into its completion."""
         task = req.task
         assert task is not None
+        ran = not req.refused
         if task.cancelled():
             if req.canceled:
-                self._finish(req, CompletionCode.CANCELED, "canceled by the requester")
+                self._finish(req, CompletionCode.CANCELED, "canceled by the requester", ran=ran)
             else:
-                self._finish(req, CompletionCode.INTERNAL_ERROR, "the daemon is stopping")
+                self._finish(req, CompletionCode.INTERNAL_ERROR, "the daemon is stopping", ran=ran)
             return
         exc = task.exception()
         if exc is None:
             self._finish(req, CompletionCode.SUCCESS, result=task.result())
             return
         code = completion_code(exc)
-        ran = not req.refused
         if code is CompletionCode.INTERNAL_ERROR:
             log.error("%s %s failed", req.device.id, req.name, exc_info=exc)
             self._finish(req, code, f"internal error: {type(exc).__name__}", ran=ran)

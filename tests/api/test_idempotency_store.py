@@ -153,3 +153,29 @@ async def test_a_side_effect_waits_for_its_record_on_disk(
     finally:
         held.set()
         await busy
+
+
+async def test_a_side_effect_stopped_while_its_record_is_written_is_forgotten(
+    ui: UiClient, daemon: RunningDaemon
+) -> None:
+    """The daemon stops before the record is on disk: answered, nothing ran, nothing kept."""
+    held = threading.Event()
+    busy = daemon.app.store.submit(held.wait, 10)
+    path = daemon.app.store.path
+    try:
+        job = await ui.start(ui.request_topic("cut", "printer"), {}, request_id="cut-at-stop")
+        assert (await job.next())["type"] == "ack"
+        await asyncio.sleep(0.2)  # the worker has taken it and waits for its record
+        stopping = asyncio.create_task(daemon.shutdown())
+        done = await job.completion()
+        assert (done["completionCode"], done["errorDescription"]) == (
+            "internalError",
+            "the daemon is stopping",
+        )
+    finally:
+        held.set()
+        await busy
+    await stopping
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        kept = db.execute("SELECT request_id FROM requests").fetchall()
+    assert ("cut-at-stop",) not in kept
