@@ -43,12 +43,16 @@ a board join one :class:`Till` (:meth:`~DepositService.join`; the daemon does
 it for every acceptor it configures): the ledger, the one active deposit and the
 lock that orders credits are the till's.  :meth:`~DepositService.start` on any
 member opens the board's deposit (in the ledger under that member's device id)
-and enables every member that can take money (one offline, blocked or in fraud
-stays inhibited until it can); every credit goes into that one transaction with
+and enables every member that can take money (one offline, blocked, in fraud or
+still reading its buffer stays inhibited until it can); every credit goes into that one transaction with
 the device that took it, into that device's cash box; ``end`` and
 ``transactions`` on any member answer for it; the end is reported once, by the
 member that opened it.  A crash leaves the one transaction active: every member's
-buffered items are credited to it at the next start.
+buffered items are credited to it at the next start.  A member reads its buffer
+until its first :meth:`~DepositService.hardware_ready`, and what it reads then is
+never the board's active deposit's, even when another member came up first and a
+deposit started on it: it goes to the transaction the crash left open, else to an
+orphan (a coin of the crashed payment is not the next citizen's money).
 
 Order of calls for the owner's driver: :meth:`~DepositService.open` first, then
 the credits of what the acceptor buffered (with its event counter), then
@@ -279,6 +283,10 @@ class DepositService:
         # hardware_ready(), which then announces every unsettled transaction.
         self._recovery_id: str | None = None
         self._announce_pending = False
+        # From open() to the first hardware_ready(): the driver reads what the acceptor
+        # buffered before this start.  None of it is the board's active deposit's (another
+        # member may have opened one meanwhile), and the acceptor stays inhibited.
+        self._catching_up = False
         self._fraud = False
         self._ledger_failed = False
         # Set by block(): the hardware cannot take money now (stacker removed or full).
@@ -355,10 +363,11 @@ class DepositService:
 
         Later calls return at once.  The first member of the till to open opens
         the ledger and turns every member's transaction left ``active`` into
-        ``unknown``.  Until the first :meth:`hardware_ready`, items credited
-        without a deposit go to the transaction the crash left open: the one this
-        acceptor opened, else the board's latest (a deposit across several
-        acceptors), if any.
+        ``unknown``.  Until the first :meth:`hardware_ready` the acceptor reads what
+        it buffered before this start: it stays inhibited, and its items go to the
+        transaction the crash left open (the one this acceptor opened, else the
+        board's latest: a deposit across several acceptors), else to an orphan,
+        never to a deposit another member opened meanwhile.
 
         Raises:
             LedgerError: the ledger cannot be opened or read.
@@ -399,6 +408,7 @@ class DepositService:
         recovered = own or board
         self._recovery_id = recovered[-1] if recovered else None
         self._announce_pending = True
+        self._catching_up = True
         self._set_box(box)
         unsettled = sum(r.state is TransactionState.UNKNOWN for r in records)
         self._show(replace(self._status, unsettled=unsettled))
@@ -418,6 +428,7 @@ class DepositService:
 
         """
         self._fraud = False
+        self._catching_up = False
         await self.sync_inhibit(force=True)
         if self._announce_pending:
             self._announce_pending = False
@@ -550,7 +561,8 @@ class DepositService:
         orphan = False
         try:
             async with self._credit_lock:
-                deposit = self._taking_deposit()
+                # Buffered before this start: never the active deposit's (module docstring).
+                deposit = None if self._catching_up else self._taking_deposit()
                 recovering = deposit is None and self._recovery_id is not None
                 orphan = deposit is None and not recovering
                 credit = await self._commit(deposit, value, event_counter)
@@ -647,7 +659,8 @@ class DepositService:
     ) -> None:
         """Record acceptor events the daemon could not see, then report them.
 
-        ``count`` is None when unknown.  They are charged to the active deposit,
+        ``count`` is None when unknown.  They are charged to the active deposit (not
+        while the acceptor reads its buffer after a start: :meth:`open`),
         else to the transaction a crash left open (while recovering), else to none.
         ``event_counter``: the acceptor's counter after them, stored in the same
         commit (see :meth:`last_event_counter`).
@@ -658,7 +671,7 @@ class DepositService:
 
         """
         async with self._credit_lock:
-            deposit = self._deposit
+            deposit = None if self._catching_up else self._deposit
             tx_id = deposit.id if deposit is not None else self._recovery_id
             await self._require_ledger().call(
                 Ledger.record_lost,
@@ -714,7 +727,8 @@ class DepositService:
         ``amount_due`` (whole units) ends it once reached; ``timeout_ms`` (ms) is
         how long it takes money.  The transaction is this acceptor's in the ledger;
         every other member of the till that can take money now is enabled too (one
-        that cannot stays inhibited until it can: offline, stacker out, fraud).
+        that cannot stays inhibited until it can: offline, stacker out, fraud, still reading
+        what it buffered before this start).
 
         Raises:
             InvalidData: ``currency`` is not the acceptor's.
@@ -935,6 +949,7 @@ class DepositService:
             or self._ledger_failed
             or self._blocked
             or self._leaving
+            or self._catching_up
         )
 
     # -- internals ---------------------------------------------------------------------------

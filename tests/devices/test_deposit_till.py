@@ -245,3 +245,60 @@ async def test_the_ledger_closes_with_the_last_acceptor(board: Board) -> None:
     await board.note.start("VND", None, 60_000, "kiosk-ui")
     await asyncio.sleep(0)
     assert not board.notes.inhibited
+
+
+async def test_a_buffered_coin_read_after_a_new_deposit_started_on_notes_is_not_its_money(
+    tmp_path: Path,
+) -> None:
+    """A deposit opened on the note validator while the coin acceptor still reads its buffer.
+
+    The validator comes up first and a UI starts the next citizen's payment on it;
+    the coin acceptor, slower to connect, then reads a coin it buffered while the
+    daemon was down.  That coin is the crashed deposit's, not the new citizen's;
+    and the coin acceptor is not enabled for the new deposit before it has read
+    its buffer (coins taken then could not be told from buffered ones).
+    """
+    first = await open_board(tmp_path)
+    crashed = await first.coin.start("VND", None, 60_000, "kiosk-ui")
+    await first.coin.credit(5000, event_counter=1)
+    await first.aclose()
+
+    again = await open_board(tmp_path, ready=False)
+    try:
+        await again.note.hardware_ready()
+        new = await again.note.start("VND", None, 60_000, "kiosk-ui")
+        assert not again.notes.inhibited
+        assert again.coins.inhibited, "reading its buffer: not enabled yet"
+        await again.coin.credit(2000, event_counter=2)
+        (credit,) = again.coins.credits
+        assert credit.record.transaction_id == crashed.id
+        assert read_ledger(tmp_path, crashed.id).total == 7000
+        await again.coin.hardware_ready()
+        assert not again.coins.inhibited, "caught up: it takes the new deposit's coins"
+        await again.coin.credit(1000, event_counter=3)
+        assert again.coins.credits[-1].record.transaction_id == new.id
+        (recovered,) = again.coins.recovered
+        assert (recovered.id, recovered.total) == (crashed.id, 7000)
+    finally:
+        await again.aclose()
+
+
+async def test_a_buffered_coin_with_no_crashed_deposit_is_an_orphan_not_the_new_deposits(
+    tmp_path: Path,
+) -> None:
+    """No deposit was open at the crash: a coin buffered then is kept apart, never the fee's."""
+    first = await open_board(tmp_path)
+    await first.aclose()
+
+    again = await open_board(tmp_path, ready=False)
+    try:
+        await again.note.hardware_ready()
+        new = await again.note.start("VND", None, 60_000, "kiosk-ui")
+        await again.coin.credit(2000, event_counter=7)
+        (credit,) = again.coins.credits
+        assert credit.record.transaction_id != new.id
+        orphan = read_ledger(tmp_path, credit.record.transaction_id)
+        assert (orphan.state, orphan.orphan, orphan.total) == (TransactionState.UNKNOWN, True, 2000)
+        assert read_ledger(tmp_path, new.id).total == 0
+    finally:
+        await again.aclose()
