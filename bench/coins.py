@@ -16,6 +16,10 @@
    validator in the acceptor's place, the counts printed, among them
    the kills that left a note in flight (in escrow, or stacked and not yet
    committed).
+5. Mixed chaos: ``--mixed-chaos N`` iterations of tests/mixedchaos.py (default
+   200) for each note driver: one daemon with the ccTalk coin acceptor and the
+   note validator, each on its wire device process, deposits started on either,
+   coins and notes at random; each device's counts and the transactions' ends.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from daemon.config import sim_config
 from devices.cash.ledger import LEDGER_FILE, Ledger, LedgerRunner
 from devices.runtime.clock import now_ms
 from devices.sim.coin_acceptor.cctalk import CctalkSimulator
-from tests.coinchaos import Chaos, run_chaos
+from tests.coinchaos import Chaos, ChaosCounts, run_chaos
+from tests.mixedchaos import CctalkMixedChaos, MixedChaos, run_mixed_chaos
 from tests.notechaos import CctalkNoteChaos, NoteChaos
 from tests.uiclient import connect
 
@@ -139,13 +144,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ("chaos", args.chaos, Chaos),
             ("note chaos, ssp", args.note_chaos, NoteChaos),
             ("note chaos, cctalk", args.note_chaos, CctalkNoteChaos),
+            ("mixed chaos, ssp", args.mixed_chaos, MixedChaos),
+            ("mixed chaos, cctalk", args.mixed_chaos, CctalkMixedChaos),
         ):
             if not iterations:
                 continue
             chaos_dir = base / name.replace(", ", "-").replace(" ", "-")
             chaos_dir.mkdir()
             t0 = time.monotonic()
-            counts = await run_chaos(chaos_dir, broker.port, iterations, args.seed, kind)
+            counts: ChaosCounts
+            if issubclass(kind, MixedChaos):
+                counts = await run_mixed_chaos(chaos_dir, broker.port, iterations, args.seed, kind)
+            else:
+                counts = await run_chaos(chaos_dir, broker.port, iterations, args.seed, kind)
             out[name] = counts.as_dict() | {
                 "seconds": round(time.monotonic() - t0, 1),
                 "seed": args.seed,
@@ -167,6 +178,14 @@ def main() -> None:
     parser.add_argument("--chaos", type=int, default=200, help="chaos iterations (0: none)")
     parser.add_argument(
         "--note-chaos", type=int, default=200, help="note chaos iterations (0: none)"
+    )
+    parser.add_argument(
+        "--mixed-chaos",
+        type=int,
+        nargs="?",
+        const=200,
+        default=200,
+        help="mixed (coins and notes, one daemon) chaos iterations per note driver (0: none)",
     )
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     parser.add_argument(

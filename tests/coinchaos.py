@@ -54,6 +54,12 @@ COINS = (1000, 2000, 5000)
 COIN_DEVICE = ("devices.sim.coin_acceptor.cctalk_device", "--coins", ",".join(map(str, COINS)))
 #: A failing run's diagnostics show what the daemons did this long around each coin, in ms.
 DIAGNOSIS_WINDOW_MS = 2000
+#: The ledger's credits of one device (``?``): a credit names the device that took it, or
+#: (NULL) is its transaction's device's.
+DEVICE_CREDITS = (
+    "credits c JOIN transactions t ON t.id = c.transaction_id"
+    " WHERE coalesce(c.device_id, t.device_id) = ?"
+)
 
 
 @dataclass
@@ -228,7 +234,9 @@ coins = [{", ".join(map(str, COINS))}]
         self, tmp: Path, broker_port: int, device: DeviceProcess, ui: UiClient, seed: int
     ) -> None:
         self.tmp = tmp
-        self.config = write_config(tmp, broker_port, self.device_section(tmp / self.pty_name))
+        self.broker_port = broker_port
+        #: Written at each start, from :meth:`device_section`.
+        self.config = tmp / "kioskd.toml"
         self.device = device
         self.ui = ui
         self.rng = random.Random(seed)
@@ -244,25 +252,28 @@ coins = [{", ".join(map(str, COINS))}]
         self.timeline: list[tuple[int, str]] = []
         #: Coins reported twice over MQTT with different values.
         self._report_mismatches = 0
-        # The daemons' logs, for a failing run's post-mortem.
-        self._log = (tmp / "daemon.log").open("ab")
+        #: Every ``depositEnded`` heard: (transactionId, the device it came from, its data).
+        self.ended: list[tuple[str, str, dict[str, Any]]] = []
 
     # -- daemon --------------------------------------------------------------------------------
 
     async def start_daemon(self, exit_after_commit: int = 0) -> None:
         entry = ["tests.chaosdaemon", str(exit_after_commit)] if exit_after_commit else ["daemon"]
-        self.daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            *entry,
-            "run",
-            "--config",
-            str(self.config),
-            cwd=REPO,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=self._log,
-        )
+        write_config(self.tmp, self.broker_port, self.device_section(self.tmp / self.pty_name))
+        # The daemons' logs, for a failing run's post-mortem (the child keeps the file open).
+        with (self.tmp / "daemon.log").open("ab") as log:
+            self.daemon = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                *entry,
+                "run",
+                "--config",
+                str(self.config),
+                cwd=REPO,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
         self.counts.daemon_starts += 1
         self._mark(f"daemon {self.daemon.pid} started (exit after commit {exit_after_commit})")
 
@@ -373,6 +384,8 @@ coins = [{", ".join(map(str, COINS))}]
             elif name == "depositRecovered":
                 for coin in data["coins"]:
                     self._report((data["transactionId"], coin["index"]), coin["value"], "recovery")
+            elif name == "depositEnded":
+                self.ended.append((data["transactionId"], self.dev, data))
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -429,7 +442,7 @@ coins = [{", ".join(map(str, COINS))}]
     async def recording(self) -> AsyncIterator[None]:
         """Record the daemon's coin events and states (a UI) while the block runs.
 
-        On the way out a daemon still running is killed and the log closed.
+        On the way out a daemon still running is killed.
         """
         async with (
             self.ui.subscription(f"{self.ui.root}/dev/{self.dev}/evt/#") as events,
@@ -446,7 +459,6 @@ coins = [{", ".join(map(str, COINS))}]
                     await pump
                 if self.alive():
                     await self.kill()
-                self._log.close()
 
     async def stop_daemon(self) -> None:
         """Stop the running daemon gracefully (SIGTERM, as systemd does) and wait for it."""
@@ -480,7 +492,9 @@ coins = [{", ".join(map(str, COINS))}]
         stats = await self.device.call(action="stats")
         conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
         try:
-            row = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
+            row = conn.execute(
+                "SELECT counter FROM acceptor_counters WHERE device_id = ?", (self.dev,)
+            ).fetchone()
         finally:
             conn.close()
         return self.unread_on_device(stats, row[0] if row else None)
@@ -517,16 +531,23 @@ coins = [{", ".join(map(str, COINS))}]
         conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
         try:
             rows = conn.execute(
-                "SELECT c.event_counter, c.value, c.transaction_id, c.idx FROM credits c"
-                " ORDER BY c.rowid"
+                "SELECT c.event_counter, c.value, c.transaction_id, c.idx"
+                f" FROM {DEVICE_CREDITS} ORDER BY c.rowid",
+                (self.dev,),
             ).fetchall()
             lost, unknown = conn.execute(
                 "SELECT coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
+                " WHERE device_id = ?",
+                (self.dev,),
             ).fetchone()
             lost_rows = conn.execute(
-                "SELECT ts_ms, count, reason, transaction_id FROM lost_events ORDER BY rowid"
+                "SELECT ts_ms, count, reason, transaction_id FROM lost_events"
+                " WHERE device_id = ? ORDER BY rowid",
+                (self.dev,),
             ).fetchall()
-            last_counter = conn.execute("SELECT counter FROM acceptor_counters").fetchone()
+            last_counter = conn.execute(
+                "SELECT counter FROM acceptor_counters WHERE device_id = ?", (self.dev,)
+            ).fetchone()
         finally:
             conn.close()
         self.counts.ledger_credits = len(rows)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.cash.ledger import LEDGER_FILE
-from tests.coinchaos import Chaos, ChaosCounts, Insertion, _now_ms
+from tests.coinchaos import DEVICE_CREDITS, Chaos, ChaosCounts, Insertion, _now_ms
 
 NOTES = (10_000, 20_000, 50_000)
 #: A note fed is followed by a kill this often, within this many s.
@@ -146,7 +146,9 @@ notes = [{", ".join(map(str, NOTES))}]
             return stacked > 0
         conn = sqlite3.connect(path)
         try:
-            (credited,) = conn.execute("SELECT count(*) FROM credits").fetchone()
+            (credited,) = conn.execute(
+                f"SELECT count(*) FROM {DEVICE_CREDITS}", (self.dev,)
+            ).fetchone()
         except sqlite3.OperationalError:  # killed before its tables were made
             credited = 0
         finally:
