@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -33,13 +34,11 @@ from typing import TYPE_CHECKING, Annotated, Literal, Self
 
 import msgspec
 from gpiozero import (
-    BadPinFactory,
     DigitalInputDevice,
     DigitalOutputDevice,
     GPIOZeroError,
     PWMOutputDevice,
 )
-from gpiozero.devices import Device as GpioDevice
 from gpiozero.pins import Factory
 from msgspec import Meta
 
@@ -66,6 +65,13 @@ PinFactoryName = Annotated[
 MOCK_PREFIX = "mock:"
 #: MockFactories shared between a wire simulator and the driver it serves, by name.
 _SHARED_MOCKS: dict[str, MockFactory] = {}
+#: gpiozero's default pin factories in the order its own chooser tries them
+#: (``gpiozero.devices.Device._default_pin_factory``): lgpio first, the pure-Python one last.
+DEFAULT_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native")
+#: Each pin factory's class by name, or why it cannot be loaded (:func:`_factory_class`).
+_FACTORY_CLASSES: dict[str, type[Factory] | str] = {}
+
+log = logging.getLogger(__name__)
 
 
 class InputPin(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,11 +148,15 @@ def open_pin_factory(name: str) -> tuple[Factory, bool]:
     """Return the pin factory a driver's ``pin_factory`` setting names, and whether it owns it.
 
     The caller closes an owned factory when it is done; a shared mock belongs
-    to its simulator.
+    to its simulator.  An empty name means ``GPIOZERO_PIN_FACTORY``, or else the
+    first of :data:`DEFAULT_FACTORIES` that opens, as gpiozero's own chooser
+    would pick; each factory's class is looked up once per process
+    (:func:`_factory_class`), so a retry on a board without GPIO only constructs
+    the factories whose libraries exist (the native one reads the board revision).
 
     Raises:
-        Offline: the factory cannot be loaded here (no GPIO chip, missing library,
-            an unknown shared mock).
+        Offline: no factory opens here (no GPIO chip, missing library, an
+            unknown shared mock); the message names each factory's reason.
 
     """
     if name == "mock":
@@ -156,24 +166,49 @@ def open_pin_factory(name: str) -> tuple[Factory, bool]:
         if shared is None:
             raise Offline(f"no mock pin factory {name!r} in this process")
         return shared, False
-    try:
-        if name:
-            return _named_factory(name), True
-        # gpiozero's chooser honours GPIOZERO_PIN_FACTORY and returns the factory
-        # without installing it as the global default.
-        factory: Factory = GpioDevice._default_pin_factory()  # noqa: SLF001
-    except (BadPinFactory, ImportError, OSError, RuntimeError) as exc:
-        wanted = name or os.environ.get("GPIOZERO_PIN_FACTORY") or "default"
-        raise Offline(f"no GPIO through the {wanted} pin factory: {exc}") from exc
-    return factory, True
+    wanted = name or os.environ.get("GPIOZERO_PIN_FACTORY", "")
+    reasons: list[str] = []
+    for candidate in (wanted,) if wanted else DEFAULT_FACTORIES:
+        found = _factory_class(candidate)
+        if isinstance(found, str):
+            reasons.append(f"{candidate}: {found}")
+            continue
+        try:
+            factory: Factory = found()
+        except Exception as exc:  # noqa: BLE001 - as gpiozero's chooser: any failure tries the next
+            reasons.append(f"{candidate}: {exc}")
+            continue
+        if reasons:
+            log.warning(
+                "GPIO through gpiozero's %s pin factory (%s)", candidate, "; ".join(reasons)
+            )
+        return factory, True
+    raise Offline(f"no GPIO through the {wanted or 'default'} pin factory: {'; '.join(reasons)}")
 
 
-def _named_factory(name: str) -> Factory:
-    for entry in entry_points(group="gpiozero_pin_factories"):
-        if entry.name == name:
-            factory: Factory = entry.load()()
-            return factory
-    raise BadPinFactory(f"gpiozero has no pin factory {name!r}")
+def _factory_class(name: str) -> type[Factory] | str:
+    """The class of gpiozero's pin factory ``name``, or why it cannot load here; once per process.
+
+    ``name`` is an entry point of the ``gpiozero_pin_factories`` group (as in
+    ``GPIOZERO_PIN_FACTORY``, matched verbatim, then lower-cased).  Python does not
+    remember a failed import: looked up again, a factory whose library is missing
+    re-ran its module on every retry (~0.6 ms for gpiozero's three, most of an
+    absent GPIO device's idle cost).  A library installed later is seen after a
+    restart of the daemon.
+    """
+    if name not in _FACTORY_CLASSES:
+        entries = entry_points(group="gpiozero_pin_factories")
+        entry = next((e for e in entries if e.name == name), None) or next(
+            (e for e in entries if e.name == name.lower()), None
+        )
+        if entry is None:
+            _FACTORY_CLASSES[name] = f"gpiozero has no pin factory {name!r}"
+        else:
+            try:
+                _FACTORY_CLASSES[name] = entry.load()
+            except Exception as exc:  # noqa: BLE001 - a module that cannot load (ImportError, RPi.GPIO's RuntimeError off a Pi)
+                _FACTORY_CLASSES[name] = str(exc) or type(exc).__name__
+    return _FACTORY_CLASSES[name]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -56,6 +58,46 @@ def test_a_factory_that_cannot_load_is_offline(monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
     with pytest.raises(Offline, match="no-such-factory"):
         open_pin_factory("")
+
+
+def test_a_retry_constructs_the_factory_but_imports_nothing_again(monkeypatch):
+    """Factory modules load once per process, also one whose library is missing (no GPIO here).
+
+    Python does not remember a failed import: each retry of a GPIO driver on a
+    board without GPIO re-ran gpiozero's factory modules (docs/performance.md).
+    """
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(gpio_transport, "_FACTORY_CLASSES", {})
+    looked_up: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            looked_up.append(fullname)
+
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+
+    def attempt() -> str:
+        try:
+            factory, _ = open_pin_factory("")
+        except Offline as exc:
+            return str(exc)
+        factory.close()
+        return type(factory).__name__
+
+    first = attempt()
+    assert "gpiozero.pins.lgpio" in looked_up or "gpiozero.pins.lgpio" in sys.modules
+    looked_up.clear()
+    assert attempt() == first
+    assert looked_up == [], "a retry imported again"
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    one, owned = open_pin_factory("")
+    other, _ = open_pin_factory("")
+    assert owned
+    assert isinstance(one, MockFactory)
+    assert other is not one, "each attempt opens its own factory"
+    one.close()
+    other.close()
 
 
 async def test_edges_from_another_thread_reach_the_loop_debounced(mock):
