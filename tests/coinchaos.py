@@ -85,6 +85,9 @@ class ChaosCounts:
     doubled_or_invented: int = 0
     #: Credits of an accepted coin (same event counter) at another value.
     wrong_values: int = 0
+    #: Coins fed while the daemon was down credited to a deposit started after them (a later
+    #: payment's): they belong to the deposit a crash left open, else to an orphan.
+    credited_to_later_deposit: int = 0
     #: Coins the device accepted that the ledger does not credit (reported lost or not).
     lost_coins: int = 0
     #: Lost coins no lost-events row covers.
@@ -242,6 +245,8 @@ coins = [{", ".join(map(str, COINS))}]
         self.rng = random.Random(seed)
         self.counts = ChaosCounts()
         self.daemon: asyncio.subprocess.Process | None = None
+        #: When the last daemon was started (Unix epoch ms): older states are a dead one's.
+        self.started_ms = 0
         self.session: str | None = None
         #: (transactionId, index) -> value, as reported over MQTT.
         self.reported: dict[tuple[str, int], int] = {}
@@ -260,6 +265,7 @@ coins = [{", ".join(map(str, COINS))}]
     async def start_daemon(self, exit_after_commit: int = 0) -> None:
         entry = ["tests.chaosdaemon", str(exit_after_commit)] if exit_after_commit else ["daemon"]
         write_config(self.tmp, self.broker_port, self.device_section(self.tmp / self.pty_name))
+        self.started_ms = _now_ms()
         # The daemons' logs, for a failing run's post-mortem (the child keeps the file open).
         with (self.tmp / "daemon.log").open("ab") as log:
             self.daemon = await asyncio.create_subprocess_exec(
@@ -296,8 +302,13 @@ coins = [{", ".join(map(str, COINS))}]
         await self.daemon.wait()
         self.daemon = None
 
-    async def wait_online(self, timeout: float = 15.0) -> bool:
-        """Wait for the coin acceptor of a new session to be online; False if the daemon died."""
+    async def wait_online(self, timeout: float = 15.0, since_ms: int | None = None) -> bool:
+        """Wait for the coin acceptor of a new session to be online; False if the daemon died.
+
+        Only states published since ``since_ms`` (Unix epoch ms; default: this
+        harness's last daemon start) count: an earlier one is a dead daemon's.
+        """
+        since = self.started_ms if since_ms is None else since_ms
         assert self._states is not None
         seen: list[Any] = []
         try:
@@ -314,6 +325,7 @@ coins = [{", ".join(map(str, COINS))}]
                     if (
                         isinstance(payload, dict)
                         and payload.get("session") != self.session
+                        and payload.get("ts", 0) >= since
                         and payload.get("state") in ("online", "busy")
                     ):
                         self.session = payload["session"]
@@ -531,7 +543,8 @@ coins = [{", ".join(map(str, COINS))}]
         conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
         try:
             rows = conn.execute(
-                "SELECT c.event_counter, c.value, c.transaction_id, c.idx"
+                "SELECT c.event_counter, c.value, c.transaction_id, c.idx,"
+                " CASE WHEN t.orphan THEN NULL ELSE t.started_ms END"
                 f" FROM {DEVICE_CREDITS} ORDER BY c.rowid",
                 (self.dev,),
             ).fetchall()
@@ -561,7 +574,9 @@ coins = [{", ".join(map(str, COINS))}]
         skipped: list[int] = []
         invented: list[tuple[int, int]] = []
         wrong: list[tuple[int, int]] = []
-        for counter, value, _tx, _idx in rows:
+        fed = [i for i in self.insertions if i.accepted]
+        self.counts.credited_to_later_deposit = 0
+        for counter, value, _tx, _idx, started_ms in rows:
             match = next((j for j in range(pos, len(accepted)) if accepted[j][0] == counter), None)
             if match is None:
                 invented.append((counter, value))
@@ -569,6 +584,9 @@ coins = [{", ".join(map(str, COINS))}]
             skipped += range(pos, match)
             if accepted[match][1] != value:
                 wrong.append((counter, value))
+            coin = fed[match] if match < len(fed) else None
+            if coin is not None and coin.down and started_ms is not None:
+                self.counts.credited_to_later_deposit += started_ms > coin.at_ms
             pos = match + 1
         skipped += range(pos, len(accepted))
         self.counts.doubled_or_invented = len(invented)
@@ -581,7 +599,7 @@ coins = [{", ".join(map(str, COINS))}]
             self._diagnose(accepted, skipped, invented + wrong, lost_rows, last_counter)
         self.counts.missing_from_mqtt = 0
         self.counts.value_mismatches = self._report_mismatches
-        for _counter, value, tx, idx in rows:
+        for _counter, value, tx, idx, _started in rows:
             reported = self.reported.get((tx, idx))
             if reported is None:
                 self.counts.missing_from_mqtt += 1

@@ -9,7 +9,9 @@ and runs the one daemon; its :attr:`~MixedChaos.coins` is a
 device process, with the run's daemon and UI.  The daemon's config has both
 devices, so both join the board's till: one deposit takes coins and notes.
 
-Each iteration starts the deposit on one device or the other (at random), feeds
+Each iteration starts the deposit on one device or the other (at random), after
+a restart sometimes as soon as that device is online, before the other (which
+may still be reading what it buffered while the daemon was down), feeds
 coins and notes at random (a note through escrow, sometimes followed by a kill
 within 120 ms), and ends it with ``depositEnd`` on that device, or kills the
 daemon (``kill -9``, or an exit right after a ledger commit and before its
@@ -20,7 +22,8 @@ devices, ``depositEnd`` on every ``unknown`` transaction.  Then:
 - each device's account is compared as in its own harness: the validator's
   stacked notes and the coin acceptor's accepted coins against the ledger's
   credits of that device, each announced (its event, ``depositRecovered`` or
-  ``depositStatus``), none doubled, none lost unreported;
+  ``depositStatus``), none doubled, none lost unreported, and no coin fed while
+  the daemon was down credited to a deposit started after it (a later payment's);
 - every transaction is closed: one ``depositEnded``, from the device it was
   started on, whose ``devices`` shares are the ledger's per device, or settled.
 """
@@ -43,6 +46,9 @@ from tests.uiclient import UiClient, connect
 
 #: The share of items fed that are coins (the rest are notes).
 COIN_SHARE = 0.5
+#: After a start, the UI starts the deposit this often as soon as the device it starts it
+#: on is online, before the other device is (which may still read what it buffered).
+EAGER_P = 0.4
 #: Counts of the run (one daemon, one list of errors), not of the coin acceptor's account.
 RUN_COUNTS = frozenset(
     ("iterations", "daemon_starts", "sigkills", "exits_after_commit", "unread_at_stop", "errors")
@@ -55,6 +61,8 @@ class MixedChaosCounts(NoteChaosCounts):
 
     deposits_started_on_coins: int = 0
     deposits_started_on_notes: int = 0
+    #: Deposits started before the other device of a new daemon was online.
+    deposits_started_early: int = 0
     #: Transactions with credits from both devices.
     mixed_transactions: int = 0
     #: Ended transactions with exactly one ``depositEnded``, from the device that opened it.
@@ -120,6 +128,10 @@ class MixedChaos(NoteChaos):
         self.coins.counts.errors = self.counts.errors
         #: The device this iteration's deposit is started and ended on.
         self._opener: Chaos = self
+        #: This iteration's deposit may start before the other device is online (EAGER_P).
+        self._eager = False
+        #: After a start: the device not waited for before the deposit starts.
+        self._late: Chaos | None = None
 
     def device_section(self, pty: Path) -> str:
         """The note validator on ``pty`` and the coin acceptor on its own pty."""
@@ -138,25 +150,65 @@ class MixedChaos(NoteChaos):
     async def iteration(self) -> None:
         """:meth:`Chaos.iteration`, the deposit started and ended on either device."""
         self._opener = self.rng.choice((self, self.coins))
-        await super().iteration()
+        self._eager = self.rng.random() < EAGER_P
+        try:
+            await super().iteration()
+        finally:
+            self._eager = False
         if self._opener is self:
             self.counts.deposits_started_on_notes += 1
         else:
             self.counts.deposits_started_on_coins += 1
 
     async def request(self, command: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        """A command's result; the deposit's start and end go to this iteration's device."""
-        if command in ("depositStart", "depositEnd") and self._opener is not self:
-            return await self._opener.request(command, params)
-        return await super().request(command, params)
+        """A command's result; the deposit's start and end go to this iteration's device.
 
-    async def wait_online(self, timeout: float = 15.0) -> bool:
-        """Wait for both devices of a new session to be online."""
-        return await super().wait_online(timeout) and await self.coins.wait_online(timeout)
+        After a deposit started early, wait for the other device and reconcile it.
+        """
+        if command in ("depositStart", "depositEnd") and self._opener is not self:
+            result = await self._opener.request(command, params)
+        else:
+            result = await super().request(command, params)
+        late = self._late
+        if late is not None and command == "depositStart" and result is not None:
+            self._late = None
+            self.counts.deposits_started_early += 1
+            if await self._online(late, 15.0) and not await self._reconciled(late) and self.alive():
+                self.counts.errors.append(f"{late.dev} did not reconcile after an early start")
+        return result
+
+    async def _online(self, side: Chaos, timeout: float) -> bool:
+        """:meth:`Chaos.wait_online` of one device, for the daemon started last."""
+        if side is self:
+            return await super().wait_online(timeout)
+        return await side.wait_online(timeout, since_ms=self.started_ms)
+
+    async def _reconciled(self, side: Chaos) -> bool:
+        """:meth:`Chaos.reconcile` of one device."""
+        return await (super().reconcile() if side is self else side.reconcile())
+
+    async def wait_online(self, timeout: float = 15.0, since_ms: int | None = None) -> bool:
+        """Wait for the devices of a new daemon to be online.
+
+        Both, or (in an iteration, :data:`EAGER_P`) the one the deposit starts on,
+        the other then waited for and reconciled once it started (:meth:`request`).
+        """
+        self._late = None
+        if self._eager:
+            self._late = self.coins if self._opener is self else self
+        for side in (self, self.coins):
+            if side is not self._late and not await self._online(side, timeout):
+                self._late = None
+                return False
+        return True
 
     async def reconcile(self) -> bool:
-        """Read and settle the unsettled transactions of both devices."""
-        return await super().reconcile() and await self.coins.reconcile()
+        """Read and settle the unsettled transactions of the devices online."""
+        for side in (self, self.coins):
+            if side is not self._late and not await self._reconciled(side):
+                self._late = None
+                return False
+        return True
 
     @contextlib.asynccontextmanager
     async def recording(self) -> AsyncIterator[None]:

@@ -37,6 +37,7 @@ async def test_no_coin_or_note_lost_or_doubled_across_kills(broker: Broker, tmp_
     for side in (counts, coins):
         assert side.doubled_or_invented == 0, summary
         assert side.wrong_values == 0, summary
+        assert side.credited_to_later_deposit == 0, summary
         assert side.lost_silently == 0, summary
         assert side.unknown_losses == 0, summary
         assert side.missing_from_mqtt == 0, summary
