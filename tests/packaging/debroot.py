@@ -3,8 +3,10 @@
 Nothing here touches this machine's system: the root is a directory under the
 test's tmp dir, its commands run by ``chroot`` in a private mount and PID
 namespace (``unshare``) where ``/proc``, ``/dev`` and ``/run`` are mounted for
-it alone and vanish with it.  The base root is made once and kept as a tar in
-``$KIOSKD_TEST_CACHE`` (default ``/var/tmp/kioskd-tests``).
+it alone and vanish with it.  A root of another architecture (arm64, armhf) is
+made and run by ``debian/foreign-root``: under qemu-user by proot, in a PID
+namespace of its own, with no binfmt_misc handler.  The base root is made once
+and kept as a tar in ``$KIOSKD_TEST_CACHE`` (default ``/var/tmp/kioskd-tests``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,13 +37,24 @@ CACHE = Path(os.environ.get("KIOSKD_TEST_CACHE", "/var/tmp/kioskd-tests"))
 REPO_IN_ROOT = "/srv/kioskd-repo"
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 PUBLISH = Path(__file__).resolve().parents[2] / "debian/repository/publish"
+FOREIGN_ROOT = Path(__file__).resolve().parents[2] / "debian/foreign-root"
 
 
-def base_tarball() -> Path:
-    """The cached bookworm root as a tar, made with mmdebstrap if missing (about a minute)."""
-    tar = CACHE / f"bookworm-{'-'.join(BASE_PACKAGES)}.tar"
+def base_tarball(arch: str | None = None) -> Path:
+    """The cached bookworm root as a tar, made if missing.
+
+    This machine's architecture by mmdebstrap (about a minute); another ``arch`` by
+    ``debian/foreign-root`` under qemu (about 9 minutes for arm64 here).
+    """
+    tar = CACHE / f"bookworm-{arch + '-' if arch else ''}{'-'.join(BASE_PACKAGES)}.tar"
     if not tar.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
+        if arch:
+            subprocess.run(
+                [str(FOREIGN_ROOT), "make", arch, str(tar), *BASE_PACKAGES],
+                check=True, capture_output=True, timeout=3600,
+            )  # fmt: skip
+            return tar
         partial = tar.with_suffix(".partial.tar")
         subprocess.run(
             ["mmdebstrap", "--variant=apt", f"--include={','.join(BASE_PACKAGES)}",
@@ -53,27 +67,44 @@ def base_tarball() -> Path:
 
 @dataclass(frozen=True)
 class DebRoot:
-    """A bookworm root at ``path``; the signed repository is bind-mounted at REPO_IN_ROOT."""
+    """A bookworm root at ``path``; the signed repository is bind-mounted at REPO_IN_ROOT.
+
+    ``arch`` names another architecture than this machine's (run under qemu), else None.
+    """
 
     path: Path
     repo: Path
+    arch: str | None = None
 
     @classmethod
-    def make(cls, directory: Path, repo: Path) -> DebRoot:
+    def make(cls, directory: Path, repo: Path, arch: str | None = None) -> DebRoot:
         path = directory / "root"
         path.mkdir()
         subprocess.run(
-            ["tar", "-xf", str(base_tarball()), "-C", str(path)], check=True, timeout=300
+            ["tar", "-xf", str(base_tarball(arch)), "-C", str(path)], check=True, timeout=300
         )
         (path / REPO_IN_ROOT.lstrip("/")).mkdir(parents=True)
         # No daemons started by maintainer scripts: there is no init in the root.
         policy = path / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
-        return cls(path, repo)
+        return cls(path, repo, arch)
+
+    def trust(self, key: bytes) -> None:
+        """The fleet's source entry and its public ``key``, as docs/updates.md tells a technician."""
+        keyring = self.path / "etc/apt/keyrings/kioskd.asc"
+        keyring.parent.mkdir(parents=True, exist_ok=True)
+        keyring.write_bytes(key)
+        (self.path / "etc/apt/sources.list.d/kioskd.sources").write_text(
+            f"Types: deb\nURIs: file:{REPO_IN_ROOT}/\nSuites: ./\n"
+            "Signed-By: /etc/apt/keyrings/kioskd.asc\n"
+        )
 
     def command(self, script: str) -> list[str]:
         """argv running shell ``script`` in the root, in its own mount and PID namespace."""
+        if self.arch:
+            return [str(FOREIGN_ROOT), "run", self.arch, str(self.path), script,
+                    f"{self.repo}:{REPO_IN_ROOT}"]  # fmt: skip
         root = shlex.quote(str(self.path))
         inner = "; ".join(
             [
@@ -150,6 +181,41 @@ class Session:
             self.argv(script), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=ENV, start_new_session=True,
         )  # fmt: skip
+
+
+def ready(root: DebRoot, command: str, timeout: float = 90) -> float | None:
+    """Seconds until ``command`` in the root sent READY=1 over sd_notify, or None."""
+    name = f"kioskd-release-test-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(1)
+        start = time.monotonic()
+        with running(root, f"NOTIFY_SOCKET=@{name} exec {command}") as proc:
+            while time.monotonic() - start < timeout and proc.poll() is None:
+                try:
+                    message = sock.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                if "READY=1" in message.split("\n"):
+                    return time.monotonic() - start
+    return None
+
+
+@contextlib.contextmanager
+def running(root: DebRoot, script: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``script`` running in the root; terminated (its PID namespace with it) on exit."""
+    proc = subprocess.Popen(
+        root.command(script), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass(frozen=True)

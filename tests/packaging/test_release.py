@@ -10,12 +10,10 @@ waits for).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ import pytest
 
 from daemon import __version__
 from daemon.broker import free_port
-from tests.packaging.debroot import REPO_IN_ROOT, DebRoot, Repository, Session, repack
+from tests.packaging.debroot import REPO_IN_ROOT, DebRoot, Repository, Session, ready, repack
 
 pytestmark = pytest.mark.release
 
@@ -54,14 +52,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     repo = Repository.make(work)
     repo.publish(deb)
     root = DebRoot.make(work, repo.path)
-    keyring = root.path / "etc/apt/keyrings/kioskd.asc"
-    keyring.parent.mkdir(parents=True, exist_ok=True)
-    keyring.write_bytes(repo.public_key())
-    # What docs/updates.md tells a technician to write before the first install.
-    (root.path / "etc/apt/sources.list.d/kioskd.sources").write_text(
-        f"Types: deb\nURIs: file:{REPO_IN_ROOT}/\nSuites: ./\n"
-        "Signed-By: /etc/apt/keyrings/kioskd.asc\n"
-    )
+    root.trust(repo.public_key())
     yield Release(root, repo, deb, work)
     repo.close()
 
@@ -118,42 +109,7 @@ def test_provision_check_config_and_run_from_the_package(installed: Release) -> 
     assert f"board {BOARD}" in config
     _ok(installed.root.run("apt-get update -q", timeout=300))  # provisioning's entry verifies
     command = f"kioskd run --sim --mqtt-port {free_port()} --ws-port 0 --ui-port 0"
-    assert _ready(installed.root, command) is not None
-
-
-def _ready(root: DebRoot, command: str, timeout: float = 90) -> float | None:
-    """Seconds until ``command`` in the root sent READY=1 over sd_notify, or None."""
-    name = f"kioskd-release-test-{time.monotonic_ns()}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind("\0" + name)
-        sock.settimeout(1)
-        start = time.monotonic()
-        with _running(root, f"NOTIFY_SOCKET=@{name} exec {command}") as proc:
-            while time.monotonic() - start < timeout and proc.poll() is None:
-                try:
-                    message = sock.recv(4096).decode()
-                except TimeoutError:
-                    continue
-                if "READY=1" in message.split("\n"):
-                    return time.monotonic() - start
-    return None
-
-
-@contextlib.contextmanager
-def _running(root: DebRoot, script: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``script`` running in the root; terminated (its PID namespace with it) on exit."""
-    proc = subprocess.Popen(
-        root.command(script), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    assert ready(installed.root, command) is not None
 
 
 # -- updates behind the health gate -------------------------------------------------------------
