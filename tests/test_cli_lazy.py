@@ -9,9 +9,6 @@ own resolution of ``kioskd run``, so what other tests imported does not count.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
@@ -20,8 +17,7 @@ from typer.testing import CliRunner
 
 from daemon.cli import app
 from tests.cli_tree import root, walk
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fresh_interpreter import probe
 
 _PROBE = """
 import json, sys
@@ -57,15 +53,7 @@ def _in(module: str, prefixes: tuple[str, ...]) -> bool:
 
 def test_kioskd_run_imports_no_other_command(tmp_path: Path) -> None:
     missing = tmp_path / "kioskd.toml"  # ``run`` parses its options and fails loading it
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(missing)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    code, after_run, after_ledger = json.loads(out.splitlines()[-1])
+    code, after_run, after_ledger = probe(_PROBE, str(missing))
     assert code == 78  # EX_CONFIG: the run command itself ran
     assert "daemon.app" in after_run
     assert [m for m in after_run if _in(m, NOT_FOR_RUN)] == []

@@ -11,27 +11,16 @@ not count.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from daemon import deferred_import
+from tests.fresh_interpreter import PRODUCTION_IMPORTS, probe
 
-ROOT = Path(__file__).resolve().parents[1]
-
+#: Run after PRODUCTION_IMPORTS.
 _PROBE = """
-import json, sys, types
-import daemon.app, daemon.cli, daemon.config, daemon.api.router
-from devices.registry import DRIVERS, resolve
-for device_class, driver in DRIVERS:
-    if driver != "sim":
-        try:
-            resolve(device_class, driver)
-        except ImportError:  # its library is not on this machine (picamera2 off a Pi)
-            pass
+import types
 loaded = sorted(sys.modules)
 from daemon.deferred_import import UNUSED_BY_THE_DAEMON
 stand_ins = {name: type(sys.modules[name]).__name__ for name in UNUSED_BY_THE_DAEMON}
@@ -61,15 +50,7 @@ ONLY_WHEN_NEEDED = (
 
 
 def test_production_imports_leave_out_what_they_do_not_use() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    found = json.loads(out.splitlines()[-1])
+    found = probe(PRODUCTION_IMPORTS + _PROBE)
     assert "paho.mqtt.client" in found["loaded"]
     assert [m for m in ONLY_WHEN_NEEDED if m in found["loaded"]] == []
     assert found["stand_ins"] == {
