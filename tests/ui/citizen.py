@@ -1,13 +1,22 @@
-"""A citizen at the kiosk: taps on the page, and acts on the simulated devices through the contract."""
+"""A citizen at the kiosk: taps on the page, and acts on the simulated devices through the contract.
+
+Also the demo office's fee and the receipt a paid filing prints, as the payment tests check it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from devices.printer import slip
 from tests.ui.conftest import KioskRig, Screen
 
 #: What the default test card's front QR code says (wire-api-v1.md's test identity).
@@ -26,6 +35,32 @@ SHOWN_SIZE = """(screen) => {
   const img = document.querySelector(`main[data-screen='${screen}'] img.photo`);
   return img && img.complete && img.naturalWidth > 0 && [img.naturalWidth, img.naturalHeight];
 }"""
+OFFICE = json.loads(
+    (Path(__file__).parents[2] / "daemon/ui/web/data/office-demo.json").read_text("utf-8")
+)
+#: The demo procedure the payment tests file (fee 8 000 đ).
+PROCEDURE = next(p for p in OFFICE["procedures"] if p["id"] == "birth-extract-copy")
+
+
+def local_now() -> datetime:
+    """The kiosk's wall clock as the page stamps a receipt (local time, no zone)."""
+    return datetime.now(UTC).astimezone().replace(tzinfo=None)
+
+
+def paid_stamps(before: datetime, after: datetime) -> list[str]:
+    """Every whole second from ``before`` to just past ``after``, as a receipt's ``paidAt``."""
+    seconds = range(int((after - before).total_seconds()) + 2)
+    return [(before + timedelta(seconds=n)).isoformat() for n in seconds]
+
+
+def printed_as(receipt: dict[str, Any], fields: dict[str, Any], stamps: list[str]) -> bool:
+    """Whether the saved ``receipt`` is, pixel for pixel, the slip of ``fields`` at one of ``stamps``."""
+    printed = Image.open(io.BytesIO(receipt["png"])).convert("1").tobytes()
+    width = receipt["widthDots"]
+    return any(
+        slip.render_slip("receipt", {**fields, "paidAt": at}, width).tobytes() == printed
+        for at in stamps
+    )
 
 
 @dataclass
@@ -113,6 +148,31 @@ class Citizen:
         await self.screen.wait_screen("payment")
         for value in values:
             await self.sim("coinAcceptor", "insertCoin", {"value": value})
+
+    async def note(self, value: int, state: str) -> str:
+        """Feed a note and wait (10 s) until the screen lists it as ``state``; the line shown."""
+        await self.sim("cashAcceptor", "insertNote", {"value": value})
+        item = self.page.locator(f"#pay-notes li[data-value='{value}'][data-state='{state}']")
+        await item.last.wait_for(timeout=10_000)
+        return str(await item.last.inner_text())
+
+    async def receipt_fields(self, transaction_id: str, method: str) -> dict[str, Any]:
+        """On the done screen of a fee paid in full: what its receipt must say but ``paidAt``.
+
+        Asserts first that the page logged no error.
+        """
+        assert not [line for line in self.screen.console if line.startswith(("error", "pageerror"))]
+        code = (await self.page.inner_text("#dossier-code")).split(":")[-1].strip()
+        return {
+            "office": OFFICE["office"]["vi"],
+            "dossierCode": code,
+            "procedure": PROCEDURE["name"]["vi"],
+            "payerName": NAME,
+            "amountDue": PROCEDURE["fee"],
+            "amountPaid": PROCEDURE["fee"],
+            "transactionId": transaction_id,
+            "paymentMethod": method,
+        }
 
     async def paid_shows(self, text: str, timeout: float = 5.0) -> None:
         await self.page.wait_for_selector(f"#pay-paid:text-is('{text}')", timeout=timeout * 1000)

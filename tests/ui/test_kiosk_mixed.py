@@ -10,16 +10,10 @@ one ``depositEnded`` comes with what each device took, and the receipt says both
 from __future__ import annotations
 
 import asyncio
-import io
-from datetime import timedelta
 from typing import Any
 
-from PIL import Image
-
-from devices.printer import slip
-from tests.ui.citizen import NAME, Citizen
+from tests.ui.citizen import PROCEDURE, Citizen, local_now, paid_stamps, printed_as
 from tests.ui.conftest import KioskRig, Screen
-from tests.ui.test_kiosk_notes import OFFICE, PROCEDURE, _local_now, _note
 
 
 async def test_pays_one_fee_with_coins_and_a_note_and_the_receipt_says_both(
@@ -38,13 +32,13 @@ async def test_pays_one_fee_with_coins_and_a_note_and_the_receipt_says_both(
     ):
         await citizen.sim("coinAcceptor", "insertCoin", {"value": 2000})
         await citizen.paid_shows("2.000 đ", timeout=10)
-        assert await _note(citizen, 5000, "stacked") == "Tờ 5.000 đ: đã nhận"
+        assert await citizen.note(5000, "stacked") == "Tờ 5.000 đ: đã nhận"
         await citizen.paid_shows("7.000 đ")
         await screen.shot("mixed-paying")
-        before = _local_now().replace(microsecond=0)
+        before = local_now().replace(microsecond=0)
         await citizen.sim("coinAcceptor", "insertCoin", {"value": 1000})
         await screen.wait_screen("done", timeout=20)
-        after = _local_now()
+        after = local_now()
         receipt = (await asyncio.wait_for(slips.get(), 10)).payload
         await asyncio.wait_for(slips.get(), 10)  # the appointment slip
         ended: dict[str, Any] = {}
@@ -57,34 +51,10 @@ async def test_pays_one_fee_with_coins_and_a_note_and_the_receipt_says_both(
         {"deviceId": "coinAcceptor", "items": 2, "total": 3000},
         {"deviceId": "cashAcceptor", "items": 1, "total": 5000},
     ]
-    assert not [line for line in screen.console if line.startswith(("error", "pageerror"))]
-    code = (await screen.page.inner_text("#dossier-code")).split(":")[-1].strip()
-    fields: dict[str, Any] = {
-        "office": OFFICE["office"]["vi"],
-        "dossierCode": code,
-        "procedure": PROCEDURE["name"]["vi"],
-        "payerName": NAME,
-        "amountDue": fee,
-        "amountPaid": fee,
-        "transactionId": ended["transactionId"],
-        "paymentMethod": "Tiền xu và tiền giấy",
-    }
-    printed = Image.open(io.BytesIO(receipt["png"])).convert("1").tobytes()
-    width = receipt["widthDots"]
-    stamps = [
-        (before + timedelta(seconds=n)).isoformat()
-        for n in range(int((after - before).total_seconds()) + 2)
-    ]
-
-    def printed_as(changes: dict[str, Any]) -> bool:
-        return any(
-            slip.render_slip("receipt", {**fields, "paidAt": at, **changes}, width).tobytes()
-            == printed
-            for at in stamps
-        )
-
-    assert printed_as({}), stamps
-    assert not printed_as({"paymentMethod": "Tiền giấy"})
+    fields = await citizen.receipt_fields(ended["transactionId"], "Tiền xu và tiền giấy")
+    stamps = paid_stamps(before, after)
+    assert printed_as(receipt, fields, stamps), stamps
+    assert not printed_as(receipt, {**fields, "paymentMethod": "Tiền giấy"}, stamps)
     record = await world.device(
         "cashAcceptor", "depositStatus", {"transactionId": ended["transactionId"]}
     )
