@@ -70,6 +70,8 @@ class ChaosCounts:
     daemon_starts: int = 0
     sigkills: int = 0
     exits_after_commit: int = 0
+    #: Daemons found ended with another status (on their own) when the harness came to kill them.
+    other_exits: int = 0
     inserted: int = 0
     inserted_while_down: int = 0
     accepted_by_device: int = 0
@@ -299,6 +301,9 @@ coins = [{", ".join(map(str, COINS))}]
         elif self.daemon.returncode == 137:
             self.counts.exits_after_commit += 1
             self._mark(f"daemon {self.daemon.pid} had exited after a commit")
+        else:
+            self.counts.other_exits += 1
+            self._mark(f"daemon {self.daemon.pid} had exited with {self.daemon.returncode}")
         await self.daemon.wait()
         self.daemon = None
 

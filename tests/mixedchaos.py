@@ -51,7 +51,15 @@ COIN_SHARE = 0.5
 EAGER_P = 0.4
 #: Counts of the run (one daemon, one list of errors), not of the coin acceptor's account.
 RUN_COUNTS = frozenset(
-    ("iterations", "daemon_starts", "sigkills", "exits_after_commit", "unread_at_stop", "errors")
+    (
+        "iterations",
+        "daemon_starts",
+        "sigkills",
+        "exits_after_commit",
+        "other_exits",
+        "unread_at_stop",
+        "errors",
+    )
 )
 
 
