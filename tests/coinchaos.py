@@ -113,6 +113,22 @@ class ChaosCounts:
         return out
 
 
+def assert_accounts_agree(counts: ChaosCounts, summary: str) -> None:
+    """The device's, the ledger's and MQTT's accounts agree (the module's three), else AssertionError.
+
+    No credit doubled, invented or at a wrong value; no coin lost silently or beyond
+    what the lost events cover; every credit reported over MQTT at its value; every
+    coin the device accepted credited or counted lost.  ``summary`` is the message.
+    """
+    assert counts.doubled_or_invented == 0, summary
+    assert counts.wrong_values == 0, summary
+    assert counts.lost_silently == 0, summary
+    assert counts.unknown_losses == 0, summary
+    assert counts.missing_from_mqtt == 0, summary
+    assert counts.value_mismatches == 0, summary
+    assert counts.ledger_credits + counts.lost_coins == counts.accepted_by_device, summary
+
+
 @dataclass(frozen=True, slots=True)
 class Insertion:
     """One coin dropped into the device, for the post-mortem of a failing run.

@@ -12,7 +12,7 @@ import os
 import random
 from pathlib import Path
 
-from tests.coinchaos import run_chaos
+from tests.coinchaos import assert_accounts_agree, run_chaos
 from tests.conftest import Broker
 from tests.notechaos import NoteChaos, NoteChaosCounts
 
@@ -32,12 +32,9 @@ async def test_no_note_lost_or_doubled_across_kills(broker: Broker, tmp_path: Pa
     assert counts.kills_with_note_in_flight > 0, summary
     assert counts.accepted_by_device > 0, summary
     assert counts.returned_by_device > 0, summary
-    assert counts.doubled_or_invented == 0, summary
-    assert counts.wrong_values == 0, summary
-    assert counts.lost_silently == 0, summary
-    assert counts.reported_lost == counts.unknown_losses == 0, summary
-    assert counts.missing_from_mqtt == 0, summary
-    assert counts.value_mismatches == 0, summary
+    assert_accounts_agree(counts, summary)
+    # Notes wait in escrow, never in a buffer that overflows: none is lost at all.
+    assert counts.reported_lost == 0, summary
     assert counts.ledger_credits == counts.accepted_by_device, summary
     assert counts.unread_at_stop == 0, summary
     assert counts.errors == [], summary
