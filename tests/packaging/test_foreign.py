@@ -7,7 +7,7 @@ package is checked to hold only AArch64 code (binutils' ``readelf``) and exactly
 the lock's runtime pins for aarch64, then a clean arm64 root installs it from the
 signed repository with apt and runs, under qemu, what the package installed:
 ``kioskd --version``, ``kioskd provision``, ``kioskd check-config`` and
-``kioskd run --sim`` to READY=1.  About 10 minutes with the arm64 roots cached, 30
+``kioskd run --sim`` to READY=1.  About 10 minutes with the arm64 roots cached, 25
 without (docs/packaging.md, "Architectures").
 """
 
