@@ -44,8 +44,8 @@ it for every acceptor it configures): the ledger, the one active deposit and the
 lock that orders credits are the till's.  :meth:`~DepositService.start` on any
 member opens the board's deposit (in the ledger under that member's device id)
 and enables every member that can take money (one offline, blocked, in fraud or
-still reading its buffer stays inhibited until it can); every credit goes into that one transaction with
-the device that took it, into that device's cash box; ``end`` and
+still reading its buffer stays inhibited until it can); every credit goes into
+that one transaction with the device that took it, into that device's cash box; ``end`` and
 ``transactions`` on any member answer for it; the end is reported once, by the
 member that opened it.  A crash leaves the one transaction active: every member's
 buffered items are credited to it at the next start.  A member reads its buffer
