@@ -52,6 +52,9 @@ DEV = "coins"
 COINS = (1000, 2000, 5000)
 #: The emulated coin acceptor's module and options.
 COIN_DEVICE = ("devices.sim.coin_acceptor.cctalk_device", "--coins", ",".join(map(str, COINS)))
+#: An iteration ends its deposit with ``depositEnd`` (not a kill) at least this often, so
+#: a run of a few iterations still covers ended deposits (announced ends, their shares).
+ENDS_AT_LEAST_EVERY = 4
 #: A failing run's diagnostics show what the daemons did this long around each coin, in ms.
 DIAGNOSIS_WINDOW_MS = 2000
 #: The ledger's credits of one device (``?``): a credit names the device that took it, or
@@ -277,6 +280,8 @@ coins = [{", ".join(map(str, COINS))}]
         self._report_mismatches = 0
         #: Every ``depositEnded`` heard: (transactionId, the device it came from, its data).
         self.ended: list[tuple[str, str, dict[str, Any]]] = []
+        #: Iterations since a ``depositEnd`` was answered (see :data:`ENDS_AT_LEAST_EVERY`).
+        self._since_end = 0
 
     # -- daemon --------------------------------------------------------------------------------
 
@@ -456,14 +461,20 @@ coins = [{", ".join(map(str, COINS))}]
                 await self.kill()
         coins = self.rng.randint(1, 6)
         kill_after = self.rng.randint(0, coins) if self.rng.random() < 0.4 else None
+        # Ending is left to chance, but not for long: every run covers ended deposits.
+        must_end = self._since_end >= ENDS_AT_LEAST_EVERY - 1
+        if must_end:
+            kill_after = None
         for n in range(coins):
             if kill_after == n:
                 await self.kill()
             await self.insert(1, down=not self.alive())
+        self._since_end += 1
         if self.alive():
-            if self.rng.random() < 0.5:
+            if must_end or self.rng.random() < 0.5:
                 await asyncio.sleep(self.rng.uniform(0, 0.2))
-                await self.request("depositEnd", {"transactionId": started["transactionId"]})
+                if await self.request("depositEnd", {"transactionId": started["transactionId"]}):
+                    self._since_end = 0
             else:
                 await asyncio.sleep(self.rng.uniform(0, 0.15))
                 await self.kill()
@@ -569,6 +580,15 @@ coins = [{", ".join(map(str, COINS))}]
                 f" FROM {DEVICE_CREDITS} ORDER BY c.rowid",
                 (self.dev,),
             ).fetchall()
+            # What a credit nobody heard of was in, for the diagnostics.
+            where = {
+                (tx, idx): (state, orphan, opener, ts)
+                for tx, idx, state, orphan, opener, ts in conn.execute(
+                    "SELECT c.transaction_id, c.idx, t.state, t.orphan, t.device_id, c.ts_ms"
+                    f" FROM {DEVICE_CREDITS}",
+                    (self.dev,),
+                )
+            }
             lost, unknown = conn.execute(
                 "SELECT coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
                 " WHERE device_id = ?",
@@ -624,8 +644,23 @@ coins = [{", ".join(map(str, COINS))}]
             reported = self.reported.get((tx, idx))
             if reported is None:
                 self.counts.missing_from_mqtt += 1
+                self._diagnose_unheard(tx, idx, value, where[tx, idx])
             elif reported != value:
                 self.counts.value_mismatches += 1
+
+    def _diagnose_unheard(
+        self, tx: str, idx: int, value: int, where: tuple[str, int, str, int]
+    ) -> None:
+        """Explain a credit no event or status reported: its transaction, the daemons' life."""
+        state, orphan, opener, ts = where
+        self.counts.diagnostics.append(
+            f"credit {tx}#{idx} ({value}) at {ts} never reported: transaction {state},"
+            f" orphan {orphan}, opened on {opener}; its other items heard:"
+            f" {sorted(i for t, i in self.reported if t == tx)}"
+        )
+        self.counts.diagnostics.extend(
+            f"{at} {what}" for at, what in self.timeline if abs(at - ts) <= DIAGNOSIS_WINDOW_MS
+        )
 
     def _diagnose(
         self,
