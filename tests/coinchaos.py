@@ -280,6 +280,8 @@ coins = [{", ".join(map(str, COINS))}]
         self._report_mismatches = 0
         #: Every ``depositEnded`` heard: (transactionId, the device it came from, its data).
         self.ended: list[tuple[str, str, dict[str, Any]]] = []
+        #: Transactions whose settle (``depositEnd``) a daemon died before answering.
+        self._unanswered_settles: set[str] = set()
         #: Iterations since a ``depositEnd`` was answered (see :data:`ENDS_AT_LEAST_EVERY`).
         self._since_end = 0
 
@@ -362,19 +364,39 @@ coins = [{", ".join(map(str, COINS))}]
             return False
 
     async def reconcile(self) -> bool:
-        """After a start: read the unsettled transactions (reported) and settle them."""
+        """After a start: read the unsettled transactions (reported) and settle them.
+
+        As a kiosk UI does: a settle a daemon died before answering is sent again
+        (a transaction settled already is answered unchanged), and each answer's
+        items are read, for an item may have come in after the status was read.
+        """
+        for tx_id in sorted(self._unanswered_settles):
+            if not await self._settle(tx_id):
+                return False
         reply = await self.request("depositStatus", {})
         if reply is None:
             return False
         for tx in reply["transactions"]:
-            for coin in tx["coins"]:
-                self._report((tx["transactionId"], coin["index"]), coin["value"], "status")
-            if tx["state"] == "unknown":
-                ended = await self.request("depositEnd", {"transactionId": tx["transactionId"]})
-                if ended is None:
-                    return False
-                self.counts.settled += 1
+            self._report_items(tx)
+            if tx["state"] == "unknown" and not await self._settle(tx["transactionId"]):
+                return False
         return True
+
+    async def _settle(self, tx_id: str) -> bool:
+        """``depositEnd`` an ``unknown`` transaction; False if no answer came (the daemon died)."""
+        self._unanswered_settles.add(tx_id)
+        ended = await self.request("depositEnd", {"transactionId": tx_id})
+        if ended is None:
+            return False
+        self._unanswered_settles.discard(tx_id)
+        self._report_items(ended)
+        self.counts.settled += 1
+        return True
+
+    def _report_items(self, tx: dict[str, Any]) -> None:
+        """Report the items of a transaction as a command's answer gave them."""
+        for coin in tx["coins"]:
+            self._report((tx["transactionId"], coin["index"]), coin["value"], "status")
 
     async def request(self, command: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """A device command's result; None when the daemon died (or failed) meanwhile."""
@@ -617,7 +639,8 @@ coins = [{", ".join(map(str, COINS))}]
         wrong: list[tuple[int, int]] = []
         fed = [i for i in self.insertions if i.accepted]
         self.counts.credited_to_later_deposit = 0
-        for counter, value, _tx, _idx, started_ms in rows:
+        later: list[tuple[Insertion, str, int]] = []
+        for counter, value, tx, _idx, started_ms in rows:
             match = next((j for j in range(pos, len(accepted)) if accepted[j][0] == counter), None)
             if match is None:
                 invented.append((counter, value))
@@ -626,8 +649,14 @@ coins = [{", ".join(map(str, COINS))}]
             if accepted[match][1] != value:
                 wrong.append((counter, value))
             coin = fed[match] if match < len(fed) else None
-            if coin is not None and coin.down and started_ms is not None:
-                self.counts.credited_to_later_deposit += started_ms > coin.at_ms
+            if (
+                coin is not None
+                and coin.down
+                and started_ms is not None
+                and started_ms > coin.at_ms
+            ):
+                self.counts.credited_to_later_deposit += 1
+                later.append((coin, tx, started_ms))
             pos = match + 1
         skipped += range(pos, len(accepted))
         self.counts.doubled_or_invented = len(invented)
@@ -638,6 +667,13 @@ coins = [{", ".join(map(str, COINS))}]
         self.counts.diagnostics = []
         if self.counts.lost_silently or invented or wrong:
             self._diagnose(accepted, skipped, invented + wrong, lost_rows, last_counter)
+        for coin, tx, started in later:
+            self.counts.diagnostics.append(f"fed while down, credited to {tx} of {started}: {coin}")
+            self.counts.diagnostics.extend(
+                f"{at} {what}"
+                for at, what in self.timeline
+                if abs(at - coin.at_ms) <= DIAGNOSIS_WINDOW_MS
+            )
         self.counts.missing_from_mqtt = 0
         self.counts.value_mismatches = self._report_mismatches
         for _counter, value, tx, idx, _started in rows:

@@ -367,10 +367,12 @@ class DepositService:
         it buffered before this start: it stays inhibited, and its items go to the
         transaction the crash left open (the one this acceptor opened, else the
         board's latest: a deposit across several acceptors), else to an orphan,
-        never to a deposit another member opened meanwhile.
+        never to a deposit another member opened meanwhile.  The ledger keeps that
+        choice until the reading ends: a run that dies before then leaves it to
+        the next (a deposit opened in that run never had this acceptor enabled).
 
         Raises:
-            LedgerError: the ledger cannot be opened or read.
+            LedgerError: the ledger cannot be opened, read or written.
 
         """
         if self._open:
@@ -396,6 +398,7 @@ class DepositService:
             try:
                 records = await till.ledger.call(Ledger.open_transactions, self.device_id)
                 box = await till.ledger.call(Ledger.cash_box, self.device_id)
+                recovery_id = await self._catch_up_target(till.ledger)
             except BaseException:
                 if till.users == 0:
                     runner, till.ledger = till.ledger, None
@@ -403,15 +406,32 @@ class DepositService:
                 raise
             till.users += 1
             self._open = True
-        own = [tx_id for tx_id, device in till.recovered if device == self.device_id]
-        board = [tx_id for tx_id, _ in till.recovered]
-        recovered = own or board
-        self._recovery_id = recovered[-1] if recovered else None
+        self._recovery_id = recovery_id
         self._announce_pending = True
         self._catching_up = True
         self._set_box(box)
         unsettled = sum(r.state is TransactionState.UNKNOWN for r in records)
         self._show(replace(self._status, unsettled=unsettled))
+
+    async def _catch_up_target(self, ledger: LedgerRunner) -> str | None:
+        """Choose (and record) where the items buffered before this start go; None: an orphan.
+
+        The transaction the crash left open that this acceptor opened, else the
+        board's latest.  But when the last run died while still reading this
+        acceptor's buffer, that run never enabled it: what is buffered now is what
+        that run was reading for, never a deposit it opened meanwhile.
+        """
+        unfinished = await ledger.call(Ledger.unfinished_catch_up, self.device_id)
+        if unfinished is not None:
+            (target,) = unfinished
+        else:
+            recovered = self._till.recovered
+            own = [tx_id for tx_id, device in recovered if device == self.device_id]
+            board = [tx_id for tx_id, _ in recovered]
+            latest = own or board
+            target = latest[-1] if latest else None
+        await ledger.call(Ledger.begin_catch_up, self.device_id, target, now_ms())
+        return target
 
     async def hardware_ready(self) -> None:
         """The acceptor answers (again): set its inhibit; the first time, end crash recovery.
@@ -428,7 +448,9 @@ class DepositService:
 
         """
         self._fraud = False
-        self._catching_up = False
+        if self._catching_up:
+            await self._require_ledger().call(Ledger.end_catch_up, self.device_id)
+            self._catching_up = False
         await self.sync_inhibit(force=True)
         if self._announce_pending:
             self._announce_pending = False

@@ -283,6 +283,46 @@ async def test_a_buffered_coin_read_after_a_new_deposit_started_on_notes_is_not_
         await again.aclose()
 
 
+async def test_a_run_that_dies_reading_the_buffer_leaves_the_rest_to_the_same_deposit(
+    tmp_path: Path,
+) -> None:
+    """The coin acceptor's reading of its buffer is cut short by a second crash.
+
+    The first run dies in a citizen's deposit; coins go in while it is down.  The
+    second starts the next citizen's deposit on the validator while the coin
+    acceptor reads its buffer, credits one coin to the crashed deposit, and dies.
+    The third finds the second's deposit left open too (the board's latest), but
+    the coins it reads are the first citizen's: the second run never enabled the
+    coin acceptor.  Found by the mixed chaos test (seed 637720198).
+    """
+    first = await open_board(tmp_path)
+    crashed = await first.coin.start("VND", None, 60_000, "kiosk-ui")
+    await first.coin.credit(5000, event_counter=1)
+    await first.aclose()
+
+    second = await open_board(tmp_path, ready=False)
+    await second.note.hardware_ready()
+    new = await second.note.start("VND", None, 60_000, "kiosk-ui")
+    await second.coin.credit(2000, event_counter=2)
+    assert second.coins.credits[-1].record.transaction_id == crashed.id
+    await second.aclose()  # as a crash: the coin acceptor never came ready
+
+    third = await open_board(tmp_path, ready=False)
+    try:
+        await third.coin.credit(1000, event_counter=3)
+        assert third.coins.credits[-1].record.transaction_id == crashed.id
+        assert read_ledger(tmp_path, crashed.id).total == 8000
+        assert read_ledger(tmp_path, new.id).total == 0
+        await third.coin.hardware_ready()
+    finally:
+        await third.aclose()
+    ledger = Ledger.open(tmp_path / LEDGER_FILE)
+    try:
+        assert ledger.unfinished_catch_up("coin") is None, "the reading ended"
+    finally:
+        ledger.close()
+
+
 async def test_a_buffered_coin_with_no_crashed_deposit_is_an_orphan_not_the_new_deposits(
     tmp_path: Path,
 ) -> None:

@@ -8,10 +8,11 @@ that code read back from it (``golden/make_ledger_5a393cf.py`` made both).
 That file is schema version 2.  ``golden/ledger-1592b5a.sqlite3`` is schema
 version 3, as the ledger of commit 1592b5a made it: the version 2 file upgraded,
 with a note validator's deposit and an orphan note added
-(``golden/make_ledger_1592b5a.py``).  Opening either upgrades it to version 4:
+(``golden/make_ledger_1592b5a.py``).  Opening either upgrades it to version 5:
 version 3 dropped the acceptors' counters' bound of 255 (an SSP validator's
 stacked count is 32-bit), version 4 adds ``credits.device_id`` (the acceptor
-that took a credit; NULL in every old row, read as the transaction's device).
+that took a credit; NULL in every old row, read as the transaction's device),
+version 5 the ``catch_ups`` table (empty).
 Every row stays as it was, and every reader returns what the old code read,
 each credit now naming its acceptor (the transaction's).
 """
@@ -111,10 +112,21 @@ def schema(path: Path) -> tuple[int, list[tuple[str, str, str]]]:
     return version, [(kind, name, sql.replace(f'"{name}"', name)) for kind, name, sql in objects]
 
 
-def upgraded(old: tuple[int, list[tuple[str, str, str]]]) -> tuple[int, list[tuple[str, str, str]]]:
-    """A version 2 or 3 schema as version 4 makes it.
+#: Version 5's table: an acceptor's unfinished reading of what it buffered before a start.
+CATCH_UPS = (
+    "table",
+    "catch_ups",
+    "CREATE TABLE catch_ups (\n    device_id TEXT PRIMARY KEY,\n"
+    "    transaction_id TEXT REFERENCES transactions (id),\n"
+    "    since_ms INTEGER NOT NULL\n) STRICT",
+)
 
-    From 2: the counters' bound of 255 dropped; from 2 and 3: the credits' device column.
+
+def upgraded(old: tuple[int, list[tuple[str, str, str]]]) -> tuple[int, list[tuple[str, str, str]]]:
+    """A version 2 or 3 schema as version 5 makes it.
+
+    From 2: the counters' bound of 255 dropped; from 2 and 3: the credits' device column
+    (version 4) and the ``catch_ups`` table (version 5).
     """
     version, objects = old
     assert version in (2, 3), "the golden files are versions 2 and 3"
@@ -122,7 +134,7 @@ def upgraded(old: tuple[int, list[tuple[str, str, str]]]) -> tuple[int, list[tup
     assert sum(bounded in sql for _, _, sql in objects) == (1 if version == 2 else 0)
     last_credit_column = "CHECK (overpayment IN (0, 1)),"
     assert sum(last_credit_column in sql for _, _, sql in objects) == 1
-    return SCHEMA_VERSION, [
+    changed = [
         (
             kind,
             name,
@@ -132,6 +144,7 @@ def upgraded(old: tuple[int, list[tuple[str, str, str]]]) -> tuple[int, list[tup
         )
         for kind, name, sql in objects
     ]
+    return SCHEMA_VERSION, sorted([*changed, CATCH_UPS], key=lambda o: (o[0], o[1]))
 
 
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -145,8 +158,9 @@ def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def rows_upgraded(old: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
-    """An old file's rows after the upgrade: each credit gains a NULL device."""
-    return {t: [(*r, None) for r in v] if t == "credits" else v for t, v in old.items()}
+    """An old file's rows after the upgrade: each credit gains a NULL device; no catch-up."""
+    rows = {t: [(*r, None) for r in v] if t == "credits" else v for t, v in old.items()}
+    return {**rows, "catch_ups": []}
 
 
 def copy(tmp_path: Path, written: Path = WRITTEN) -> Path:

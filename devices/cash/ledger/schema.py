@@ -19,8 +19,9 @@ LEDGER_FILE = "ledger.sqlite3"
 #: 1: no lost events nor counters; 2: an acceptor's counter up to 255 (ccTalk's ring);
 #: 3: any counter from 0 (an SSP validator's stacked count is 32-bit); 4: a credit names
 #: the acceptor that took it (``credits.device_id``; NULL: the transaction's device), so one
-#: deposit takes money from several acceptors of the board.
-SCHEMA_VERSION = 4
+#: deposit takes money from several acceptors of the board; 5: an acceptor's reading of what
+#: it buffered before a start, while unfinished (``catch_ups``), survives a crash.
+SCHEMA_VERSION = 5
 #: How long a write waits for another process (``kioskd ledger collect``) to commit, in s.
 BUSY_TIMEOUT_S = 5.0
 
@@ -74,6 +75,11 @@ CREATE TABLE IF NOT EXISTS acceptor_counters (
     device_id TEXT PRIMARY KEY,
     counter INTEGER NOT NULL CHECK (counter >= 0),
     ts_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS catch_ups (
+    device_id TEXT PRIMARY KEY,
+    transaction_id TEXT REFERENCES transactions (id),
+    since_ms INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS lost_events (
     id INTEGER PRIMARY KEY,

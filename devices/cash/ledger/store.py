@@ -285,6 +285,51 @@ class Ledger:
         with self._write() as conn:
             _store_counter(conn, device_id, counter, at_ms)
 
+    def begin_catch_up(self, device_id: str, transaction_id: str | None, at_ms: int) -> None:
+        """Record that the acceptor reads what it buffered before this start, for whom; commit.
+
+        ``transaction_id`` is the ``unknown`` transaction those items go to (None:
+        an orphan).  Kept until :meth:`end_catch_up`: a run that dies before then
+        leaves it for the next, whose reading continues it (:meth:`unfinished_catch_up`).
+
+        Raises:
+            LedgerError: SQLite failed (or no such transaction).
+
+        """
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO catch_ups (device_id, transaction_id, since_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET transaction_id = excluded.transaction_id,"
+                " since_ms = excluded.since_ms",
+                (device_id, transaction_id, at_ms),
+            )
+
+    def end_catch_up(self, device_id: str) -> None:
+        """The acceptor has read everything it buffered before this start; commit.
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._write() as conn:
+            conn.execute("DELETE FROM catch_ups WHERE device_id = ?", (device_id,))
+
+    def unfinished_catch_up(self, device_id: str) -> tuple[str | None] | None:
+        """The target of a catch-up an earlier run began and never finished, else None.
+
+        Returns a 1-tuple: the transaction id that run credited its acceptor's buffered
+        items to, or None (an orphan).
+
+        Raises:
+            LedgerError: SQLite failed.
+
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT transaction_id FROM catch_ups WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            return None if row is None else (row[0],)
+
     def credit_orphan(
         self,
         device_id: str,
