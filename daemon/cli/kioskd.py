@@ -143,10 +143,12 @@ def _announce(config: Config, broker: BrokerInfo, ui: tuple[str, str] | None) ->
     notes = next((d.id for d in config.devices if d.device_class == "cashAcceptor"), None)
     if notes is not None:
         lines += [
+            # Two replies (ack, then the completion once paid): mosquitto_rr stops at the first.
             (
-                f"    mosquitto_rr -V 5 -p {port} -i ui1 -t "
+                f"    mosquitto_sub -V 5 -p {port} -t kiosk/v1/{board}/reply/ui1/3 -C 2 -v & "
+                f"sleep 0.3; mosquitto_pub -V 5 -p {port} -i ui1 -t "
                 f"kiosk/v1/{board}/req/ui1/dev/{notes}/cmd/depositStart "
-                f"-e kiosk/v1/{board}/reply/ui1/3 -D PUBLISH content-type "
+                f"-D PUBLISH response-topic kiosk/v1/{board}/reply/ui1/3 -D PUBLISH content-type "
                 'application/json -m \'{"requestId":"r4","currency":"VND","amountDue":30000}\''
             ),
             (
