@@ -20,6 +20,7 @@ from pathlib import Path
 
 from daemon.broker import broker_config, free_port
 from devices.registry import resolve
+from tests.processes import stop
 
 REPO = Path(__file__).resolve().parent.parent
 ANNOUNCE = re.compile(r"mqtt://127\.0\.0\.1:(\d+)")
@@ -111,12 +112,7 @@ def broker(*, websockets: bool = False) -> Iterator[Broker]:
                 _wait_port(ws_port, proc)
             yield Broker(port, proc, ws_port)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 5)
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:

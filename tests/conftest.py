@@ -20,6 +20,7 @@ from daemon.app import App
 from daemon.broker import broker_config, free_port
 from daemon.config import Config, sim_config
 from tests.pcsc_stack import _pcsc_stack_for_pcsc_drivers, pcscd  # noqa: F401 - fixtures
+from tests.processes import stop
 from tests.uiclient import UiClient, connect
 
 # python-escpos logs through the root logger's module functions (``logging.info``),
@@ -58,12 +59,7 @@ class Broker:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc, 5)
             self.proc = None
 
 

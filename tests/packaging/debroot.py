@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop
+
 MIRROR = "http://deb.debian.org/debian"
 #: kioskd's Debian dependencies, preinstalled so each test's apt run is short.
 BASE_PACKAGES = (
@@ -210,12 +212,7 @@ def running(root: DebRoot, script: str) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30)
 
 
 @dataclass(frozen=True)
