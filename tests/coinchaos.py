@@ -596,21 +596,15 @@ coins = [{", ".join(map(str, COINS))}]
         self.counts.returned_by_device = len(stats["returned"])
         conn = sqlite3.connect(self.tmp / "state" / LEDGER_FILE)
         try:
+            # Each credit, its transaction's start (NULL for an orphan), and for the
+            # diagnostics of a credit nobody heard of: its transaction's state and opener.
             rows = conn.execute(
                 "SELECT c.event_counter, c.value, c.transaction_id, c.idx,"
-                " CASE WHEN t.orphan THEN NULL ELSE t.started_ms END"
+                " CASE WHEN t.orphan THEN NULL ELSE t.started_ms END,"
+                " t.state, t.orphan, t.device_id, c.ts_ms"
                 f" FROM {DEVICE_CREDITS} ORDER BY c.rowid",
                 (self.dev,),
             ).fetchall()
-            # What a credit nobody heard of was in, for the diagnostics.
-            where = {
-                (tx, idx): (state, orphan, opener, ts)
-                for tx, idx, state, orphan, opener, ts in conn.execute(
-                    "SELECT c.transaction_id, c.idx, t.state, t.orphan, t.device_id, c.ts_ms"
-                    f" FROM {DEVICE_CREDITS}",
-                    (self.dev,),
-                )
-            }
             lost, unknown = conn.execute(
                 "SELECT coalesce(sum(count), 0), count(*) - count(count) FROM lost_events"
                 " WHERE device_id = ?",
@@ -640,7 +634,7 @@ coins = [{", ".join(map(str, COINS))}]
         fed = [i for i in self.insertions if i.accepted]
         self.counts.credited_to_later_deposit = 0
         later: list[tuple[Insertion, str, int]] = []
-        for counter, value, tx, _idx, started_ms in rows:
+        for counter, value, tx, _idx, started_ms, *_where in rows:
             match = next((j for j in range(pos, len(accepted)) if accepted[j][0] == counter), None)
             if match is None:
                 invented.append((counter, value))
@@ -669,34 +663,30 @@ coins = [{", ".join(map(str, COINS))}]
             self._diagnose(accepted, skipped, invented + wrong, lost_rows, last_counter)
         for coin, tx, started in later:
             self.counts.diagnostics.append(f"fed while down, credited to {tx} of {started}: {coin}")
-            self.counts.diagnostics.extend(
-                f"{at} {what}"
-                for at, what in self.timeline
-                if abs(at - coin.at_ms) <= DIAGNOSIS_WINDOW_MS
-            )
+            self.counts.diagnostics.extend(self._timeline_near(coin.at_ms))
         self.counts.missing_from_mqtt = 0
         self.counts.value_mismatches = self._report_mismatches
-        for _counter, value, tx, idx, _started in rows:
+        for _counter, value, tx, idx, _started, state, orphan, opener, ts in rows:
             reported = self.reported.get((tx, idx))
             if reported is None:
                 self.counts.missing_from_mqtt += 1
-                self._diagnose_unheard(tx, idx, value, where[tx, idx])
+                # A credit no event or status reported: its transaction, the daemons' life.
+                self.counts.diagnostics.append(
+                    f"credit {tx}#{idx} ({value}) at {ts} never reported: transaction {state},"
+                    f" orphan {orphan}, opened on {opener}; its other items heard:"
+                    f" {sorted(i for t, i in self.reported if t == tx)}"
+                )
+                self.counts.diagnostics.extend(self._timeline_near(ts))
             elif reported != value:
                 self.counts.value_mismatches += 1
 
-    def _diagnose_unheard(
-        self, tx: str, idx: int, value: int, where: tuple[str, int, str, int]
-    ) -> None:
-        """Explain a credit no event or status reported: its transaction, the daemons' life."""
-        state, orphan, opener, ts = where
-        self.counts.diagnostics.append(
-            f"credit {tx}#{idx} ({value}) at {ts} never reported: transaction {state},"
-            f" orphan {orphan}, opened on {opener}; its other items heard:"
-            f" {sorted(i for t, i in self.reported if t == tx)}"
-        )
-        self.counts.diagnostics.extend(
-            f"{at} {what}" for at, what in self.timeline if abs(at - ts) <= DIAGNOSIS_WINDOW_MS
-        )
+    def _timeline_near(self, *moments: int) -> list[str]:
+        """What the harness saw the daemons do within the diagnosis window of any of ``moments``."""
+        return [
+            f"{at} {what}"
+            for at, what in self.timeline
+            if any(abs(at - moment) <= DIAGNOSIS_WINDOW_MS for moment in moments)
+        ]
 
     def _diagnose(
         self,
@@ -719,11 +709,7 @@ coins = [{", ".join(map(str, COINS))}]
         out.extend(f"credit not on the device as such: {pair}" for pair in invented)
         out.extend(f"lost event row: {row}" for row in lost_rows)
         # What the daemons did around those coins (the reported losses are among them).
-        out.extend(
-            f"{at} {what}"
-            for at, what in self.timeline
-            if any(abs(at - moment) <= DIAGNOSIS_WINDOW_MS for moment in moments)
-        )
+        out.extend(self._timeline_near(*moments))
 
 
 def _now_ms() -> int:
