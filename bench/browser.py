@@ -14,6 +14,10 @@ until the whole picture has arrived:
 - **bridgeRelay**: a ``websockets`` client in this process through the bridge (what
   the relay adds to TCP, without a browser);
 - **bridge**: Chromium, through ``kioskd ui``'s ``/mqtt`` bridge;
+- **browserFloor**: Chromium receiving the same number of bytes as one binary
+  websocket message from a ``websockets`` server in this process (TCP_NODELAY), no
+  MQTT and no broker: what the browser's own websocket costs, the floor of any
+  browser path;
 - **mosquittoWs**: Chromium, through mosquitto's own websockets listener (the
   path the UI used before; a few samples only, each takes seconds).
 
@@ -42,6 +46,7 @@ from typing import Any
 import aiomqtt
 from playwright.async_api import Page, async_playwright
 from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -65,6 +70,21 @@ _OPEN = """async ({name, url}) => {
   if (code !== 0) throw new Error(`CONNACK ${code}`);
   await client.subscribe(`bench/picture/reply/${name}`);
   window.__mq[name] = client;
+}"""
+_FLOOR = """async ({url, count, warmup}) => {
+  const ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+  const samples = [];
+  for (let i = 0; i < warmup + count; i++) {
+    const t0 = performance.now();
+    const got = new Promise((resolve) => { ws.onmessage = (ev) => resolve(ev.data.byteLength); });
+    ws.send("picture");
+    const bytes = await got;
+    if (i >= warmup) samples.push({ ms: performance.now() - t0, bytes });
+  }
+  ws.close();
+  return samples;
 }"""
 _ONE = """async (name) => {
   const client = window.__mq[name];
@@ -191,6 +211,30 @@ async def _relay(url: str, count: int, warmup: int) -> list[float]:
     return samples
 
 
+async def _floor(page: Page, count: int, warmup: int) -> list[float]:
+    """The picture's bytes to Chromium as one websocket message, asked for by the page.
+
+    Raises:
+        RuntimeError: a message arrived with another size.
+
+    """
+    picture = bytes(PICTURE_BYTES)
+
+    async def answer(ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        async for _ in ws:
+            await ws.send(picture)
+
+    async with serve(answer, "127.0.0.1", 0, compression=None, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/"
+        got = await page.evaluate(_FLOOR, {"url": url, "count": count, "warmup": warmup})
+    if any(sample["bytes"] != PICTURE_BYTES for sample in got):
+        raise RuntimeError("browserFloor: a message arrived with another size")
+    return [sample["ms"] / 1000 for sample in got]
+
+
 async def _page(page: Page, name: str, url: str, count: int, warmup: int) -> list[float]:
     await page.evaluate(_OPEN, {"name": name, "url": url})
     samples: list[float] = []
@@ -207,7 +251,7 @@ async def measure(count: int, slow_count: int) -> dict[str, Any]:
     """Each path's samples summarised (Stats dicts, ms), all in one run.
 
     Keys: tcp, mqttjsTcp and mqttjsTcpNodelay (or ``mqttjsMissing``, the reason),
-    bridgeRelay, bridge, mosquittoWs; ``bytes``: the picture's size.
+    bridgeRelay, bridge, browserFloor, mosquittoWs; ``bytes``: the picture's size.
     """
     with (
         procs.broker(websockets=True) as broker,
@@ -241,6 +285,7 @@ async def measure(count: int, slow_count: int) -> dict[str, Any]:
                 raw |= {
                     "bridgeRelay": await _relay(bridge_url, count, 3),
                     "bridge": await _page(page, "bridge", bridge_url, count, 3),
+                    "browserFloor": await _floor(page, count, 3),
                     "mosquittoWs": await _page(
                         page, "mosquittoWs", f"ws://127.0.0.1:{broker.ws_port}", slow_count, 1
                     ),
@@ -268,7 +313,7 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(measure(args.count, args.slow_count))
     print(f"{PICTURE_BYTES} B picture, request until fully received (ms)")
-    for name in ("tcp", *TCP_BASELINES, "bridgeRelay", "bridge", "mosquittoWs"):
+    for name in ("tcp", *TCP_BASELINES, "bridgeRelay", "bridge", "browserFloor", "mosquittoWs"):
         if s := result.get(name):
             print(f"  {name:<16} n={s['n']:<3} p50={s['p50']:>9.1f} p99={s['p99']:>9.1f}")
     if "mqttjsMissing" in result:
@@ -279,6 +324,8 @@ def main() -> None:
         if name in result:
             ratio = result["bridge"]["p50"] / result[name]["p50"]
             print(f"  bridge (Chromium) p50 / {name} p50 = {ratio:.2f}x")
+    ratio = result["bridge"]["p50"] / result["browserFloor"]["p50"]
+    print(f"  bridge (Chromium) p50 / browserFloor p50 = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

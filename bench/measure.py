@@ -390,8 +390,8 @@ async def run_all(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]
         results |= await startup(plan, setup, xdg)
         progress("(d) production: real drivers, no hardware, no simulator: RSS, idle CPU")
         results["production"] = await footprint.production(plan.settle_s, plan.idle_s)
-    progress("(g) slip render, and printing through the escpos driver")
-    results["slip"] = await slip.measure(min(plan.count, 200))
+    progress("(g) slip render; printing and cutting through the escpos driver alone")
+    results["slip"] = await slip.measure(min(plan.count, 200), plan.count, plan.warmup)
     progress(
         "(i) a 272 KB picture: TCP (aiomqtt, MQTT.js in Node), the UI server's bridge, Chromium,"
         " mosquitto's websockets"

@@ -19,6 +19,9 @@ PICTURE_TCP_CLIENTS = (
     ("mqttjsTcpNodelay", "MQTT.js TCP_NODELAY"),
     ("tcp", "Python aiomqtt TCP"),
 )
+#: Chromium's own websocket (one message of the picture's size, no MQTT): the floor
+#: under any browser path, results key and label.
+PICTURE_BROWSER_FLOOR = ("browserFloor", "Chromium websocket alone")
 #: Idle CPU of the daemon with every real driver polling (its wire simulators; and in
 #: production, the hardware absent, every driver retrying), % of a core.
 IDLE_CPU_PCT = 1.0
@@ -95,6 +98,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
         )
         for label, counts in fsync_counts(results)
     )
+    found.extend(_device_overhead_targets(results))
     if "production" in results:
         prod = results["production"]
         found.append(Target("production daemon RSS", prod["rssMiB"], RSS_MIB, "MiB"))
@@ -128,6 +132,38 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return found
 
 
+def device_overheads(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Daemon round trips with their device's own I/O measured alone in the same run.
+
+    ``(label, round trip stats, device stats)``: ``printer/cut`` and the same cut
+    through the escpos driver and its simulator without the daemon (``bench.slip``).
+    """
+    device = results.get("slip", {}).get("cut")
+    if device is None:
+        return []
+    return [
+        (label, stats, device) for label, stats in round_trips(results) if label == "printer/cut"
+    ]
+
+
+def _device_overhead_targets(results: dict[str, Any]) -> list[Target]:
+    """Issue 19: a side-effect command's overhead beyond its device I/O within 1.5x the echo.
+
+    The overhead's p99 is taken as the round trip's p99 less the device's p50: the
+    device's own spread is charged to the daemon, so this never flatters it.
+    """
+    floor_p99 = results["floor"]["p99"]
+    return [
+        Target(
+            f"{label} overhead beyond its device I/O p99 / floor p99",
+            round((stats["p99"] - device["p50"]) / floor_p99, 2),
+            RTT_FLOOR_FACTOR,
+            "x",
+        )
+        for label, stats, device in device_overheads(results)
+    ]
+
+
 def _picture_targets(pic: dict[str, Any]) -> list[Target]:
     """The relay over aiomqtt's TCP, and Chromium over each TCP client measured in the run."""
     found = [
@@ -145,7 +181,7 @@ def _picture_targets(pic: dict[str, Any]) -> list[Target]:
             PICTURE_TCP_FACTOR,
             "x",
         )
-        for key, label in PICTURE_TCP_CLIENTS
+        for key, label in (*PICTURE_TCP_CLIENTS, PICTURE_BROWSER_FLOOR)
         if key in pic
     )
     return found
@@ -190,6 +226,12 @@ def _slip_lines(slip: dict[str, Any] | None, by_name: dict[str, Target]) -> list
         f"      printSlip through the escpos driver to its simulator: p50 {stats['p50']:.1f} ms, "
         f"p99 {stats['p99']:.1f} ms ({stats['n']} slips)"
     )
+    if "cut" in slip:
+        stats = slip["cut"]
+        lines.append(
+            f"      cut through the escpos driver to its simulator: p50 {stats['p50']:.2f} ms, "
+            f"p99 {stats['p99']:.2f} ms, CPU {stats['cpuMsMean']:.2f} ms/cut ({stats['n']} cuts)"
+        )
     return lines
 
 
@@ -276,10 +318,11 @@ def _issue19_picture_rows(
         "mqttjsTcp": "MQTT.js in Node, TCP (the issue's baseline)",
         "mqttjsTcpNodelay": "MQTT.js in Node, TCP_NODELAY",
         "tcp": "Python aiomqtt, TCP_NODELAY",
+        "browserFloor": "Chromium's websocket, one message, no MQTT",
     }
     if "mqttjsMissing" in pic:
         rows.append((f"{size} / MQTT.js TCP", now, pic["mqttjsMissing"], None))
-    for key, label in PICTURE_TCP_CLIENTS:
+    for key, label in (*PICTURE_TCP_CLIENTS, PICTURE_BROWSER_FLOOR):
         if key in pic:
             rows.append(
                 (
@@ -344,6 +387,20 @@ def _issue19_lines(results: dict[str, Any], by_name: dict[str, Target]) -> list[
                     found,
                 )
             )
+    for label, stats, device in device_overheads(results):
+        target = by_name[f"{label} overhead beyond its device I/O p99 / floor p99"]
+        baseline = (
+            f"p99 {stats['p99']:.2f} - device alone p50 {device['p50']:.2f} ms; "
+            f"echo p99 {results['floor']['p99']:.2f} ms"
+        )
+        rows.append(
+            (
+                f"{label} beyond its device I/O, p99 / echo p99",
+                f"{target.value:.2f}x",
+                baseline,
+                target,
+            )
+        )
     for label, counts in fsync_counts(results):
         if "error" in counts:
             now, detail = "not counted", counts["error"]
@@ -388,6 +445,7 @@ def _picture_lines(picture: dict[str, Any] | None, by_name: dict[str, Target]) -
         ("mqttjsTcpNodelay", "TCP, MQTT.js in Node (setNoDelay)"),
         ("bridgeRelay", "UI server's /mqtt bridge, websockets client"),
         ("bridge", "UI server's /mqtt bridge, Chromium"),
+        ("browserFloor", "Chromium's websocket alone (one message, no MQTT)"),
         ("mosquittoWs", "mosquitto's websockets listener, Chromium"),
     )
     lines = ["", f"  (i) a {kib:.0f} KB picture, request until received (ms): p50, p99 (n)"]
@@ -403,7 +461,7 @@ def _picture_lines(picture: dict[str, Any] | None, by_name: dict[str, Target]) -
         lines.append(text)
     if "mqttjsMissing" in picture:
         lines.append(f"      MQTT.js in Node: not measured ({picture['mqttjsMissing']})")
-    for key, label in PICTURE_TCP_CLIENTS:
+    for key, label in (*PICTURE_TCP_CLIENTS, PICTURE_BROWSER_FLOOR):
         if key in picture:
             found = by_name[f"picture via bridge (Chromium) p50 / {label} p50"]
             lines.append(

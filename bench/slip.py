@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from devices.base import CommandContext, DeviceState, Message
+from devices.base import CommandContext, DeviceState, Message, NoParams
 from devices.printer import slip
 from devices.printer.escpos import EscposPrinter, EscposSettings
 from devices.printer.protocol import PrintSlipParams
@@ -78,7 +80,9 @@ def render_times(width: int, count: int) -> dict[str, Any]:
     return asdict(Stats.of(samples)) | {"cpuMsMean": cpu_ms}
 
 
-async def print_times(count: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _printer() -> AsyncIterator[EscposPrinter]:
+    """The real ``escpos`` driver, online, on its wire simulator (loopback TCP, this loop)."""
     from devices.base import DeviceEnv  # noqa: PLC0415 - keeps the module's imports short
 
     with tempfile.TemporaryDirectory(prefix="kioskd-bench-slip-") as tmp:
@@ -93,29 +97,62 @@ async def print_times(count: int) -> dict[str, Any]:
         task = asyncio.create_task(supervise(device))
         try:
             await asyncio.wait_for(host.online.wait(), 10)
-            params = PrintSlipParams(template="appointment", fields=FIELDS)
-            loop = asyncio.get_running_loop()
-            samples = []
-            for i in range(WARMUP + count):
-                ctx = CommandContext(f"b{i}", "bench", loop.time() + 30, lambda _n, _d: None)
-                t0 = time.perf_counter()
-                await device.execute("printSlip", params, ctx)
-                if i >= WARMUP:
-                    samples.append(time.perf_counter() - t0)
+            yield device
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await device.aclose()
             await sim.aclose()
-    return asdict(Stats.of(samples))
 
 
-async def measure(count: int) -> dict[str, Any]:
-    """Render times at 384 and 576 dots, and print times through the driver (ms stats)."""
+async def _execute_times(
+    device: EscposPrinter, command: str, params: Message, count: int, warmup: int
+) -> dict[str, Any]:
+    """``device.execute(command)`` ``count`` times after ``warmup``: ms stats and CPU per call.
+
+    ``execute`` is what the daemon's request lifecycle runs for a command (the
+    readiness check, with its status read, then the command).
+    """
+    loop = asyncio.get_running_loop()
+    samples = []
+    cpu0 = 0.0
+    for i in range(warmup + count):
+        if i == warmup:
+            cpu0 = time.process_time()
+        ctx = CommandContext(f"b{i}", "bench", loop.time() + 30, lambda _n, _d: None)
+        t0 = time.perf_counter()
+        await device.execute(command, params, ctx)
+        if i >= warmup:
+            samples.append(time.perf_counter() - t0)
+    cpu_ms = round((time.process_time() - cpu0) * 1000 / count, 3)
+    return asdict(Stats.of(samples)) | {"cpuMsMean": cpu_ms}
+
+
+async def print_times(count: int) -> dict[str, Any]:
+    """``printSlip`` of the appointment slip through the driver to its simulator."""
+    async with _printer() as device:
+        params = PrintSlipParams(template="appointment", fields=FIELDS)
+        return await _execute_times(device, "printSlip", params, count, WARMUP)
+
+
+async def cut_times(count: int, warmup: int) -> dict[str, Any]:
+    """``cut`` through the driver to its simulator: the device I/O of the daemon's cut.
+
+    The same driver, simulator and settings as ``printer/cut`` in the daemon
+    round trips, with no daemon around them: what a cut costs before the
+    request lifecycle, the idempotency record and MQTT add theirs.
+    """
+    async with _printer() as device:
+        return await _execute_times(device, "cut", NoParams(), count, warmup)
+
+
+async def measure(count: int, cuts: int, warmup: int) -> dict[str, Any]:
+    """Render times at 384 and 576 dots; print and cut times through the driver (ms stats)."""
     return {
         "render384": render_times(384, count),
         "render576": render_times(576, count),
         "print576": await print_times(max(10, count // 5)),
+        "cut": await cut_times(cuts, warmup),
     }
 
 
@@ -123,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.slip", description=__doc__)
     parser.add_argument("--count", type=int, default=100, help="timed slips per measurement")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.count)), indent=2))
+    print(json.dumps(asyncio.run(measure(args.count, args.count, WARMUP)), indent=2))
 
 
 if __name__ == "__main__":

@@ -420,6 +420,10 @@ class DepositService:
         board's latest.  But when the last run died while still reading this
         acceptor's buffer, that run never enabled it: what is buffered now is what
         that run was reading for, never a deposit it opened meanwhile.
+
+        Raises:
+            LedgerError: the unfinished reading cannot be read or the new one recorded.
+
         """
         unfinished = await ledger.call(Ledger.unfinished_catch_up, self.device_id)
         if unfinished is not None:
