@@ -2,9 +2,12 @@
 
 :class:`ScannerDriver` keeps the device attached: it opens it, marks it
 ``online``, hands every frame to :mod:`devices.scanner.frames`, and when the
-device vanishes marks it ``offline`` and retries every ``reconnect_ms`` until
-it is back, so a replugged scanner is ``online`` again well within two
-seconds without waiting for the supervisor's backoff.  A line that keeps
+device vanishes marks it ``offline`` and looks for it again after
+``reconnect_ms``, then ever less often (the wait doubles, jittered, up to
+:data:`RECONNECT_MAX_S`) until it is back: a glitch costs ``reconnect_ms``, a
+replugged scanner is ``online`` again well within two seconds without waiting
+for the supervisor's backoff, and a board without its scanner does not spend
+its idle CPU looking for it ten times a second.  A line that keeps
 delivering undecodable frames (noise) turns the device ``hardwareError``
 until it has been quiet for ``noise_window_ms``.
 
@@ -25,11 +28,15 @@ import msgspec
 
 from devices.base import DeviceEnv, DeviceHost, DeviceState
 from devices.errors import Offline
+from devices.runtime.backoff import Backoff
 
 from .frames import Code, NoiseMonitor, Rejected, TextFormat
 from .protocol import Scanner
 
 log = logging.getLogger(__name__)
+
+#: The longest wait between two looks for a missing scanner, seconds.
+RECONNECT_MAX_S = 1.0
 
 
 class ScannerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -44,7 +51,9 @@ class ScannerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
             code: it is removed and gives ``symbology``.
         encoding: how the code's bytes become text; strict, so an invalid byte
             rejects the frame (``invalidEncoding``).
-        reconnect_ms: how often a missing device is looked for, in ms.
+        reconnect_ms: the first wait before a missing device is looked for again,
+            in ms; each further miss doubles the ceiling of the jittered wait,
+            up to :data:`RECONNECT_MAX_S` (or ``reconnect_ms`` if larger).
         noise_frames: rejected frames within ``noise_window_ms`` that make the
             device ``hardwareError`` (a wrong baud rate or a damaged cable).
         noise_window_ms: the window of ``noise_frames``, and the quiet time after
@@ -93,6 +102,10 @@ class ScannerDriver(Scanner[ScannerSettingsT_co]):
         self.text_format = settings.text_format
         self._noise = NoiseMonitor(settings.noise_frames, settings.noise_window_ms / 1000)
         self._quiet_timer: asyncio.TimerHandle | None = None
+        first_s = settings.reconnect_ms / 1000
+        self._reconnect = Backoff(
+            first_s=first_s, max_s=max(first_s, RECONNECT_MAX_S), floor_s=first_s
+        )
 
     async def run(self) -> None:
         """Serve the device; while it is missing, stay ``offline`` and look again.
@@ -112,7 +125,7 @@ class ScannerDriver(Scanner[ScannerSettingsT_co]):
             finally:
                 self._cancel_quiet_timer()
                 self._noise.clear()
-            await asyncio.sleep(self.settings.reconnect_ms / 1000)
+            await asyncio.sleep(self._reconnect.failed())
 
     @abc.abstractmethod
     async def serve(self) -> None:
@@ -126,6 +139,7 @@ class ScannerDriver(Scanner[ScannerSettingsT_co]):
     def opened(self) -> None:
         """Called by :meth:`serve` once the device is open and reading."""
         log.info("%s online", self.id)
+        self._reconnect.up()
         self.set_condition(DeviceState.ONLINE)
 
     def deliver(self, item: Code | Rejected) -> None:

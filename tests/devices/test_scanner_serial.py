@@ -7,6 +7,9 @@ simulator's (garbage, noise, unplug) or raw bytes written by the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,13 @@ import msgspec
 import pytest
 
 from daemon.config import Config
+from devices.base import DeviceState
+from devices.scanner.driver import RECONNECT_MAX_S, ScannerDriver
 from devices.scanner.frames import TERMINATORS
 from devices.sim.scanner.serial import SerialScannerSimulator
 from tests.conftest import Broker, RunningDaemon, make_config, run_daemon
 from tests.contract.support import acked, events, failed, ok, start, state
+from tests.support import RecordingHost, build
 from tests.uiclient import Request, UiClient
 
 DEV = "scanner"
@@ -174,7 +180,7 @@ async def test_unplug_goes_offline_and_replug_is_online_within_two_seconds(ui: U
     failed(await ui.call(f"{ui.root}/sim/{DEV}/scan", {"text": "x"}), "deviceNotReady")
     # The rest of the daemon is unaffected.
     ok(await ui.device("lights", "set", {"position": "scanner", "mode": "on"}))
-    await asyncio.sleep(1.5)  # unplugged for a while: retries must not have backed off
+    await asyncio.sleep(1.5)  # unplugged for a while: the looks have backed off to 1 s
     loop = asyncio.get_running_loop()
     replugged = loop.time()
     await ui.sim(DEV, "fault", {"kind": "clear"})
@@ -197,3 +203,42 @@ async def test_noise_is_a_hardware_error_until_the_line_is_quiet(ui: UiClient) -
     read = await reading(ui)
     await ui.sim(DEV, "scan", {"text": "HS-after-noise", "symbology": "code128"})
     assert ok(await read.completion(2)) == {"text": "HS-after-noise", "symbology": "code128"}
+
+
+async def test_a_missing_port_is_looked_for_ever_less_often_and_found_within_a_second(
+    tmp_path: Path,
+) -> None:
+    host = RecordingHost()
+    link = tmp_path / "ttyScanner"
+    device = build("scanner", "serial", tmp_path, host, port=str(link), reconnect_ms=100)
+    assert isinstance(device, ScannerDriver)
+    looks: list[float] = []
+    serve = device.serve
+    loop = asyncio.get_running_loop()
+
+    async def counted() -> None:
+        looks.append(loop.time())
+        await serve()
+
+    device.serve = counted  # type: ignore[method-assign]
+    controller, line = os.openpty()
+    task = asyncio.create_task(device.run())
+    try:
+        await asyncio.sleep(3.0)
+        # A fixed 100 ms wait looked 30 times; the doubling ceiling (1 s) about 8.
+        assert 4 <= len(looks) <= 15, len(looks)
+        gaps = [b - a for a, b in itertools.pairwise(looks)]
+        assert gaps[0] < 0.2  # a glitch costs reconnect_ms
+        assert max(gaps) < RECONNECT_MAX_S + 0.2
+        assert device.state is DeviceState.OFFLINE
+        link.symlink_to(os.ttyname(line))  # plugged in
+        plugged = loop.time()
+        await host.wait_for(lambda: device.state is DeviceState.ONLINE, 3)
+        assert loop.time() - plugged < RECONNECT_MAX_S + 0.5
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await device.aclose()
+        os.close(controller)
+        os.close(line)
