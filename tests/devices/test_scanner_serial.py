@@ -224,12 +224,13 @@ async def test_a_missing_port_is_looked_for_ever_less_often_and_found_within_a_s
     controller, line = os.openpty()
     task = asyncio.create_task(device.run())
     try:
-        await asyncio.sleep(3.0)
-        # A fixed 100 ms wait looked 30 times; the doubling ceiling (1 s) about 8.
-        assert 4 <= len(looks) <= 15, len(looks)
+        await asyncio.sleep(2.0)
+        # A fixed 100 ms wait looks 20 times; the doubling ceiling (up to 1 s) about 6,
+        # and at least 4 (waits of 0.1, 0.2, 0.4 s at most before the fourth look).
+        assert 4 <= len(looks) <= 12, len(looks)
         gaps = [b - a for a, b in itertools.pairwise(looks)]
-        assert gaps[0] < 0.2  # a glitch costs reconnect_ms
-        assert max(gaps) < RECONNECT_MAX_S + 0.2
+        assert gaps[0] < 0.5  # a glitch costs reconnect_ms, not the longest wait
+        assert max(gaps) < RECONNECT_MAX_S + 0.5
         assert device.state is DeviceState.OFFLINE
         link.symlink_to(os.ttyname(line))  # plugged in
         plugged = loop.time()
