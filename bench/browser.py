@@ -320,12 +320,10 @@ def main() -> None:
         print(f"  mqttjs: not measured ({result['mqttjsMissing']})")
     tcp = result["tcp"]["p50"]
     print(f"  bridgeRelay p50 / tcp p50 = {result['bridgeRelay']['p50'] / tcp:.2f}x")
-    for name in ("tcp", *TCP_BASELINES):
+    for name in ("tcp", *TCP_BASELINES, "browserFloor"):
         if name in result:
             ratio = result["bridge"]["p50"] / result[name]["p50"]
             print(f"  bridge (Chromium) p50 / {name} p50 = {ratio:.2f}x")
-    ratio = result["bridge"]["p50"] / result["browserFloor"]["p50"]
-    print(f"  bridge (Chromium) p50 / browserFloor p50 = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,10 @@ def device_overheads(results: dict[str, Any]) -> list[tuple[str, dict[str, Any],
     ]
 
 
+def _overhead_target_name(label: str) -> str:
+    return f"{label} overhead beyond its device I/O p99 / floor p99"
+
+
 def _device_overhead_targets(results: dict[str, Any]) -> list[Target]:
     """Issue 19: a side-effect command's overhead beyond its device I/O within 1.5x the echo.
 
@@ -155,7 +159,7 @@ def _device_overhead_targets(results: dict[str, Any]) -> list[Target]:
     floor_p99 = results["floor"]["p99"]
     return [
         Target(
-            f"{label} overhead beyond its device I/O p99 / floor p99",
+            _overhead_target_name(label),
             round((stats["p99"] - device["p50"]) / floor_p99, 2),
             RTT_FLOOR_FACTOR,
             "x",
@@ -388,7 +392,7 @@ def _issue19_lines(results: dict[str, Any], by_name: dict[str, Target]) -> list[
                 )
             )
     for label, stats, device in device_overheads(results):
-        target = by_name[f"{label} overhead beyond its device I/O p99 / floor p99"]
+        target = by_name[_overhead_target_name(label)]
         baseline = (
             f"p99 {stats['p99']:.2f} - device alone p50 {device['p50']:.2f} ms; "
             f"echo p99 {results['floor']['p99']:.2f} ms"
